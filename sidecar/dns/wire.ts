@@ -1,0 +1,226 @@
+/**
+ * The fast wire reader for client queries: header, question and the OPT
+ * record, nothing else. No I/O and no dns-packet on this path (DESIGN §4).
+ */
+import {
+  CLASSIC_UDP_SIZE,
+  Flags,
+  HEADER_LENGTH,
+  OPCODE_QUERY,
+  RCode,
+  RRType,
+} from './constants.ts';
+
+/** What the reader learned from a well-formed query. */
+export interface ParsedQuery {
+  /** Message ID chosen by the client. */
+  readonly id: number;
+  /** The 16-bit flags word as received (opcode and rcode bits included). */
+  readonly flags: number;
+  /**
+   * Query name in lower case without the trailing dot; the root is ''.
+   * Bytes outside printable ASCII, dots and backslashes inside a label are
+   * written in presentation format (`\046`, `\\`).
+   */
+  readonly qname: string;
+  /** Query type (RFC 1035 TYPE). */
+  readonly qtype: number;
+  /** Query class (RFC 1035 CLASS). */
+  readonly qclass: number;
+  /** Offset just after the question section: [12, questionEnd) is the question. */
+  readonly questionEnd: number;
+  /** Whether the query carried an OPT record (RFC 6891). */
+  readonly edns: boolean;
+  /** The client's advertised UDP payload size; 0 without EDNS. */
+  readonly ednsUdpSize: number;
+  /** The DNSSEC OK bit of the OPT record (RFC 3225); false without EDNS. */
+  readonly dnssecOk: boolean;
+}
+
+/** A query the reader could not accept, with the answer it deserves. */
+export interface Rejected {
+  /** FORMERR, NOTIMP or BADVERS: answer with this code; -1: send nothing. */
+  readonly rcode: number;
+  /** Why, for logs and tests. */
+  readonly why: string;
+  /** Offset after the question if it was readable, else 0 (the reply then echoes no question). */
+  readonly questionEnd: number;
+}
+
+/** The result of {@link readQuery}: exactly one of `query` or `rejected` is set. */
+export type ReadResult =
+  | { readonly query: ParsedQuery; readonly rejected: undefined }
+  | { readonly query: undefined; readonly rejected: Rejected };
+
+const DROP = -1;
+
+function reject(rcode: number, why: string, questionEnd = 0): ReadResult {
+  return { query: undefined, rejected: { rcode, why, questionEnd } };
+}
+
+/** The largest wire length of a name (RFC 1035 §3.1). */
+const MAX_NAME_WIRE = 255;
+
+/**
+ * Reads a name that may not use compression, starting at `offset`.
+ * Returns the presentation string (lower case, no trailing dot) and the
+ * offset after it, or a string describing why the name is malformed.
+ */
+export function readPlainName(buf: Buffer, offset: number): { name: string; end: number } | string {
+  let pos = offset;
+  let name = '';
+  for (;;) {
+    if (pos >= buf.length) return 'name runs past the end of the message';
+    const len = buf[pos]!;
+    if (len === 0) {
+      pos += 1;
+      break;
+    }
+    if (len > 63) return (len & 0xc0) === 0xc0 ? 'compression pointer in question name' : 'bad label type';
+    const start = pos + 1;
+    const end = start + len;
+    if (end > buf.length) return 'label runs past the end of the message';
+    if (end - offset + 1 > MAX_NAME_WIRE) return 'name longer than 255 bytes';
+    if (name.length > 0) name += '.';
+    name += labelText(buf, start, end);
+    pos = end;
+  }
+  return { name, end: pos };
+}
+
+/** Presentation text of one label, lower-cased, escaping what DNS presentation format escapes. */
+function labelText(buf: Buffer, start: number, end: number): string {
+  let plain = true;
+  let upper = false;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) {
+      plain = false;
+      break;
+    }
+    if (c >= 0x41 && c <= 0x5a) upper = true;
+  }
+  if (plain) {
+    const text = buf.toString('latin1', start, end);
+    return upper ? text.toLowerCase() : text;
+  }
+  let out = '';
+  for (let i = start; i < end; i++) {
+    let c = buf[i]!;
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c === 0x2e || c === 0x5c) out += '\\' + String.fromCharCode(c);
+    else if (c <= 0x20 || c >= 0x7f) out += '\\' + String(c).padStart(3, '0');
+    else out += String.fromCharCode(c);
+  }
+  return out;
+}
+
+/**
+ * Skips a name that may use compression and returns the offset after it, or
+ * -1 when it runs past the end. Pointers are not followed: only the bytes the
+ * name occupies at `offset` matter for skipping.
+ */
+export function skipName(buf: Buffer, offset: number): number {
+  let pos = offset;
+  for (let guard = 0; guard < 128; guard++) {
+    if (pos >= buf.length) return -1;
+    const len = buf[pos]!;
+    if (len === 0) return pos + 1;
+    if ((len & 0xc0) === 0xc0) return pos + 2 <= buf.length ? pos + 2 : -1;
+    if (len > 63) return -1;
+    pos += 1 + len;
+  }
+  return -1;
+}
+
+/**
+ * Reads a client query: the header, the single question and, when present,
+ * the OPT record of the additional section.
+ *
+ * - fewer than 12 bytes, or QR set (a response): dropped (rcode -1);
+ * - opcode other than QUERY: NOTIMP (RFC 1035 §4.1.1);
+ * - QDCOUNT other than 1, a malformed question, malformed or repeated OPT
+ *   records: FORMERR (RFC 6891 §6.1.1);
+ * - EDNS version above 0: BADVERS (RFC 6891 §6.1.3).
+ */
+export function readQuery(buf: Buffer): ReadResult {
+  if (buf.length < HEADER_LENGTH) return reject(DROP, 'message shorter than a DNS header');
+  const flags = buf.readUInt16BE(2);
+  if (flags & Flags.QR) return reject(DROP, 'QR set: a response, not a query');
+  const opcode = (flags >>> 11) & 0x0f;
+  if (opcode !== OPCODE_QUERY) return reject(RCode.NOTIMP, `opcode ${opcode} not implemented`);
+  const qdcount = buf.readUInt16BE(4);
+  if (qdcount !== 1) return reject(RCode.FORMERR, `QDCOUNT is ${qdcount}, expected 1`);
+  const name = readPlainName(buf, HEADER_LENGTH);
+  if (typeof name === 'string') return reject(RCode.FORMERR, name);
+  const questionEnd = name.end + 4;
+  if (questionEnd > buf.length) return reject(RCode.FORMERR, 'question runs past the end of the message');
+  const qtype = buf.readUInt16BE(name.end);
+  const qclass = buf.readUInt16BE(name.end + 2);
+
+  const ancount = buf.readUInt16BE(6);
+  const nscount = buf.readUInt16BE(8);
+  const arcount = buf.readUInt16BE(10);
+  let edns = false;
+  let ednsUdpSize = 0;
+  let dnssecOk = false;
+  if (ancount + nscount + arcount > 0) {
+    let pos = questionEnd;
+    const total = ancount + nscount + arcount;
+    for (let i = 0; i < total; i++) {
+      const nameStart = pos;
+      pos = skipName(buf, pos);
+      if (pos < 0 || pos + 10 > buf.length) return reject(RCode.FORMERR, `record ${i + 1} runs past the end of the message`, questionEnd);
+      const type = buf.readUInt16BE(pos);
+      const rdlength = buf.readUInt16BE(pos + 8);
+      const rdataEnd = pos + 10 + rdlength;
+      if (rdataEnd > buf.length) return reject(RCode.FORMERR, `record ${i + 1} data runs past the end of the message`, questionEnd);
+      if (type === RRType.OPT) {
+        if (i < ancount + nscount) return reject(RCode.FORMERR, 'OPT record outside the additional section', questionEnd);
+        if (edns) return reject(RCode.FORMERR, 'more than one OPT record', questionEnd);
+        if (buf[nameStart] !== 0) return reject(RCode.FORMERR, 'OPT record owner is not the root', questionEnd);
+        edns = true;
+        ednsUdpSize = buf.readUInt16BE(pos + 2);
+        const version = buf[pos + 5]!;
+        dnssecOk = (buf[pos + 6]! & 0x80) !== 0;
+        if (version !== 0) return reject(RCode.BADVERS, `EDNS version ${version} not supported`, questionEnd);
+        // Options must tile the rdata exactly (RFC 6891 §6.1.2).
+        let opt = pos + 10;
+        while (opt < rdataEnd) {
+          if (opt + 4 > rdataEnd) return reject(RCode.FORMERR, 'truncated EDNS option', questionEnd);
+          opt += 4 + buf.readUInt16BE(opt + 2);
+        }
+        if (opt !== rdataEnd) return reject(RCode.FORMERR, 'EDNS option runs past the OPT record', questionEnd);
+      }
+      pos = rdataEnd;
+    }
+  }
+  return {
+    query: { id: buf.readUInt16BE(0), flags, qname: name.name, qtype, qclass, questionEnd, edns, ednsUdpSize, dnssecOk },
+    rejected: undefined,
+  };
+}
+
+/**
+ * The largest UDP reply this client accepts: its EDNS size (never below 512),
+ * or 512 without EDNS (RFC 1035 §2.3.4, RFC 6891 §6.2.5).
+ */
+export function clientUdpLimit(q: ParsedQuery): number {
+  return q.edns ? Math.max(CLASSIC_UDP_SIZE, q.ednsUdpSize) : CLASSIC_UDP_SIZE;
+}
+
+/** Whether `name` equals `zone` or lies below it; both in the sidecar's name form. */
+export function inZone(name: string, zone: string): boolean {
+  if (zone === '') return true;
+  if (name.length === zone.length) return name === zone;
+  return name.length > zone.length && name.endsWith(zone) && name.charCodeAt(name.length - zone.length - 1) === 0x2e;
+}
+
+/**
+ * Normalizes a name typed by a person or written in config: lower case, no
+ * trailing dot; the root ('.') becomes ''.
+ */
+export function normalizeName(name: string): string {
+  const lower = name.trim().toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}

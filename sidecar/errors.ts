@@ -1,0 +1,76 @@
+/**
+ * SidecarError: the one error type the sidecar throws on purpose.
+ *
+ * Every error carries a stable `code` from a closed set (logs, metrics and
+ * tests key on it) and a message saying what was being done to what, with the
+ * low-level error as `cause`.
+ */
+
+/** The closed set of stable error codes. */
+export const ErrorCodes = {
+  /** Configuration or policy failed validation. */
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  /** A file could not be read. */
+  CONFIG_READ: 'CONFIG_READ',
+  /** An upstream or the cluster DNS is one of the sidecar's own listen addresses. */
+  CONFIG_LOOP: 'CONFIG_LOOP',
+  /** A listener could not bind. */
+  LISTEN_FAILED: 'LISTEN_FAILED',
+  /** An upstream did not answer within its deadline. */
+  UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
+  /** The connection to an upstream was refused, reset or closed early. */
+  UPSTREAM_CONNECT: 'UPSTREAM_CONNECT',
+  /** An upstream sent a reply that is not a valid answer to the query. */
+  UPSTREAM_BAD_REPLY: 'UPSTREAM_BAD_REPLY',
+  /** TLS handshake or certificate verification failed. */
+  UPSTREAM_TLS: 'UPSTREAM_TLS',
+  /** An HTTP-level failure talking to a DoH upstream (status, content type). */
+  UPSTREAM_HTTP: 'UPSTREAM_HTTP',
+  /** The exchange was aborted by the caller. */
+  UPSTREAM_ABORTED: 'UPSTREAM_ABORTED',
+  /** Every upstream of a group failed. */
+  UPSTREAM_GROUP_FAILED: 'UPSTREAM_GROUP_FAILED',
+  /** A limit (in-flight queries, connections) was reached. */
+  OVERLOADED: 'OVERLOADED',
+  /** A query came back to the sidecar that sent it. */
+  FORWARDING_LOOP: 'FORWARDING_LOOP',
+  /** An upstream was closed and can no longer be used. */
+  CLOSED: 'CLOSED',
+  /** An invariant was broken: a bug. */
+  INTERNAL: 'INTERNAL',
+} as const;
+
+/** One of {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** An error with a stable code and the low-level error as its cause. */
+export class SidecarError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SidecarError';
+    this.code = code;
+  }
+}
+
+/** The stable code of any thrown value: its own if it is a SidecarError, else INTERNAL. */
+export function errorCode(err: unknown): ErrorCode {
+  return err instanceof SidecarError ? err.code : ErrorCodes.INTERNAL;
+}
+
+/** A one-line description of an error and its causes, for logs. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    if (cur instanceof Error) {
+      parts.push(cur.message);
+      cur = cur.cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return parts.join(': ');
+}

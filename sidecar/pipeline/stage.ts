@@ -1,0 +1,84 @@
+/**
+ * The pipeline contracts: a query's context, a stage's outcome, and the
+ * stage itself (DESIGN §3). Stages are onion layers: a stage answers itself
+ * or calls `next(ctx)` and may look at what comes back.
+ */
+import type { ExtendedError } from '../dns/reply.ts';
+import type { ParsedQuery } from '../dns/wire.ts';
+
+/** The transport a query arrived on. */
+export type Proto = 'udp' | 'tcp';
+
+/** Where an answer came from; metrics, logs and dashboards key on it. */
+export type Source = 'policy' | 'cache' | 'upstream' | 'local';
+
+/** What the policy decided for a query. */
+export interface Decision {
+  /** allow, deny or log (log = allow and write a query log line). */
+  readonly action: 'allow' | 'deny' | 'log';
+  /** The deciding rule's name, `default` for the default action, `platform:<name>` for platform rules. */
+  readonly rule: string;
+  /** Whether this query must be written to the query log whatever the log level. */
+  readonly log: boolean;
+}
+
+/** Everything a stage knows about one client query. Never mutated by stages. */
+export interface QueryContext {
+  /** The client's message as received; stages must not modify it. */
+  readonly wire: Buffer;
+  /** Header, question and EDNS facts read from `wire`. */
+  readonly query: ParsedQuery;
+  /** udp or tcp. */
+  readonly proto: Proto;
+  /** Aborted when the client is gone or the sidecar shuts down. */
+  readonly signal: AbortSignal;
+  /** `performance.now()` when the query arrived, in milliseconds. */
+  readonly startedAt: number;
+  /**
+   * Set by the policy stage for the stages after it (and read back by the
+   * metrics and log stage); undefined when policy is off.
+   */
+  decision?: Decision;
+  /** True for queries the sidecar makes itself (e.g. chasing a split-zone CNAME). */
+  readonly internal: boolean;
+}
+
+/** The answer a stage produced, with its provenance. */
+export interface Outcome {
+  /** reply: send `body`; drop: send nothing. */
+  readonly kind: 'reply' | 'drop';
+  /**
+   * The reply body: a complete DNS message with the client's ID and no OPT
+   * record (the listener adds it). Owned by the receiver: whoever gets an
+   * Outcome may modify or keep its body. Empty for `drop`.
+   */
+  readonly body: Buffer;
+  /** The full rcode of the reply (may exceed 15 for extended codes). */
+  readonly rcode: number;
+  /** Who answered. */
+  readonly source: Source;
+  /** Short reason: rule name, zone, upstream address, error code. */
+  readonly reason: string;
+  /** Extended DNS Error to attach when the client speaks EDNS. */
+  readonly ede?: ExtendedError;
+  /** The upstream that answered, when one did. */
+  readonly upstream?: string;
+  /** True when the answer is stale (served from an expired cache entry, RFC 8767). */
+  readonly stale?: boolean;
+}
+
+/** Calls the rest of the pipeline. */
+export type Next = (ctx: QueryContext) => Promise<Outcome>;
+
+/** One pipeline stage. */
+export interface Stage {
+  /** Stable name, as in the order list. */
+  readonly name: string;
+  /** Answers the query or delegates to `next`. May throw; the composer turns that into SERVFAIL. */
+  handle(ctx: QueryContext, next: Next): Promise<Outcome>;
+}
+
+/** An outcome that sends nothing. */
+export function dropOutcome(source: Source, reason: string): Outcome {
+  return { kind: 'drop', body: Buffer.alloc(0), rcode: -1, source, reason };
+}
