@@ -1,0 +1,129 @@
+/**
+ * The sidecar's platform configuration, declared once: the TypeScript type,
+ * the JSON Schema (for `--config FILE` and editors) and the command-line
+ * flags all come from {@link SidecarConfigSchema}. The injector writes sidecar
+ * flags from the same table ({@link SIDECAR_FLAGS}), so a flag it writes is a
+ * flag the sidecar accepts (a test checks it).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+const HostPort = (description: string) =>
+  Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$', description });
+
+const Millis = (description: string, def: number, min = 1) =>
+  Type.Integer({ minimum: min, maximum: 600_000, default: def, description });
+
+/** The cache's limits and TTL clamps. */
+export const CacheConfigSchema = Type.Object(
+  {
+    maxEntries: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 10_000, description: 'Most entries kept (0 switches the cache off).' }),
+    maxBytes: Type.Integer({ minimum: 0, maximum: 4_294_967_296, default: 16 * 1024 * 1024, description: 'Most bytes of stored replies kept, stale entries included.' }),
+    minTtl: Type.Integer({ minimum: 0, maximum: 86_400, default: 0, description: 'Seconds: a positive answer is kept at least this long.' }),
+    maxTtl: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400, description: 'Seconds: a positive answer is kept at most this long.' }),
+    negativeMaxTtl: Type.Integer({ minimum: 0, maximum: 86_400, default: 3_600, description: 'Seconds: cap on NXDOMAIN/NODATA caching (RFC 2308).' }),
+    clusterNegativeMaxTtl: Type.Integer({ minimum: 0, maximum: 3_600, default: 5, description: 'Seconds: cap on negative caching in the cluster zone, so a new Service appears quickly.' }),
+  },
+  { additionalProperties: false, default: {}, 'x-flag-prefix': 'cache-' },
+);
+
+/** Listener limits (RFC 7766 for TCP). */
+export const ListenerConfigSchema = Type.Object(
+  {
+    tcpIdleTimeoutMs: Millis('Milliseconds a TCP connection may stay idle before the sidecar closes it.', 10_000),
+    tcpMaxConnections: Type.Integer({ minimum: 1, maximum: 100_000, default: 256, description: 'Most TCP connections open at once; more are closed at accept.' }),
+    tcpMaxPipelined: Type.Integer({ minimum: 1, maximum: 10_000, default: 128, description: 'Most queries in flight on one TCP connection; more are answered SERVFAIL.' }),
+    maxInflight: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 4_096, description: 'Most client queries in flight in the sidecar; past it UDP queries are dropped and TCP queries answered SERVFAIL.' }),
+  },
+  { additionalProperties: false, default: {}, 'x-flag-prefix': '' },
+);
+
+/** Upstream timing. */
+export const UpstreamTimingSchema = Type.Object(
+  {
+    attemptTimeoutMs: Millis('Milliseconds one upstream gets to answer before the next is tried.', 1_500),
+    deadlineMs: Millis('Milliseconds a group gets for the whole query, all attempts; stays under the 5 s a client resolver waits.', 4_000),
+  },
+  { additionalProperties: false, default: {}, 'x-flag-prefix': 'upstream-' },
+);
+
+/** The sidecar's platform configuration (flags, or `--config FILE`). */
+export const SidecarConfigSchema = Type.Object(
+  {
+    listen: Type.Array(HostPort('ADDR:PORT to serve DNS on, UDP and TCP. IPv6 in brackets.'), { minItems: 1, default: ['127.0.0.1:53'] }),
+    tenant: Type.String({ minLength: 1, maxLength: 63, default: 'default', description: 'The tenant this sidecar serves (set by the injector); in logs and metrics.' }),
+    pod: Type.String({ default: '', description: 'The pod name, for logs (the injector sets it from the downward API).' }),
+    namespace: Type.String({ default: '', description: 'The pod namespace, for logs.' }),
+    policy: Type.Optional(Type.String({ minLength: 1, description: "Path of the tenant's DNSPolicy YAML; watched and hot-reloaded." })),
+    platformPolicy: Type.Optional(Type.String({ minLength: 1, description: "Path of the platform's DNSPolicy YAML, evaluated before the tenant's." })),
+    podLabels: Type.Optional(Type.String({ minLength: 1, description: "Path of the pod's labels (downward API format key=\"value\" per line), for rule podSelectors." })),
+    clusterDomain: Type.String({ minLength: 1, default: 'cluster.local', description: 'The cluster domain, sent to the cluster DNS.' }),
+    clusterReverseZones: Type.Array(Type.String({ minLength: 1 }), { default: ['in-addr.arpa', 'ip6.arpa'], description: 'Reverse zones sent to the cluster DNS.' }),
+    clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns. Without it, cluster-zone names are answered NXDOMAIN locally.')),
+    upstream: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), { default: [], description: 'Default upstreams, tried in order. Empty: the non-loopback nameservers of /etc/resolv.conf.' }),
+    resolvConf: Type.String({ default: '/etc/resolv.conf', description: 'File read for default upstreams when none are given.' }),
+    cache: CacheConfigSchema,
+    listener: ListenerConfigSchema,
+    upstreamTiming: UpstreamTimingSchema,
+  },
+  { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/sidecar-config.json', title: 'tenant-dns sidecar configuration' },
+);
+
+/** The sidecar's configuration after defaults, frozen. */
+export type SidecarConfig = Static<typeof SidecarConfigSchema>;
+
+/** How one config field is spelled on the command line. */
+export interface FlagSpec {
+  /** Dotted path of the field in {@link SidecarConfig}. */
+  readonly field: string;
+  /** The long flag, e.g. `--cluster-dns`. */
+  readonly flag: string;
+  /** The placeholder shown in help. */
+  readonly arg: string;
+  /** Whether the flag may be given several times (array fields). */
+  readonly repeatable: boolean;
+  /** Integer fields are parsed as numbers. */
+  readonly integer: boolean;
+}
+
+/** The value of a schema's `description`, for help text. */
+export function describe(schema: TSchema): string {
+  return (schema as { description?: string }).description ?? '';
+}
+
+function flagName(leaf: string, prefix: string): string {
+  return '--' + prefix + leaf.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+function buildFlags(): FlagSpec[] {
+  const out: FlagSpec[] = [];
+  const walk = (schema: TSchema, prefix: string, flagPrefix: string) => {
+    const props = (schema as { properties?: Record<string, TSchema> }).properties ?? {};
+    for (const [key, sub] of Object.entries(props)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      const type = (sub as { type?: string }).type;
+      if (type === 'object') walk(sub, path, (sub as { 'x-flag-prefix'?: string })['x-flag-prefix'] ?? '');
+      else
+        out.push({
+          field: path,
+          flag: flagName(key, flagPrefix),
+          arg: type === 'array' ? 'VALUE' : type === 'integer' ? 'N' : 'VALUE',
+          repeatable: type === 'array',
+          integer: type === 'integer',
+        });
+    }
+  };
+  walk(SidecarConfigSchema, '', '');
+  return out;
+}
+
+/** Every sidecar flag, one per config field (`cache.maxEntries` is `--cache-max-entries`). */
+export const SIDECAR_FLAGS: readonly FlagSpec[] = Object.freeze(buildFlags());
+
+/** The schema of a field by dotted path. */
+export function fieldSchema(path: string): TSchema | undefined {
+  let cur: TSchema | undefined = SidecarConfigSchema;
+  for (const key of path.split('.')) {
+    cur = (cur as { properties?: Record<string, TSchema> } | undefined)?.properties?.[key];
+  }
+  return cur;
+}
