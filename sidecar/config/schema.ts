@@ -49,7 +49,7 @@ export const UpstreamTimingSchema = Type.Object(
 /** The sidecar's platform configuration (flags, or `--config FILE`). */
 export const SidecarConfigSchema = Type.Object(
   {
-    listen: Type.Array(HostPort('ADDR:PORT to serve DNS on, UDP and TCP. IPv6 in brackets.'), { minItems: 1, default: ['127.0.0.1:53'] }),
+    listen: Type.Array(HostPort('ADDR:PORT'), { minItems: 1, default: ['127.0.0.1:53'], description: 'ADDR:PORT to serve DNS on, UDP and TCP; IPv6 in brackets.' }),
     tenant: Type.String({ minLength: 1, maxLength: 63, default: 'default', description: 'The tenant this sidecar serves (set by the injector); in logs and metrics.' }),
     pod: Type.String({ default: '', description: 'The pod name, for logs (the injector sets it from the downward API).' }),
     namespace: Type.String({ default: '', description: 'The pod namespace, for logs.' }),
@@ -57,7 +57,7 @@ export const SidecarConfigSchema = Type.Object(
     platformPolicy: Type.Optional(Type.String({ minLength: 1, description: "Path of the platform's DNSPolicy YAML, evaluated before the tenant's." })),
     podLabels: Type.Optional(Type.String({ minLength: 1, description: "Path of the pod's labels (downward API format key=\"value\" per line), for rule podSelectors." })),
     clusterDomain: Type.String({ minLength: 1, default: 'cluster.local', description: 'The cluster domain, sent to the cluster DNS.' }),
-    clusterReverseZones: Type.Array(Type.String({ minLength: 1 }), { default: ['in-addr.arpa', 'ip6.arpa'], description: 'Reverse zones sent to the cluster DNS.' }),
+    clusterReverseZones: Type.Array(Type.String({ minLength: 1, description: 'zone' }), { default: ['in-addr.arpa', 'ip6.arpa'], description: 'Reverse zones sent to the cluster DNS.' }),
     clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns. Without it, cluster-zone names are answered NXDOMAIN locally.')),
     upstream: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), { default: [], description: 'Default upstreams, tried in order. Empty: the non-loopback nameservers of /etc/resolv.conf.' }),
     resolvConf: Type.String({ default: '/etc/resolv.conf', description: 'File read for default upstreams when none are given.' }),

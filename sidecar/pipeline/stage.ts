@@ -41,6 +41,11 @@ export interface QueryContext {
   decision?: Decision;
   /** True for queries the sidecar makes itself (e.g. chasing a split-zone CNAME). */
   readonly internal: boolean;
+  /**
+   * For internal queries: the upstream group to use (`default`, `cluster` or
+   * a forward zone's name) instead of routing by name.
+   */
+  readonly via?: string;
 }
 
 /** The answer a stage produced, with its provenance. */

@@ -1,0 +1,34 @@
+/**
+ * ADDR:PORT parsing for listen addresses and plain DNS servers.
+ */
+import { isIP } from 'node:net';
+import { ErrorCodes, SidecarError } from '../errors.ts';
+
+/** A host and port; `host` is an IP literal without brackets. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+  /** 4 or 6. */
+  readonly family: 4 | 6;
+}
+
+/**
+ * Parses `127.0.0.1:53` or `[::1]:53`. The host must be an IP address: the
+ * sidecar never resolves names to find where to listen or forward. `what`
+ * names the field in the error (e.g. `--listen`).
+ */
+export function parseHostPort(text: string, what: string): HostPort {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\[\]]+):(\d+)$/.exec(text);
+  if (!m) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${what}: "${text}" is not ADDR:PORT (IPv6 in brackets, e.g. [::1]:53)`);
+  const host = m[1]!;
+  const port = Number(m[2]);
+  const family = isIP(host);
+  if (family === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${what}: "${host}" is not an IP address`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${what}: port ${m[2]} is out of range`);
+  return { host, port, family: family as 4 | 6 };
+}
+
+/** `host:port`, with brackets for IPv6. */
+export function formatHostPort(hp: { host: string; port: number }): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}

@@ -1,0 +1,82 @@
+/**
+ * Process entry: parse the command line, load config, build and start the
+ * sidecar; SIGHUP reloads the policy; SIGTERM/SIGINT stop accepting, answer
+ * what is in flight, and exit 0.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerInjectorCommands } from '../injector/cli.ts';
+import { registerSidecarCommand } from './cli.ts';
+import { buildConfig } from './config/flags.ts';
+import { loadYamlFile } from './config/load.ts';
+import { SidecarConfigSchema } from './config/schema.ts';
+import { describeError, errorCode } from './errors.ts';
+import { createLogger } from './log.ts';
+import { registerPolicyCommands } from './policy/cli.ts';
+import { startSidecar } from './server.ts';
+
+/** The package version, for `--version`, logs and build info. */
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** How long SIGTERM waits for in-flight queries before closing anyway, in ms. */
+const DRAIN_TIMEOUT_MS = 5_000;
+
+/**
+ * Runs the `sidecar` command until SIGTERM/SIGINT. Resolves with the exit
+ * code: 0 after a clean drain, 1 when start-up fails (the error is printed
+ * as one line on stderr).
+ */
+async function runSidecar(opts: Record<string, unknown>): Promise<number> {
+  const bootLog = createLogger({ component: 'sidecar' });
+  let sidecar;
+  try {
+    const file = typeof opts.config === 'string' ? (loadYamlFile(opts.config, SidecarConfigSchema) as Record<string, unknown>) : {};
+    const config = buildConfig(opts, file);
+    const log = createLogger({ component: 'sidecar', tenant: config.tenant, ...(config.pod ? { pod: config.pod } : {}) });
+    sidecar = await startSidecar(config, { log, version: VERSION });
+  } catch (err) {
+    bootLog('error', 'sidecar failed to start', { code: errorCode(err), error: describeError(err) });
+    return 1;
+  }
+  const running = sidecar;
+  return await new Promise<number>((resolve) => {
+    const onHup = () => void running.reloadPolicy();
+    const stop = (signal: string) => {
+      process.off('SIGHUP', onHup);
+      running.log('info', 'shutting down: draining in-flight queries', { signal });
+      void running.shutdown(DRAIN_TIMEOUT_MS).then(() => resolve(0));
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** Builds the command line program. `setExit` receives the exit code of the command that ran. */
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('tenant-dns')
+    .description('Per-pod DNS sidecar for multi-tenant Kubernetes: tenant policy, split DNS, encrypted upstreams, per-tenant telemetry.')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError();
+  registerSidecarCommand(program, async (opts) => setExit(await runSidecar(opts)));
+  registerPolicyCommands(program, setExit);
+  registerInjectorCommands(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` (process.argv shape) and resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    process.stderr.write(`tenant-dns: ${describeError(err)}\n`);
+    return 1;
+  }
+  return code || (typeof process.exitCode === 'number' ? process.exitCode : 0);
+}

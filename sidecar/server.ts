@@ -1,0 +1,263 @@
+/**
+ * Wiring only: config → stages → chain → listeners. No DNS logic lives here.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { CacheStage } from './cache/stage.ts';
+import { isLoopback, readResolvConf, urlHostPort, assertNoLoop } from './config/resolv.ts';
+import type { SidecarConfig } from './config/schema.ts';
+import { buildQuery } from './dns/query.ts';
+import { inZone, normalizeName } from './dns/wire.ts';
+import { describeError, errorCode, ErrorCodes, SidecarError } from './errors.ts';
+import { parseHostPort, type HostPort } from './listener/address.ts';
+import { InflightGate, type HandlerDeps } from './listener/handle.ts';
+import { listenTcp, type TcpListener } from './listener/tcp.ts';
+import { listenUdp, type UdpListener } from './listener/udp.ts';
+import type { Logger } from './log.ts';
+import { compose } from './pipeline/compose.ts';
+import type { Next, QueryContext, Stage } from './pipeline/stage.ts';
+import type { StageName } from './pipeline/order.ts';
+import type { CompiledPolicy } from './policy/compile.ts';
+import { findForwardZone } from './policy/evaluate.ts';
+import { PolicyManager, type ReloadResult } from './policy/manager.ts';
+import { createSplitStage } from './policy/split.ts';
+import { createPolicyStage } from './policy/stage.ts';
+import { fromUrl } from './upstream/from-url.ts';
+import { createGroup, type UpstreamGroup } from './upstream/group.ts';
+import { forwardStage, type Route } from './upstream/stage.ts';
+
+/** What {@link startSidecar} takes besides the config. */
+export interface StartOptions {
+  /** Operational log. */
+  readonly log: Logger;
+  /** The package version. */
+  readonly version: string;
+  /** Clock for the cache in ms (tests inject one); default Date.now. */
+  readonly clock?: () => number;
+}
+
+/** A running sidecar. */
+export interface Sidecar {
+  /** The operational log. */
+  readonly log: Logger;
+  /** The addresses served, with the ports actually bound (UDP and TCP share them). */
+  readonly addresses: readonly HostPort[];
+  /** The effective configuration. */
+  readonly config: SidecarConfig;
+  /** The policy manager (current policy, reload hooks). */
+  readonly policy: PolicyManager;
+  /** The cache stage (store stats, flush). */
+  readonly cache: CacheStage;
+  /** Upstream groups by name: default, cluster (when configured), and one per forward zone. */
+  groups(): ReadonlyMap<string, UpstreamGroup>;
+  /** Reloads the policy files now (SIGHUP). */
+  reloadPolicy(): Promise<ReloadResult>;
+  /**
+   * Stops accepting queries, waits up to `drainMs` for those in flight to be
+   * answered, then closes every socket. Idempotent.
+   */
+  shutdown(drainMs: number): Promise<void>;
+}
+
+/** The cluster zone test: the cluster domain and the configured reverse zones. */
+export function clusterZoneMatcher(config: SidecarConfig): (qname: string) => boolean {
+  const zones = [config.clusterDomain, ...config.clusterReverseZones].map(normalizeName);
+  return (qname) => {
+    for (const z of zones) if (inZone(qname, z)) return true;
+    return false;
+  };
+}
+
+/** The default upstream URLs: `--upstream`, else the non-loopback nameservers of resolv.conf. */
+export function defaultUpstreams(config: SidecarConfig): string[] {
+  if (config.upstream.length > 0) return [...config.upstream];
+  const found = readResolvConf(config.resolvConf);
+  if (found.length === 0) {
+    throw new SidecarError(
+      ErrorCodes.CONFIG_INVALID,
+      `--upstream: none given and ${config.resolvConf} has no non-loopback nameserver; give at least one --upstream URL`,
+    );
+  }
+  return found;
+}
+
+/** Checks that no server the sidecar sends to is one of its own listen addresses (only IP literals can be checked). */
+function checkLoops(listen: readonly HostPort[], config: SidecarConfig, upstreams: readonly string[]): void {
+  if (config.clusterDns) assertNoLoop(listen, parseHostPort(config.clusterDns, '--cluster-dns'), '--cluster-dns');
+  for (const url of upstreams) {
+    const hp = urlHostPort(url);
+    if (hp.host.includes(':') || /^[0-9.]+$/.test(hp.host) || isLoopback(hp.host)) assertNoLoop(listen, hp, `--upstream`);
+  }
+}
+
+/** Builds and starts the sidecar. Throws SidecarError on bad config or a failed bind (nothing is left open). */
+export async function startSidecar(config: SidecarConfig, options: StartOptions): Promise<Sidecar> {
+  const { log } = options;
+  const listen = config.listen.map((l) => parseHostPort(l, '--listen'));
+  const upstreamUrls = defaultUpstreams(config);
+  checkLoops(listen, config, upstreamUrls);
+  const isCluster = clusterZoneMatcher(config);
+  const timing = { attemptTimeoutMs: config.upstreamTiming.attemptTimeoutMs, deadlineMs: config.upstreamTiming.deadlineMs };
+
+  const policy = new PolicyManager({
+    policy: config.policy,
+    platformPolicy: config.platformPolicy,
+    podLabels: config.podLabels,
+    log,
+  });
+
+  // Upstream groups. Forward-zone groups follow the policy: rebuilt on reload when their upstreams change.
+  const groups = new Map<string, UpstreamGroup>();
+  const forwardKeys = new Map<string, string>();
+  const opened: UpstreamGroup[] = [];
+  const newGroup = (name: string, urls: readonly string[]) => {
+    const group = createGroup(name, urls.map((u) => fromUrl(u)), timing);
+    opened.push(group);
+    return group;
+  };
+  try {
+    groups.set('default', newGroup('default', upstreamUrls));
+    if (config.clusterDns) {
+      // Plain DNS to kube-dns, TCP preferred (one pipelined connection), UDP as the fallback.
+      const hp = config.clusterDns;
+      groups.set('cluster', newGroup('cluster', [`tcp://${hp}`, `udp://${hp}`]));
+    }
+  } catch (err) {
+    policy.close();
+    await Promise.all(opened.map((g) => g.close()));
+    throw err;
+  }
+  const syncForwardGroups = (compiled: CompiledPolicy) => {
+    const seen = new Set<string>();
+    for (const fz of compiled.forwardZoneList) {
+      seen.add(fz.name);
+      const key = fz.upstreams.join(' ');
+      if (forwardKeys.get(fz.name) === key) continue;
+      const old = groups.get(fz.name);
+      try {
+        groups.set(fz.name, newGroup(fz.name, fz.upstreams));
+        forwardKeys.set(fz.name, key);
+      } catch (err) {
+        log('error', 'forward zone upstreams are unusable', { zone: fz.name, error: describeError(err) });
+        continue;
+      }
+      if (old) retire(old);
+    }
+    for (const name of [...forwardKeys.keys()]) {
+      if (seen.has(name)) continue;
+      const old = groups.get(name);
+      groups.delete(name);
+      forwardKeys.delete(name);
+      if (old) retire(old);
+    }
+  };
+  // A replaced group may still be answering queries: close it once its deadline has passed.
+  const retire = (group: UpstreamGroup) => {
+    const t = setTimeout(() => void group.close(), timing.deadlineMs + 1000);
+    t.unref();
+  };
+  syncForwardGroups(policy.current);
+  policy.onReload((result) => {
+    if (result === 'success') syncForwardGroups(policy.current);
+  });
+
+  const route = (ctx: QueryContext): Route => {
+    if (ctx.via) {
+      const g = groups.get(ctx.via);
+      if (g) return { group: g };
+      if (ctx.via === 'cluster') return { local: 'no-cluster-dns' };
+    }
+    const qname = ctx.query.qname;
+    if (isCluster(qname)) {
+      const g = groups.get('cluster');
+      return g ? { group: g } : { local: 'no-cluster-dns' };
+    }
+    const fz = findForwardZone(policy.current, qname);
+    if (fz) {
+      const g = groups.get(fz.zone.name);
+      if (g) return { group: g };
+    }
+    return { group: groups.get('default')! };
+  };
+
+  const onError = (err: unknown, ctx: QueryContext, stage: string) =>
+    log('error', 'query failed with an unexpected error', { stage, qtype: ctx.query.qtype, code: errorCode(err), error: describeError(err) });
+
+  const cache = new CacheStage({ config: config.cache, clock: options.clock, isClusterName: isCluster });
+  const forward = forwardStage({ route, log });
+  // Internal queries (split-zone CNAME targets) go through the cache and the forwarder only.
+  const inner: Next = compose({ cache, forward }, onError);
+  const controller = new AbortController();
+  const split = createSplitStage({
+    holder: policy,
+    resolve: async (name, qtype, via, signal) => {
+      const { wire, query } = buildQuery(name, qtype);
+      const out = await inner({ wire, query, proto: 'udp', signal, startedAt: performance.now(), internal: true, via });
+      return out.body;
+    },
+  });
+  const stages: Partial<Record<StageName, Stage>> = {
+    policy: createPolicyStage(policy),
+    split,
+    cache,
+    forward,
+  };
+  const chain = compose(stages, onError);
+
+  const deps: HandlerDeps = { chain, gate: new InflightGate(config.listener.maxInflight), signal: controller.signal };
+  const limits = {
+    idleTimeoutMs: config.listener.tcpIdleTimeoutMs,
+    maxConnections: config.listener.tcpMaxConnections,
+    maxPipelined: config.listener.tcpMaxPipelined,
+  };
+  const udp: UdpListener[] = [];
+  const tcp: TcpListener[] = [];
+  const addresses: HostPort[] = [];
+  try {
+    for (const at of listen) {
+      // Bind UDP first; with port 0 the TCP listener takes the same port.
+      const u = await listenUdp(at, deps, log);
+      udp.push(u);
+      tcp.push(await listenTcp(u.address, deps, limits, log));
+      addresses.push(u.address);
+    }
+  } catch (err) {
+    await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
+    policy.close();
+    await Promise.all(opened.map((g) => g.close()));
+    throw err;
+  }
+  log('info', 'sidecar serving', {
+    version: options.version,
+    listen: addresses.map((a) => `${a.host}:${a.port}`),
+    upstreams: upstreamUrls,
+    clusterDns: config.clusterDns ?? null,
+    clusterDomain: config.clusterDomain,
+  });
+
+  let shutdownPromise: Promise<void> | undefined;
+  return {
+    log,
+    addresses,
+    config,
+    policy,
+    cache,
+    groups: () => groups,
+    reloadPolicy: async () => policy.reload(),
+    shutdown(drainMs: number) {
+      shutdownPromise ??= (async () => {
+        for (const l of udp) l.stopAccepting();
+        for (const l of tcp) l.stopAccepting();
+        const until = Date.now() + drainMs;
+        while (deps.gate.current > 0 && Date.now() < until) await sleep(5);
+        if (deps.gate.current > 0) log('warn', 'drain timed out; closing with queries in flight', { inflight: deps.gate.current });
+        controller.abort();
+        await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
+        policy.close();
+        await Promise.all([...groups.values(), ...opened].map((g) => g.close()));
+        log('info', 'sidecar stopped');
+      })();
+      return shutdownPromise;
+    },
+  };
+}

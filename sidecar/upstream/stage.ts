@@ -1,0 +1,106 @@
+/**
+ * The `forward` stage, last in the pipeline: picks the upstream group for
+ * the query's name (cluster zone, a forward zone, or the default group),
+ * sends the sidecar's own query for the client's question, and returns the
+ * reply as a pipeline body.
+ */
+import { EDECode, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
+import { errorReply, synthesize } from '../dns/reply.ts';
+import { scanReply, stripOpt } from '../dns/records.ts';
+import type { ParsedQuery } from '../dns/wire.ts';
+import { describeError, errorCode } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import { EDNS_UDP_SIZE } from '../dns/constants.ts';
+
+/** The part of an upstream group the forward stage uses (see group.ts). */
+export interface ResolvingGroup {
+  /** The group's name: default, cluster, or a forward zone's name. */
+  readonly name: string;
+  /** Resolves with the reply of the first upstream that answered, or rejects (UPSTREAM_GROUP_FAILED). */
+  resolve(query: Buffer, signal: AbortSignal): Promise<{ reply: Buffer; upstream: string }>;
+}
+
+/** Where a query goes: a group, or a local answer when the route has no servers. */
+export type Route =
+  | { readonly group: ResolvingGroup; readonly local?: undefined }
+  | { readonly group?: undefined; readonly local: 'no-cluster-dns' };
+
+/** Picks the route for a query. */
+export type Router = (ctx: QueryContext) => Route;
+
+/**
+ * The query the sidecar sends upstream for `q`: ID 0 (transports choose
+ * their own), RD, CD and AD as the client set them, the client's question
+ * bytes, and an OPT record asking for 1232-byte UDP replies with DO as the
+ * client set it (RFC 6891; the client's own EDNS options are not forwarded).
+ */
+export function upstreamQuery(wire: Buffer, q: ParsedQuery): Buffer {
+  const qEnd = q.questionEnd;
+  const out = Buffer.alloc(qEnd + 11);
+  out.writeUInt16BE(q.flags & (Flags.RD | Flags.CD | Flags.AD), 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(1, 10);
+  wire.copy(out, HEADER_LENGTH, HEADER_LENGTH, qEnd);
+  out.writeUInt16BE(RRType.OPT, qEnd + 1);
+  out.writeUInt16BE(EDNS_UDP_SIZE, qEnd + 3);
+  out[qEnd + 7] = q.dnssecOk ? 0x80 : 0;
+  return out;
+}
+
+/** Options of the forward stage. */
+export interface ForwardOptions {
+  /** Picks the group for each query. */
+  readonly route: Router;
+  /** Operational log. */
+  readonly log: Logger;
+}
+
+/** Creates the `forward` stage. */
+export function forwardStage(options: ForwardOptions): Stage {
+  const { route, log } = options;
+  return {
+    name: 'forward',
+    async handle(ctx: QueryContext): Promise<Outcome> {
+      const q = ctx.query;
+      const r = route(ctx);
+      if (!r.group) {
+        // No cluster DNS configured (e.g. outside Kubernetes): the cluster zone does not exist here.
+        return {
+          kind: 'reply',
+          body: synthesize(ctx.wire, q, { rcode: RCode.NXDOMAIN }),
+          rcode: RCode.NXDOMAIN,
+          source: 'local',
+          reason: r.local,
+        };
+      }
+      let result: { reply: Buffer; upstream: string };
+      try {
+        result = await r.group.resolve(upstreamQuery(ctx.wire, q), ctx.signal);
+      } catch (err) {
+        log('warn', 'upstream group failed', { group: r.group.name, qtype: q.qtype, error: describeError(err), code: errorCode(err) });
+        return {
+          kind: 'reply',
+          body: errorReply(ctx.wire, RCode.SERVFAIL, q.questionEnd),
+          rcode: RCode.SERVFAIL,
+          source: 'upstream',
+          reason: r.group.name,
+          ede: { code: EDECode.NETWORK_ERROR, text: `no upstream of group ${r.group.name} answered` },
+        };
+      }
+      const scan = scanReply(result.reply);
+      const body = scan.optStart >= 0 ? stripOpt(result.reply, scan) : result.reply;
+      body.writeUInt16BE(q.id, 0);
+      // The client's spelling of its question (0x20), and its RD/CD bits.
+      ctx.wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
+      return {
+        kind: 'reply',
+        body,
+        rcode: scan.rcode,
+        source: 'upstream',
+        reason: r.group.name,
+        upstream: result.upstream,
+      };
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * A real unbound (Debian's package) on a loopback port, serving test zones
+ * from local-data, for integration tests. It never recurses: every name
+ * outside the test zones is answered NXDOMAIN by a static root zone, so no
+ * query leaves the machine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as packet from 'dns-packet';
+import { queryUdp } from './dns-client.ts';
+import { freePort } from './ports.ts';
+
+/** A zone served by the test unbound. */
+export interface TestZone {
+  /** Zone apex, e.g. `test.example`. */
+  readonly name: string;
+  /** local-data lines without quotes, e.g. `www.test.example. 300 IN A 192.0.2.1`. */
+  readonly records: readonly string[];
+  /** SOA minimum (negative TTL), seconds; default 60. */
+  readonly negativeTtl?: number;
+}
+
+/** A running unbound. */
+export interface UnboundServer {
+  /** `127.0.0.1`. */
+  readonly host: string;
+  /** The UDP and TCP port it serves on. */
+  readonly port: number;
+  /** `127.0.0.1:PORT`. */
+  readonly address: string;
+  /** Stops the process and removes its files. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** The unbound.conf text for `zones` on `port`. */
+export function unboundConfig(dir: string, port: number, zones: readonly TestZone[], extra = ''): string {
+  const lines = [
+    'server:',
+    `  interface: 127.0.0.1@${port}`,
+    '  do-ip6: no',
+    '  do-daemonize: no',
+    '  use-syslog: no',
+    '  logfile: ""',
+    '  verbosity: 0',
+    '  username: ""',
+    '  chroot: ""',
+    `  directory: "${dir}"`,
+    `  pidfile: "${join(dir, 'unbound.pid')}"`,
+    '  access-control: 127.0.0.0/8 allow',
+    '  module-config: "iterator"',
+    '  num-threads: 1',
+    '  msg-buffer-size: 65552',
+    '  max-udp-size: 4096',
+    '  edns-buffer-size: 1232',
+    '  minimal-responses: no',
+    '  local-zone: "." static',
+  ];
+  for (const z of zones) {
+    const min = z.negativeTtl ?? 60;
+    lines.push(`  local-zone: "${z.name}." static`);
+    lines.push(`  local-data: "${z.name}. 3600 IN SOA ns.${z.name}. hostmaster.${z.name}. 1 3600 600 86400 ${min}"`);
+    lines.push(`  local-data: "${z.name}. 3600 IN NS ns.${z.name}."`);
+    for (const r of z.records) lines.push(`  local-data: '${r}'`);
+  }
+  lines.push(extra, 'remote-control:', '  control-enable: no', '');
+  return lines.join('\n');
+}
+
+/** Starts unbound serving `zones`; resolves once it answers a query. */
+export async function startUnbound(zones: readonly TestZone[], extra = ''): Promise<UnboundServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-unbound-'));
+  const port = await freePort();
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(conf, unboundConfig(dir, port, zones, extra));
+  let stderr = '';
+  const child: ChildProcess = spawn('unbound', ['-d', '-p', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`starting unbound (is Debian's unbound installed?): ${err.message}`))));
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (exited) {
+      await stop();
+      throw new Error(`unbound exited during start-up: ${stderr}`);
+    }
+    try {
+      const probe = zones[0] ? zones[0].name : '.';
+      await Promise.race([spawnError, queryUdp('127.0.0.1', port, { name: probe, type: 'SOA' }, 300)]);
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`unbound did not answer within 10 s: ${(err as Error).message} ${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, stop };
+}
+
+/** Records of a TXT RRset big enough that the answer exceeds `bytes`. */
+export function bigTxtRecords(owner: string, bytes: number): string[] {
+  const out: string[] = [];
+  const chunk = 'x'.repeat(200);
+  for (let i = 0; out.length * 230 < bytes; i++) out.push(`${owner}. 300 IN TXT "${i.toString().padStart(4, '0')}${chunk}"`);
+  return out;
+}
+
+export type { packet };
