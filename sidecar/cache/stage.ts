@@ -1,0 +1,241 @@
+/**
+ * The cache stage: answers from the per-pod {@link CacheStore}, coalesces
+ * identical in-flight queries, stores what the upstreams answer, and serves
+ * stale answers when they fail (RFC 8767), when that is switched on.
+ */
+import { EDECode, Flags, HEADER_LENGTH, RCode } from '../dns/constants.ts';
+import { scanReply, type ReplyScan } from '../dns/records.ts';
+import type { ParsedQuery } from '../dns/wire.ts';
+import { ErrorCodes, errorCode, type ErrorCode } from '../errors.ts';
+import type { Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import { CacheStore, type CacheConfig, type EvictReason, type HitInfo } from './store.ts';
+
+/** Options of {@link CacheStage}. */
+export interface CacheStageOptions {
+  /** Limits and TTL clamps (`cache.*` of the sidecar config). */
+  readonly config: CacheConfig;
+  /** The clock in milliseconds; defaults to `Date.now`. */
+  readonly clock?: () => number;
+  /**
+   * Whether a query name (the sidecar's name form: lower case, no trailing
+   * dot) is in the cluster zone; its negative answers are capped by
+   * `clusterNegativeMaxTtl`. Defaults to "never".
+   */
+  readonly isClusterName?: (qname: string) => boolean;
+  /** Seconds an expired entry may still be served stale; 0 (default) switches serve-stale off. */
+  readonly staleMaxAgeSec?: number;
+  /** Most stale answers per entry per second; 0 (default) means no cap. */
+  readonly staleMaxPerSecond?: number;
+  /** Called for every entry evicted or expired (for metrics). */
+  readonly onEvict?: (reason: EvictReason) => void;
+}
+
+/** The Extended DNS Error attached to stale answers (RFC 8914 §4.4, RFC 8767). */
+export const STALE_EDE = { code: EDECode.STALE_ANSWER, text: 'stale answer' } as const;
+
+/** Upstream failures after which a stale answer may be served (not ABORTED: the client is gone). */
+const STALE_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCodes.UPSTREAM_TIMEOUT,
+  ErrorCodes.UPSTREAM_CONNECT,
+  ErrorCodes.UPSTREAM_BAD_REPLY,
+  ErrorCodes.UPSTREAM_TLS,
+  ErrorCodes.UPSTREAM_HTTP,
+  ErrorCodes.UPSTREAM_GROUP_FAILED,
+]);
+
+/**
+ * The part of a query's cache key beside its name: type, class, and the DO
+ * and CD bits (a reply to a DNSSEC-aware or checking-disabled query differs
+ * from the plain one, RFC 4035 §3.2), packed into one number that stays a
+ * small integer for class IN.
+ */
+export function subKey(q: ParsedQuery): number {
+  const bits = (q.dnssecOk ? 1 : 0) | (q.flags & Flags.CD ? 2 : 0);
+  return q.qtype * 4 + bits + (q.qclass - 1) * 0x40000;
+}
+
+/**
+ * The name part of a context's cache key: the query name, prefixed by the
+ * upstream group for internal queries sent through one (`ctx.via`), whose
+ * answers may differ from the normally routed ones.
+ */
+export function keyName(ctx: QueryContext): string {
+  return ctx.via === undefined ? ctx.query.qname : `${ctx.via}\u0000${ctx.query.qname}`;
+}
+
+/** The whole cache key of a context as one string (name and {@link subKey}), for coalescing and logs. */
+export function cacheKey(ctx: QueryContext): string {
+  return `${subKey(ctx.query)}/${keyName(ctx)}`;
+}
+
+/** A miss being resolved: the leader's result, shared with the queries that wait for it. */
+interface Flight {
+  readonly promise: Promise<Shared>;
+  /** The leader's signal: when it aborts, its failure says nothing about the waiters' queries. */
+  readonly signal: AbortSignal;
+  resolve: (shared: Shared) => void;
+  reject: (err: unknown) => void;
+  waiters: number;
+}
+
+interface Shared {
+  readonly outcome: Outcome;
+  /** A copy of the outcome's body taken before the leader handed it on (the receiver owns the original). */
+  readonly snapshot: Buffer;
+}
+
+/**
+ * Writes the client's view into a reply body taken from the cache or from
+ * another query: its ID, its spelling of the question (0x20 case, RFC 5452
+ * §9.3) and its RD and CD bits.
+ */
+function personalize(body: Buffer, ctx: QueryContext): void {
+  const q = ctx.query;
+  body[0] = q.id >>> 8;
+  body[1] = q.id & 0xff;
+  const mask = Flags.RD | Flags.CD;
+  const flags = (((body[2]! << 8) | body[3]!) & ~mask) | (q.flags & mask);
+  body[2] = flags >>> 8;
+  body[3] = flags & 0xff;
+  // Same key, same name: the echoed question has the client's length. A byte
+  // loop: for a question of a few dozen bytes it is several times cheaper than Buffer#copy.
+  if (body[5] === 1 && body[4] === 0 && body.length >= q.questionEnd) {
+    const wire = ctx.wire;
+    for (let i = HEADER_LENGTH; i < q.questionEnd; i++) body[i] = wire[i]!;
+  }
+}
+
+/** The `cache` pipeline stage. The store is public for the admin endpoints (stats, flush). */
+export class CacheStage implements Stage {
+  readonly name = 'cache';
+  /** The store, for `/cache` stats and flush. */
+  readonly store: CacheStore;
+  readonly #config: CacheConfig;
+  readonly #isClusterName: (qname: string) => boolean;
+  readonly #inflight = new Map<string, Flight>();
+  #coalesced = 0;
+  /** Reused for every lookup: the stage reads it synchronously right after `get`. */
+  readonly #info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0 };
+
+  constructor(options: CacheStageOptions) {
+    this.#config = options.config;
+    this.#isClusterName = options.isClusterName ?? (() => false);
+    this.store = new CacheStore({
+      config: options.config,
+      now: options.clock,
+      staleMaxAgeSec: options.staleMaxAgeSec,
+      staleMaxPerSecond: options.staleMaxPerSecond,
+      onEvict: options.onEvict,
+    });
+  }
+
+  /** Queries being resolved right now (one per key, however many clients wait). */
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  /** Queries answered by waiting for an identical one in flight instead of going upstream themselves. */
+  get coalesced(): number {
+    return this.#coalesced;
+  }
+
+  handle(ctx: QueryContext, next: Next): Promise<Outcome> {
+    const q = ctx.query;
+    const info = this.#info;
+    const body = this.store.get(ctx.via === undefined ? q.qname : keyName(ctx), subKey(q), info);
+    if (body !== undefined && info.questionEnd === q.questionEnd) {
+      personalize(body, ctx);
+      return Promise.resolve({ kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' });
+    }
+    const key = cacheKey(ctx);
+    const flight = this.#inflight.get(key);
+    return flight === undefined ? this.#lead(ctx, next, key) : this.#wait(ctx, next, flight);
+  }
+
+  /** Resolves a miss through `next`, stores the answer, and shares it with the waiters. */
+  async #lead(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
+    let resolve!: (shared: Shared) => void;
+    let reject!: (err: unknown) => void;
+    const promise = new Promise<Shared>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const flight: Flight = { promise, signal: ctx.signal, resolve, reject, waiters: 0 };
+    this.#inflight.set(key, flight);
+    let outcome: Outcome;
+    try {
+      outcome = await next(ctx);
+    } catch (err) {
+      this.#inflight.delete(key);
+      if (flight.waiters > 0) flight.reject(err);
+      const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
+      if (stale !== undefined) return stale;
+      throw err;
+    }
+    this.#inflight.delete(key);
+    this.#maybeStore(ctx, outcome);
+    if (flight.waiters > 0) flight.resolve({ outcome, snapshot: Buffer.from(outcome.body) });
+    return (failed(outcome) ? this.#stale(ctx) : undefined) ?? outcome;
+  }
+
+  /**
+   * Waits for the leader of an identical query and answers with a copy of its
+   * result. When the leader failed because its own client went away, the
+   * query is resolved again (once) rather than failed with it.
+   */
+  async #wait(ctx: QueryContext, next: Next, flight: Flight, retried = false): Promise<Outcome> {
+    flight.waiters++;
+    let shared: Shared;
+    try {
+      shared = await flight.promise;
+    } catch (err) {
+      if (flight.signal.aborted && !ctx.signal.aborted && !retried) {
+        const key = cacheKey(ctx);
+        const again = this.#inflight.get(key);
+        return again === undefined ? this.#lead(ctx, next, key) : this.#wait(ctx, next, again, true);
+      }
+      const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
+      if (stale !== undefined) return stale;
+      throw err;
+    }
+    this.#coalesced++;
+    const { outcome, snapshot } = shared;
+    if (failed(outcome)) {
+      const stale = this.#stale(ctx);
+      if (stale !== undefined) return stale;
+    }
+    if (outcome.kind === 'drop') return outcome;
+    const body = Buffer.from(snapshot);
+    personalize(body, ctx);
+    return { ...outcome, body };
+  }
+
+  /** Stores an upstream's answer when it is cacheable (never a policy or local outcome). */
+  #maybeStore(ctx: QueryContext, outcome: Outcome): void {
+    if (outcome.kind !== 'reply' || outcome.source !== 'upstream') return;
+    if (outcome.rcode !== RCode.NOERROR && outcome.rcode !== RCode.NXDOMAIN) return;
+    let scan: ReplyScan;
+    try {
+      scan = scanReply(outcome.body);
+    } catch {
+      return; // The forward stage validates replies; a body it let through but we cannot scan is simply not kept.
+    }
+    const cap = this.#isClusterName(ctx.query.qname) ? this.#config.clusterNegativeMaxTtl : undefined;
+    this.store.set(keyName(ctx), subKey(ctx.query), outcome.body, scan, { negativeCap: cap });
+  }
+
+  /** A stale answer to the query (RFC 8767), or undefined when there is none to serve. */
+  #stale(ctx: QueryContext): Outcome | undefined {
+    if (!this.store.serveStale) return undefined;
+    const info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0 };
+    const body = this.store.getStale(keyName(ctx), subKey(ctx.query), info);
+    if (body === undefined || info.questionEnd !== ctx.query.questionEnd) return undefined;
+    personalize(body, ctx);
+    return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'stale', stale: true, ede: STALE_EDE };
+  }
+}
+
+/** Whether an outcome says the upstreams failed: SERVFAIL from the upstream layer. */
+function failed(outcome: Outcome): boolean {
+  return outcome.kind === 'reply' && outcome.source === 'upstream' && outcome.rcode === RCode.SERVFAIL;
+}
