@@ -1,0 +1,313 @@
+/**
+ * The DNSPolicy document, declared once: the TypeScript types, the JSON
+ * Schema published for editors (schemas/dnspolicy.schema.json) and the load
+ * time validation all come from {@link DNSPolicySchema}. Shaped like a
+ * Kubernetes object so it can later become a CRD.
+ *
+ * Checks a JSON Schema cannot express (glob syntax, unique rule names,
+ * sinkhole addresses, cname xor addresses, resolveVia targets) live in
+ * {@link checkPolicy}, which the loader runs after the schema passes.
+ */
+import { isIP } from 'node:net';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { Problem } from './load.ts';
+
+/** The apiVersion every DNSPolicy carries. */
+export const POLICY_API_VERSION = 'tenant-dns.io/v1alpha1';
+
+const RuleName = Type.String({
+  minLength: 1,
+  maxLength: 63,
+  pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+  description: 'A DNS-label-like name (lower case letters, digits, "-"), unique in the policy; in logs, metrics and EDE texts.',
+});
+
+const Glob = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  description:
+    'A name glob: "example.com" matches that name only; "*.example.com" every name below it at any depth (not example.com itself); ' +
+    'a "*" inside a label ("ads-*.example.com") matches within that one label. Case-insensitive, trailing dot ignored.',
+});
+
+const Ip = Type.String({ minLength: 2, maxLength: 45, description: 'An IPv4 or IPv6 address.' });
+
+const Ttl = (def: number | undefined, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 604_800, ...(def === undefined ? {} : { default: def }), description });
+
+/** How a deny is answered. */
+export const DenyResponseSchema = Type.Object(
+  {
+    type: Type.Union([Type.Literal('nxdomain'), Type.Literal('refused'), Type.Literal('nodata'), Type.Literal('sinkhole')], {
+      default: 'nxdomain',
+      description:
+        'nxdomain: NXDOMAIN with an SOA and EDE 15 (default); refused: REFUSED (breaks musl search-list walks); ' +
+        'nodata: NOERROR with no answer and an SOA; sinkhole: the given addresses.',
+    }),
+    addresses: Type.Optional(Type.Array(Ip, { minItems: 1, description: 'Sinkhole addresses (required for sinkhole): A answers from IPv4, AAAA from IPv6.' })),
+    ttl: Type.Optional(Ttl(undefined, 'Seconds: TTL of the synthesized records and the SOA minimum (default 30).')),
+  },
+  { additionalProperties: false, description: 'How a denied query is answered.' },
+);
+
+const Operator = Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')]);
+
+/** A Kubernetes label selector, matched against the pod's own labels. */
+export const PodSelectorSchema = Type.Object(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Labels the pod must carry with these values.' })),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            key: Type.String({ minLength: 1 }),
+            operator: Operator,
+            values: Type.Optional(Type.Array(Type.String())),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Set-based requirements (In, NotIn need values; Exists, DoesNotExist take none).' },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'The rule applies only to pods whose labels match (Kubernetes label selector semantics).' },
+);
+
+/** One named policy rule. */
+export const RuleSchema = Type.Object(
+  {
+    name: RuleName,
+    action: Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('log')], {
+      description: 'allow; deny (answered per `response`); log (allow and write a query-log line).',
+    }),
+    names: Type.Array(Glob, { minItems: 1, description: 'Name globs this rule matches.' }),
+    log: Type.Optional(Type.Boolean({ description: 'Write a query-log line for matching queries (deny rules log unless this is false).' })),
+    response: Type.Optional(DenyResponseSchema),
+    podSelector: Type.Optional(PodSelectorSchema),
+  },
+  { additionalProperties: false },
+);
+
+/** A split zone: names answered locally. */
+export const SplitZoneSchema = Type.Object(
+  {
+    name: RuleName,
+    names: Type.Array(Glob, { minItems: 1, description: 'Name globs answered by this split zone.' }),
+    cname: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'Answer a CNAME to this host plus its records (e.g. a PrivateLink endpoint).' })),
+    addresses: Type.Optional(Type.Array(Ip, { minItems: 1, description: 'Answer these addresses (A from IPv4, AAAA from IPv6; NODATA for other types).' })),
+    ttl: Ttl(60, 'Seconds: TTL of the synthesized records.'),
+    resolveVia: Type.String({
+      minLength: 1,
+      default: 'default',
+      description: 'Upstream group that resolves the CNAME target: "default", "cluster", or the name of a forward zone.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** A forward zone: conditional forwarding to given upstreams. */
+export const ForwardZoneSchema = Type.Object(
+  {
+    name: RuleName,
+    zones: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { minItems: 1, description: 'Zones (each name and everything below it) sent to these upstreams.' }),
+    upstreams: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+/** The `spec` of a DNSPolicy. */
+export const PolicySpecSchema = Type.Object(
+  {
+    rules: Type.Array(RuleSchema, { default: [], description: 'Named rules; the most specific match wins, deny wins a tie.' }),
+    defaultAction: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'allow', description: 'Action for names no rule matches.' }),
+    defaultResponse: Type.Optional(DenyResponseSchema),
+    splitZones: Type.Array(SplitZoneSchema, { default: [] }),
+    forwardZones: Type.Array(ForwardZoneSchema, { default: [] }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** A DNSPolicy document (tenant or platform). */
+export const DNSPolicySchema = Type.Object(
+  {
+    apiVersion: Type.Literal(POLICY_API_VERSION),
+    kind: Type.Literal('DNSPolicy'),
+    metadata: Type.Object(
+      {
+        name: Type.String({ minLength: 1, maxLength: 253 }),
+        namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+        labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+      },
+      { additionalProperties: false },
+    ),
+    spec: PolicySpecSchema,
+  },
+  { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/dnspolicy.json', title: 'tenant-dns DNSPolicy' },
+);
+
+/** A DNSPolicy after defaults, frozen. */
+export type DNSPolicy = Static<typeof DNSPolicySchema>;
+/** One rule. */
+export type PolicyRule = Static<typeof RuleSchema>;
+/** A deny response. */
+export type DenyResponseSpec = Static<typeof DenyResponseSchema>;
+/** A pod selector. */
+export type PodSelector = Static<typeof PodSelectorSchema>;
+/** A split zone. */
+export type SplitZone = Static<typeof SplitZoneSchema>;
+/** A forward zone. */
+export type ForwardZone = Static<typeof ForwardZoneSchema>;
+
+/** The empty policy: no rules, default allow. */
+export const EMPTY_POLICY: DNSPolicy = Object.freeze({
+  apiVersion: POLICY_API_VERSION,
+  kind: 'DNSPolicy',
+  metadata: Object.freeze({ name: 'empty' }),
+  spec: Object.freeze({ rules: [], defaultAction: 'allow', splitZones: [], forwardZones: [] }),
+}) as DNSPolicy;
+
+/** Drops from `required` every property that has a default: a document may leave it out. */
+function optionalDefaults(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(optionalDefaults);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const obj = node as { required?: string[]; properties?: Record<string, { default?: unknown }> };
+  if (obj.required && obj.properties) {
+    const props = obj.properties;
+    obj.required = obj.required.filter((k) => props[k]?.default === undefined);
+    if (obj.required.length === 0) delete obj.required;
+  }
+  for (const v of Object.values(node)) optionalDefaults(v);
+}
+
+/**
+ * The JSON Schema document for a TypeBox schema, for editors: TypeBox's
+ * symbols dropped, draft 2020-12 declared, and fields with defaults not
+ * required (the loader fills them in).
+ */
+export function jsonSchemaDocument(schema: TSchema): Record<string, unknown> {
+  const doc = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+  optionalDefaults(doc);
+  return { $schema: 'https://json-schema.org/draft/2020-12/schema', ...doc };
+}
+
+/** The JSON Schema of a DNSPolicy, as published in schemas/dnspolicy.schema.json. */
+export function policyJsonSchema(): Record<string, unknown> {
+  return jsonSchemaDocument(DNSPolicySchema);
+}
+
+const LABEL_CHARS = /^[a-z0-9_*-]+$/;
+
+/**
+ * Why `glob` is not a valid name glob, or undefined when it is. Rules: at
+ * least one label; no empty labels; `*` alone only as the first label (and not
+ * as the whole glob); `**` nowhere; labels of letters, digits, `-`, `_`, `*`;
+ * 63 bytes per label.
+ */
+export function globProblem(glob: string): string | undefined {
+  let g = glob.trim().toLowerCase();
+  if (g.endsWith('.')) g = g.slice(0, -1);
+  if (g === '') return 'empty glob';
+  if (g === '*') return '"*" alone matches every name; use defaultAction instead';
+  const labels = g.split('.');
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i]!;
+    if (l === '') return `empty label in "${glob}"`;
+    if (l.includes('**')) return `"**" is not supported in "${glob}": "*." at the start already matches any depth`;
+    if (l === '*' && i > 0) return `"*" as a whole label is only allowed first ("*.zone") in "${glob}"`;
+    if (l.length > 63) return `label "${l}" is longer than 63 characters in "${glob}"`;
+    if (!LABEL_CHARS.test(l)) return `label "${l}" has characters other than letters, digits, "-", "_" and "*" in "${glob}"`;
+  }
+  return undefined;
+}
+
+/** Why `name` is not a valid host or zone name (no wildcards), or undefined. */
+export function hostProblem(name: string): string | undefined {
+  if (name.includes('*')) return `"${name}" may not contain "*"`;
+  let n = name.trim().toLowerCase();
+  if (n.endsWith('.')) n = n.slice(0, -1);
+  if (n === '') return 'empty name';
+  for (const l of n.split('.')) {
+    if (l === '') return `empty label in "${name}"`;
+    if (l.length > 63) return `label "${l}" is longer than 63 characters in "${name}"`;
+    if (!LABEL_CHARS.test(l)) return `label "${l}" has characters other than letters, digits, "-" and "_" in "${name}"`;
+  }
+  return undefined;
+}
+
+function checkResponse(r: DenyResponseSpec | undefined, path: (string | number)[], out: Problem[]): void {
+  if (!r) return;
+  if (r.type === 'sinkhole' && (!r.addresses || r.addresses.length === 0)) out.push({ path: [...path, 'addresses'], message: 'a sinkhole response needs addresses' });
+  if (r.type !== 'sinkhole' && r.addresses) out.push({ path: [...path, 'addresses'], message: `addresses only apply to sinkhole responses, not ${r.type}` });
+  r.addresses?.forEach((a, i) => {
+    if (isIP(a) === 0) out.push({ path: [...path, 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+  });
+}
+
+/** Names a split zone's resolveVia may use besides forward zone names. */
+export const BUILTIN_GROUPS = ['default', 'cluster'] as const;
+
+/**
+ * The semantic checks of a schema-valid DNSPolicy: glob syntax, unique rule
+ * and zone names, response addresses, selector operators, split zone shape.
+ */
+export function checkPolicy(p: DNSPolicy): Problem[] {
+  const out: Problem[] = [];
+  const s = p.spec;
+  const seen = new Map<string, number>();
+  s.rules.forEach((rule, i) => {
+    const path = ['spec', 'rules', i];
+    const prev = seen.get(rule.name);
+    if (prev !== undefined) out.push({ path: [...path, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${prev}])` });
+    else seen.set(rule.name, i);
+    rule.names.forEach((g, j) => {
+      const why = globProblem(g);
+      if (why) out.push({ path: [...path, 'names', j], message: why });
+    });
+    if (rule.response && rule.action !== 'deny') out.push({ path: [...path, 'response'], message: `response only applies to deny rules, not ${rule.action}` });
+    checkResponse(rule.response, [...path, 'response'], out);
+    rule.podSelector?.matchExpressions?.forEach((e, j) => {
+      const needs = e.operator === 'In' || e.operator === 'NotIn';
+      if (needs && (!e.values || e.values.length === 0)) out.push({ path: [...path, 'podSelector', 'matchExpressions', j, 'values'], message: `operator ${e.operator} needs values` });
+      if (!needs && e.values && e.values.length > 0) out.push({ path: [...path, 'podSelector', 'matchExpressions', j, 'values'], message: `operator ${e.operator} takes no values` });
+    });
+  });
+  checkResponse(s.defaultResponse, ['spec', 'defaultResponse'], out);
+
+  const fwdNames = new Set<string>();
+  s.forwardZones.forEach((z, i) => {
+    const path = ['spec', 'forwardZones', i];
+    if (fwdNames.has(z.name)) out.push({ path: [...path, 'name'], message: `duplicate forward zone name "${z.name}"` });
+    if ((BUILTIN_GROUPS as readonly string[]).includes(z.name)) out.push({ path: [...path, 'name'], message: `"${z.name}" is reserved for a built-in upstream group` });
+    fwdNames.add(z.name);
+    z.zones.forEach((zone, j) => {
+      const why = hostProblem(zone);
+      if (why) out.push({ path: [...path, 'zones', j], message: why });
+    });
+  });
+
+  const splitNames = new Set<string>();
+  s.splitZones.forEach((z, i) => {
+    const path = ['spec', 'splitZones', i];
+    if (splitNames.has(z.name)) out.push({ path: [...path, 'name'], message: `duplicate split zone name "${z.name}"` });
+    splitNames.add(z.name);
+    z.names.forEach((g, j) => {
+      const why = globProblem(g);
+      if (why) out.push({ path: [...path, 'names', j], message: why });
+    });
+    if (z.cname !== undefined && z.addresses !== undefined) out.push({ path: [...path, 'cname'], message: 'give either cname or addresses, not both' });
+    if (z.cname === undefined && z.addresses === undefined) out.push({ path, message: 'a split zone needs cname or addresses' });
+    if (z.cname !== undefined) {
+      const why = hostProblem(z.cname);
+      if (why) out.push({ path: [...path, 'cname'], message: why });
+    }
+    z.addresses?.forEach((a, j) => {
+      if (isIP(a) === 0) out.push({ path: [...path, 'addresses', j], message: `"${a}" is not an IPv4 or IPv6 address` });
+    });
+    if (!(BUILTIN_GROUPS as readonly string[]).includes(z.resolveVia) && !s.forwardZones.some((f) => f.name === z.resolveVia))
+      out.push({ path: [...path, 'resolveVia'], message: `"${z.resolveVia}" is neither "default", "cluster" nor a forward zone of this policy` });
+  });
+  return out;
+}

@@ -1,0 +1,248 @@
+/**
+ * PolicyManager: loads the tenant's policy, the platform's policy and the
+ * pod's labels, compiles them, and keeps the compiled policy current: it
+ * watches the files (including the `..data` symlink swap Kubernetes does for
+ * a mounted ConfigMap) and reloads on change or on {@link PolicyManager.reload}
+ * (SIGHUP). An invalid file is rejected with one log line and the last good
+ * policy keeps serving.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { DNSPolicySchema, checkPolicy, type DNSPolicy } from '../config/policy-schema.ts';
+import { loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
+import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts';
+import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
+
+/** A log function: level, message, structured fields. */
+export type PolicyLogger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+/** Loads and validates a DNSPolicy file (CONFIG_READ / CONFIG_INVALID on failure). */
+export function loadPolicyFile(path: string): DNSPolicy {
+  return loadYamlFile(path, DNSPolicySchema, checkPolicy);
+}
+
+/** Parses DNSPolicy YAML text named `file` in messages. */
+export function parsePolicy(text: string, file: string): DNSPolicy {
+  return parseYaml(text, file, DNSPolicySchema, checkPolicy);
+}
+
+/**
+ * Unquotes a Go-quoted string (strconv.Quote, as the kubelet writes label
+ * values in downward API files): `"a\"b\\c\n\u00e9\xff"`.
+ */
+export function unquoteGo(quoted: string): string {
+  if (quoted.length < 2 || !quoted.startsWith('"') || !quoted.endsWith('"')) throw new Error(`not a quoted string: ${quoted}`);
+  const s = quoted.slice(1, -1);
+  const bytes: number[] = [];
+  const pushText = (t: string) => {
+    for (const b of Buffer.from(t, 'utf8')) bytes.push(b);
+  };
+  const simple: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11, '\\': 92, "'": 39, '"': 34 };
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c !== '\\') {
+      const cp = s.codePointAt(i)!;
+      pushText(String.fromCodePoint(cp));
+      if (cp > 0xffff) i++;
+      continue;
+    }
+    const e = s[++i];
+    if (e === undefined) throw new Error('dangling backslash');
+    if (simple[e] !== undefined) bytes.push(simple[e]);
+    else if (e === 'x' || e === 'u' || e === 'U') {
+      const n = e === 'x' ? 2 : e === 'u' ? 4 : 8;
+      const hex = s.slice(i + 1, i + 1 + n);
+      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== n) throw new Error(`bad \\${e} escape`);
+      i += n;
+      const v = parseInt(hex, 16);
+      if (e === 'x') bytes.push(v);
+      else pushText(String.fromCodePoint(v));
+    } else if (e >= '0' && e <= '7') {
+      const oct = s.slice(i, i + 3);
+      if (!/^[0-7]{3}$/.test(oct)) throw new Error('bad octal escape');
+      i += 2;
+      bytes.push(parseInt(oct, 8));
+    } else throw new Error(`unknown escape \\${e}`);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/**
+ * Parses a downward API labels file: one `key="value"` per line (the value
+ * Go-quoted). Blank lines are ignored.
+ *
+ * @throws SidecarError CONFIG_INVALID naming the file and line.
+ */
+export function parsePodLabels(text: string, file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    const eq = line.indexOf('=');
+    try {
+      if (eq <= 0) throw new Error('expected key="value"');
+      out[line.slice(0, eq)] = unquoteGo(line.slice(eq + 1));
+    } catch (err) {
+      throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${file}:${i + 1}: (labels): ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return out;
+}
+
+/** Reads and parses a downward API labels file. */
+export function loadPodLabels(path: string): Record<string, string> {
+  return parsePodLabels(readTextFile(path), path);
+}
+
+/** What {@link PolicyManager} takes. */
+export interface PolicyManagerOptions {
+  /** The tenant's policy file (`--policy`); without it, an empty policy (default allow). */
+  readonly policy?: string;
+  /** The platform's policy file (`--platform-policy`). */
+  readonly platformPolicy?: string;
+  /** The pod's downward API labels file (`--pod-labels`). */
+  readonly podLabels?: string;
+  /** Where reload results are logged. */
+  readonly log?: PolicyLogger;
+  /** Watch the files and reload on change (default true). */
+  readonly watch?: boolean;
+  /** Milliseconds to wait after a file event before reloading (default 100). */
+  readonly debounceMs?: number;
+  /** Clock for `lastGoodAt`, ms since the epoch (default Date.now). */
+  readonly now?: () => number;
+}
+
+/** The result of a reload. */
+export type ReloadResult = { readonly ok: true; readonly error?: undefined } | { readonly ok: false; readonly error: SidecarError };
+
+/** A reload listener (e.g. the metrics stage counting reloads). */
+export type ReloadListener = (result: 'success' | 'failure', error?: SidecarError) => void;
+
+interface Loaded {
+  readonly compiled: CompiledPolicy;
+  readonly signature: string;
+}
+
+/**
+ * Owns the compiled policy. Is itself the {@link PolicyHolder} the policy and
+ * split stages read: `current` is replaced whole on a good reload.
+ */
+export class PolicyManager implements PolicyHolder {
+  /** The compiled policy serving now. */
+  current: CompiledPolicy;
+  /** When the current policy was loaded, ms since the epoch. */
+  lastGoodAt: number;
+
+  private readonly opts: PolicyManagerOptions;
+  private readonly listeners = new Set<ReloadListener>();
+  private readonly watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private lastSignature: string;
+  private closed = false;
+
+  /**
+   * Loads and compiles the files, then starts watching them.
+   *
+   * @throws SidecarError CONFIG_READ when a file is missing or unreadable, CONFIG_INVALID when one is invalid.
+   */
+  constructor(opts: PolicyManagerOptions) {
+    this.opts = opts;
+    const first = this.load();
+    this.current = first.compiled;
+    this.lastSignature = first.signature;
+    this.lastGoodAt = this.now();
+    if (opts.watch ?? true) this.startWatching();
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  private load(): Loaded {
+    const { policy, platformPolicy, podLabels } = this.opts;
+    const texts: string[] = [];
+    const read = (path: string) => {
+      const t = readTextFile(path);
+      texts.push(t);
+      return t;
+    };
+    const tenant = policy ? parsePolicy(read(policy), policy) : undefined;
+    const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy) : undefined;
+    const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
+    return { compiled: compilePolicy({ tenant, platform, podLabels: labels }), signature: texts.join('\u0000') };
+  }
+
+  /** Registers a listener called after every reload attempt; returns a function that removes it. */
+  onReload(cb: ReloadListener): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /**
+   * Reloads every file now (SIGHUP). On success the new policy serves from
+   * the next query; on failure the last good policy stays and one line is logged.
+   */
+  reload(): ReloadResult {
+    return this.doReload(true);
+  }
+
+  private doReload(force: boolean): ReloadResult {
+    let loaded: Loaded;
+    try {
+      loaded = this.load();
+    } catch (err) {
+      const error = err instanceof SidecarError ? err : new SidecarError(ErrorCodes.INTERNAL, 'reloading policy', { cause: err });
+      const signature = `error:${error.message}`;
+      if (!force && signature === this.lastSignature) return { ok: false, error };
+      this.lastSignature = signature;
+      this.opts.log?.('warn', 'policy reload failed; keeping the last good policy', {
+        code: errorCode(error),
+        error: describeError(error).replace(/\n/g, '; '),
+      });
+      for (const cb of this.listeners) cb('failure', error);
+      return { ok: false, error };
+    }
+    if (!force && loaded.signature === this.lastSignature) return { ok: true };
+    this.lastSignature = loaded.signature;
+    this.current = loaded.compiled;
+    this.lastGoodAt = this.now();
+    this.opts.log?.('info', 'policy reloaded', {
+      rules: loaded.compiled.tenantRules.size + loaded.compiled.platformRules.size,
+      splitZones: loaded.compiled.splitZoneList.length,
+      forwardZones: loaded.compiled.forwardZoneList.length,
+    });
+    for (const cb of this.listeners) cb('success');
+    return { ok: true };
+  }
+
+  private startWatching(): void {
+    const files = [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels].filter((f): f is string => !!f);
+    const dirs = new Set(files.map((f) => dirname(resolvePath(f))));
+    for (const dir of dirs) {
+      // Watch the directory, not the file: Kubernetes replaces a ConfigMap's
+      // files by swapping the `..data` symlink, which a file watch never sees.
+      const w = watch(dir, { persistent: false }, () => this.schedule());
+      w.on('error', (err) => this.opts.log?.('warn', 'policy watch failed; reload with SIGHUP', { dir, error: describeError(err) }));
+      this.watchers.push(w);
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.closed) this.doReload(false);
+    }, this.opts.debounceMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** Stops watching. Idempotent. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const w of this.watchers.splice(0)) w.close();
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The `policy` stage: decides allow / deny / log for each client query from
+ * the current compiled policy, sets `ctx.decision` for the stages after it,
+ * and answers denied queries itself (DESIGN §5).
+ */
+import type { SynthRecord } from '../dns/reply.ts';
+import { synthesize, errorReply } from '../dns/reply.ts';
+import { EDECode, RCode, RRType } from '../dns/constants.ts';
+import type { Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
+import type { DenyResponse, PolicyHolder } from './compile.ts';
+import { evaluate } from './evaluate.ts';
+import { isIP } from 'node:net';
+
+/** The SOA the sidecar puts in the authority section of negative answers it synthesizes. */
+export function syntheticSoa(zone: string, ttl: number): SynthRecord {
+  return {
+    name: zone === '' ? '.' : zone,
+    type: 'SOA',
+    class: 'IN',
+    ttl,
+    data: {
+      mname: 'ns.tenant-dns.invalid',
+      rname: 'hostmaster.tenant-dns.invalid',
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expire: 86_400,
+      // RFC 2308 §5: negative answers are cached for min(SOA TTL, minimum).
+      minimum: ttl,
+    },
+  } as SynthRecord;
+}
+
+/** Address records of the query type from `addresses` (A from IPv4, AAAA from IPv6; ANY gets both). */
+export function addressRecords(name: string, qtype: number, addresses: readonly string[], ttl: number): SynthRecord[] {
+  const out: SynthRecord[] = [];
+  for (const a of addresses) {
+    const family = isIP(a);
+    if (family === 4 && (qtype === RRType.A || qtype === RRType.ANY)) out.push({ name, type: 'A', class: 'IN', ttl, data: a });
+    else if (family === 6 && (qtype === RRType.AAAA || qtype === RRType.ANY)) out.push({ name, type: 'AAAA', class: 'IN', ttl, data: a });
+  }
+  return out;
+}
+
+/**
+ * The answer to a denied query, per the rule's response: nxdomain (NXDOMAIN
+ * + SOA), refused (REFUSED), nodata (NOERROR + SOA), sinkhole (the addresses
+ * of the query type, else NODATA + SOA). Each carries EDE 15 "Blocked"
+ * (RFC 8914 §4.16) naming the rule; source `policy`, reason the rule.
+ */
+export function denyOutcome(ctx: QueryContext, rule: string, response: DenyResponse, soaZone: string): Outcome {
+  const q = ctx.query;
+  const ede = { code: EDECode.BLOCKED, text: `blocked by tenant-dns policy rule ${rule}` };
+  const soa = [syntheticSoa(soaZone, response.ttl)];
+  let rcode: number = RCode.NXDOMAIN;
+  let body: Buffer;
+  switch (response.type) {
+    case 'refused':
+      rcode = RCode.REFUSED;
+      body = errorReply(ctx.wire, rcode, q.questionEnd);
+      break;
+    case 'nodata':
+      rcode = RCode.NOERROR;
+      body = synthesize(ctx.wire, q, { rcode, authorities: soa });
+      break;
+    case 'sinkhole': {
+      rcode = RCode.NOERROR;
+      const answers = addressRecords(q.qname, q.qtype, response.addresses, response.ttl);
+      body = synthesize(ctx.wire, q, answers.length > 0 ? { rcode, answers } : { rcode, authorities: soa });
+      break;
+    }
+    default:
+      body = synthesize(ctx.wire, q, { rcode, authorities: soa });
+  }
+  return { kind: 'reply', body, rcode, source: 'policy', reason: rule, ede };
+}
+
+/**
+ * Creates the policy stage. It reads `holder.current` once per query, so a
+ * reload (which swaps `current` whole) takes effect at once and no query
+ * sees half a policy. Internal queries (the sidecar's own) pass unchecked.
+ */
+export function createPolicyStage(holder: PolicyHolder): Stage {
+  return {
+    name: 'policy',
+    handle(ctx: QueryContext, next: Next): Promise<Outcome> {
+      if (ctx.internal) return next(ctx);
+      const ev = evaluate(holder.current, ctx.query.qname);
+      ctx.decision = ev.decision;
+      if (ev.decision.action !== 'deny') return next(ctx);
+      return Promise.resolve(denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone));
+    },
+  };
+}

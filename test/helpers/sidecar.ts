@@ -1,0 +1,84 @@
+/**
+ * Starts the sidecar for tests: in process (fast, with an injectable clock)
+ * or as a child process of the real CLI (signals, exit codes).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { buildConfig } from '../../sidecar/config/flags.ts';
+import { silentLogger, type Logger } from '../../sidecar/log.ts';
+import { startSidecar, type Sidecar } from '../../sidecar/server.ts';
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The CLI entry point. */
+export const CLI = fileURLToPath(new URL('../../bin/tenant-dns.ts', import.meta.url));
+
+/** A sidecar started in this process on 127.0.0.1, port chosen by the kernel. */
+export interface TestSidecar {
+  readonly sidecar: Sidecar;
+  readonly host: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a sidecar in process. `flags` are commander-style option values
+ * (`{ upstream: ['udp://…'], clusterDns: '…', policy: '/tmp/…' }`); the
+ * listen address defaults to 127.0.0.1:0.
+ */
+export async function startTestSidecar(
+  flags: Record<string, unknown>,
+  opts: { clock?: () => number; log?: Logger } = {},
+): Promise<TestSidecar> {
+  const config = buildConfig({ listen: ['127.0.0.1:0'], ...flags });
+  const sidecar = await startSidecar(config, { log: opts.log ?? silentLogger, version: 'test', clock: opts.clock });
+  const addr = sidecar.addresses[0]!;
+  return { sidecar, host: addr.host, port: addr.port, stop: () => sidecar.shutdown(1000) };
+}
+
+/** A sidecar child process of the real CLI. */
+export interface ChildSidecar {
+  readonly child: ChildProcess;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Everything written to stdout so far. */
+  stdout(): string;
+  /** Resolves with the exit code (signal → -1). */
+  exited: Promise<number>;
+  /** Kills the process if it is still running. */
+  kill(): Promise<void>;
+}
+
+/** Runs `tenant-dns <args>` as a child process (Node from PATH, the project's pinned Node under npm). */
+export function spawnCli(args: readonly string[]): ChildSidecar {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = once(child, 'exit').then(([code]) => (typeof code === 'number' ? code : -1));
+  return {
+    child,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+/** Waits until `predicate` holds, polling every 20 ms, failing after `timeoutMs`. */
+export async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Type } from '@sinclair/typebox';
+import { ConfigInvalidError, loadYamlFile, parseYaml } from '../../../sidecar/config/load.ts';
+import { DNSPolicySchema, checkPolicy, globProblem } from '../../../sidecar/config/policy-schema.ts';
+import { SidecarError } from '../../../sidecar/errors.ts';
+
+function problems(text: string): string[] {
+  try {
+    parseYaml(text, 'p.yaml', DNSPolicySchema, checkPolicy);
+  } catch (err) {
+    assert.ok(err instanceof ConfigInvalidError);
+    assert.equal(err.code, 'CONFIG_INVALID');
+    assert.equal(err.message, err.problems.map((p) => `${p.file}:${p.line}: ${p.field}: ${p.message}`).join('\n'));
+    return err.message.split('\n');
+  }
+  return [];
+}
+
+const HEAD = 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: t\n';
+
+test('load: defaults are applied and the result is frozen', () => {
+  const p = parseYaml(HEAD + 'spec:\n  splitZones:\n    - {name: s, names: [a.test], addresses: [10.0.0.1]}\n', 'p.yaml', DNSPolicySchema, checkPolicy);
+  assert.equal(p.spec.defaultAction, 'allow');
+  assert.deepEqual(p.spec.rules, []);
+  assert.equal(p.spec.splitZones[0]!.ttl, 60);
+  assert.equal(p.spec.splitZones[0]!.resolveVia, 'default');
+  assert.ok(Object.isFrozen(p) && Object.isFrozen(p.spec.splitZones[0]));
+  const q = parseYaml(HEAD, 'p.yaml', DNSPolicySchema, checkPolicy);
+  assert.deepEqual(q.spec, { rules: [], defaultAction: 'allow', splitZones: [], forwardZones: [] });
+});
+
+test('load: a wrong enum value names the file, line and field path', () => {
+  const text = HEAD + 'spec:\n  rules:\n    - name: r\n      action: block\n      names: [a.test]\n';
+  assert.deepEqual(problems(text), ['p.yaml:8: spec.rules[0].action: must be one of "allow", "deny", "log"']);
+});
+
+test('load: every problem is listed, an unknown field and a missing one too', () => {
+  const text = HEAD + 'spec:\n  rules:\n    - name: r\n      action: deny\n      nmes: [a.test]\n  defaultAction: maybe\n';
+  assert.deepEqual(problems(text), [
+    'p.yaml:7: spec.rules[0].names: is required',
+    'p.yaml:9: spec.rules[0].nmes: is not a known field',
+    'p.yaml:10: spec.defaultAction: must be one of "allow", "deny"',
+  ]);
+});
+
+test('load: a missing top-level field points at the document', () => {
+  assert.deepEqual(problems('apiVersion: tenant-dns.io/v1\nmetadata: {name: x}\n'), [
+    'p.yaml:1: kind: is required',
+    'p.yaml:1: apiVersion: must be "tenant-dns.io/v1alpha1"',
+  ]);
+});
+
+test('load: glob syntax is checked with a clear message at the glob line', () => {
+  const globs = ['"*"', '"**.example.com"', '"a..b"', '"a.*.com"', '"*."', '"bad label!.com"'];
+  const text = HEAD + 'spec:\n  rules:\n    - name: r\n      action: deny\n      names:\n' + globs.map((g) => `        - ${g}\n`).join('');
+  const out = problems(text);
+  assert.equal(out.length, globs.length);
+  out.forEach((line, i) => assert.match(line, new RegExp(`^p\\.yaml:${10 + i}: spec\\.rules\\[0\\]\\.names\\[${i}\\]: `)));
+  assert.match(out[0]!, /"\*" alone matches every name/);
+  assert.match(out[1]!, /"\*\*" is not supported/);
+  assert.match(out[2]!, /empty label/);
+  assert.match(out[3]!, /only allowed first/);
+  assert.equal(globProblem('*.example.com'), undefined);
+  assert.equal(globProblem('ads-*.example.com.'), undefined);
+});
+
+test('load: semantic checks (duplicate names, sinkhole, cname and addresses, resolveVia)', () => {
+  const text =
+    HEAD +
+    [
+      'spec:',
+      '  rules:',
+      '    - {name: r, action: deny, names: [a.test], response: {type: sinkhole}}',
+      '    - {name: r, action: allow, names: [b.test]}',
+      '    - {name: q, action: deny, names: [c.test], response: {type: sinkhole, addresses: [not-an-ip]}}',
+      '  splitZones:',
+      '    - {name: s, names: [d.test], cname: x.test, addresses: [10.0.0.1]}',
+      '    - {name: t, names: [e.test]}',
+      '    - {name: u, names: [f.test], cname: y.test, resolveVia: nowhere}',
+      '',
+    ].join('\n');
+  assert.deepEqual(problems(text), [
+    'p.yaml:7: spec.rules[0].response.addresses: a sinkhole response needs addresses',
+    'p.yaml:8: spec.rules[1].name: duplicate rule name "r" (also rules[0])',
+    'p.yaml:9: spec.rules[2].response.addresses[0]: "not-an-ip" is not an IPv4 or IPv6 address',
+    'p.yaml:11: spec.splitZones[0].cname: give either cname or addresses, not both',
+    'p.yaml:12: spec.splitZones[1]: a split zone needs cname or addresses',
+    'p.yaml:13: spec.splitZones[2].resolveVia: "nowhere" is neither "default", "cluster" nor a forward zone of this policy',
+  ]);
+});
+
+test('load: YAML syntax errors and empty files are CONFIG_INVALID with a line', () => {
+  const out = problems(HEAD + 'spec:\n  rules: [\n');
+  assert.equal(out.length >= 1, true);
+  assert.match(out[0]!, /^p\.yaml:\d+: \(document\): YAML syntax: /);
+  assert.deepEqual(problems(''), ['p.yaml:1: (document): the file is empty']);
+  assert.match(problems('a: 1\na: 2\n')[0]!, /YAML syntax/);
+});
+
+test('load: unreadable files are CONFIG_READ with the fs error as cause', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tdns-load-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const missing = join(dir, 'missing.yaml');
+  assert.throws(
+    () => loadYamlFile(missing, DNSPolicySchema),
+    (err: unknown) => err instanceof SidecarError && err.code === 'CONFIG_READ' && err.message.includes(missing) && (err.cause as NodeJS.ErrnoException).code === 'ENOENT',
+  );
+  if (process.getuid?.() !== 0) {
+    const locked = join(dir, 'locked.yaml');
+    writeFileSync(locked, HEAD);
+    chmodSync(locked, 0o000);
+    assert.throws(() => loadYamlFile(locked, DNSPolicySchema), (err: unknown) => err instanceof SidecarError && err.code === 'CONFIG_READ' && (err.cause as NodeJS.ErrnoException).code === 'EACCES');
+  }
+});
+
+test('load: works for any schema (the sidecar --config)', () => {
+  const S = Type.Object({ port: Type.Integer({ minimum: 1, default: 53 }), name: Type.String() }, { additionalProperties: false });
+  assert.deepEqual(parseYaml('name: x\n', 'c.yaml', S), { port: 53, name: 'x' });
+  assert.throws(() => parseYaml('name: x\nport: 0\n', 'c.yaml', S), /^SidecarError: c\.yaml:2: port: expected integer to be greater or equal to 1$/m);
+});
+
+test('load: an unquoted glob starting with * gets a hint instead of an alias error', () => {
+  const text = HEAD + 'spec:\n  rules:\n    - name: r\n      action: deny\n      names:\n        - *.com\n';
+  assert.deepEqual(problems(text), ['p.yaml:10: (document): YAML reads *.com as an alias: quote a glob that starts with "*" ("*.com")']);
+});

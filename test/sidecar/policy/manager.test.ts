@@ -1,0 +1,171 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PolicyManager, parsePodLabels, unquoteGo, type PolicyLogger } from '../../../sidecar/policy/manager.ts';
+import { evaluate } from '../../../sidecar/policy/evaluate.ts';
+import { SidecarError } from '../../../sidecar/errors.ts';
+
+const HEAD = 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: t\n';
+const denying = (name: string) => `${HEAD}spec:\n  rules:\n    - {name: r, action: deny, names: [${name}]}\n`;
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tdns-policy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function capture(): { log: PolicyLogger; lines: [string, string, Record<string, unknown> | undefined][] } {
+  const lines: [string, string, Record<string, unknown> | undefined][] = [];
+  return { lines, log: (level, msg, fields) => lines.push([level, msg, fields]) };
+}
+
+/** Resolves with the next reload result, or rejects after `ms`. */
+function nextReload(m: PolicyManager, ms = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error('no reload within ' + ms + ' ms'));
+    }, ms);
+    const off = m.onReload((result) => {
+      clearTimeout(timer);
+      off();
+      resolve(result);
+    });
+  });
+}
+
+const action = (m: PolicyManager, name: string) => evaluate(m.current, name).decision.action;
+
+test('manager: without files the policy is empty (default allow)', () => {
+  const m = new PolicyManager({ watch: false });
+  assert.equal(action(m, 'anything.example'), 'allow');
+  m.close();
+});
+
+test('manager: a missing or invalid file at start throws', (t) => {
+  const dir = tempDir(t);
+  assert.throws(() => new PolicyManager({ policy: join(dir, 'nope.yaml'), watch: false }), (e: unknown) => e instanceof SidecarError && e.code === 'CONFIG_READ');
+  writeFileSync(join(dir, 'bad.yaml'), HEAD + 'spec:\n  defaultAction: nope\n');
+  assert.throws(() => new PolicyManager({ policy: join(dir, 'bad.yaml'), watch: false }), (e: unknown) => e instanceof SidecarError && e.code === 'CONFIG_INVALID' && /bad\.yaml:6: spec\.defaultAction/.test(e.message));
+  assert.throws(() => new PolicyManager({ podLabels: join(dir, 'labels'), watch: false }), (e: unknown) => e instanceof SidecarError && e.code === 'CONFIG_READ');
+});
+
+test('manager: reload() swaps in a valid policy and keeps the last good one on an invalid file', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, denying('a.test'));
+  let clock = 1_000;
+  const { log, lines } = capture();
+  const m = new PolicyManager({ policy: file, watch: false, log, now: () => clock });
+  t.after(() => m.close());
+  const results: string[] = [];
+  m.onReload((r, err) => results.push(err ? `${r}:${err.code}` : r));
+  assert.equal(action(m, 'a.test'), 'deny');
+  assert.equal(m.lastGoodAt, 1_000);
+
+  clock = 2_000;
+  writeFileSync(file, denying('b.test'));
+  assert.deepEqual(m.reload(), { ok: true });
+  assert.equal(action(m, 'a.test'), 'allow');
+  assert.equal(action(m, 'b.test'), 'deny');
+  assert.equal(m.lastGoodAt, 2_000);
+
+  clock = 3_000;
+  writeFileSync(file, HEAD + 'spec:\n  rules:\n    - {name: r, action: deny, names: ["a..b"]}\n');
+  const bad = m.reload();
+  assert.equal(bad.ok, false);
+  assert.equal(bad.error?.code, 'CONFIG_INVALID');
+  assert.equal(action(m, 'b.test'), 'deny', 'the last good policy keeps serving');
+  assert.equal(m.lastGoodAt, 2_000);
+  assert.deepEqual(results, ['success', 'failure:CONFIG_INVALID']);
+  const warns = lines.filter(([level]) => level === 'warn');
+  assert.equal(warns.length, 1);
+  assert.match(String(warns[0]![2]!.error), /policy\.yaml:7: spec\.rules\[0\]\.names\[0\]: empty label/);
+  assert.ok(!String(warns[0]![2]!.error).includes('\n'), 'one line');
+
+  rmSync(file);
+  assert.equal(m.reload().error?.code, 'CONFIG_READ');
+  assert.equal(action(m, 'b.test'), 'deny');
+});
+
+test('manager: pod labels select rules', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'policy.yaml'), `${HEAD}spec:\n  rules:\n    - {name: fe, action: deny, names: ["*.com"], podSelector: {matchLabels: {app: frontend}}}\n`);
+  writeFileSync(join(dir, 'labels'), 'app="frontend"\npod-template-hash="7d9c"\n');
+  const m = new PolicyManager({ policy: join(dir, 'policy.yaml'), podLabels: join(dir, 'labels'), watch: false });
+  assert.equal(action(m, 'x.com'), 'deny');
+  writeFileSync(join(dir, 'labels'), 'app="backend"\n');
+  m.reload();
+  assert.equal(action(m, 'x.com'), 'allow');
+  m.close();
+});
+
+test('manager: a Kubernetes ConfigMap ..data symlink swap is seen and reloaded', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, '..2026_01_01_00_00_00.1'));
+  writeFileSync(join(dir, '..2026_01_01_00_00_00.1', 'policy.yaml'), denying('old.test'));
+  symlinkSync('..2026_01_01_00_00_00.1', join(dir, '..data'));
+  symlinkSync('..data/policy.yaml', join(dir, 'policy.yaml'));
+  const { log } = capture();
+  const m = new PolicyManager({ policy: join(dir, 'policy.yaml'), log, debounceMs: 20 });
+  t.after(() => m.close());
+  assert.equal(action(m, 'old.test'), 'deny');
+
+  const seen = nextReload(m);
+  mkdirSync(join(dir, '..2026_01_01_00_01_00.2'));
+  writeFileSync(join(dir, '..2026_01_01_00_01_00.2', 'policy.yaml'), denying('new.test'));
+  symlinkSync('..2026_01_01_00_01_00.2', join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  rmSync(join(dir, '..2026_01_01_00_00_00.1'), { recursive: true });
+  assert.equal(await seen, 'success');
+  assert.equal(action(m, 'new.test'), 'deny');
+  assert.equal(action(m, 'old.test'), 'allow');
+});
+
+test('manager: an in-place edit is reloaded; an invalid edit keeps the last good policy', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, denying('one.test'));
+  const { log, lines } = capture();
+  const m = new PolicyManager({ policy: file, log, debounceMs: 20 });
+  t.after(() => m.close());
+  let seen = nextReload(m);
+  writeFileSync(file, denying('two.test'));
+  assert.equal(await seen, 'success');
+  assert.equal(action(m, 'two.test'), 'deny');
+
+  seen = nextReload(m);
+  writeFileSync(file, 'spec: [unclosed\n');
+  assert.equal(await seen, 'failure');
+  assert.equal(action(m, 'two.test'), 'deny');
+  assert.equal(lines.filter(([l]) => l === 'warn').length, 1);
+});
+
+test('manager: close() stops watching', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, denying('one.test'));
+  const m = new PolicyManager({ policy: file, debounceMs: 10 });
+  m.close();
+  m.close();
+  let reloads = 0;
+  m.onReload(() => reloads++);
+  writeFileSync(file, denying('two.test'));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(reloads, 0);
+  assert.equal(action(m, 'one.test'), 'deny');
+});
+
+test('pod labels: the downward API format with Go escapes', () => {
+  assert.deepEqual(parsePodLabels('app="frontend"\n\nnote="say \\"hi\\"\\n\\tok\\\\"\nuni="caf\\u00e9 \\xc3\\xa9"\nempty=""\n', 'labels'), {
+    app: 'frontend',
+    note: 'say "hi"\n\tok\\',
+    uni: 'café é',
+    empty: '',
+  });
+  assert.equal(unquoteGo('"\\101\\U0001F600"'), 'A😀');
+  assert.throws(() => parsePodLabels('app=frontend\n', 'labels'), /labels:1: /);
+  assert.throws(() => parsePodLabels('ok="1"\nbroken\n', 'labels'), /labels:2: /);
+});
