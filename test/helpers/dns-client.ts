@@ -88,23 +88,53 @@ export function exchangeTcpRaw(host: string, port: number, wire: Buffer, timeout
   });
 }
 
+/** A decoded record, loosely typed for assertions. */
+export interface DecodedRecord {
+  readonly name: string;
+  readonly type: string;
+  readonly ttl: number;
+  readonly class: string;
+  readonly data: any;
+  readonly options?: readonly { code: number; data: Buffer }[];
+}
+
+/** A decoded reply as dns-packet reads it, typed for what tests look at. */
+export interface DecodedReply {
+  readonly id: number;
+  readonly rcode: string;
+  readonly flag_tc: boolean;
+  readonly flag_aa: boolean;
+  readonly flag_rd: boolean;
+  readonly flag_ra: boolean;
+  readonly questions: readonly { name: string; type: string; class: string }[];
+  readonly answers: readonly DecodedRecord[];
+  readonly authorities: readonly DecodedRecord[];
+  readonly additionals: readonly DecodedRecord[];
+  /** The reply's bytes. */
+  readonly raw: Buffer;
+}
+
+/** Decodes a reply with dns-packet. */
+export function decodeReply(raw: Buffer): DecodedReply {
+  const p = packet.decode(raw) as unknown as Omit<DecodedReply, 'raw'>;
+  return { ...p, answers: p.answers ?? [], authorities: p.authorities ?? [], additionals: p.additionals ?? [], raw };
+}
+
 /** Queries over UDP and decodes the reply. */
-export async function queryUdp(host: string, port: number, q: TestQuestion, timeoutMs = 2000): Promise<packet.Packet & { raw: Buffer }> {
-  const raw = await exchangeUdpRaw(host, port, encodeQuery(q), timeoutMs);
-  return Object.assign(packet.decode(raw), { raw });
+export async function queryUdp(host: string, port: number, q: TestQuestion, timeoutMs = 2000): Promise<DecodedReply> {
+  return decodeReply(await exchangeUdpRaw(host, port, encodeQuery(q), timeoutMs));
 }
 
 /** Queries over TCP and decodes the reply. */
-export async function queryTcp(host: string, port: number, q: TestQuestion, timeoutMs = 2000): Promise<packet.Packet & { raw: Buffer }> {
-  const raw = await exchangeTcpRaw(host, port, encodeQuery(q), timeoutMs);
-  return Object.assign(packet.decode(raw), { raw });
+export async function queryTcp(host: string, port: number, q: TestQuestion, timeoutMs = 2000): Promise<DecodedReply> {
+  return decodeReply(await exchangeTcpRaw(host, port, encodeQuery(q), timeoutMs));
 }
 
 /** The EDE option (RFC 8914) of a decoded reply, if any. */
-export function extendedError(reply: packet.Packet): { code: number; text: string } | undefined {
-  for (const rr of reply.additionals ?? []) {
+export function extendedError(reply: DecodedReply): { code: number; text: string } | undefined {
+  for (const rr of reply.additionals) {
     if (rr.type !== 'OPT') continue;
-    for (const opt of (rr as unknown as { options: { code: number; data: Buffer }[] }).options ?? []) {
+    for (const opt of rr.options ?? []) {
       if (opt.code === 15) return { code: opt.data.readUInt16BE(0), text: opt.data.subarray(2).toString('utf8') };
     }
   }

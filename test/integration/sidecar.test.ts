@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as packet from 'dns-packet';
-import { exchangeTcpRaw, exchangeUdpRaw, extendedError, queryTcp, queryUdp } from '../helpers/dns-client.ts';
+import { decodeReply, exchangeTcpRaw, exchangeUdpRaw, extendedError, queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { startTestSidecar, type TestSidecar, waitFor } from '../helpers/sidecar.ts';
 import { bigTxtRecords, startUnbound, type UnboundServer } from '../helpers/unbound.ts';
 
@@ -298,12 +298,12 @@ describe('sidecar over real sockets', () => {
     const sc = await sidecarWith(t);
     await assert.rejects(exchangeUdpRaw(sc.host, sc.port, Buffer.from([1, 2, 3]), 300), /no UDP reply/);
     const noQuestion = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
-    const formerr = packet.decode(await exchangeUdpRaw(sc.host, sc.port, noQuestion));
+    const formerr = decodeReply(await exchangeUdpRaw(sc.host, sc.port, noQuestion));
     assert.equal(formerr.rcode, 'FORMERR');
     assert.equal(formerr.id, 0x1234);
     const status = Buffer.from(packet.encode({ id: 7, type: 'query', questions: [{ name: 'www.test.example', type: 'A', class: 'IN' }] }));
     status.writeUInt16BE(2 << 11, 2); // opcode STATUS
-    const notimp = packet.decode(await exchangeTcpRaw(sc.host, sc.port, status));
+    const notimp = decodeReply(await exchangeTcpRaw(sc.host, sc.port, status));
     assert.equal(notimp.rcode, 'NOTIMP');
     const response = Buffer.from(status);
     response.writeUInt16BE(0x8000, 2); // QR set: a response, dropped
