@@ -115,6 +115,12 @@ class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.draining) return;
+    if (this.partialSince > 0 && Date.now() - this.partialSince >= this.limits.idleTimeoutMs) {
+      // A message dripped slower than the idle timeout (slowloris): cut it off.
+      this.log('debug', 'closing TCP connection: message took longer than the idle timeout', { remote: this.socket.remoteAddress });
+      this.socket.destroy();
+      return;
+    }
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     let offset = 0;
     while (this.pending.length - offset >= 2) {
