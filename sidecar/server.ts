@@ -183,7 +183,14 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const onError = (err: unknown, ctx: QueryContext, stage: string) =>
     log('error', 'query failed with an unexpected error', { stage, qtype: ctx.query.qtype, code: errorCode(err), error: describeError(err) });
 
-  const cache = new CacheStage({ config: config.cache, clock: options.clock, isClusterName: isCluster });
+  const cache = new CacheStage({
+    config: config.cache,
+    clock: options.clock,
+    isClusterName: isCluster,
+    staleMaxAgeSec: config.cache.staleMaxAge,
+    staleMaxPerSecond: config.cache.staleMaxPerSecond,
+    staleAnswerTimeoutMs: config.cache.staleAnswerTimeoutMs,
+  });
   const forward = forwardStage({ route, log });
   // Internal queries (split-zone CNAME targets) go through the cache and the forwarder only.
   const inner: Next = compose({ cache, forward }, onError);

@@ -26,6 +26,13 @@ export interface CacheStageOptions {
   readonly staleMaxAgeSec?: number;
   /** Most stale answers per entry per second; 0 (default) means no cap. */
   readonly staleMaxPerSecond?: number;
+  /**
+   * Milliseconds a miss with a stale entry waits for the upstreams before the
+   * stale answer is sent (RFC 8767 §5, the client response timer); the
+   * upstream exchange goes on in the background and refreshes the entry.
+   * 0 (default): wait for the upstreams' own deadline.
+   */
+  readonly staleAnswerTimeoutMs?: number;
   /** Called for every entry evicted or expired (for metrics). */
   readonly onEvict?: (reason: EvictReason) => void;
 }
@@ -113,6 +120,7 @@ export class CacheStage implements Stage {
   readonly #config: CacheConfig;
   readonly #isClusterName: (qname: string) => boolean;
   readonly #inflight = new Map<string, Flight>();
+  readonly #staleAnswerTimeoutMs: number;
   #coalesced = 0;
   /** Reused for every lookup: the stage reads it synchronously right after `get`. */
   readonly #info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0 };
@@ -120,6 +128,7 @@ export class CacheStage implements Stage {
   constructor(options: CacheStageOptions) {
     this.#config = options.config;
     this.#isClusterName = options.isClusterName ?? (() => false);
+    this.#staleAnswerTimeoutMs = options.staleAnswerTimeoutMs ?? 0;
     this.store = new CacheStore({
       config: options.config,
       now: options.clock,
@@ -152,8 +161,33 @@ export class CacheStage implements Stage {
     return flight === undefined ? this.#lead(ctx, next, key) : this.#wait(ctx, next, flight);
   }
 
+  /**
+   * Resolves a miss through `next`. When a stale entry exists and the
+   * upstreams take longer than the stale answer timeout, answers stale at
+   * once and lets the exchange finish in the background, where its answer
+   * refreshes the entry (RFC 8767 §5).
+   */
+  #lead(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
+    const work = this.#resolve(ctx, next, key);
+    if (this.#staleAnswerTimeoutMs <= 0 || !this.store.hasStale(keyName(ctx), subKey(ctx.query))) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.#staleAnswerTimeoutMs);
+    });
+    return Promise.race([work, late]).then((first) => {
+      if (first !== undefined) {
+        clearTimeout(timer);
+        return first;
+      }
+      const stale = this.#stale(ctx);
+      if (stale === undefined) return work;
+      work.catch(() => {}); // The background refresh's failure is the group's to log.
+      return stale;
+    });
+  }
+
   /** Resolves a miss through `next`, stores the answer, and shares it with the waiters. */
-  async #lead(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
+  async #resolve(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
     let resolve!: (shared: Shared) => void;
     let reject!: (err: unknown) => void;
     const promise = new Promise<Shared>((res, rej) => {

@@ -255,6 +255,18 @@ export class CacheStore {
   }
 
   /**
+   * Whether an expired entry for (`name`, `sub`) could be served stale now
+   * (serve-stale on, within the stale window). Counts nothing.
+   */
+  hasStale(name: string, sub: number): boolean {
+    if (this.#staleMaxAgeMs <= 0) return false;
+    const entry = this.#find(name, sub);
+    if (entry === undefined) return false;
+    const now = this.#now();
+    return now >= entry.expiresAt && now - entry.expiresAt < this.#staleMaxAgeMs;
+  }
+
+  /**
    * An expired entry for (`name`, `sub`) served stale (RFC 8767): a copy with every TTL
    * set to {@link STALE_TTL}. Undefined when serve-stale is off, there is no
    * expired entry within the stale window, or this entry already served

@@ -22,6 +22,9 @@ export const CacheConfigSchema = Type.Object(
     maxTtl: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400, description: 'Seconds: a positive answer is kept at most this long.' }),
     negativeMaxTtl: Type.Integer({ minimum: 0, maximum: 86_400, default: 3_600, description: 'Seconds: cap on NXDOMAIN/NODATA caching (RFC 2308).' }),
     clusterNegativeMaxTtl: Type.Integer({ minimum: 0, maximum: 3_600, default: 5, description: 'Seconds: cap on negative caching in the cluster zone, so a new Service appears quickly.' }),
+    staleMaxAge: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400, description: 'Seconds an expired answer may still be served (TTL 30) when every upstream fails (RFC 8767); 0 switches serve-stale off.' }),
+    staleMaxPerSecond: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 100, description: 'Most stale answers one entry serves per second; 0: no cap.' }),
+    staleAnswerTimeoutMs: Type.Integer({ minimum: 0, maximum: 5_000, default: 1_800, description: 'Milliseconds a query with a stale answer waits for the upstreams before it is answered stale while the refresh goes on (RFC 8767 client response timer); 0: wait for the upstream deadline.' }),
   },
   { additionalProperties: false, default: {}, 'x-flag-prefix': 'cache-' },
 );

@@ -21,7 +21,7 @@ import { CacheStore, type CacheConfig } from '../../sidecar/cache/store.ts';
 import { CacheStage, subKey } from '../../sidecar/cache/stage.ts';
 import type { QueryContext } from '../../sidecar/pipeline/stage.ts';
 
-const CONFIG: CacheConfig = { maxEntries: 10_000, maxBytes: 16 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5 };
+const CONFIG: CacheConfig = { maxEntries: 10_000, maxBytes: 16 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5, staleMaxAge: 0, staleMaxPerSecond: 0, staleAnswerTimeoutMs: 0 };
 
 // A typical reply: a CNAME and two addresses, as kube-dns or a public resolver sends them (no OPT: bodies carry none).
 const name = 'api.example.com';

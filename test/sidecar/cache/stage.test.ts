@@ -9,7 +9,7 @@ import { ErrorCodes, SidecarError } from '../../../sidecar/errors.ts';
 import type { Next, Outcome, QueryContext } from '../../../sidecar/pipeline/stage.ts';
 import { a, clock, context, parse, query, reply, soa, ttls, upstreamOutcome } from './fixtures.ts';
 
-const CONFIG: CacheConfig = { maxEntries: 100, maxBytes: 1 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5 };
+const CONFIG: CacheConfig = { maxEntries: 100, maxBytes: 1 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5, staleMaxAge: 0, staleMaxPerSecond: 0, staleAnswerTimeoutMs: 0 };
 
 function stage(options: { staleMaxAgeSec?: number; config?: Partial<CacheConfig> } = {}) {
   const c = clock();
@@ -247,4 +247,30 @@ test('cache stage: when the leader is aborted, a waiter resolves its query itsel
   assert.equal(out.body.readUInt16BE(0), 2);
   assert.equal(up.calls.length, 1);
   assert.equal(s.coalesced, 0);
+});
+
+test('cache stage: a slow upstream gets the stale answer sent after the stale answer timeout, and the late answer refreshes the entry', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const c = clock();
+  const s = new CacheStage({ config: CONFIG, clock: c.now, staleMaxAgeSec: 60, staleAnswerTimeoutMs: 1800 });
+  await s.handle(context(query('example.com')), upstream(answerFor(10)).next);
+  c.advance(20_000);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const fresh = upstream(answerFor(300));
+  const slow: Next = async (ctx) => {
+    await gate;
+    return fresh.next(ctx);
+  };
+  const pending = s.handle(context(query('example.com', { id: 9 })), slow);
+  await Promise.resolve();
+  t.mock.timers.tick(1800);
+  const out = await pending;
+  assert.equal(out.reason, 'stale');
+  assert.deepEqual(ttls(out.body), [30]);
+  release();
+  await new Promise((r) => setImmediate(r));
+  const hit = await s.handle(context(query('example.com')), upstream(answerFor(1)).next);
+  assert.equal(hit.source, 'cache');
+  assert.deepEqual(ttls(hit.body), [300], 'the background refresh stored the fresh answer');
 });

@@ -5,7 +5,7 @@ import { scanReply } from '../../../sidecar/dns/records.ts';
 import { CacheStore, STALE_TTL, type CacheConfig, type HitInfo } from '../../../sidecar/cache/store.ts';
 import { a, clock, reply, soa, ttls } from './fixtures.ts';
 
-const CONFIG: CacheConfig = { maxEntries: 100, maxBytes: 1 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5 };
+const CONFIG: CacheConfig = { maxEntries: 100, maxBytes: 1 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5, staleMaxAge: 0, staleMaxPerSecond: 0, staleAnswerTimeoutMs: 0 };
 
 function store(config: Partial<CacheConfig> = {}, extra: { staleMaxAgeSec?: number; staleMaxPerSecond?: number } = {}) {
   const c = clock();
