@@ -1,13 +1,14 @@
 /**
  * Wiring only: config → stages → chain → listeners. No DNS logic lives here.
  */
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { CacheStage } from './cache/stage.ts';
 import { isLoopback, readResolvConf, urlHostPort, assertNoLoop } from './config/resolv.ts';
 import type { SidecarConfig } from './config/schema.ts';
 import { buildQuery } from './dns/query.ts';
-import { inZone, normalizeName } from './dns/wire.ts';
+import { inZone, LOOP_TAG_LENGTH, normalizeName } from './dns/wire.ts';
 import { describeError, errorCode, ErrorCodes, SidecarError } from './errors.ts';
 import { parseHostPort, type HostPort } from './listener/address.ts';
 import { InflightGate, type HandlerDeps } from './listener/handle.ts';
@@ -191,7 +192,17 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     staleMaxPerSecond: config.cache.staleMaxPerSecond,
     staleAnswerTimeoutMs: config.cache.staleAnswerTimeoutMs,
   });
-  const forward = forwardStage({ route, log });
+  // A random tag per process marks the sidecar's upstream queries, so one that a misconfigured upstream
+  // sends back to the sidecar is recognized and answered SERVFAIL instead of going round again.
+  const loopTag = randomBytes(LOOP_TAG_LENGTH);
+  let lastLoopLog = 0;
+  const onLoop = (qname: string, qtype: number) => {
+    const now = Date.now();
+    if (now - lastLoopLog < 10_000) return;
+    lastLoopLog = now;
+    log('error', 'forwarding loop: a query the sidecar sent upstream came back to it; answering SERVFAIL (check the upstreams and the cluster DNS: one of them forwards to this sidecar)', { qname, qtype });
+  };
+  const forward = forwardStage({ route, log, loopTag });
   // Internal queries (split-zone CNAME targets) go through the cache and the forwarder only.
   const inner: Next = compose({ cache, forward }, onError);
   const controller = new AbortController();
@@ -211,7 +222,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   };
   const chain = compose(stages, onError);
 
-  const deps: HandlerDeps = { chain, gate: new InflightGate(config.listener.maxInflight), signal: controller.signal };
+  const deps: HandlerDeps = { chain, gate: new InflightGate(config.listener.maxInflight), signal: controller.signal, loopTag, onLoop };
   const limits = {
     idleTimeoutMs: config.listener.tcpIdleTimeoutMs,
     maxConnections: config.listener.tcpMaxConnections,

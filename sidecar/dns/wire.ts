@@ -35,7 +35,22 @@ export interface ParsedQuery {
   readonly ednsUdpSize: number;
   /** The DNSSEC OK bit of the OPT record (RFC 3225); false without EDNS. */
   readonly dnssecOk: boolean;
+  /**
+   * Offset of the data of a loop-detection option ({@link LOOP_OPTION_CODE},
+   * {@link LOOP_TAG_LENGTH} bytes) in the OPT record, or -1 when there is none.
+   */
+  readonly loopTagOffset: number;
 }
+
+/**
+ * EDNS option code the sidecar puts in its upstream queries to recognize
+ * them if they come back to it (a forwarding loop). From the range RFC 6891
+ * §9 reserves for local and experimental use.
+ */
+export const LOOP_OPTION_CODE = 65_101;
+
+/** Length in bytes of the loop-detection tag: a random value per process. */
+export const LOOP_TAG_LENGTH = 8;
 
 /** A query the reader could not accept, with the answer it deserves. */
 export interface Rejected {
@@ -164,6 +179,7 @@ export function readQuery(buf: Buffer): ReadResult {
   let edns = false;
   let ednsUdpSize = 0;
   let dnssecOk = false;
+  let loopTagOffset = -1;
   if (ancount + nscount + arcount > 0) {
     let pos = questionEnd;
     const total = ancount + nscount + arcount;
@@ -188,7 +204,9 @@ export function readQuery(buf: Buffer): ReadResult {
         let opt = pos + 10;
         while (opt < rdataEnd) {
           if (opt + 4 > rdataEnd) return reject(RCode.FORMERR, 'truncated EDNS option', questionEnd);
-          opt += 4 + buf.readUInt16BE(opt + 2);
+          const optLen = buf.readUInt16BE(opt + 2);
+          if (buf.readUInt16BE(opt) === LOOP_OPTION_CODE && optLen === LOOP_TAG_LENGTH) loopTagOffset = opt + 4;
+          opt += 4 + optLen;
         }
         if (opt !== rdataEnd) return reject(RCode.FORMERR, 'EDNS option runs past the OPT record', questionEnd);
       }
@@ -196,7 +214,7 @@ export function readQuery(buf: Buffer): ReadResult {
     }
   }
   return {
-    query: { id: buf.readUInt16BE(0), flags, qname: name.name, qtype, qclass, questionEnd, edns, ednsUdpSize, dnssecOk },
+    query: { id: buf.readUInt16BE(0), flags, qname: name.name, qtype, qclass, questionEnd, edns, ednsUdpSize, dnssecOk, loopTagOffset },
     rejected: undefined,
   };
 }

@@ -6,8 +6,12 @@
 import { performance } from 'node:perf_hooks';
 import { RCode } from '../dns/constants.ts';
 import { errorReply, finishReply } from '../dns/reply.ts';
-import { clientUdpLimit, readQuery } from '../dns/wire.ts';
+import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery } from '../dns/wire.ts';
+import { EDECode } from '../dns/constants.ts';
 import type { Next, Proto, QueryContext } from '../pipeline/stage.ts';
+
+/** The Extended DNS Error of a looped query's SERVFAIL. */
+const LOOP_EDE = { code: EDECode.OTHER, text: 'forwarding loop: this query came back to the sidecar that sent it' } as const;
 
 /** Counts queries the sidecar is working on, against a cap. */
 export class InflightGate {
@@ -43,6 +47,14 @@ export interface HandlerDeps {
   readonly signal: AbortSignal;
   /** Called for messages the wire reader rejected (for metrics). */
   readonly onRejected?: (rcode: number, proto: Proto) => void;
+  /**
+   * This process's loop tag: a query carrying it is one of the sidecar's own
+   * upstream queries come back (a forwarding loop) and is answered SERVFAIL
+   * at once instead of being forwarded again.
+   */
+  readonly loopTag?: Buffer;
+  /** Called for every looped query detected. */
+  readonly onLoop?: (qname: string, qtype: number) => void;
 }
 
 /**
@@ -59,6 +71,10 @@ export async function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Pro
     return errorReplyWithOpt(wire, rcode, questionEnd);
   }
   const q = read.query;
+  if (q.loopTagOffset >= 0 && deps.loopTag && wire.compare(deps.loopTag, 0, LOOP_TAG_LENGTH, q.loopTagOffset, q.loopTagOffset + LOOP_TAG_LENGTH) === 0) {
+    deps.onLoop?.(q.qname, q.qtype);
+    return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL, LOOP_EDE);
+  }
   if (!deps.gate.enter()) {
     // UDP: drop, the client retries; TCP: say so at once (RFC 7766 §6.2.4 lets a server refuse work).
     return proto === 'udp' ? null : finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL);
@@ -98,6 +114,7 @@ function errorReplyWithOpt(wire: Buffer, rcode: number, questionEnd: number): Bu
     edns: true,
     ednsUdpSize: 512,
     dnssecOk: false,
+    loopTagOffset: -1,
   };
   return finishReply(body, fake, 0, rcode);
 }

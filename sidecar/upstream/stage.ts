@@ -7,7 +7,7 @@
 import { EDECode, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
 import { errorReply, synthesize } from '../dns/reply.ts';
 import { scanReply, stripOpt } from '../dns/records.ts';
-import type { ParsedQuery } from '../dns/wire.ts';
+import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
 import { describeError, errorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
@@ -34,10 +34,13 @@ export type Router = (ctx: QueryContext) => Route;
  * their own), RD, CD and AD as the client set them, the client's question
  * bytes, and an OPT record asking for 1232-byte UDP replies with DO as the
  * client set it (RFC 6891; the client's own EDNS options are not forwarded).
+ * With `loopTag`, the OPT record carries it as option {@link LOOP_OPTION_CODE}
+ * so the sidecar recognizes the query if a forwarding loop brings it back.
  */
-export function upstreamQuery(wire: Buffer, q: ParsedQuery): Buffer {
+export function upstreamQuery(wire: Buffer, q: ParsedQuery, loopTag?: Buffer): Buffer {
   const qEnd = q.questionEnd;
-  const out = Buffer.alloc(qEnd + 11);
+  const optData = loopTag ? 4 + LOOP_TAG_LENGTH : 0;
+  const out = Buffer.alloc(qEnd + 11 + optData);
   out.writeUInt16BE(q.flags & (Flags.RD | Flags.CD | Flags.AD), 2);
   out.writeUInt16BE(1, 4);
   out.writeUInt16BE(1, 10);
@@ -45,6 +48,12 @@ export function upstreamQuery(wire: Buffer, q: ParsedQuery): Buffer {
   out.writeUInt16BE(RRType.OPT, qEnd + 1);
   out.writeUInt16BE(EDNS_UDP_SIZE, qEnd + 3);
   out[qEnd + 7] = q.dnssecOk ? 0x80 : 0;
+  if (loopTag) {
+    out.writeUInt16BE(optData, qEnd + 9);
+    out.writeUInt16BE(LOOP_OPTION_CODE, qEnd + 11);
+    out.writeUInt16BE(LOOP_TAG_LENGTH, qEnd + 13);
+    loopTag.copy(out, qEnd + 15, 0, LOOP_TAG_LENGTH);
+  }
   return out;
 }
 
@@ -54,11 +63,13 @@ export interface ForwardOptions {
   readonly route: Router;
   /** Operational log. */
   readonly log: Logger;
+  /** This process's loop tag, sent in every upstream query (see listener/handle.ts). */
+  readonly loopTag?: Buffer;
 }
 
 /** Creates the `forward` stage. */
 export function forwardStage(options: ForwardOptions): Stage {
-  const { route, log } = options;
+  const { route, log, loopTag } = options;
   return {
     name: 'forward',
     async handle(ctx: QueryContext): Promise<Outcome> {
@@ -76,7 +87,7 @@ export function forwardStage(options: ForwardOptions): Stage {
       }
       let result: { reply: Buffer; upstream: string };
       try {
-        result = await r.group.resolve(upstreamQuery(ctx.wire, q), ctx.signal);
+        result = await r.group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal);
       } catch (err) {
         log('warn', 'upstream group failed', { group: r.group.name, qtype: q.qtype, error: describeError(err), code: errorCode(err) });
         return {
@@ -91,7 +102,7 @@ export function forwardStage(options: ForwardOptions): Stage {
       const scan = scanReply(result.reply);
       const body = scan.optStart >= 0 ? stripOpt(result.reply, scan) : result.reply;
       body.writeUInt16BE(q.id, 0);
-      // The client's spelling of its question (0x20), and its RD/CD bits.
+      // The client's spelling of its question (0x20).
       ctx.wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
       return {
         kind: 'reply',
