@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and the benchmarks run against:
+# kubectl (kustomize rendering of deploy/; Debian's kubernetes-client when the
+# machine has no kubectl),
 # real DNS servers (unbound, dnsdist, knot-resolver, dnsmasq), dig, Prometheus
 # and promtool, openssl for test certificates, dnsperf for load.
 # Installs only what is missing; services are never started by the install.
@@ -16,6 +18,7 @@ declare -A pkg_for=(
   [dnsperf]=dnsperf
   [openssl]=openssl
   [taskset]=util-linux
+  [kubectl]=kubernetes-client
 )
 # Debian installs some daemons under /usr/sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"

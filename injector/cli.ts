@@ -1,0 +1,50 @@
+/**
+ * The injector's subcommands: `tenant-dns injector` (the admission webhook
+ * server) and `tenant-dns inject` (offline injection of manifests).
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { runInjectCommand } from './inject-cli.ts';
+import { runInjector } from './main.ts';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** Adds `injector` and `inject` to `program`. A failing command sets `process.exitCode`. */
+export function registerInjectorCommands(program: Command): void {
+  program
+    .command('injector')
+    .description('Run the mutating admission webhook that injects the tenant-dns sidecar (HTTPS: /mutate, /healthz, /readyz, /metrics).')
+    .requiredOption('--tls-cert <file>', 'PEM certificate (chain); re-read when it changes')
+    .requiredOption('--tls-key <file>', 'PEM private key; re-read when it changes')
+    .option('--listen <addr:port>', 'address to serve HTTPS on', '0.0.0.0:8443')
+    .option('--config <file>', 'injector configuration YAML (image, upstreams, cluster DNS, failure mode, ...)')
+    .option('--no-namespace-lookup', 'do not read tenant labels from namespaces; the tenant is the namespace name')
+    .option('--max-body-bytes <n>', 'largest AdmissionReview accepted (bytes)', positiveInt, 3 * 1024 * 1024)
+    .action(async (opts: { tlsCert: string; tlsKey: string; listen: string; config?: string; namespaceLookup: boolean; maxBodyBytes: number }) => {
+      const code = await runInjector({
+        listen: opts.listen,
+        tlsCert: opts.tlsCert,
+        tlsKey: opts.tlsKey,
+        config: opts.config,
+        namespaceLookup: opts.namespaceLookup,
+        maxBodyBytes: opts.maxBodyBytes,
+      });
+      if (code !== 0) process.exitCode = code;
+    });
+
+  program
+    .command('inject')
+    .description('Inject the sidecar into Kubernetes manifests offline (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, List); YAML on stdout, skips on stderr.')
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
+    .option('--config <file>', 'injector configuration YAML')
+    .option('-n, --namespace <namespace>', 'namespace for objects that do not name one', 'default')
+    .option('--tenant <name>', 'tenant name (default: the namespace; namespace labels cannot be read offline)')
+    .option('-o, --output <file>', 'write the result here instead of stdout')
+    .action((opts: { filename: string; config?: string; namespace: string; tenant?: string; output?: string }) => {
+      const code = runInjectCommand(opts);
+      if (code !== 0) process.exitCode = code;
+    });
+}

@@ -1,0 +1,152 @@
+/**
+ * `tenant-dns inject -f FILE|-`: the webhook's patch logic applied offline to
+ * manifests (like `istioctl kube-inject`). Pods and the pod templates of
+ * Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers,
+ * Jobs and CronJobs are injected, Lists are walked, multi-document YAML is
+ * kept as documents; everything else passes through unchanged. Skips and
+ * warnings go to stderr, the YAML to stdout.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseAllDocuments, stringify } from 'yaml';
+import { loadInjectorConfig, type InjectorConfig } from './config.ts';
+import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { mutatePod } from './mutate.ts';
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
+
+/** Where the pod template sits, by kind. */
+export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
+  Pod: [],
+  Deployment: ['spec', 'template'],
+  StatefulSet: ['spec', 'template'],
+  DaemonSet: ['spec', 'template'],
+  ReplicaSet: ['spec', 'template'],
+  ReplicationController: ['spec', 'template'],
+  Job: ['spec', 'template'],
+  CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
+};
+
+/** Options of {@link injectManifests}. */
+export interface InjectOptions {
+  readonly config: InjectorConfig;
+  /** Namespace for objects without metadata.namespace. Default `default`. */
+  readonly namespace?: string;
+  /** Tenant name; default the object's namespace (the namespace label cannot be read offline). */
+  readonly tenant?: string;
+}
+
+/** What happened to one object. */
+export interface InjectEvent {
+  /** `Kind namespace/name`. */
+  readonly ref: string;
+  readonly result: 'injected' | 'skipped';
+  readonly reason?: string;
+  readonly detail?: string;
+  readonly warnings: readonly string[];
+}
+
+/** The result of {@link injectManifests}. */
+export interface InjectReport {
+  /** The YAML to print. */
+  readonly output: string;
+  readonly events: readonly InjectEvent[];
+}
+
+function refOf(o: Obj): string {
+  const meta = obj(o.metadata) ?? {};
+  const name = (meta.name as string | undefined) ?? (meta.generateName ? `${String(meta.generateName)}*` : '<unnamed>');
+  return `${String(o.kind ?? '<no kind>')} ${meta.namespace ? `${String(meta.namespace)}/` : ''}${name}`;
+}
+
+function injectObject(o: unknown, opts: InjectOptions, events: InjectEvent[]): unknown {
+  const top = obj(o);
+  if (!top) return o;
+  const kind = typeof top.kind === 'string' ? top.kind : '';
+  if (kind === 'List' || (kind.endsWith('List') && Array.isArray(top.items))) {
+    return { ...top, items: (Array.isArray(top.items) ? top.items : []).map((i) => injectObject(i, opts, events)) };
+  }
+  const path = TEMPLATE_PATHS[kind];
+  const ref = refOf(top);
+  if (!path) {
+    events.push({ ref, result: 'skipped', reason: 'not-a-workload', detail: `kind ${kind || '<none>'} has no pod template`, warnings: [] });
+    return o;
+  }
+  const out = structuredClone(top);
+  let holder: Obj | undefined = out;
+  for (const seg of path) holder = obj(holder?.[seg]);
+  if (!holder) {
+    events.push({ ref, result: 'skipped', reason: 'not-a-pod', detail: `no pod template at ${path.join('.')}`, warnings: [] });
+    return o;
+  }
+  const namespace = (obj(top.metadata)?.namespace as string | undefined) ?? opts.namespace ?? 'default';
+  const pod = { metadata: holder.metadata ?? {}, spec: holder.spec };
+  const result = mutatePod(pod, { namespace, tenant: opts.tenant ?? namespace, config: opts.config });
+  if (!result.decision.inject) {
+    events.push({ ref, result: 'skipped', reason: result.decision.reason, detail: result.decision.detail, warnings: [] });
+    return o;
+  }
+  holder.metadata = result.patched.metadata;
+  holder.spec = result.patched.spec;
+  events.push({ ref, result: 'injected', warnings: result.warnings });
+  return out;
+}
+
+/** Injects every workload in `text` (YAML or JSON, one or more documents). Pure. */
+export function injectManifests(text: string, opts: InjectOptions): InjectReport {
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs)) throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, 'parsing manifests: not YAML documents');
+  const events: InjectEvent[] = [];
+  const parts: string[] = [];
+  for (const doc of docs) {
+    if (doc.errors.length > 0) {
+      throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, `parsing manifests: ${doc.errors[0].message}`, { cause: doc.errors[0] });
+    }
+    const value = doc.toJS() as unknown;
+    if (value === null || value === undefined) continue;
+    parts.push(stringify(injectObject(value, opts, events), { lineWidth: 0 }));
+  }
+  return { output: parts.join('---\n'), events };
+}
+
+/** Options of the `inject` command. */
+export interface InjectCommandOptions {
+  readonly filename: string;
+  readonly config?: string;
+  readonly namespace?: string;
+  readonly tenant?: string;
+  readonly output?: string;
+}
+
+/** Where {@link runInjectCommand} reads and writes. */
+export interface InjectIo {
+  readonly readStdin: () => string;
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+}
+
+const processIo: InjectIo = {
+  readStdin: () => readFileSync(0, 'utf8'),
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+};
+
+/** Runs `tenant-dns inject`; returns the exit code (0, or 1 after printing the error). */
+export function runInjectCommand(opts: InjectCommandOptions, io: InjectIo = processIo): number {
+  try {
+    const config: InjectorConfig = loadInjectorConfig(opts.config);
+    const text = opts.filename === '-' ? io.readStdin() : readFileSync(opts.filename, 'utf8');
+    const report = injectManifests(text, { config, namespace: opts.namespace, tenant: opts.tenant });
+    for (const e of report.events) {
+      if (e.result === 'skipped') io.stderr(`tenant-dns inject: skipped ${e.ref}: ${e.reason} (${e.detail})\n`);
+      for (const w of e.warnings) io.stderr(`tenant-dns inject: ${e.ref}: ${w}\n`);
+    }
+    if (opts.output) writeFileSync(opts.output, report.output);
+    else io.stdout(report.output);
+    return 0;
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    io.stderr(`tenant-dns inject: ${err instanceof Error ? err.message : String(err)}${cause}\n`);
+    return 1;
+  }
+}

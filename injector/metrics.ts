@@ -1,0 +1,49 @@
+/**
+ * The injector's Prometheus metrics, declared against a registry passed in
+ * (tests get a fresh one). Labels are bounded: result, reason (a skip reason
+ * or error code), source, path.
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+/** The injector's metrics. */
+export interface InjectorMetrics {
+  /** Admission decisions: result = injected | skipped | error; reason = skip reason, error code or `none`. */
+  readonly admissions: Counter<'result' | 'reason'>;
+  /** HTTP request duration by path (`/mutate`, `other`) and status code. */
+  readonly requestDuration: Histogram<'path' | 'code'>;
+  /** Where a tenant name came from: label, namespace (no label), fallback (lookup failed or timed out). */
+  readonly tenantLookups: Counter<'source'>;
+  /** TLS certificate reloads by result (ok, error). */
+  readonly certReloads: Counter<'result'>;
+}
+
+/** Registers the injector's metrics on `registry`. */
+export function createInjectorMetrics(registry: Registry): InjectorMetrics {
+  return {
+    admissions: new Counter({
+      name: 'tenant_dns_injector_admissions_total',
+      help: 'Admission requests handled, by result (injected, skipped, error) and reason.',
+      labelNames: ['result', 'reason'],
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'tenant_dns_injector_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by path and status code.',
+      labelNames: ['path', 'code'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    tenantLookups: new Counter({
+      name: 'tenant_dns_injector_tenant_lookups_total',
+      help: 'Tenant name lookups, by where the name came from (label, namespace, fallback).',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    certReloads: new Counter({
+      name: 'tenant_dns_injector_cert_reloads_total',
+      help: 'TLS certificate and key reloads, by result.',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+  };
+}

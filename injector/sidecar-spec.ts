@@ -1,0 +1,156 @@
+/**
+ * The sidecar container and the volumes it needs, as raw Kubernetes JSON,
+ * from the injector's configuration. Sidecar flags are written through
+ * {@link SIDECAR_FLAGS} (the sidecar's own flag table), so every flag here is
+ * one the sidecar accepts. Pure: no I/O.
+ */
+import { SIDECAR_FLAGS } from '../sidecar/config/schema.ts';
+import pkg from '../package.json' with { type: 'json' };
+import type { InjectorConfig } from './config.ts';
+import { SIDECAR_NAME, VOLUME_NAMES } from './decide.ts';
+import { InjectorError, InjectorErrorCodes } from './errors.ts';
+
+/** The version recorded in the status annotation. */
+export const INJECTOR_VERSION: string = pkg.version;
+
+/** Where the injected volumes are mounted in the sidecar. */
+export const Paths = {
+  policyDir: '/etc/tenant-dns/policy',
+  policyFile: '/etc/tenant-dns/policy/policy.yaml',
+  platformDir: '/etc/tenant-dns/platform',
+  platformFile: '/etc/tenant-dns/platform/policy.yaml',
+  podinfoDir: '/etc/tenant-dns/podinfo',
+  podLabelsFile: '/etc/tenant-dns/podinfo/labels',
+} as const;
+
+/** Environment variables set on the sidecar (the args refer to them with `$(NAME)`). */
+export const Env = { pod: 'POD_NAME', namespace: 'POD_NAMESPACE', tenant: 'TENANT_DNS_TENANT' } as const;
+
+/** The sidecar's default metrics and probe port (its `--metrics` default is 0.0.0.0:9153). */
+export const SIDECAR_METRICS_PORT = 9153;
+
+/** Name of the metrics port (≤ 15 characters), for a PodMonitor. */
+export const METRICS_PORT_NAME = 'tdns-metrics';
+
+/** The probe paths the sidecar serves on its metrics port. */
+export const ProbePaths = { ready: '/readyz', live: '/healthz' } as const;
+
+const flagsByField = new Map(SIDECAR_FLAGS.map((f) => [f.field, f]));
+
+/**
+ * The sidecar flag for a config field path; `undefined` when the sidecar has
+ * no such field and the flag is optional, an error when it is required.
+ */
+export function sidecarFlag(field: string, required = true): string | undefined {
+  const spec = flagsByField.get(field);
+  if (!spec && required) {
+    throw new InjectorError(InjectorErrorCodes.CONFIG_INVALID, `building sidecar args: the sidecar has no config field ${field}`);
+  }
+  return spec?.flag;
+}
+
+/** What the sidecar spec depends on besides the config. */
+export interface SidecarContext {
+  /** The tenant decided by the platform (namespace label or namespace name). */
+  readonly tenant: string;
+}
+
+/** The upstreams written into the sidecar: the configured ones, else kube-dns over UDP, else none. */
+export function defaultUpstreams(config: Pick<InjectorConfig, 'upstreams' | 'clusterDns'>): readonly string[] {
+  if (config.upstreams.length > 0) return config.upstreams;
+  return config.clusterDns ? [`udp://${config.clusterDns}`] : [];
+}
+
+/** The sidecar's command-line arguments (after the `sidecar` subcommand). */
+export function sidecarArgs(config: InjectorConfig): string[] {
+  const args: string[] = [];
+  const put = (field: string, value: string | number, required = true) => {
+    const flag = sidecarFlag(field, required);
+    if (flag) args.push(`${flag}=${value}`);
+  };
+  put('listen', config.listen);
+  put('tenant', `$(${Env.tenant})`);
+  put('pod', `$(${Env.pod})`);
+  put('namespace', `$(${Env.namespace})`);
+  put('clusterDomain', config.clusterDomain);
+  if (config.clusterDns) put('clusterDns', config.clusterDns);
+  // The pod's resolv.conf names only the sidecar, so the sidecar's own fallback (the
+  // non-loopback nameservers of /etc/resolv.conf) would find none: without configured
+  // upstreams, names outside the cluster go to kube-dns, as they did before injection.
+  for (const u of defaultUpstreams(config)) put('upstream', u);
+  // Written only when configured, so a sidecar without these flags still works with the defaults.
+  for (const b of config.bootstrap) put('bootstrap', b);
+  if (config.metricsPort !== SIDECAR_METRICS_PORT) put('metrics', `0.0.0.0:${config.metricsPort}`);
+  put('policy', Paths.policyFile);
+  if (config.platformPolicyConfigMap) put('platformPolicy', Paths.platformFile);
+  put('podLabels', Paths.podLabelsFile);
+  return args;
+}
+
+function httpProbe(path: string, port: number, periodSeconds: number, failureThreshold: number) {
+  return { httpGet: { path, port, scheme: 'HTTP' }, periodSeconds, timeoutSeconds: 1, failureThreshold };
+}
+
+/**
+ * A postStart hook for the legacy (pre-1.29) mode: the kubelet starts the
+ * next container only after it returns, so the app starts once DNS works.
+ * Uses the image's node binary; gives up after 60 s (the kubelet then kills
+ * the container and restarts it).
+ */
+function waitReadyHook(port: number) {
+  const script =
+    `const d=Date.now()+60000;const t=()=>fetch('http://127.0.0.1:${port}${ProbePaths.ready}')` +
+    `.then(r=>{if(r.ok)process.exit(0);throw 0}).catch(()=>{if(Date.now()>d)process.exit(1);setTimeout(t,200)});t()`;
+  return { postStart: { exec: { command: ['node', '-e', script] } } };
+}
+
+/** The sidecar container (raw JSON). */
+export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): Record<string, unknown> {
+  const port = config.metricsPort;
+  const container: Record<string, unknown> = {
+    name: SIDECAR_NAME,
+    image: config.image,
+    imagePullPolicy: config.imagePullPolicy,
+    args: ['sidecar', ...sidecarArgs(config)],
+    env: [
+      { name: Env.pod, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: Env.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: Env.tenant, value: ctx.tenant },
+    ],
+    ports: [{ name: METRICS_PORT_NAME, containerPort: port, protocol: 'TCP' }],
+    resources: { requests: { ...config.resources.requests }, limits: { ...config.resources.limits } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    startupProbe: httpProbe(ProbePaths.ready, port, 1, 60),
+    readinessProbe: httpProbe(ProbePaths.ready, port, 10, 3),
+    livenessProbe: httpProbe(ProbePaths.live, port, 10, 3),
+    volumeMounts: [
+      { name: VOLUME_NAMES.policy, mountPath: Paths.policyDir, readOnly: true },
+      ...(config.platformPolicyConfigMap ? [{ name: VOLUME_NAMES.platform, mountPath: Paths.platformDir, readOnly: true }] : []),
+      { name: VOLUME_NAMES.podinfo, mountPath: Paths.podinfoDir, readOnly: true },
+    ],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+  if (config.nativeSidecar) container.restartPolicy = 'Always';
+  else container.lifecycle = waitReadyHook(port);
+  return container;
+}
+
+/** The volumes the sidecar mounts (raw JSON). */
+export function sidecarVolumes(config: InjectorConfig): Record<string, unknown>[] {
+  const volumes: Record<string, unknown>[] = [
+    { name: VOLUME_NAMES.policy, configMap: { name: config.tenantPolicyConfigMap, optional: true } },
+    { name: VOLUME_NAMES.podinfo, downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] } },
+  ];
+  if (config.platformPolicyConfigMap) {
+    volumes.push({ name: VOLUME_NAMES.platform, configMap: { name: config.platformPolicyConfigMap, optional: false } });
+  }
+  return volumes;
+}

@@ -1,0 +1,104 @@
+/**
+ * Dockerfile.sidecar without a Docker engine: its structure is checked, and
+ * the bundle is built with the same script the Dockerfile runs
+ * (deploy/scripts/bundle.sh, into a temp dir) and run the way the image's
+ * ENTRYPOINT runs it: `sidecar --help`, `injector --help`, `inject -f`, and
+ * the injector serving HTTPS until SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, after, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { makeTestPki } from '../helpers/k8s-certs.ts';
+import { validateK8sObject } from '../helpers/k8s-schema.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile.sidecar'), 'utf8');
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+let out = '';
+let bundle = '';
+
+before(() => {
+  out = mkdtempSync(join(tmpdir(), 'tenant-dns-bundle-'));
+  execFileSync('sh', ['deploy/scripts/bundle.sh', out], { cwd: ROOT, stdio: 'pipe' });
+  bundle = join(out, 'dist', 'tenant-dns.mjs');
+});
+after(() => rmSync(out, { recursive: true, force: true }));
+
+/** Runs the bundle as the image does: `node /app/dist/tenant-dns.mjs ARGS`, from an unrelated cwd. */
+const run = (args: string[], input?: string) => execFileSync(process.execPath, [bundle, ...args], { cwd: tmpdir(), encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+
+test('image: Dockerfile is multi-stage, installs with the lockfile and runs the bundle as non-root', () => {
+  const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)];
+  assert.ok(froms.length >= 2, 'multi-stage');
+  const nodeMajor = /^\^?~?(\d+)\./.exec(pkg.devDependencies.node)![1];
+  const argVersion = /^ARG NODE_VERSION=(\d+)/m.exec(dockerfile)?.[1];
+  assert.equal(argVersion, nodeMajor, 'runtime Node major = package.json devDependency node');
+  for (const [, image] of froms) assert.match(image, /^node:\$\{NODE_VERSION\}-/);
+  assert.match(dockerfile, /COPY package\.json package-lock\.json/);
+  assert.match(dockerfile, /RUN npm ci\b/);
+  assert.match(dockerfile, /RUN sh deploy\/scripts\/bundle\.sh \/out/);
+  assert.match(dockerfile, /^COPY --from=build(?: --\S+)* \/out\/ \/app\/$/m);
+  const user = /^USER\s+(\d+)(?::(\d+))?\s*$/m.exec(dockerfile);
+  assert.ok(user && Number(user[1]) !== 0, 'numeric non-root USER');
+  const entry = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)![1]);
+  assert.deepEqual(entry, ['node', '/app/dist/tenant-dns.mjs'], 'ENTRYPOINT runs what bundle.sh writes under /app');
+});
+
+test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
+  const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  assert.equal(ignore[0], '*', 'allow-list');
+  const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, ''));
+  const sources = [...dockerfile.matchAll(/^COPY\s+(?!--from)(.+)$/gm)].flatMap((m) => m[1].trim().split(/\s+/).slice(0, -1));
+  for (const s of sources) {
+    assert.ok(allowed.includes(s.replace(/\/$/, '')), `${s} is copied but ignored`);
+    assert.ok(existsSync(join(ROOT, s)), `${s} exists`);
+  }
+});
+
+test('image: the bundle is one file and answers --version, sidecar --help and injector --help', () => {
+  assert.equal(run(['--version']).trim(), pkg.version);
+  assert.match(run(['sidecar', '--help']), /--cluster-dns/);
+  const help = run(['injector', '--help']);
+  for (const flag of ['--tls-cert', '--tls-key', '--listen', '--config']) assert.match(help, new RegExp(flag));
+  assert.match(run(['inject', '--help']), /--filename/);
+});
+
+test('image: inject from the bundle turns manifests on stdin into valid injected manifests', () => {
+  const outYaml = run(['inject', '-f', '-', '--namespace', 'team-a'], readFileSync(join(import.meta.dirname, 'testdata', 'workloads.yaml'), 'utf8'));
+  const docs = parseAllDocuments(outYaml).map((d) => d.toJS());
+  assert.equal(docs.length, 10);
+  const deploy = docs.find((d) => d.kind === 'Deployment');
+  validateK8sObject(deploy);
+  assert.equal(deploy.spec.template.spec.initContainers[0].name, 'tenant-dns');
+});
+
+test('image: the injector from the bundle serves HTTPS and exits 0 on SIGTERM', async (t) => {
+  const pki = makeTestPki(['localhost']);
+  t.after(() => pki.cleanup());
+  const child = spawn(process.execPath, [bundle, 'injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--no-namespace-lookup'], { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let stderr = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /"msg":"injector listening"[^\n]*"port":(\d+)/.exec(stderr);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`injector exited ${code}: ${stderr}`)));
+  });
+  const status = await new Promise<number>((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: '/readyz', ca: pki.ca, servername: 'localhost', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+  assert.equal(status, 200);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+});

@@ -1,0 +1,203 @@
+/**
+ * End to end over real HTTPS: a CA and certificates made with openssl in the
+ * test, the injector server on 127.0.0.1:0, AdmissionReviews shaped as the API
+ * server sends them.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, renameSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { connect } from 'node:tls';
+import jsonpatch from 'fast-json-patch';
+import { Registry } from 'prom-client';
+import { parseInjectorConfig } from '../../injector/config.ts';
+import { createInjectorMetrics } from '../../injector/metrics.ts';
+import { NamespaceNameResolver } from '../../injector/namespaces.ts';
+import { startInjectorServer } from '../../injector/server.ts';
+import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
+import { validatePod } from '../helpers/k8s-schema.ts';
+import { admissionRequest, samplePod } from './fixtures.ts';
+
+async function start(t: TestContext, opts: { maxBodyBytes?: number; certCheckIntervalMs?: number } = {}) {
+  const pki = makeTestPki(['tenant-dns-injector.tenant-dns-system.svc']);
+  t.after(() => pki.cleanup());
+  const registry = new Registry();
+  const server = await startInjectorServer({
+    host: '127.0.0.1',
+    port: 0,
+    certFile: pki.certFile,
+    keyFile: pki.keyFile,
+    registry,
+    maxBodyBytes: opts.maxBodyBytes,
+    certCheckIntervalMs: opts.certCheckIntervalMs ?? 0,
+    deps: { config: parseInjectorConfig({ clusterDns: '10.96.0.10:53' }), tenants: new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) },
+  });
+  t.after(() => server.close(100));
+  return { pki, server, port: server.address.port };
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function request(pki: TestPki, port: number, path: string, init: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: init.method ?? 'GET',
+        ca: pki.ca,
+        servername: 'tenant-dns-injector.tenant-dns-system.svc',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json, */*', ...init.headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+const post = (pki: TestPki, port: number, body: unknown) =>
+  request(pki, port, '/mutate?timeout=5s', { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+test('server: /mutate answers an API-server-shaped CREATE with a patch that yields a valid pod', async (t) => {
+  const { pki, port } = await start(t);
+  const review = admissionRequest(samplePod(), { uid: '705ab4f5-6393-11e8-b7cc-42010a800002' });
+  const res = await post(pki, port, review);
+  assert.equal(res.status, 200);
+  assert.match(String(res.headers['content-type']), /application\/json/);
+  const out = JSON.parse(res.body);
+  assert.equal(out.apiVersion, 'admission.k8s.io/v1');
+  assert.equal(out.kind, 'AdmissionReview');
+  assert.equal(out.response.uid, '705ab4f5-6393-11e8-b7cc-42010a800002');
+  assert.equal(out.response.allowed, true);
+  assert.equal(out.response.patchType, 'JSONPatch');
+  const ops = JSON.parse(Buffer.from(out.response.patch, 'base64').toString('utf8'));
+  const pod = jsonpatch.applyPatch(structuredClone(review.request.object), ops, true, false).newDocument as any;
+  validatePod(pod);
+  assert.equal(pod.spec.dnsPolicy, 'None');
+  assert.deepEqual(pod.spec.dnsConfig.nameservers, ['127.0.0.1']);
+});
+
+test('server: dryRun CREATE is patched; UPDATE is allowed unmutated', async (t) => {
+  const { pki, port } = await start(t);
+  const dry = JSON.parse((await post(pki, port, admissionRequest(samplePod(), { dryRun: true }))).body);
+  assert.equal(dry.response.patchType, 'JSONPatch');
+  const upd = JSON.parse((await post(pki, port, admissionRequest(samplePod(), { operation: 'UPDATE' }))).body);
+  assert.equal(upd.response.allowed, true);
+  assert.equal(upd.response.patch, undefined);
+  assert.equal(upd.response.patchType, undefined);
+});
+
+test('server: malformed bodies get HTTP 400', async (t) => {
+  const { pki, port } = await start(t);
+  for (const body of ['{', 'null', '[]', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }), '']) {
+    const res = await post(pki, port, body);
+    assert.equal(res.status, 400, `body ${JSON.stringify(body)}: ${res.body}`);
+  }
+  assert.equal((await request(pki, port, '/mutate')).status, 405);
+  assert.equal((await request(pki, port, '/nope')).status, 404);
+});
+
+test('server: oversized bodies get 413, declared or streamed, and the server keeps serving', async (t) => {
+  const { pki, port } = await start(t, { maxBodyBytes: 64 * 1024 });
+  const big = admissionRequest(samplePod());
+  big.request.object.metadata.annotations = { filler: 'x'.repeat(200 * 1024) };
+  const declared = await post(pki, port, big);
+  assert.equal(declared.status, 413);
+  assert.match(declared.body, /request too large/);
+  const streamed = await new Promise<number>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca: pki.ca, servername: 'tenant-dns-injector.tenant-dns-system.svc', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? resolve(413) : reject(err)));
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    for (let i = 0; i < 8; i++) req.write(chunk);
+    req.end();
+  });
+  assert.equal(streamed, 413);
+  assert.equal((await post(pki, port, admissionRequest(samplePod()))).status, 200);
+});
+
+test('server: /healthz, /readyz and /metrics', async (t) => {
+  const { pki, port } = await start(t);
+  assert.equal((await request(pki, port, '/healthz')).status, 200);
+  assert.equal((await request(pki, port, '/readyz')).status, 200);
+  await post(pki, port, admissionRequest(samplePod()));
+  await post(pki, port, '{');
+  const metrics = await request(pki, port, '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{result="injected",reason="none"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{result="error",reason="BAD_REQUEST"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_request_duration_seconds_count\{path="\/mutate",code="200"\} 1/);
+});
+
+test('server: a slow client is cut off by the request timeout instead of hanging', async (t) => {
+  const pki = makeTestPki(['localhost']);
+  t.after(() => pki.cleanup());
+  const registry = new Registry();
+  const server = await startInjectorServer({
+    host: '127.0.0.1', port: 0, certFile: pki.certFile, keyFile: pki.keyFile, registry, requestTimeoutMs: 300, certCheckIntervalMs: 0,
+    deps: { config: parseInjectorConfig({}), tenants: new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) },
+  });
+  t.after(() => server.close(100));
+  const started = Date.now();
+  const ended = await new Promise<string>((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port: server.address.port, ca: pki.ca, servername: 'localhost' }, () => {
+      sock.write('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{');
+    });
+    let data = '';
+    sock.on('data', (d) => (data += d.toString()));
+    sock.on('close', () => resolve(data));
+    sock.on('error', () => resolve(data));
+  });
+  assert.ok(Date.now() - started < 5_000);
+  assert.match(ended, /^HTTP\/1\.1 408/);
+});
+
+test('server: a renewed certificate is picked up; a broken one keeps the old', async (t) => {
+  const { pki, server, port } = await start(t);
+  const serial = () =>
+    new Promise<string>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port, ca: pki.ca, servername: 'tenant-dns-injector.tenant-dns-system.svc' }, () => {
+        resolve(s.getPeerCertificate().serialNumber);
+        s.end();
+      });
+      s.on('error', reject);
+    });
+  const before = await serial();
+  assert.equal(server.reloadCertificate(), false);
+  // Like the kubelet: write the new pair beside, then swap in.
+  pki.issue(join(pki.dir, 'new.crt'), join(pki.dir, 'new.key'));
+  renameSync(join(pki.dir, 'new.crt'), pki.certFile);
+  renameSync(join(pki.dir, 'new.key'), pki.keyFile);
+  assert.equal(server.reloadCertificate(), true);
+  const after = await serial();
+  assert.notEqual(after, before);
+  copyFileSync(pki.caFile, pki.keyFile); // not a key
+  assert.equal(server.reloadCertificate(), false);
+  assert.equal(await serial(), after);
+  assert.equal((await request(pki, port, '/healthz')).status, 200);
+});
+
+test('server: refuses to start without a usable certificate', async (t) => {
+  const pki = makeTestPki();
+  t.after(() => pki.cleanup());
+  const registry = new Registry();
+  await assert.rejects(
+    startInjectorServer({ host: '127.0.0.1', port: 0, certFile: pki.certFile, keyFile: pki.caFile, registry, deps: { config: parseInjectorConfig({}), tenants: new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) } }),
+    { code: 'TLS' },
+  );
+});
