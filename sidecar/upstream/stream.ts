@@ -1,0 +1,331 @@
+/**
+ * The length-prefixed stream transport shared by TCP (RFC 7766) and DoT
+ * (RFC 7858): persistent connections, pipelined queries, out-of-order replies
+ * matched by a rewritten message ID.
+ *
+ * - Each query goes out with an ID that is random and unique among the queries
+ *   in flight on its connection; the caller's ID is restored on the reply.
+ * - A reply whose question does not match is ignored (RFC 5452); a reply for
+ *   an ID not in flight (e.g. a query that was aborted) is ignored.
+ * - A connection carries at most `maxInFlightPerConnection` queries; more
+ *   queries open another connection, up to `maxConnections`, then OVERLOADED.
+ * - A connection with nothing in flight for `idleTimeoutMs` is closed.
+ * - A query that times out on a connection that has delivered nothing since
+ *   the query was written marks the connection dead: it is destroyed.
+ * - When a connection dies, each exchange in flight on it that was written to
+ *   an already-established connection is retried once on a fresh connection
+ *   (the server may have closed an idle connection just as the query left);
+ *   the others fail with UPSTREAM_CONNECT.
+ */
+import type { Socket } from 'node:net';
+import { ErrorCodes, SidecarError } from '../errors.ts';
+import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
+import type { ConnectionHook } from './message.ts';
+import type { Upstream } from './upstream.ts';
+
+/** Tuning shared by the stream transports. All times in milliseconds. */
+export interface StreamTuning {
+  /** How long opening a connection (TCP and TLS handshakes) may take. Default 2000. */
+  readonly connectTimeoutMs?: number;
+  /** A connection with nothing in flight is closed after this long. Default 10000; must be > 0. */
+  readonly idleTimeoutMs?: number;
+  /** Queries in flight on one connection before another is opened. Default 128. */
+  readonly maxInFlightPerConnection?: number;
+  /** Connections to one upstream at most; beyond them exchanges fail with OVERLOADED. Default 4. */
+  readonly maxConnections?: number;
+  /** Told of every connection opened (+1) and closed (-1). */
+  readonly onConnection?: ConnectionHook;
+}
+
+/**
+ * Opens one connection, ready to carry DNS messages (handshakes done), or
+ * rejects with a SidecarError (UPSTREAM_CONNECT, UPSTREAM_TLS,
+ * UPSTREAM_TIMEOUT). The stream transport owns and closes the socket.
+ */
+export type Connector = (timeoutMs: number) => Promise<Socket>;
+
+interface Pending {
+  readonly query: Buffer;
+  readonly qEnd: number;
+  readonly originalId: number;
+  readonly signal: AbortSignal;
+  readonly resolve: (reply: Buffer) => void;
+  readonly reject: (err: Error) => void;
+  readonly onAbort: () => void;
+  conn: Connection | undefined;
+  id: number;
+  /** performance.now() when written, 0 while queued. */
+  writtenAt: number;
+  /** Whether the connection was already established when the query was written. */
+  reused: boolean;
+  retried: boolean;
+  done: boolean;
+}
+
+const DEFAULTS = {
+  connectTimeoutMs: 2000,
+  idleTimeoutMs: 10_000,
+  maxInFlightPerConnection: 128,
+  maxConnections: 4,
+} as const;
+
+class Connection {
+  socket: Socket | undefined;
+  open = false;
+  dead = false;
+  readonly pending = new Map<number, Pending>();
+  readonly queued: Pending[] = [];
+  lastReadAt = 0;
+  idleTimer: NodeJS.Timeout | undefined;
+  chunks: Buffer[] = [];
+  buffered = 0;
+  need = -1;
+}
+
+/** An upstream speaking length-prefixed DNS over connections from a {@link Connector}. */
+export class StreamUpstream implements Upstream {
+  readonly address: string;
+  readonly #connect: Connector;
+  readonly #tuning: Required<Omit<StreamTuning, 'onConnection'>>;
+  readonly #onConnection: ConnectionHook | undefined;
+  readonly #conns: Connection[] = [];
+  #closed = false;
+  /** Connections opened so far (for tests and diagnostics). */
+  connectionsOpened = 0;
+
+  constructor(address: string, connect: Connector, tuning: StreamTuning = {}) {
+    this.address = address;
+    this.#connect = connect;
+    this.#onConnection = tuning.onConnection;
+    this.#tuning = {
+      connectTimeoutMs: tuning.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      idleTimeoutMs: tuning.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      maxInFlightPerConnection: tuning.maxInFlightPerConnection ?? DEFAULTS.maxInFlightPerConnection,
+      maxConnections: tuning.maxConnections ?? DEFAULTS.maxConnections,
+    };
+  }
+
+  exchange(query: Buffer, signal: AbortSignal): Promise<Buffer> {
+    const address = this.address;
+    if (this.#closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
+    if (signal.aborted) return Promise.reject(abortError(signal, 'sending query to', address));
+    let qEnd: number;
+    try {
+      qEnd = checkQuery(query, address);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (query.length > 0xffff) {
+      return Promise.reject(new SidecarError(ErrorCodes.INTERNAL, `sending a query longer than 65535 bytes to ${address}`));
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      const p: Pending = {
+        query,
+        qEnd,
+        originalId: query.readUInt16BE(0),
+        signal,
+        resolve,
+        reject,
+        onAbort: () => this.#aborted(p),
+        conn: undefined,
+        id: 0,
+        writtenAt: 0,
+        reused: false,
+        retried: false,
+        done: false,
+      };
+      signal.addEventListener('abort', p.onAbort, { once: true });
+      this.#dispatch(p);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = upstreamError(ErrorCodes.CLOSED, 'closing upstream', this.address);
+    for (const conn of [...this.#conns]) this.#kill(conn, err, false);
+  }
+
+  #finish(p: Pending, err: Error | undefined, reply?: Buffer): void {
+    if (p.done) return;
+    p.done = true;
+    p.signal.removeEventListener('abort', p.onAbort);
+    const conn = p.conn;
+    if (conn) {
+      if (conn.pending.get(p.id) === p) conn.pending.delete(p.id);
+      const qi = conn.queued.indexOf(p);
+      if (qi >= 0) conn.queued.splice(qi, 1);
+      this.#maybeIdle(conn);
+    }
+    if (err) p.reject(err);
+    else p.resolve(reply!);
+  }
+
+  #aborted(p: Pending): void {
+    const conn = p.conn;
+    const silent = conn !== undefined && conn.open && p.writtenAt > 0 && conn.lastReadAt < p.writtenAt;
+    this.#finish(p, abortError(p.signal, 'waiting for reply from', this.address));
+    if (silent && conn && p.signal.reason instanceof Error && p.signal.reason.name === 'TimeoutError') {
+      // Nothing arrived on this connection since the query left: treat it as dead.
+      this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'connection silent, dropped; reading reply from', this.address), true);
+    }
+  }
+
+  #inFlight(conn: Connection): number {
+    return conn.pending.size + conn.queued.length;
+  }
+
+  #dispatch(p: Pending): void {
+    let conn: Connection | undefined;
+    for (const c of this.#conns) {
+      if (!c.dead && this.#inFlight(c) < this.#tuning.maxInFlightPerConnection) {
+        conn = c;
+        break;
+      }
+    }
+    if (!conn) {
+      if (this.#conns.length >= this.#tuning.maxConnections) {
+        this.#finish(p, upstreamError(ErrorCodes.OVERLOADED, `${this.#tuning.maxConnections} connections full; sending query to`, this.address));
+        return;
+      }
+      conn = this.#open();
+    }
+    p.conn = conn;
+    if (conn.idleTimer) {
+      clearTimeout(conn.idleTimer);
+      conn.idleTimer = undefined;
+    }
+    if (conn.open) this.#write(conn, p);
+    else conn.queued.push(p);
+  }
+
+  #open(): Connection {
+    const conn = new Connection();
+    this.#conns.push(conn);
+    this.connectionsOpened++;
+    this.#connect(this.#tuning.connectTimeoutMs).then(
+      (socket) => {
+        if (conn.dead || this.#closed) {
+          socket.destroy();
+          return;
+        }
+        conn.socket = socket;
+        conn.open = true;
+        this.#onConnection?.(this.address, 1);
+        socket.setNoDelay?.(true);
+        socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
+        socket.on('error', (err) => this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'reading reply from', this.address, err), true));
+        socket.on('close', () => this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'connection closed by', this.address), true));
+        socket.on('end', () => socket.end());
+        const queued = conn.queued.splice(0);
+        for (const p of queued) {
+          if (!p.done) this.#write(conn, p, false);
+        }
+        this.#maybeIdle(conn);
+      },
+      (err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.#kill(conn, e, false);
+      },
+    );
+    return conn;
+  }
+
+  #write(conn: Connection, p: Pending, reused = true): void {
+    let id = randomId();
+    for (let guard = 0; conn.pending.has(id) && guard < 65536; guard++) id = (id + 1) & 0xffff;
+    p.id = id;
+    p.writtenAt = performance.now();
+    p.reused = reused;
+    conn.pending.set(id, p);
+    const frame = Buffer.allocUnsafe(p.query.length + 2);
+    frame.writeUInt16BE(p.query.length, 0);
+    p.query.copy(frame, 2);
+    frame.writeUInt16BE(id, 2);
+    conn.socket!.write(frame);
+  }
+
+  #onData(conn: Connection, chunk: Buffer): void {
+    conn.lastReadAt = performance.now();
+    conn.chunks.push(chunk);
+    conn.buffered += chunk.length;
+    for (;;) {
+      if (conn.need < 0) {
+        if (conn.buffered < 2) return;
+        conn.need = take(conn, 2).readUInt16BE(0);
+      }
+      if (conn.buffered < conn.need) return;
+      const frame = take(conn, conn.need);
+      conn.need = -1;
+      if (frame.length < 12) {
+        this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_BAD_REPLY, `reply of ${frame.length} bytes, shorter than a DNS header, from`, this.address), false);
+        return;
+      }
+      const p = conn.pending.get(frame.readUInt16BE(0));
+      if (!p || !matchesQuestion(p.query, p.qEnd, frame)) continue;
+      const reply = Buffer.from(frame);
+      reply.writeUInt16BE(p.originalId, 0);
+      this.#finish(p, undefined, reply);
+    }
+  }
+
+  #maybeIdle(conn: Connection): void {
+    if (!conn.open || conn.dead || this.#inFlight(conn) > 0 || conn.idleTimer) return;
+    conn.idleTimer = setTimeout(() => {
+      conn.idleTimer = undefined;
+      if (this.#inFlight(conn) === 0) this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'idle connection closed to', this.address), false);
+    }, this.#tuning.idleTimeoutMs);
+    conn.idleTimer.unref();
+  }
+
+  /** Removes a connection, closes its socket and settles what was in flight on it. */
+  #kill(conn: Connection, err: Error, mayRetry: boolean): void {
+    if (conn.dead) return;
+    conn.dead = true;
+    if (conn.idleTimer) clearTimeout(conn.idleTimer);
+    const i = this.#conns.indexOf(conn);
+    if (i >= 0) this.#conns.splice(i, 1);
+    if (conn.socket) {
+      conn.socket.destroy();
+      this.#onConnection?.(this.address, -1);
+    }
+    const victims = [...conn.pending.values(), ...conn.queued];
+    conn.pending.clear();
+    conn.queued.length = 0;
+    for (const p of victims) {
+      if (p.done) continue;
+      p.conn = undefined;
+      if (mayRetry && !this.#closed && p.reused && !p.retried) {
+        p.retried = true;
+        this.#dispatch(p);
+      } else {
+        this.#finish(p, err);
+      }
+    }
+  }
+}
+
+/** Removes and returns the first `n` buffered bytes of a connection. */
+function take(conn: Connection, n: number): Buffer {
+  conn.buffered -= n;
+  const first = conn.chunks[0]!;
+  if (first.length === n) {
+    conn.chunks.shift();
+    return first;
+  }
+  if (first.length > n) {
+    conn.chunks[0] = first.subarray(n);
+    return first.subarray(0, n);
+  }
+  const out = Buffer.allocUnsafe(n);
+  let off = 0;
+  while (off < n) {
+    const c = conn.chunks[0]!;
+    const k = Math.min(c.length, n - off);
+    c.copy(out, off, 0, k);
+    off += k;
+    if (k === c.length) conn.chunks.shift();
+    else conn.chunks[0] = c.subarray(k);
+  }
+  return out;
+}

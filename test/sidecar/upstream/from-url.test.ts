@@ -1,0 +1,59 @@
+/**
+ * fromUrl and bootstrap parsing: schemes, default ports, IPv6, and host names
+ * that must never reach the system resolver.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fromUrl, parseBootstrap, parseBootstrapList } from '../../../sidecar/upstream/from-url.ts';
+import { DohUpstream } from '../../../sidecar/upstream/doh.ts';
+import { DotUpstream } from '../../../sidecar/upstream/dot.ts';
+import { TcpUpstream } from '../../../sidecar/upstream/tcp.ts';
+import { UdpUpstream } from '../../../sidecar/upstream/udp.ts';
+
+describe('fromUrl', () => {
+  it('fromUrl: picks the transport by scheme with default ports', async () => {
+    const cases: [string, Function, string][] = [
+      ['udp://10.0.0.10', UdpUpstream, 'udp://10.0.0.10:53'],
+      ['tcp://10.0.0.10:5353', TcpUpstream, 'tcp://10.0.0.10:5353'],
+      ['udp://[fd00::10]', UdpUpstream, 'udp://[fd00::10]:53'],
+      ['tcp://[FD00:0::10]:54', TcpUpstream, 'tcp://[fd00::10]:54'],
+      ['tls://dns.example', DotUpstream, 'tls://dns.example:853'],
+      ['tls://1.1.1.1:8853', DotUpstream, 'tls://1.1.1.1:8853'],
+      ['https://dns.example/dns-query', DohUpstream, 'https://dns.example/dns-query'],
+      ['https://dns.example', DohUpstream, 'https://dns.example/dns-query'],
+      ['https://dns.example:8443/custom?x=1', DohUpstream, 'https://dns.example:8443/custom?x=1'],
+    ];
+    for (const [url, type, address] of cases) {
+      const u = fromUrl(url, { bootstrap: { 'dns.example': ['192.0.2.53'] } });
+      assert.ok(u instanceof type, url);
+      assert.equal(u.address, address);
+      await u.close();
+    }
+  });
+
+  it('fromUrl: a host name without a bootstrap address is CONFIG_INVALID', () => {
+    assert.throws(() => fromUrl('tls://dns.example'), { code: 'CONFIG_INVALID', message: /bootstrap/ });
+    assert.throws(() => fromUrl('https://dns.example/dns-query', { bootstrap: new Map([['other', ['1.2.3.4']]]) }), { code: 'CONFIG_INVALID' });
+    assert.throws(() => fromUrl('udp://dns.example'), { code: 'CONFIG_INVALID', message: /IP address/ });
+  });
+
+  it('fromUrl: rejects unknown schemes, bad ports, paths on stream URLs and bad pins', () => {
+    for (const url of ['quic://1.2.3.4', 'udp://1.2.3.4:0', 'udp://1.2.3.4:70000', 'tcp://1.2.3.4/path', 'not a url', 'udp://user:pw@1.2.3.4']) {
+      assert.throws(() => fromUrl(url), { code: 'CONFIG_INVALID' }, url);
+    }
+    assert.throws(() => fromUrl('tls://1.2.3.4', { spkiPin: 'short' }), { code: 'CONFIG_INVALID', message: /SPKI/ });
+  });
+
+  it('parseBootstrap: host=IP[,IP], normalized; errors are CONFIG_INVALID', () => {
+    assert.deepEqual(parseBootstrap('DNS.Example.=192.0.2.1, [2001:db8::1]'), { host: 'dns.example', addresses: ['192.0.2.1', '2001:db8::1'] });
+    assert.throws(() => parseBootstrap('dns.example'), { code: 'CONFIG_INVALID' });
+    assert.throws(() => parseBootstrap('dns.example=resolver.local'), { code: 'CONFIG_INVALID' });
+    assert.deepEqual(
+      [...parseBootstrapList(['a=1.1.1.1', 'a=1.0.0.1,1.1.1.1', 'b=::1'])],
+      [
+        ['a', ['1.1.1.1', '1.0.0.1']],
+        ['b', ['::1']],
+      ],
+    );
+  });
+});

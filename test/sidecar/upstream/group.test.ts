@@ -1,0 +1,177 @@
+/**
+ * Upstream groups: failover order, SERVFAIL handling, marking down and probe
+ * recovery, TC → TCP fallback, the total deadline, the race.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
+import * as packet from 'dns-packet';
+import { SidecarError } from '../../../sidecar/errors.ts';
+import { fromUrl } from '../../../sidecar/upstream/from-url.ts';
+import { createGroup } from '../../../sidecar/upstream/group.ts';
+import type { GroupOptions, UpstreamGroup } from '../../../sidecar/upstream/group.ts';
+import { encodeQuery } from '../../helpers/dns-client.ts';
+import { defaultAnswer, startDnsServer } from '../../helpers/dns-server.ts';
+import type { Handler, TestDnsServer } from '../../helpers/dns-server.ts';
+
+async function servers(t: TestContext, ...handlers: Handler[]): Promise<TestDnsServer[]> {
+  const out = await Promise.all(handlers.map((handler) => startDnsServer({ handler })));
+  t.after(() => Promise.all(out.map((s) => s.close())));
+  return out;
+}
+
+function group(t: TestContext, urls: string[], options: GroupOptions = {}): UpstreamGroup {
+  const g = createGroup('test', urls.map((u) => fromUrl(u)), options);
+  t.after(() => g.close());
+  return g;
+}
+
+const answer: Handler = (q) => defaultAnswer(q);
+const servfail: Handler = (q) => {
+  const r = defaultAnswer(q);
+  return { ...r, flags: (r.flags ?? 0) | 2, answers: [] };
+};
+
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const until = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > until) assert.fail(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('upstream group', () => {
+  it('group: fails over in order and reports each attempt', async (t) => {
+    const [a, b, c] = await servers(t, () => 'drop', answer, answer);
+    const attempts: [string, number | null, string | null][] = [];
+    const g = group(t, [a!.url('udp'), b!.url('udp'), c!.url('udp')], {
+      attemptTimeoutMs: 150,
+      observer: { onAttempt: (u, rcode, code) => attempts.push([u, rcode, code]) },
+    });
+    const r = await g.resolve(encodeQuery({ name: 'www.example.test', type: 'A', id: 5 }), AbortSignal.timeout(2000));
+    assert.equal(r.upstream, b!.url('udp'));
+    assert.equal(packet.decode(r.reply).id, 5);
+    assert.deepEqual(attempts, [
+      [a!.url('udp'), null, 'UPSTREAM_TIMEOUT'],
+      [b!.url('udp'), 0, null],
+    ]);
+    assert.equal(c!.counts.total, 0);
+  });
+
+  it('group: SERVFAIL moves on; when all answer SERVFAIL the last reply is returned', async (t) => {
+    const [a, b] = await servers(t, servfail, answer);
+    const g = group(t, [a!.url('udp'), b!.url('udp')]);
+    const r = await g.resolve(encodeQuery({ name: 'www.example.test', type: 'A' }), AbortSignal.timeout(2000));
+    assert.equal(r.upstream, b!.url('udp'));
+    b!.setHandler(servfail);
+    const r2 = await g.resolve(encodeQuery({ name: 'www.example.test', type: 'A' }), AbortSignal.timeout(2000));
+    assert.equal(r2.upstream, b!.url('udp'));
+    assert.equal(r2.reply[3]! & 0x0f, 2, 'SERVFAIL');
+    assert.ok(g.healthy(), 'SERVFAIL does not mark upstreams down');
+  });
+
+  it('group: marks a failing upstream down, skips it, probes it back', async (t) => {
+    const [a, b] = await servers(t, answer, answer);
+    const health: [string, boolean][] = [];
+    const g = group(t, [a!.url('tcp'), b!.url('tcp')], {
+      failuresBeforeDown: 2,
+      probeIntervalMs: 100,
+      attemptTimeoutMs: 300,
+      observer: { onHealth: (u, h) => health.push([u, h]) },
+    });
+    await a!.stop();
+    for (let i = 0; i < 2; i++) {
+      const r = await g.resolve(encodeQuery({ name: `q${i}.example.test`, type: 'A' }), AbortSignal.timeout(2000));
+      assert.equal(r.upstream, b!.url('tcp'));
+    }
+    assert.deepEqual(g.members(), [
+      { address: a!.url('tcp'), healthy: false },
+      { address: b!.url('tcp'), healthy: true },
+    ]);
+    assert.ok(g.healthy());
+    const started = performance.now();
+    const r = await g.resolve(encodeQuery({ name: 'skip.example.test', type: 'A' }), AbortSignal.timeout(2000));
+    assert.equal(r.upstream, b!.url('tcp'));
+    assert.ok(performance.now() - started < 100, 'a down upstream is skipped, not tried');
+    await a!.restart();
+    await waitFor(() => g.members()[0]!.healthy, 2000);
+    assert.deepEqual(health, [
+      [a!.url('tcp'), false],
+      [a!.url('tcp'), true],
+    ]);
+    const back = await g.resolve(encodeQuery({ name: 'back.example.test', type: 'A' }), AbortSignal.timeout(2000));
+    assert.equal(back.upstream, a!.url('tcp'));
+  });
+
+  it('group: when every upstream is down they are still tried in order', async (t) => {
+    const [a, b] = await servers(t, answer, answer);
+    const g = group(t, [a!.url('tcp'), b!.url('tcp')], { failuresBeforeDown: 1, probeIntervalMs: 60_000 });
+    await a!.stop();
+    await b!.stop();
+    await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.timeout(2000)), (err: unknown) => {
+      assert.ok(err instanceof SidecarError);
+      assert.equal(err.code, 'UPSTREAM_GROUP_FAILED');
+      assert.equal((err.cause as SidecarError).code, 'UPSTREAM_CONNECT');
+      return true;
+    });
+    assert.equal(g.healthy(), false);
+    await b!.restart();
+    const r = await g.resolve(encodeQuery({ name: 'y.example.test', type: 'A' }), AbortSignal.timeout(2000));
+    assert.equal(r.upstream, b!.url('tcp'));
+  });
+
+  it('group: a UDP reply with TC is repeated over TCP, giving the > 4 KB answer', async (t) => {
+    const [a] = await servers(t, answer);
+    const attempts: string[] = [];
+    const g = group(t, [a!.url('udp')], { observer: { onAttempt: (u) => attempts.push(u) } });
+    const r = await g.resolve(encodeQuery({ name: 'big.example.test', type: 'TXT', id: 31 }), AbortSignal.timeout(2000));
+    assert.equal(r.upstream, a!.url('tcp'));
+    assert.ok(r.reply.length > 4096, `reply of ${r.reply.length} bytes`);
+    const p = packet.decode(r.reply);
+    assert.equal(p.id, 31);
+    assert.equal(p.answers?.length, 20);
+    assert.deepEqual(attempts, [a!.url('udp'), a!.url('tcp')]);
+    assert.equal(a!.counts.udp, 1);
+    assert.equal(a!.counts.tcp, 1);
+  });
+
+  it('group: the total deadline is respected', async (t) => {
+    const [a, b, c] = await servers(t, () => 'drop', () => 'drop', () => 'drop');
+    const g = group(t, [a!.url('udp'), b!.url('tcp'), c!.url('udp')], { attemptTimeoutMs: 250, deadlineMs: 600 });
+    const started = performance.now();
+    await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.timeout(5000)), (err: unknown) => {
+      assert.ok(err instanceof SidecarError);
+      assert.equal(err.code, 'UPSTREAM_GROUP_FAILED');
+      assert.equal((err.cause as SidecarError).code, 'UPSTREAM_TIMEOUT');
+      return true;
+    });
+    const took = performance.now() - started;
+    assert.ok(took >= 590 && took < 1000, `took ${took} ms`);
+    assert.equal(c!.counts.total, 1, 'the last upstream gets what is left of the deadline');
+  });
+
+  it("group: the caller's abort rejects with UPSTREAM_ABORTED and marks nobody down", async (t) => {
+    const [a] = await servers(t, () => 'drop');
+    const g = group(t, [a!.url('udp')], { failuresBeforeDown: 1 });
+    await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.abort()), { code: 'UPSTREAM_ABORTED' });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), ac.signal), { code: 'UPSTREAM_ABORTED' });
+    assert.ok(g.healthy());
+  });
+
+  it('group: a race of the first two returns the fastest good reply', async (t) => {
+    const [a, b] = await servers(t, (q) => ({ delayMs: 1000, then: defaultAnswer(q) }), answer);
+    const g = group(t, [a!.url('udp'), b!.url('udp')], { race: 2, attemptTimeoutMs: 1500 });
+    const started = performance.now();
+    const r = await g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.timeout(3000));
+    assert.equal(r.upstream, b!.url('udp'));
+    assert.ok(performance.now() - started < 500);
+    assert.ok(g.members().every((m) => m.healthy), 'the loser of a race is not counted as failing');
+  });
+
+  it('group: rejects a deadline of 5 s or more and an empty member list', () => {
+    assert.throws(() => createGroup('x', [fromUrl('udp://127.0.0.1:53')], { deadlineMs: 5000 }), { code: 'CONFIG_INVALID' });
+    assert.throws(() => createGroup('x', []), { code: 'CONFIG_INVALID' });
+  });
+});

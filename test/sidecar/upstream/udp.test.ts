@@ -1,0 +1,71 @@
+/**
+ * UDP anti-spoofing (RFC 5452): a random source port and a random ID per
+ * query, and only a reply from the server's own address and port accepted.
+ */
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
+import * as packet from 'dns-packet';
+import { UdpUpstream } from '../../../sidecar/upstream/udp.ts';
+import { encodeQuery } from '../../helpers/dns-client.ts';
+import { defaultAnswer } from '../../helpers/dns-server.ts';
+
+async function bind(t: TestContext): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => s.close(() => r())));
+  return s;
+}
+
+describe('udp upstream', () => {
+  it('udp: every query leaves from its own source port with a random ID', async (t) => {
+    const server = await bind(t);
+    const seen: { port: number; id: number }[] = [];
+    server.on('message', (msg, rinfo) => {
+      const q = packet.decode(msg);
+      seen.push({ port: rinfo.port, id: q.id ?? 0 });
+      server.send(packet.encode({ ...defaultAnswer(q), id: q.id }), rinfo.port, rinfo.address);
+    });
+    const u = new UdpUpstream('127.0.0.1', server.address().port);
+    t.after(() => u.close());
+    for (let i = 0; i < 20; i++) {
+      const reply = await u.exchange(encodeQuery({ name: 'www.example.test', type: 'A', id: 1 }), AbortSignal.timeout(1000));
+      assert.equal(packet.decode(reply).id, 1);
+    }
+    assert.equal(seen.length, 20);
+    assert.ok(new Set(seen.map((s) => s.port)).size >= 18, `source ports: ${seen.map((s) => s.port).join(' ')}`);
+    assert.ok(new Set(seen.map((s) => s.id)).size >= 18, `IDs: ${seen.map((s) => s.id).join(' ')}`);
+    assert.ok(seen.filter((s) => s.id === 1).length <= 1, 'the caller ID is not what goes on the wire');
+  });
+
+  it('udp: a reply from another port is ignored, even with the right ID and question', async (t) => {
+    const server = await bind(t);
+    const other = await bind(t);
+    let sendRight = false;
+    server.on('message', (msg, rinfo) => {
+      const q = packet.decode(msg);
+      const wire = packet.encode({ ...defaultAnswer(q), id: q.id });
+      other.send(wire, rinfo.port, rinfo.address);
+      if (sendRight) setTimeout(() => server.send(wire, rinfo.port, rinfo.address), 30);
+    });
+    const u = new UdpUpstream('127.0.0.1', server.address().port);
+    t.after(() => u.close());
+    await assert.rejects(u.exchange(encodeQuery({ name: 'www.example.test', type: 'A' }), AbortSignal.timeout(300)), { code: 'UPSTREAM_TIMEOUT' });
+    sendRight = true;
+    const reply = await u.exchange(encodeQuery({ name: 'www.example.test', type: 'A', id: 8 }), AbortSignal.timeout(1000));
+    assert.equal(packet.decode(reply).id, 8);
+  });
+
+  it('udp: a closed port fails fast with UPSTREAM_CONNECT (ICMP port unreachable)', async (t) => {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const port = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const u = new UdpUpstream('127.0.0.1', port);
+    t.after(() => u.close());
+    const started = performance.now();
+    await assert.rejects(u.exchange(encodeQuery({ name: 'www.example.test', type: 'A' }), AbortSignal.timeout(2000)), { code: 'UPSTREAM_CONNECT' });
+    assert.ok(performance.now() - started < 500);
+  });
+});
