@@ -2,10 +2,12 @@
  * Wiring only: config → stages → chain → listeners. No DNS logic lives here.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { CacheStage } from './cache/stage.ts';
-import { isLoopback, readResolvConf, urlHostPort, assertNoLoop } from './config/resolv.ts';
+import { readResolvConf, urlHostPort, assertNoLoop } from './config/resolv.ts';
 import type { SidecarConfig } from './config/schema.ts';
 import { buildQuery } from './dns/query.ts';
 import { inZone, LOOP_TAG_LENGTH, normalizeName } from './dns/wire.ts';
@@ -23,7 +25,8 @@ import { findForwardZone } from './policy/evaluate.ts';
 import { PolicyManager, type ReloadResult } from './policy/manager.ts';
 import { createSplitStage } from './policy/split.ts';
 import { createPolicyStage } from './policy/stage.ts';
-import { fromUrl } from './upstream/from-url.ts';
+import { fromUrl, parseBootstrapList, type UpstreamOptions } from './upstream/from-url.ts';
+import { parseUpstreamSpec } from './upstream/spec.ts';
 import { createGroup, type UpstreamGroup } from './upstream/group.ts';
 import { forwardStage, type Route } from './upstream/stage.ts';
 
@@ -82,13 +85,38 @@ export function defaultUpstreams(config: SidecarConfig): string[] {
   return found;
 }
 
-/** Checks that no server the sidecar sends to is one of its own listen addresses (only IP literals can be checked). */
+/**
+ * Checks that no server the sidecar sends to is one of its own listen
+ * addresses: the cluster DNS, every upstream given by IP, the bootstrap
+ * addresses of upstreams given by host, and the bootstrap resolvers.
+ */
 function checkLoops(listen: readonly HostPort[], config: SidecarConfig, upstreams: readonly string[]): void {
   if (config.clusterDns) assertNoLoop(listen, parseHostPort(config.clusterDns, '--cluster-dns'), '--cluster-dns');
-  for (const url of upstreams) {
-    const hp = urlHostPort(url);
-    if (hp.host.includes(':') || /^[0-9.]+$/.test(hp.host) || isLoopback(hp.host)) assertNoLoop(listen, hp, `--upstream`);
+  const bootstrap = parseBootstrapList(config.bootstrap);
+  for (const text of upstreams) {
+    const hp = urlHostPort(parseUpstreamSpec(text).url);
+    if (isIP(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
+    for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${text} (bootstrap address)`);
   }
+  for (const r of config.bootstrapResolver) assertNoLoop(listen, urlHostPort(r), '--bootstrap-resolver');
+}
+
+/** The fromUrl options shared by every upstream: bootstrap addresses and resolvers, extra CAs. */
+function buildUpstreamOptions(config: SidecarConfig, log: Logger): UpstreamOptions {
+  const ca = config.upstreamCa.map((path) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new SidecarError(ErrorCodes.CONFIG_READ, `reading --upstream-ca ${path}`, { cause: err });
+    }
+  });
+  return {
+    bootstrap: parseBootstrapList(config.bootstrap),
+    bootstrapResolvers: config.bootstrapResolver,
+    bootstrapRefreshMs: config.upstreamTiming.bootstrapRefreshMs,
+    onBootstrapError: (host, message) => log('warn', 'bootstrap re-resolution failed; keeping the last addresses', { host, error: message }),
+    ...(ca.length > 0 ? { ca } : {}),
+  };
 }
 
 /** Builds and starts the sidecar. Throws SidecarError on bad config or a failed bind (nothing is left open). */
@@ -111,8 +139,13 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const groups = new Map<string, UpstreamGroup>();
   const forwardKeys = new Map<string, string>();
   const opened: UpstreamGroup[] = [];
+  const upstreamOptions = buildUpstreamOptions(config, log);
   const newGroup = (name: string, urls: readonly string[]) => {
-    const group = createGroup(name, urls.map((u) => fromUrl(u)), timing);
+    const members = urls.map((text) => {
+      const spec = parseUpstreamSpec(text);
+      return fromUrl(spec.url, { ...upstreamOptions, tlsName: spec.tlsName, spkiPin: spec.spkiPins, dohMethod: spec.dohMethod });
+    });
+    const group = createGroup(name, members, { ...timing, race: config.upstreamTiming.race });
     opened.push(group);
     return group;
   };

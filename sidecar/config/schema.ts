@@ -44,7 +44,9 @@ export const ListenerConfigSchema = Type.Object(
 export const UpstreamTimingSchema = Type.Object(
   {
     attemptTimeoutMs: Millis('Milliseconds one upstream gets to answer before the next is tried.', 1_500),
-    deadlineMs: Millis('Milliseconds a group gets for the whole query, all attempts; stays under the 5 s a client resolver waits.', 4_000),
+    deadlineMs: Type.Integer({ minimum: 100, maximum: 4_999, default: 4_000, description: 'Milliseconds a group gets for the whole query, all attempts; stays under the 5 s a client resolver waits.' }),
+    race: Type.Integer({ minimum: 1, maximum: 8, default: 1, description: 'Upstreams of a group raced in parallel at the start of each query (the first good reply wins); 1: plain ordered failover.' }),
+    bootstrapRefreshMs: Millis('Milliseconds between re-resolutions of upstream host names through the bootstrap resolvers.', 300_000, 1_000),
   },
   { additionalProperties: false, default: {}, 'x-flag-prefix': 'upstream-' },
 );
@@ -62,7 +64,20 @@ export const SidecarConfigSchema = Type.Object(
     clusterDomain: Type.String({ minLength: 1, default: 'cluster.local', description: 'The cluster domain, sent to the cluster DNS.' }),
     clusterReverseZones: Type.Array(Type.String({ minLength: 1, description: 'zone' }), { default: ['in-addr.arpa', 'ip6.arpa'], description: 'Reverse zones sent to the cluster DNS.' }),
     clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns. Without it, cluster-zone names are answered NXDOMAIN locally.')),
-    upstream: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), { default: [], description: 'Default upstreams, tried in order. Empty: the non-loopback nameservers of /etc/resolv.conf.' }),
+    upstream: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), {
+      default: [],
+      description:
+        'Default upstreams, tried in order. Empty: the non-loopback nameservers of /etc/resolv.conf. Options after #: tls-name=NAME, spki-pin=BASE64 (repeatable), method=get (DoH).',
+    }),
+    bootstrap: Type.Array(Type.String({ pattern: '^[^=\\s]+=[^\\s]+$', description: 'host=IP[,IP]' }), {
+      default: [],
+      description: 'Addresses of a tls:// or https:// upstream named by host, as host=IP[,IP]; the sidecar never resolves upstream names through itself.',
+    }),
+    bootstrapResolver: Type.Array(Type.String({ pattern: '^(udp|tcp)://' }), {
+      default: [],
+      description: 'Plain DNS servers (udp:// or tcp:// with an IP) that re-resolve upstream host names periodically; without them the bootstrap addresses are used as given.',
+    }),
+    upstreamCa: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'PEM file of a CA trusted for tls:// and https:// upstreams, besides the system roots.' }),
     resolvConf: Type.String({ default: '/etc/resolv.conf', description: 'File read for default upstreams when none are given.' }),
     cache: CacheConfigSchema,
     listener: ListenerConfigSchema,

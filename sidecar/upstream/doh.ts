@@ -49,6 +49,28 @@ export interface DohOptions {
 
 const DNS_MESSAGE = 'application/dns-message';
 
+/**
+ * Reads a response body of at most `max` bytes (event listeners: several
+ * times cheaper than async iteration on this path).
+ */
+function readBody(body: NodeJS.ReadableStream & { destroy(): unknown }, max: number, address: string): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        body.destroy();
+        reject(upstreamError(ErrorCodes.UPSTREAM_BAD_REPLY, `reply body over ${max} bytes from`, address));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    body.once('error', reject);
+  });
+}
+
 /** Whether an error is an HTTP/2 stream refused by the server (NGHTTP2_REFUSED_STREAM). */
 function refusedStream(err: SidecarError): boolean {
   const cause = err.cause as { code?: string; message?: string } | undefined;
@@ -259,17 +281,12 @@ export class DohUpstream implements Upstream {
         res.body.destroy();
         throw upstreamError(ErrorCodes.UPSTREAM_HTTP, `HTTP status ${res.statusCode}, content type '${type}' from`, address);
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > this.#maxReplyBytes) {
-          res.body.destroy();
-          throw upstreamError(ErrorCodes.UPSTREAM_BAD_REPLY, `reply body over ${this.#maxReplyBytes} bytes from`, address);
-        }
-        chunks.push(chunk as Buffer);
+      const declared = Number(res.headers['content-length'] ?? 0);
+      if (declared > this.#maxReplyBytes) {
+        res.body.destroy();
+        throw upstreamError(ErrorCodes.UPSTREAM_BAD_REPLY, `reply body of ${declared} bytes, over ${this.#maxReplyBytes}, from`, address);
       }
-      reply = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      reply = await readBody(res.body, this.#maxReplyBytes, address);
     } catch (err) {
       throw this.#mapError(err, signal, client, sentAt);
     }
