@@ -4,12 +4,11 @@
  * outside the test zones is answered NXDOMAIN by a static root zone, so no
  * query leaves the machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as packet from 'dns-packet';
-import { queryUdp } from './dns-client.ts';
+import { startDaemon } from './daemon.ts';
 import { freePort } from './ports.ts';
 
 /** A zone served by the test unbound. */
@@ -74,38 +73,32 @@ export async function startUnbound(zones: readonly TestZone[], extra = ''): Prom
   const port = await freePort();
   const conf = join(dir, 'unbound.conf');
   writeFileSync(conf, unboundConfig(dir, port, zones, extra));
-  let stderr = '';
-  const child: ChildProcess = spawn('unbound', ['-d', '-p', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`starting unbound (is Debian's unbound installed?): ${err.message}`))));
-  const stop = async () => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (exited) {
-      await stop();
-      throw new Error(`unbound exited during start-up: ${stderr}`);
-    }
-    try {
-      const probe = zones[0] ? zones[0].name : '.';
-      await Promise.race([spawnError, queryUdp('127.0.0.1', port, { name: probe, type: 'SOA' }, 300)]);
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        await stop();
-        throw new Error(`unbound did not answer within 10 s: ${(err as Error).message} ${stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const daemon = await startDaemon({
+    name: 'unbound',
+    pkg: 'unbound',
+    command: 'unbound',
+    args: ['-d', '-p', '-c', conf],
+    dir,
+    probe: { port, name: zones[0] ? zones[0].name : '.', type: 'SOA' },
+  });
+  const stop = () => daemon.stop();
   return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, stop };
+}
+
+/**
+ * The extra unbound.conf lines that make it serve DoT on `tlsPort` and DoH
+ * (HTTP/2) on `httpsPort` with the given key pair, path /dns-query.
+ */
+export function unboundTlsConfig(tlsPort: number, httpsPort: number, keyPair: { keyFile: string; certFile: string }): string {
+  return [
+    `  interface: 127.0.0.1@${tlsPort}`,
+    `  interface: 127.0.0.1@${httpsPort}`,
+    `  tls-port: ${tlsPort}`,
+    `  https-port: ${httpsPort}`,
+    `  tls-service-key: "${keyPair.keyFile}"`,
+    `  tls-service-pem: "${keyPair.certFile}"`,
+    '  http-endpoint: "/dns-query"',
+  ].join('\n');
 }
 
 /** Records of a TXT RRset big enough that the answer exceeds `bytes`. */

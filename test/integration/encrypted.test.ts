@@ -13,7 +13,7 @@ import { extendedError, queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startTestSidecar } from '../helpers/sidecar.ts';
 import { testPki } from '../helpers/tls.ts';
-import { bigTxtRecords, startUnbound, type UnboundServer } from '../helpers/unbound.ts';
+import { bigTxtRecords, startUnbound, unboundTlsConfig, type UnboundServer } from '../helpers/unbound.ts';
 
 const pki = testPki();
 
@@ -27,15 +27,7 @@ const zone = { name: 'enc.test', records: ['www.enc.test. 2 IN A 192.0.2.9', ...
 async function tlsUnbound(): Promise<{ ub: UnboundServer; tlsPort: number; httpsPort: number }> {
   const tlsPort = await freePort();
   const httpsPort = await freePort();
-  const extra = [
-    `  interface: 127.0.0.1@${tlsPort}`,
-    `  interface: 127.0.0.1@${httpsPort}`,
-    `  tls-port: ${tlsPort}`,
-    `  https-port: ${httpsPort}`,
-    `  tls-service-key: "${pki.good.keyFile}"`,
-    `  tls-service-pem: "${pki.good.certFile}"`,
-    '  http-endpoint: "/dns-query"',
-  ].join('\n');
+  const extra = unboundTlsConfig(tlsPort, httpsPort, pki.good);
   return { ub: await startUnbound([zone], extra), tlsPort, httpsPort };
 }
 

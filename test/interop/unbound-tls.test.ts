@@ -15,7 +15,7 @@ import type { Upstream } from '../../sidecar/upstream/upstream.ts';
 import { encodeQuery } from '../helpers/dns-client.ts';
 import { freePort } from '../helpers/ports.ts';
 import { testPki } from '../helpers/tls.ts';
-import { bigTxtRecords, startUnbound } from '../helpers/unbound.ts';
+import { bigTxtRecords, startUnbound, unboundTlsConfig } from '../helpers/unbound.ts';
 import type { UnboundServer } from '../helpers/unbound.ts';
 
 const pki = testPki();
@@ -35,15 +35,7 @@ describe('interop: unbound as DoT and DoH server', () => {
   before(async () => {
     tlsPort = await freePort();
     httpsPort = await freePort();
-    const extra = [
-      `  interface: 127.0.0.1@${tlsPort}`,
-      `  interface: 127.0.0.1@${httpsPort}`,
-      `  tls-port: ${tlsPort}`,
-      `  https-port: ${httpsPort}`,
-      `  tls-service-key: "${pki.good.keyFile}"`,
-      `  tls-service-pem: "${pki.good.certFile}"`,
-      '  http-endpoint: "/dns-query"',
-    ].join('\n');
+    const extra = unboundTlsConfig(tlsPort, httpsPort, pki.good);
     ub = await startUnbound(
       [{ name: 'interop.test', records: ['www.interop.test. 300 IN A 192.0.2.7', ...bigTxtRecords('big.interop.test', 5000)] }],
       extra,
