@@ -128,8 +128,12 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     },
+    // Start-up waits until DNS works (policy loaded, every group has a healthy upstream), so
+    // init and app containers start only then. Once running, readiness is the process serving:
+    // an outage of one upstream (say, a tenant's forward zone) must not take the pod out of its
+    // Services; the sidecar answers stale or SERVFAIL and the alerts say why.
     startupProbe: httpProbe(ProbePaths.ready, port, 1, 60),
-    readinessProbe: httpProbe(ProbePaths.ready, port, 10, 3),
+    readinessProbe: httpProbe(ProbePaths.live, port, 10, 3),
     livenessProbe: httpProbe(ProbePaths.live, port, 10, 3),
     volumeMounts: [
       { name: VOLUME_NAMES.policy, mountPath: Paths.policyDir, readOnly: true },

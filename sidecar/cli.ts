@@ -32,6 +32,10 @@ export function registerSidecarCommand(program: Command, run: (opts: Record<stri
     .description("Serve DNS for one pod: apply the tenant's policy and split zones, cache, and forward (cluster zone to kube-dns, the rest upstream).")
     .option('--config <file>', 'YAML file with the platform configuration (same fields as the flags, camelCase); flags override it');
   for (const spec of SIDECAR_FLAGS) {
+    if (spec.boolean) {
+      cmd.addOption(new Option(spec.flag, helpFor(spec.field)));
+      continue;
+    }
     const placeholder = spec.flag.replace(/^--/, '').toUpperCase().replace(/-/g, '_');
     const opt = new Option(`${spec.flag} <${spec.integer ? 'n' : placeholder.toLowerCase()}>`, helpFor(spec.field) + (spec.repeatable ? ' Repeatable.' : ''));
     if (spec.repeatable) opt.argParser(collect);

@@ -12,11 +12,13 @@ import type { SidecarConfig } from './config/schema.ts';
 import { buildQuery } from './dns/query.ts';
 import { inZone, LOOP_TAG_LENGTH, normalizeName } from './dns/wire.ts';
 import { describeError, errorCode, ErrorCodes, SidecarError } from './errors.ts';
-import { parseHostPort, type HostPort } from './listener/address.ts';
+import { formatHostPort, parseHostPort, type HostPort } from './listener/address.ts';
 import { InflightGate, type HandlerDeps } from './listener/handle.ts';
 import { listenTcp, type TcpListener } from './listener/tcp.ts';
 import { listenUdp, type UdpListener } from './listener/udp.ts';
 import type { Logger } from './log.ts';
+import type { LineSink } from './metrics/querylog.ts';
+import { Telemetry } from './metrics/telemetry.ts';
 import { compose } from './pipeline/compose.ts';
 import type { Next, QueryContext, Stage } from './pipeline/stage.ts';
 import type { StageName } from './pipeline/order.ts';
@@ -38,6 +40,8 @@ export interface StartOptions {
   readonly version: string;
   /** Clock for the cache in ms (tests inject one); default Date.now. */
   readonly clock?: () => number;
+  /** Where query log lines go; default process.stdout. */
+  readonly queryLogSink?: LineSink;
 }
 
 /** A running sidecar. */
@@ -52,6 +56,8 @@ export interface Sidecar {
   readonly policy: PolicyManager;
   /** The cache stage (store stats, flush). */
   readonly cache: CacheStage;
+  /** Metrics, query log, and the metrics and admin servers (their bound addresses). */
+  readonly telemetry: Telemetry;
   /** Upstream groups by name: default, cluster (when configured), and one per forward zone. */
   groups(): ReadonlyMap<string, UpstreamGroup>;
   /** Reloads the policy files now (SIGHUP). */
@@ -127,6 +133,21 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   checkLoops(listen, config, upstreamUrls);
   const isCluster = clusterZoneMatcher(config);
   const timing = { attemptTimeoutMs: config.upstreamTiming.attemptTimeoutMs, deadlineMs: config.upstreamTiming.deadlineMs };
+  // Checks --metrics and --admin before anything is bound.
+  const telemetry = new Telemetry({
+    tenant: config.tenant,
+    pod: config.pod,
+    namespace: config.namespace,
+    version: options.version,
+    metrics: config.metrics,
+    admin: config.admin,
+    adminAllowNonLoopback: config.adminAllowNonLoopback,
+    logQueries: config.logQueries,
+    logSampleEvery: config.logSampleEvery,
+    log,
+    queryLogSink: options.queryLogSink,
+  });
+  const observer = telemetry.observer;
 
   const policy = new PolicyManager({
     policy: config.policy,
@@ -139,13 +160,13 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const groups = new Map<string, UpstreamGroup>();
   const forwardKeys = new Map<string, string>();
   const opened: UpstreamGroup[] = [];
-  const upstreamOptions = buildUpstreamOptions(config, log);
+  const upstreamOptions: UpstreamOptions = { ...buildUpstreamOptions(config, log), onConnection: observer.onConnection };
   const newGroup = (name: string, urls: readonly string[]) => {
     const members = urls.map((text) => {
       const spec = parseUpstreamSpec(text);
       return fromUrl(spec.url, { ...upstreamOptions, tlsName: spec.tlsName, spkiPin: spec.spkiPins, dohMethod: spec.dohMethod });
     });
-    const group = createGroup(name, members, { ...timing, race: config.upstreamTiming.race });
+    const group = createGroup(name, members, { ...timing, race: config.upstreamTiming.race, observer });
     opened.push(group);
     return group;
   };
@@ -248,6 +269,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     },
   });
   const stages: Partial<Record<StageName, Stage>> = {
+    metrics: telemetry.stage,
     policy: createPolicyStage(policy),
     split,
     cache,
@@ -255,7 +277,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   };
   const chain = compose(stages, onError);
 
-  const deps: HandlerDeps = { chain, gate: new InflightGate(config.listener.maxInflight), signal: controller.signal, loopTag, onLoop };
+  const deps: HandlerDeps = {
+    chain, gate: new InflightGate(config.listener.maxInflight), signal: controller.signal, loopTag, onLoop,
+    onRejected: (rcode, proto) => telemetry.metrics.rejectedRequest(proto, rcode),
+  };
   const limits = {
     idleTimeoutMs: config.listener.tcpIdleTimeoutMs,
     maxConnections: config.listener.tcpMaxConnections,
@@ -272,7 +297,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
       tcp.push(await listenTcp(u.address, deps, limits, log));
       addresses.push(u.address);
     }
+    await telemetry.start({ policy, cache, groups: () => groups, config });
   } catch (err) {
+    await telemetry.close();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
     policy.close();
     await Promise.all(opened.map((g) => g.close()));
@@ -284,6 +311,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     upstreams: upstreamUrls,
     clusterDns: config.clusterDns ?? null,
     clusterDomain: config.clusterDomain,
+    metrics: telemetry.metricsAddress ? formatHostPort(telemetry.metricsAddress) : null,
+    admin: telemetry.adminAddress ? formatHostPort(telemetry.adminAddress) : null,
+    logQueries: config.logQueries,
   });
 
   let shutdownPromise: Promise<void> | undefined;
@@ -293,6 +323,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     config,
     policy,
     cache,
+    telemetry,
     groups: () => groups,
     reloadPolicy: async () => policy.reload(),
     shutdown(drainMs: number) {
@@ -306,6 +337,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
         await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
         policy.close();
         await Promise.all([...groups.values(), ...opened].map((g) => g.close()));
+        await telemetry.close();
         log('info', 'sidecar stopped');
       })();
       return shutdownPromise;

@@ -7,8 +7,8 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-const HostPort = (description: string) =>
-  Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$', description });
+const HostPort = (description: string, def?: string) =>
+  Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$', description, ...(def === undefined ? {} : { default: def }) });
 
 const Millis = (description: string, def: number, min = 1) =>
   Type.Integer({ minimum: min, maximum: 600_000, default: def, description });
@@ -82,6 +82,14 @@ export const SidecarConfigSchema = Type.Object(
     cache: CacheConfigSchema,
     listener: ListenerConfigSchema,
     upstreamTiming: UpstreamTimingSchema,
+    metrics: HostPort('ADDR:PORT serving GET /metrics (Prometheus), /healthz and /readyz; the pod IP, for scrapes and kubelet probes.', '0.0.0.0:9153'),
+    admin: HostPort('ADDR:PORT serving the admin endpoints (/healthz, /readyz, /config, /cache, POST /cache/flush); loopback only unless --admin-allow-non-loopback.', '127.0.0.1:9901'),
+    adminAllowNonLoopback: Type.Boolean({ default: false, description: 'Allow --admin on a non-loopback address (it exposes the config and a cache flush).' }),
+    logQueries: Type.Union([Type.Literal('all'), Type.Literal('denied'), Type.Literal('none')], {
+      default: 'denied',
+      description: 'Query log on stdout, one JSON line per query: all, denied (queries whose policy decision says log: deny rules unless log: false, log rules), or none.',
+    }),
+    logSampleEvery: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1, description: 'With --log-queries all: write one query in N (decisions that say log are always written).' }),
   },
   { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/sidecar-config.json', title: 'tenant-dns sidecar configuration' },
 );
@@ -101,6 +109,8 @@ export interface FlagSpec {
   readonly repeatable: boolean;
   /** Integer fields are parsed as numbers. */
   readonly integer: boolean;
+  /** Boolean fields are switches without a value (`--admin-allow-non-loopback`). */
+  readonly boolean: boolean;
 }
 
 /** The value of a schema's `description`, for help text. */
@@ -124,9 +134,10 @@ function buildFlags(): FlagSpec[] {
         out.push({
           field: path,
           flag: flagName(key, flagPrefix),
-          arg: type === 'array' ? 'VALUE' : type === 'integer' ? 'N' : 'VALUE',
+          arg: type === 'array' ? 'VALUE' : type === 'integer' ? 'N' : type === 'boolean' ? '' : 'VALUE',
           repeatable: type === 'array',
           integer: type === 'integer',
+          boolean: type === 'boolean',
         });
     }
   };

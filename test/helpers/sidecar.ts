@@ -32,10 +32,22 @@ export async function startTestSidecar(
   flags: Record<string, unknown>,
   opts: { clock?: () => number; log?: Logger } = {},
 ): Promise<TestSidecar> {
-  const config = buildConfig({ listen: ['127.0.0.1:0'], ...flags });
+  // Kernel-chosen ports for the metrics and admin servers too: tests run sidecars side by side.
+  const config = buildConfig({ listen: ['127.0.0.1:0'], metrics: '127.0.0.1:0', admin: '127.0.0.1:0', ...flags });
   const sidecar = await startSidecar(config, { log: opts.log ?? silentLogger, version: 'test', clock: opts.clock });
   const addr = sidecar.addresses[0]!;
   return { sidecar, host: addr.host, port: addr.port, stop: () => sidecar.shutdown(1000) };
+}
+
+/**
+ * `args` with `--metrics` and `--admin` on kernel-chosen loopback ports for
+ * the `sidecar` command, unless given: their defaults (9153, 9901) are fixed
+ * ports, and tests run sidecars side by side.
+ */
+export function withTestPorts(args: readonly string[]): string[] {
+  if (args[0] !== 'sidecar') return [...args];
+  const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  return [...args, ...(has('--metrics') ? [] : ['--metrics=127.0.0.1:0']), ...(has('--admin') ? [] : ['--admin=127.0.0.1:0'])];
 }
 
 /** A sidecar child process of the real CLI. */
@@ -53,7 +65,7 @@ export interface ChildSidecar {
 
 /** Runs `tenant-dns <args>` as a child process (Node from PATH, the project's pinned Node under npm). */
 export function spawnCli(args: readonly string[]): ChildSidecar {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...withTestPorts(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -50,7 +50,7 @@ test('sidecar-spec: native sidecar, probes on the metrics port, restricted secur
   assert.equal(c.restartPolicy, 'Always');
   assert.equal(c.lifecycle, undefined);
   assert.deepEqual(c.startupProbe.httpGet, { path: '/readyz', port: 9153, scheme: 'HTTP' });
-  assert.deepEqual(c.readinessProbe.httpGet.path, '/readyz');
+  assert.deepEqual(c.readinessProbe.httpGet.path, '/healthz', 'an upstream outage must not take the pod out of its Services');
   assert.deepEqual(c.livenessProbe.httpGet.path, '/healthz');
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(c.securityContext.runAsNonRoot, true);

@@ -1,0 +1,604 @@
+/**
+ * Generates the Grafana dashboard and the Prometheus alert rules from typed
+ * code, so that the JSON and YAML stay reviewable and every query is in one
+ * place (the meta and integration tests read the same definitions):
+ *
+ *   node dashboards/build.ts          # writes tenant-dns.json, alerts.rules.yaml, prometheusrule.yaml
+ *                                     # (and deploy/monitoring/prometheusrule.yaml)
+ *   node dashboards/build.ts --check  # exits 1 when a committed file differs from the generator's output
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+/** The Grafana datasource every panel uses: the import-time input DS_PROMETHEUS. */
+const DS = { type: 'prometheus', uid: '${DS_PROMETHEUS}' } as const;
+
+/** The label matchers of the dashboard variables. */
+export const SEL = 'tenant=~"$tenant", namespace=~"$namespace", pod=~"$pod"';
+/** The rate window: Grafana's `$__rate_interval` (at least four scrape intervals). */
+const RI = '$__rate_interval';
+
+/** One query of a panel. */
+export interface Target {
+  readonly expr: string;
+  readonly legend?: string;
+  /** Evaluate at the dashboard's end time only (tables, stats of a range). */
+  readonly instant?: boolean;
+}
+
+/** A panel, before layout. */
+export interface PanelSpec {
+  readonly title: string;
+  readonly description: string;
+  readonly type: 'timeseries' | 'stat' | 'table' | 'bargauge';
+  readonly unit?: string;
+  readonly targets: readonly Target[];
+  /** Width in grid columns (of 24); default 8. */
+  readonly width?: number;
+  readonly height?: number;
+  /** Stat thresholds: [value, color] after the base green. */
+  readonly thresholds?: readonly (readonly [number, string])[];
+  readonly stack?: boolean;
+}
+
+/** A row of panels. */
+export interface RowSpec {
+  readonly title: string;
+  readonly panels: readonly PanelSpec[];
+}
+
+const rate = (metric: string, extra = '', window = RI) => `rate(${metric}{${SEL}${extra ? ', ' + extra : ''}}[${window}])`;
+
+/** The dashboard's rows and panels. */
+export const ROWS: readonly RowSpec[] = [
+  {
+    title: 'Overview',
+    panels: [
+      {
+        title: 'Queries per second',
+        description: 'Client queries received per second by the selected sidecars (all transports and types).',
+        type: 'stat',
+        unit: 'reqps',
+        width: 5,
+        targets: [{ expr: `sum(${rate('tenant_dns_requests_total')})` }],
+      },
+      {
+        title: 'SERVFAIL ratio',
+        description: 'Share of answers that were SERVFAIL: upstreams failing, or internal errors. Above 1 % deserves a look; the alert fires at 5 %.',
+        type: 'stat',
+        unit: 'percentunit',
+        width: 5,
+        thresholds: [
+          [0.01, 'orange'],
+          [0.05, 'red'],
+        ],
+        targets: [
+          {
+            expr: `sum(${rate('tenant_dns_responses_total', 'rcode="SERVFAIL"')}) / sum(${rate('tenant_dns_responses_total')})`,
+          },
+        ],
+      },
+      {
+        title: 'Latency p50 / p99',
+        description: 'Median and 99th percentile of the time from receiving a query to having its answer, all sources.',
+        type: 'stat',
+        unit: 's',
+        width: 5,
+        targets: [
+          { expr: `histogram_quantile(0.5, sum by (le) (${rate('tenant_dns_request_duration_seconds_bucket')}))`, legend: 'p50' },
+          { expr: `histogram_quantile(0.99, sum by (le) (${rate('tenant_dns_request_duration_seconds_bucket')}))`, legend: 'p99' },
+        ],
+      },
+      {
+        title: 'Cache hit ratio',
+        description: 'Share of cache lookups answered by a fresh entry.',
+        type: 'stat',
+        unit: 'percentunit',
+        width: 5,
+        targets: [
+          {
+            expr: `sum(${rate('tenant_dns_cache_hits_total')}) / (sum(${rate('tenant_dns_cache_hits_total')}) + sum(${rate('tenant_dns_cache_misses_total')}))`,
+          },
+        ],
+      },
+      {
+        title: 'Upstreams down',
+        description: 'Upstream members currently marked down, over the selected sidecars.',
+        type: 'stat',
+        width: 4,
+        thresholds: [[1, 'red']],
+        targets: [{ expr: `count(tenant_dns_upstream_healthy{${SEL}} == 0) or vector(0)` }],
+      },
+    ],
+  },
+  {
+    title: 'Traffic',
+    panels: [
+      {
+        title: 'Answers by source',
+        description: 'Answers per second by who gave them: policy (denied), cache, upstream, local (split zones, SERVFAIL from errors).',
+        type: 'timeseries',
+        width: 6,
+        unit: 'reqps',
+        stack: true,
+        targets: [{ expr: `sum by (source) (${rate('tenant_dns_responses_total')})`, legend: '{{source}}' }],
+      },
+      {
+        title: 'Answers by rcode',
+        description: 'Answers per second by response code; `none` counts queries dropped without an answer.',
+        type: 'timeseries',
+        width: 6,
+        unit: 'reqps',
+        stack: true,
+        targets: [{ expr: `sum by (rcode) (${rate('tenant_dns_responses_total')})`, legend: '{{rcode}}' }],
+      },
+      {
+        title: 'Queries by type and transport',
+        description: 'Queries per second by query type (a fixed list, else `other`) and transport.',
+        type: 'timeseries',
+        width: 6,
+        unit: 'reqps',
+        targets: [{ expr: `sum by (qtype, proto) (${rate('tenant_dns_requests_total')})`, legend: '{{qtype}} {{proto}}' }],
+      },
+      {
+        title: 'Rejected messages',
+        description: 'Client messages refused before the pipeline per second (unreadable, or not a standard query), by the rcode answered (`none`: dropped) and transport.',
+        type: 'timeseries',
+        unit: 'reqps',
+        width: 6,
+        targets: [{ expr: `sum by (rcode, proto) (${rate('tenant_dns_rejected_requests_total')})`, legend: '{{rcode}} {{proto}}' }],
+      },
+    ],
+  },
+  {
+    title: 'Policy',
+    panels: [
+      {
+        title: 'Denials by tenant',
+        description: 'Denied queries per second for each tenant.',
+        type: 'timeseries',
+        unit: 'reqps',
+        targets: [{ expr: `sum by (tenant) (${rate('tenant_dns_policy_decisions_total', 'action="deny"')})`, legend: '{{tenant}}' }],
+      },
+      {
+        title: 'Denials by rule',
+        description: 'Denied queries per second by deciding rule (`default`: the default action; `platform:NAME`: a platform rule).',
+        type: 'timeseries',
+        unit: 'reqps',
+        targets: [{ expr: `sum by (tenant, rule) (${rate('tenant_dns_policy_decisions_total', 'action="deny"')})`, legend: '{{tenant}} {{rule}}' }],
+      },
+      {
+        title: 'Denied queries in range',
+        description: 'Denied queries over the dashboard time range, by tenant and rule.',
+        type: 'table',
+        unit: 'short',
+        targets: [
+          {
+            expr: `sum by (tenant, rule) (increase(tenant_dns_policy_decisions_total{${SEL}, action="deny"}[$__range]))`,
+            legend: '{{tenant}} {{rule}}',
+            instant: true,
+          },
+        ],
+      },
+      {
+        title: 'Decisions by action',
+        description: 'Policy decisions per second: allow, deny, log (allowed and written to the query log).',
+        type: 'timeseries',
+        unit: 'reqps',
+        width: 12,
+        targets: [{ expr: `sum by (action) (${rate('tenant_dns_policy_decisions_total')})`, legend: '{{action}}' }],
+      },
+      {
+        title: 'Query log lines dropped',
+        description: 'Query log lines dropped per second because stdout could not keep up; the query log is incomplete while this is above 0.',
+        type: 'timeseries',
+        unit: 'short',
+        width: 12,
+        targets: [{ expr: `sum by (pod) (${rate('tenant_dns_query_log_dropped_total')})`, legend: '{{pod}}' }],
+      },
+    ],
+  },
+  {
+    title: 'Latency',
+    panels: [
+      {
+        title: 'Latency by source (p50, p99)',
+        description: 'Median and 99th percentile answer time by source: cache hits should stay well under a millisecond.',
+        type: 'timeseries',
+        unit: 's',
+        width: 12,
+        targets: [
+          { expr: `histogram_quantile(0.5, sum by (le, source) (${rate('tenant_dns_request_duration_seconds_bucket')}))`, legend: 'p50 {{source}}' },
+          { expr: `histogram_quantile(0.99, sum by (le, source) (${rate('tenant_dns_request_duration_seconds_bucket')}))`, legend: 'p99 {{source}}' },
+        ],
+      },
+      {
+        title: 'p99 latency by pod',
+        description: '99th percentile answer time of each sidecar, all sources.',
+        type: 'timeseries',
+        unit: 's',
+        width: 12,
+        targets: [{ expr: `histogram_quantile(0.99, sum by (le, pod) (${rate('tenant_dns_request_duration_seconds_bucket')}))`, legend: '{{pod}}' }],
+      },
+    ],
+  },
+  {
+    title: 'Cache',
+    panels: [
+      {
+        title: 'Cache hit ratio over time',
+        description: 'Share of cache lookups answered by a fresh entry, over time.',
+        type: 'timeseries',
+        unit: 'percentunit',
+        width: 6,
+        targets: [
+          {
+            expr: `sum(${rate('tenant_dns_cache_hits_total')}) / (sum(${rate('tenant_dns_cache_hits_total')}) + sum(${rate('tenant_dns_cache_misses_total')}))`,
+            legend: 'hit ratio',
+          },
+        ],
+      },
+      {
+        title: 'Cache size',
+        description: 'Entries and bytes held by each sidecar’s cache (stale entries included).',
+        type: 'timeseries',
+        unit: 'short',
+        width: 6,
+        targets: [
+          { expr: `sum by (pod) (tenant_dns_cache_entries{${SEL}})`, legend: 'entries {{pod}}' },
+          { expr: `sum by (pod) (tenant_dns_cache_bytes{${SEL}})`, legend: 'bytes {{pod}}' },
+        ],
+      },
+      {
+        title: 'Cache evictions',
+        description: 'Entries removed per second: capacity (LRU, the cache is too small), expired, flush (admin).',
+        type: 'timeseries',
+        unit: 'short',
+        width: 6,
+        targets: [{ expr: `sum by (reason) (${rate('tenant_dns_cache_evictions_total')})`, legend: '{{reason}}' }],
+      },
+      {
+        title: 'Stale answers served',
+        description: 'Stale answers per second served because every upstream failed (RFC 8767).',
+        type: 'timeseries',
+        unit: 'reqps',
+        width: 6,
+        targets: [{ expr: `sum by (pod) (${rate('tenant_dns_cache_stale_served_total')})`, legend: '{{pod}}' }],
+      },
+    ],
+  },
+  {
+    title: 'Upstreams',
+    panels: [
+      {
+        title: 'Upstream latency p99',
+        description: '99th percentile of one exchange with each upstream (replies only; failures are counted separately).',
+        type: 'timeseries',
+        unit: 's',
+        targets: [{ expr: `histogram_quantile(0.99, sum by (le, upstream) (${rate('tenant_dns_upstream_request_duration_seconds_bucket')}))`, legend: '{{upstream}}' }],
+      },
+      {
+        title: 'Upstream replies by rcode',
+        description: 'Replies per second from each upstream by rcode.',
+        type: 'timeseries',
+        unit: 'reqps',
+        targets: [{ expr: `sum by (upstream, rcode) (${rate('tenant_dns_upstream_request_duration_seconds_count')})`, legend: '{{upstream}} {{rcode}}' }],
+      },
+      {
+        title: 'Upstream failures',
+        description: 'Exchanges per second that failed without a reply, by upstream and error code (timeout, connect, TLS, HTTP, bad reply).',
+        type: 'timeseries',
+        unit: 'reqps',
+        targets: [{ expr: `sum by (upstream, code) (${rate('tenant_dns_upstream_failures_total')})`, legend: '{{upstream}} {{code}}' }],
+      },
+      {
+        title: 'Upstream health',
+        description: 'Members up (1) or down (0) by group and upstream, the worst over the selected sidecars.',
+        type: 'timeseries',
+        unit: 'short',
+        width: 12,
+        targets: [{ expr: `min by (group, upstream) (tenant_dns_upstream_healthy{${SEL}})`, legend: '{{group}} {{upstream}}' }],
+      },
+      {
+        title: 'Upstream connections',
+        description: 'Connections open to each stream upstream (tcp, tls, https).',
+        type: 'timeseries',
+        unit: 'short',
+        width: 12,
+        targets: [{ expr: `sum by (upstream) (tenant_dns_upstream_connections{${SEL}})`, legend: '{{upstream}}' }],
+      },
+    ],
+  },
+  {
+    title: 'Reloads and process',
+    panels: [
+      {
+        title: 'Policy reloads',
+        description: 'Policy reload attempts per second by result. A failure keeps the previous policy serving.',
+        type: 'timeseries',
+        unit: 'short',
+        width: 6,
+        targets: [{ expr: `sum by (result) (${rate('tenant_dns_policy_reloads_total')})`, legend: '{{result}}' }],
+      },
+      {
+        title: 'Sidecars on a stale policy',
+        description: 'Sidecars whose last policy reload failed (they serve the previous policy).',
+        type: 'stat',
+        width: 6,
+        thresholds: [[1, 'red']],
+        targets: [{ expr: `count(tenant_dns_policy_last_reload_successful{${SEL}} == 0) or vector(0)` }],
+      },
+      {
+        title: 'Policy age',
+        description: 'Time since each sidecar loaded the policy it serves.',
+        type: 'timeseries',
+        unit: 's',
+        width: 6,
+        targets: [{ expr: `time() - max by (pod) (tenant_dns_policy_last_reload_success_timestamp_seconds{${SEL}})`, legend: '{{pod}}' }],
+      },
+      {
+        title: 'In-flight queries',
+        description: 'Queries being answered right now, per sidecar.',
+        type: 'timeseries',
+        unit: 'short',
+        width: 6,
+        targets: [{ expr: `sum by (pod) (tenant_dns_inflight_queries{${SEL}})`, legend: '{{pod}}' }],
+      },
+      {
+        title: 'Sidecar memory',
+        description: 'Resident memory of each sidecar process.',
+        type: 'timeseries',
+        unit: 'bytes',
+        width: 8,
+        targets: [{ expr: `sum by (pod) (process_resident_memory_bytes{${SEL}})`, legend: '{{pod}}' }],
+      },
+      {
+        title: 'Sidecar CPU',
+        description: 'CPU seconds per second used by each sidecar process.',
+        type: 'timeseries',
+        unit: 'short',
+        width: 8,
+        targets: [{ expr: `sum by (pod) (${rate('process_cpu_seconds_total')})`, legend: '{{pod}}' }],
+      },
+      {
+        title: 'Versions',
+        description: 'Sidecars by tenant-dns and Node.js version.',
+        type: 'table',
+        unit: 'short',
+        width: 8,
+        targets: [{ expr: `count by (version, node) (tenant_dns_build_info{${SEL}})`, legend: '{{version}} {{node}}', instant: true }],
+      },
+    ],
+  },
+];
+
+/** A Prometheus alerting rule. */
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  readonly for: string;
+  readonly labels: { readonly severity: 'warning' | 'critical' };
+  readonly annotations: { readonly summary: string; readonly description: string };
+}
+
+const BY = 'namespace, tenant';
+
+/** The alert rules (one group, `tenant-dns`). */
+export const ALERTS: readonly AlertRule[] = [
+  {
+    alert: 'TenantDnsServfailRatioHigh',
+    expr:
+      `sum by (${BY}) (rate(tenant_dns_responses_total{rcode="SERVFAIL"}[5m]))\n` +
+      `  / sum by (${BY}) (rate(tenant_dns_responses_total[5m])) > 0.05\n` +
+      `and sum by (${BY}) (rate(tenant_dns_responses_total[5m])) > 0.1`,
+    for: '10m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'More than 5 % of DNS answers for tenant {{ $labels.tenant }} in {{ $labels.namespace }} are SERVFAIL.',
+      description: 'SERVFAIL ratio is {{ $value | humanizePercentage }}. Check the Upstreams row of the tenant-dns dashboard: failing or slow upstreams, or a down group.',
+    },
+  },
+  {
+    alert: 'TenantDnsUpstreamGroupDown',
+    expr: 'max by (namespace, pod, tenant, group) (tenant_dns_upstream_healthy) == 0',
+    for: '2m',
+    labels: { severity: 'critical' },
+    annotations: {
+      summary: 'Every upstream of group {{ $labels.group }} is down in pod {{ $labels.namespace }}/{{ $labels.pod }}.',
+      description: 'Queries routed to group {{ $labels.group }} get SERVFAIL (or stale answers). The pod is not ready while this lasts.',
+    },
+  },
+  {
+    alert: 'TenantDnsPolicyReloadFailing',
+    expr: 'max by (namespace, pod, tenant) (tenant_dns_policy_last_reload_successful) == 0',
+    for: '5m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'The DNS policy of tenant {{ $labels.tenant }} failed to reload in pod {{ $labels.namespace }}/{{ $labels.pod }}.',
+      description: 'The sidecar keeps serving the previous policy. Validate the tenant ConfigMap with `tenant-dns policy validate`; the sidecar log says which field is wrong.',
+    },
+  },
+  {
+    alert: 'TenantDnsDenialSpike',
+    expr:
+      `sum by (${BY}) (rate(tenant_dns_policy_decisions_total{action="deny"}[5m])) > 1\n` +
+      `and sum by (${BY}) (rate(tenant_dns_policy_decisions_total{action="deny"}[5m]))\n` +
+      `  > 5 * sum by (${BY}) (rate(tenant_dns_policy_decisions_total{action="deny"}[1h] offset 5m))`,
+    for: '10m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'Denied DNS queries for tenant {{ $labels.tenant }} in {{ $labels.namespace }} rose more than fivefold.',
+      description: 'Denials are at {{ $value | humanize }}/s. A new deployment may depend on a denied name, or a workload may be misbehaving; the query log (stdout) names the queries.',
+    },
+  },
+];
+
+/** Every PromQL expression of the dashboard, with its panel's title. */
+export function panelQueries(): { panel: string; expr: string; instant: boolean }[] {
+  return ROWS.flatMap((r) => r.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr, instant: t.instant ?? false }))));
+}
+
+/** The Prometheus rules file (`groups:`). */
+export function rulesFile(): { groups: { name: string; rules: AlertRule[] }[] } {
+  return { groups: [{ name: 'tenant-dns', rules: ALERTS.map((a) => ({ ...a })) }] };
+}
+
+/** The same rules as a Prometheus Operator PrometheusRule. */
+export function prometheusRule(): Record<string, unknown> {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'PrometheusRule',
+    metadata: { name: 'tenant-dns', labels: { 'app.kubernetes.io/name': 'tenant-dns', 'app.kubernetes.io/component': 'monitoring' } },
+    spec: rulesFile(),
+  };
+}
+
+function panelJson(p: PanelSpec, id: number, x: number, y: number, w: number, h: number): Record<string, unknown> {
+  const steps = [{ color: 'green', value: null }, ...(p.thresholds ?? []).map(([value, color]) => ({ color, value }))];
+  const panel: Record<string, unknown> = {
+    id,
+    type: p.type,
+    title: p.title,
+    description: p.description,
+    datasource: DS,
+    gridPos: { h, w, x, y },
+    fieldConfig: {
+      defaults: {
+        unit: p.unit ?? 'short',
+        thresholds: { mode: 'absolute', steps },
+        ...(p.type === 'timeseries' ? { custom: { drawStyle: 'line', lineWidth: 1, fillOpacity: p.stack ? 30 : 10, stacking: { mode: p.stack ? 'normal' : 'none', group: 'A' } } } : {}),
+      },
+      overrides: [],
+    },
+    options:
+      p.type === 'stat'
+        ? { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, colorMode: 'value', graphMode: 'area', textMode: 'auto' }
+        : p.type === 'table'
+          ? { showHeader: true }
+          : { legend: { displayMode: 'list', placement: 'bottom', showLegend: true }, tooltip: { mode: 'multi', sort: 'desc' } },
+    targets: p.targets.map((t, i) => ({
+      refId: String.fromCharCode(65 + i),
+      datasource: DS,
+      expr: t.expr,
+      legendFormat: t.legend ?? '__auto',
+      range: !t.instant,
+      instant: t.instant ?? false,
+      ...(p.type === 'table' ? { format: 'table' } : {}),
+    })),
+  };
+  if (p.type === 'table') panel.transformations = [{ id: 'organize', options: { excludeByName: { Time: true } } }];
+  return panel;
+}
+
+function variable(name: string, label: string, query: string): Record<string, unknown> {
+  return {
+    name,
+    label,
+    type: 'query',
+    datasource: DS,
+    definition: query,
+    query: { query, refId: `${name}-query`, qryType: 1 },
+    refresh: 2,
+    includeAll: true,
+    allValue: '.*',
+    multi: true,
+    sort: 1,
+    current: { selected: true, text: ['All'], value: ['$__all'] },
+    options: [],
+    hide: 0,
+  };
+}
+
+/** The Grafana dashboard (importable: `__inputs` asks for the Prometheus datasource). */
+export function dashboard(): Record<string, unknown> {
+  const panels: Record<string, unknown>[] = [];
+  let id = 1;
+  let y = 0;
+  for (const row of ROWS) {
+    panels.push({ id: id++, type: 'row', title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
+    y += 1;
+    let x = 0;
+    let rowHeight = 0;
+    for (const p of row.panels) {
+      const w = p.width ?? 8;
+      const h = p.height ?? (p.type === 'stat' ? 5 : 8);
+      if (x + w > 24) {
+        x = 0;
+        y += rowHeight;
+        rowHeight = 0;
+      }
+      panels.push(panelJson(p, id++, x, y, w, h));
+      x += w;
+      rowHeight = Math.max(rowHeight, h);
+    }
+    y += rowHeight;
+  }
+  const panelTypes = [...new Set(ROWS.flatMap((r) => r.panels.map((p) => p.type)))].sort();
+  return {
+    __inputs: [{ name: 'DS_PROMETHEUS', label: 'Prometheus', description: 'The Prometheus that scrapes the tenant-dns sidecars.', type: 'datasource', pluginId: 'prometheus', pluginName: 'Prometheus' }],
+    __requires: [
+      { type: 'grafana', id: 'grafana', name: 'Grafana', version: '10.0.0' },
+      { type: 'datasource', id: 'prometheus', name: 'Prometheus', version: '1.0.0' },
+      ...panelTypes.map((t) => ({ type: 'panel', id: t, name: t, version: '' })),
+    ],
+    title: 'tenant-dns',
+    uid: 'tenant-dns',
+    description: 'Per-tenant DNS telemetry of the tenant-dns sidecars: traffic, denials, latency, cache, upstreams, reloads.',
+    tags: ['dns', 'tenant-dns', 'kubernetes'],
+    editable: true,
+    graphTooltip: 1,
+    schemaVersion: 39,
+    version: 1,
+    time: { from: 'now-1h', to: 'now' },
+    refresh: '30s',
+    timezone: '',
+    annotations: { list: [] },
+    links: [],
+    templating: {
+      list: [
+        variable('tenant', 'Tenant', 'label_values(tenant_dns_build_info, tenant)'),
+        variable('namespace', 'Namespace', 'label_values(tenant_dns_build_info{tenant=~"$tenant"}, namespace)'),
+        variable('pod', 'Pod', 'label_values(tenant_dns_build_info{tenant=~"$tenant", namespace=~"$namespace"}, pod)'),
+      ],
+    },
+    panels,
+  };
+}
+
+const HEADER = '# Generated by dashboards/build.ts: edit that file and run `node dashboards/build.ts`.\n';
+
+/** The generated files, by path relative to the repository root, with their contents. */
+export function generatedFiles(): Record<string, string> {
+  return {
+    'dashboards/tenant-dns.json': JSON.stringify(dashboard(), null, 2) + '\n',
+    'dashboards/alerts.rules.yaml': HEADER + stringify(rulesFile(), { lineWidth: 0 }),
+    'dashboards/prometheusrule.yaml': HEADER + stringify(prometheusRule(), { lineWidth: 0 }),
+    // A copy inside the kustomization (kustomize loads no file outside its root).
+    'deploy/monitoring/prometheusrule.yaml': HEADER + stringify(prometheusRule(), { lineWidth: 0 }),
+  };
+}
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const check = process.argv.includes('--check');
+  let stale = 0;
+  for (const [path, text] of Object.entries(generatedFiles())) {
+    const full = resolve(ROOT, path);
+    if (check) {
+      let old = '';
+      try {
+        old = readFileSync(full, 'utf8');
+      } catch {
+        // A missing file is stale.
+      }
+      if (old !== text) {
+        process.stderr.write(`${path} differs from the generator's output: run node dashboards/build.ts\n`);
+        stale++;
+      }
+    } else writeFileSync(full, text);
+  }
+  process.exitCode = stale > 0 ? 1 : 0;
+}

@@ -1,0 +1,249 @@
+/**
+ * The sidecar's two HTTP servers:
+ *
+ * - metrics (`--metrics`, default 0.0.0.0:9153): GET /metrics for Prometheus,
+ *   and GET /healthz and /readyz, because kubelet probes reach the pod IP,
+ *   not loopback;
+ * - admin (`--admin`, default 127.0.0.1:9901, loopback only unless
+ *   `--admin-allow-non-loopback`): /healthz, /readyz, /config, /cache and
+ *   POST /cache/flush.
+ *
+ * They take what they serve through small interfaces, not the sidecar
+ * itself. Each closes its connections when closed; requests have deadlines.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { isLoopback } from '../config/resolv.ts';
+import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
+import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
+import type { Logger } from '../log.ts';
+
+/** The readiness report of /readyz. */
+export interface Readiness {
+  /** True when the policy is loaded and every upstream group has a healthy member. */
+  readonly ready: boolean;
+  /** Whether a policy is loaded (the sidecar does not start without one, so false only before start). */
+  readonly policyLoaded: boolean;
+  /** Every upstream group by name: whether one member is up, and each member's health. */
+  readonly groups: Readonly<Record<string, { readonly healthy: boolean; readonly members: readonly { readonly address: string; readonly healthy: boolean }[] }>>;
+  /** What is not ready, in words: `policy not loaded`, `group default: no healthy upstream`. */
+  readonly notReady: readonly string[];
+}
+
+/** The part of an upstream group readiness looks at. */
+export interface ReadinessGroup {
+  healthy(): boolean;
+  members(): readonly { readonly address: string; readonly healthy: boolean }[];
+}
+
+/** Builds the readiness report from the policy state and the upstream groups. */
+export function readiness(policyLoaded: boolean, groups: ReadonlyMap<string, ReadinessGroup>): Readiness {
+  const notReady: string[] = [];
+  if (!policyLoaded) notReady.push('policy not loaded');
+  const out: Record<string, { healthy: boolean; members: { address: string; healthy: boolean }[] }> = {};
+  for (const [name, g] of groups) {
+    const healthy = g.healthy();
+    out[name] = { healthy, members: g.members().map((m) => ({ address: m.address, healthy: m.healthy })) };
+    if (!healthy) notReady.push(`group ${name}: no healthy upstream`);
+  }
+  return { ready: notReady.length === 0, policyLoaded, groups: out, notReady };
+}
+
+/** What the probe endpoints need. */
+export interface ProbeSource {
+  ready(): Readiness;
+}
+
+/** What the admin server needs. */
+export interface AdminSource extends ProbeSource {
+  /** The effective platform config and the tenant's and platform's policy documents (redacted here). */
+  config(): unknown;
+  /** Cache counters (CacheStore#stats). */
+  cacheStats(): unknown;
+  /** Empties the cache; returns how many entries were removed. */
+  flushCache(): number;
+}
+
+/** A running HTTP server. */
+export interface HttpEndpoint {
+  /** The address bound (the real port when 0 was asked for). */
+  readonly address: HostPort;
+  /** Stops accepting and closes every connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+const REDACTED = '[redacted]';
+const SECRET_KEY = /(password|passwd|secret|token|credential|apikey|api_key|private)/i;
+
+/**
+ * A deep copy of `value` with secrets replaced by `[redacted]`: the user
+ * info of URLs (`https://user:pass@host` → `https://[redacted]@host`) and
+ * the values of keys that name a secret (password, token, secret, …). SPKI
+ * pins and CA certificates are public and stay.
+ */
+export function redact(value: unknown): unknown {
+  if (typeof value === 'string') return redactString(value);
+  if (Array.isArray(value)) return value.map(redact);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? REDACTED : redact(v);
+    return out;
+  }
+  return value;
+}
+
+function redactString(s: string): string {
+  return s.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, `$1${REDACTED}@`);
+}
+
+/**
+ * Parses the admin address and refuses a non-loopback one unless `allowNonLoopback`.
+ *
+ * @throws SidecarError CONFIG_INVALID.
+ */
+export function checkAdminAddress(address: string, allowNonLoopback: boolean): HostPort {
+  const at = parseHostPort(address, '--admin');
+  if (!isLoopback(at.host) && !allowNonLoopback) {
+    throw new SidecarError(
+      ErrorCodes.CONFIG_INVALID,
+      `--admin: ${address} is not a loopback address; the admin endpoints (config, cache flush) stay on loopback unless --admin-allow-non-loopback is given`,
+    );
+  }
+  return at;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
+type Routes = Readonly<Record<string, Readonly<Partial<Record<'GET' | 'POST', Handler>>>>>;
+
+function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  send(res, status, JSON.stringify(body, null, 2) + '\n', 'application/json');
+}
+
+function probeRoutes(source: ProbeSource): Routes {
+  return {
+    '/healthz': { GET: (_req, res) => send(res, 200, 'ok\n') },
+    '/readyz': {
+      GET: (_req, res) => {
+        const r = source.ready();
+        sendJson(res, r.ready ? 200 : 503, r);
+      },
+    },
+  };
+}
+
+async function serve(at: HostPort, routes: Routes, what: string, log: Logger): Promise<HttpEndpoint> {
+  const server = http.createServer((req, res) => {
+    // Request bodies are never read; drain them so the connection can be reused.
+    req.resume();
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = routes[path];
+    if (!route) return send(res, 404, 'not found\n');
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const handler = route[method as 'GET' | 'POST'];
+    if (!handler) {
+      res.setHeader('allow', Object.keys(route).join(', '));
+      return send(res, 405, 'method not allowed\n');
+    }
+    Promise.resolve()
+      .then(() => handler(req, res))
+      .catch((err: unknown) => {
+        log('error', `${what} request failed`, { path, error: describeError(err) });
+        if (!res.headersSent) send(res, 500, 'internal error\n');
+        else res.destroy();
+      });
+  });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  server.keepAliveTimeout = 30_000;
+  server.maxHeadersCount = 50;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) =>
+      reject(new SidecarError(ErrorCodes.LISTEN_FAILED, `binding the ${what} server to ${formatHostPort(at)}`, { cause: err }));
+    server.once('error', onError);
+    server.listen({ host: at.host, port: at.port, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log('warn', `${what} server error`, { error: describeError(err) }));
+  const bound = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: at.host, port: bound.port, family: at.family },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+/** Options of {@link startMetricsServer}. */
+export interface MetricsServerOptions {
+  /** ADDR:PORT (`--metrics`). */
+  readonly address: string;
+  readonly registry: Registry;
+  readonly probes: ProbeSource;
+  readonly log: Logger;
+}
+
+/** Starts the metrics server: GET /metrics, /healthz, /readyz. */
+export function startMetricsServer(options: MetricsServerOptions): Promise<HttpEndpoint> {
+  const at = parseHostPort(options.address, '--metrics');
+  const { registry } = options;
+  return serve(
+    at,
+    {
+      '/metrics': {
+        GET: async (_req, res) => send(res, 200, await registry.metrics(), registry.contentType),
+      },
+      ...probeRoutes(options.probes),
+    },
+    'metrics',
+    options.log,
+  );
+}
+
+/** Options of {@link startAdminServer}. */
+export interface AdminServerOptions {
+  /** ADDR:PORT (`--admin`); must be loopback unless `allowNonLoopback`. */
+  readonly address: string;
+  readonly allowNonLoopback?: boolean;
+  readonly source: AdminSource;
+  readonly log: Logger;
+}
+
+/**
+ * Starts the admin server: GET /healthz, /readyz, /config, /cache; POST /cache/flush.
+ *
+ * @throws SidecarError CONFIG_INVALID for a non-loopback address not allowed, LISTEN_FAILED when binding fails.
+ */
+export function startAdminServer(options: AdminServerOptions): Promise<HttpEndpoint> {
+  const at = checkAdminAddress(options.address, options.allowNonLoopback ?? false);
+  const { source, log } = options;
+  return serve(
+    at,
+    {
+      ...probeRoutes(source),
+      '/config': { GET: (_req, res) => sendJson(res, 200, redact(source.config())) },
+      '/cache': { GET: (_req, res) => sendJson(res, 200, source.cacheStats()) },
+      '/cache/flush': {
+        POST: (_req, res) => {
+          const flushed = source.flushCache();
+          log('info', 'cache flushed by the admin endpoint', { entries: flushed });
+          sendJson(res, 200, { flushed });
+        },
+      },
+    },
+    'admin',
+    log,
+  );
+}

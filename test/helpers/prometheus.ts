@@ -1,0 +1,158 @@
+/**
+ * A real Prometheus (Debian's package) on a loopback port for integration
+ * tests: a temporary config scraping the given targets every second, a
+ * temporary TSDB, and the query API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort } from './ports.ts';
+
+/** A scrape target: `host:port` and the target labels Prometheus adds (as a PodMonitor adds namespace and pod). */
+export interface ScrapeTarget {
+  readonly address: string;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** One series of a query result. */
+export interface Series {
+  readonly metric: Record<string, string>;
+  /** Instant vectors: [time, value]. */
+  readonly value?: [number, string];
+}
+
+/** A query result: the result type and its series (a scalar comes as one series without labels). */
+export interface QueryResult {
+  readonly resultType: 'vector' | 'matrix' | 'scalar' | 'string';
+  readonly series: readonly Series[];
+}
+
+/** A running Prometheus. */
+export interface PrometheusServer {
+  /** `http://127.0.0.1:PORT`. */
+  readonly url: string;
+  /** Evaluates `expr` at `time` (seconds; default now) through /api/v1/query. Rejects on a parse or evaluation error. */
+  query(expr: string, time?: number): Promise<QueryResult>;
+  /** Resolves once every target is up (scraped successfully), or rejects after `timeoutMs`. */
+  waitForTargetsUp(timeoutMs?: number): Promise<void>;
+  /** Resolves once a scrape of every target has completed after this call (samples are then at least this fresh). */
+  waitForFreshScrape(timeoutMs?: number): Promise<void>;
+  /** Stops the process and removes its files. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startPrometheus}. */
+export interface PrometheusOptions {
+  /** Rule files to load (their expressions are then evaluated every second too). */
+  readonly ruleFiles?: readonly string[];
+}
+
+async function api<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const body = (await res.json()) as { status: string; data: T; error?: string; errorType?: string };
+  if (body.status !== 'success') throw new Error(`${url}: ${body.errorType}: ${body.error}`);
+  return body.data;
+}
+
+/** Starts Prometheus scraping `targets` every second; resolves once it is ready. */
+export async function startPrometheus(targets: readonly ScrapeTarget[], options: PrometheusOptions = {}): Promise<PrometheusServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prometheus-'));
+  const port = await freePort();
+  const config = {
+    global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
+    rule_files: [...(options.ruleFiles ?? [])],
+    scrape_configs: [
+      {
+        job_name: 'tenant-dns',
+        static_configs: targets.map((t) => ({ targets: [t.address], labels: { ...t.labels } })),
+      },
+    ],
+  };
+  const configFile = join(dir, 'prometheus.yml');
+  writeFileSync(configFile, stringify(config));
+  let output = '';
+  const child: ChildProcess = spawn(
+    'prometheus',
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+      '--storage.tsdb.retention.time=1h',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once('error', (err) => reject(new Error(`starting prometheus (is Debian's prometheus installed?): ${err.message}`))),
+  );
+  spawnError.catch(() => undefined);
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) {
+      await stop();
+      throw new Error(`prometheus exited during start-up: ${output}`);
+    }
+    try {
+      const res = await Promise.race([spawnError, fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })]);
+      if (res.ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`prometheus not ready within 30 s: ${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  type Target = { health: string; lastScrape: string; lastError: string; scrapeUrl: string };
+  const targetsNow = async () => (await api<{ activeTargets: Target[] }>(`${url}/api/v1/targets?state=active`)).activeTargets;
+
+  return {
+    url,
+    async query(expr, time) {
+      const params = new URLSearchParams({ query: expr });
+      if (time !== undefined) params.set('time', String(time));
+      const data = await api<{ resultType: QueryResult['resultType']; result: unknown }>(`${url}/api/v1/query?${params}`);
+      if (data.resultType === 'scalar' || data.resultType === 'string') {
+        return { resultType: data.resultType, series: [{ metric: {}, value: data.result as [number, string] }] };
+      }
+      return { resultType: data.resultType, series: data.result as Series[] };
+    },
+    async waitForTargetsUp(timeoutMs = 20_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const ts = await targetsNow();
+        if (ts.length === targets.length && ts.every((t) => t.health === 'up')) return;
+        if (Date.now() > until) throw new Error(`targets not up within ${timeoutMs} ms: ${JSON.stringify(ts)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async waitForFreshScrape(timeoutMs = 10_000) {
+      const since = Date.now();
+      const until = since + timeoutMs;
+      for (;;) {
+        const ts = await targetsNow();
+        // A scrape that started after `since` has seen everything done before this call.
+        if (ts.length > 0 && ts.every((t) => t.health === 'up' && Date.parse(t.lastScrape) > since)) return;
+        if (Date.now() > until) throw new Error(`no fresh scrape within ${timeoutMs} ms: ${JSON.stringify(ts)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    stop,
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * A real Prometheus scrapes a running sidecar (`tenant-dns sidecar` as a
+ * subprocess, a real unbound as its upstream) while the test sends known
+ * traffic: allowed, denied by two rules, a split zone, cache hits, an
+ * upstream failure, then a failed policy reload. Every dashboard panel query
+ * and every alert expression is then evaluated through Prometheus's API:
+ * each parses and runs, and the key ones return the numbers the traffic implies.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { SIDECAR_FLAGS } from '../../sidecar/config/schema.ts';
+import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
+import { startUnbound } from '../helpers/unbound.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const wired = SIDECAR_FLAGS.some((f) => f.flag === '--metrics') && SIDECAR_FLAGS.some((f) => f.flag === '--log-queries');
+
+const TENANT = 'team-a';
+const NAMESPACE = 'shop';
+const POD = 'web-0';
+
+function policyYaml(brokenPort: number): string {
+  return `apiVersion: tenant-dns.io/v1alpha1
+kind: DNSPolicy
+metadata:
+  name: team-a
+  namespace: ${NAMESPACE}
+spec:
+  defaultAction: allow
+  rules:
+    - name: no-ads
+      action: deny
+      names: ["ads.example", "*.ads.example"]
+    - name: no-tracking
+      action: deny
+      names: ["tracker.test.example"]
+  splitZones:
+    - name: internal-db
+      names: ["db.internal.example"]
+      addresses: ["10.20.0.10"]
+      ttl: 30
+  forwardZones:
+    - name: broken
+      zones: ["broken.example"]
+      upstreams: ["udp://127.0.0.1:${brokenPort}"]
+`;
+}
+
+/** Panels whose queries may return NaN for some series (quantiles by a label with idle values). */
+const MAY_BE_NAN = new Set(['Latency by source (p50, p99)', 'Upstream latency p99']);
+
+/** Replaces Grafana's variables: the test's tenant, namespace and pod; windows covering the whole test. */
+function grafanaToPromql(expr: string): string {
+  return expr
+    .replaceAll('$tenant', TENANT)
+    .replaceAll('$namespace', NAMESPACE)
+    .replaceAll('$pod', POD)
+    .replaceAll('$__rate_interval', '5m')
+    .replaceAll('$__range', '10m');
+}
+
+/** The value of the only series of a result (a scalar, or a one-series vector). */
+function only(r: QueryResult): number {
+  assert.equal(r.series.length, 1, `expected one series, got ${JSON.stringify(r.series)}`);
+  return Number(r.series[0]!.value![1]);
+}
+
+/** Series values by one label. */
+function byLabel(r: QueryResult, label: string): Record<string, number> {
+  return Object.fromEntries(r.series.map((s) => [s.metric[label] ?? '', Number(s.value![1])]));
+}
+
+test('prometheus integration: a real Prometheus scrapes the sidecar; every panel and alert query runs and counts the traffic', { skip: wired ? false : 'the sidecar has no --metrics/--log-queries flags yet (wiring in sidecar/config/schema.ts and server.ts pending)', timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prom-it-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const unbound = await startUnbound([
+    { name: 'test.example', records: ['www.test.example. 300 IN A 192.0.2.1', 'api.test.example. 300 IN A 192.0.2.2', 'tracker.test.example. 300 IN A 192.0.2.9'] },
+  ]);
+  t.after(() => unbound.stop());
+
+  // Nothing listens on the broken zone's upstream: every exchange fails at once (ECONNREFUSED).
+  const brokenPort = await freePort();
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, policyYaml(brokenPort));
+  const dnsPort = await freePort();
+  const metricsPort = await freePort();
+  const adminPort = await freePort();
+  const args = [
+    'bin/tenant-dns.ts',
+    'sidecar',
+    `--listen=127.0.0.1:${dnsPort}`,
+    `--upstream=tcp://${unbound.address}`,
+    `--metrics=127.0.0.1:${metricsPort}`,
+    `--admin=127.0.0.1:${adminPort}`,
+    `--tenant=${TENANT}`,
+    `--pod=${POD}`,
+    `--namespace=${NAMESPACE}`,
+    `--policy=${policyFile}`,
+    '--log-queries=denied',
+  ];
+  const sidecar = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  sidecar.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  sidecar.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let exited = false;
+  const exit = new Promise<number | null>((r) => sidecar.once('exit', (code) => ((exited = true), r(code))));
+  t.after(async () => {
+    if (!exited) sidecar.kill('SIGTERM');
+    await exit;
+  });
+  const until = Date.now() + 20_000;
+  for (;;) {
+    if (exited) assert.fail(`the sidecar exited: ${stderr}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${metricsPort}/healthz`, { signal: AbortSignal.timeout(500) })).ok) break;
+    } catch {
+      // Not yet listening.
+    }
+    if (Date.now() > until) assert.fail(`the sidecar did not serve within 20 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: { namespace: NAMESPACE, pod: POD } }], {
+    ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],
+  });
+  t.after(() => prom.stop());
+  await prom.waitForTargetsUp();
+  // A scrape of the all-zero counters first, so that rate() and increase() see the traffic from 0.
+  await prom.waitForFreshScrape();
+
+  // The traffic.
+  const q = (name: string, type = 'A') => queryUdp('127.0.0.1', dnsPort, { name, type }, 3000);
+  const allowedMiss = [await q('www.test.example'), await q('api.test.example')];
+  for (const r of allowedMiss) assert.equal(r.rcode, 'NOERROR');
+  assert.equal((await q('nope.test.example')).rcode, 'NXDOMAIN');
+  for (let i = 0; i < 3; i++) assert.equal((await q('www.test.example')).rcode, 'NOERROR'); // cache hits
+  assert.equal((await queryTcp('127.0.0.1', dnsPort, { name: 'www.test.example', type: 'A' }, 3000)).rcode, 'NOERROR'); // a cache hit over TCP
+  for (const name of ['ads.example', 'x.ads.example', 'y.z.ads.example']) assert.equal((await q(name)).rcode, 'NXDOMAIN'); // no-ads
+  for (let i = 0; i < 2; i++) assert.equal((await q('tracker.test.example', i === 0 ? 'A' : 'AAAA')).rcode, 'NXDOMAIN'); // no-tracking
+  for (let i = 0; i < 2; i++) {
+    const r = await q('db.internal.example');
+    assert.equal(r.rcode, 'NOERROR');
+    assert.deepEqual(r.answers?.map((a) => a.data), ['10.20.0.10']);
+  }
+  const BROKEN = 30;
+  for (let i = 0; i < BROKEN; i++) assert.equal((await q(`q${i}.broken.example`)).rcode, 'SERVFAIL');
+  const sent = { allowed: 2 + 1 + 3 + 1 + 2 + BROKEN, noAds: 3, noTracking: 2 };
+  const total = sent.allowed + sent.noAds + sent.noTracking;
+
+  // The readiness probe names the down group.
+  const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.deepEqual(((await ready.json()) as { notReady: string[] }).notReady, ['group broken: no healthy upstream']);
+
+  // A policy edit that does not parse: the reload fails and the old policy keeps serving.
+  writeFileSync(policyFile, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nspec: [not, a, mapping\n');
+  const reloadUntil = Date.now() + 10_000;
+  while (!(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('tenant_dns_policy_last_reload_successful{tenant="team-a"} 0')) {
+    if (Date.now() > reloadUntil) assert.fail(`the failed reload was not counted: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal((await q('x.ads.example')).rcode, 'NXDOMAIN', 'the last good policy still denies');
+  sent.noAds++;
+  const sentTotal = total + 1;
+
+  await prom.waitForFreshScrape();
+  await prom.waitForFreshScrape();
+  const sel = `{tenant="${TENANT}", namespace="${NAMESPACE}", pod="${POD}"}`;
+  // Queries are evaluated at the last scrape: increase() then extrapolates nothing past the data.
+  const at = only(await prom.query('max(timestamp(tenant_dns_build_info))'));
+
+  // Raw counters, exactly.
+  assert.equal(only(await prom.query(`sum(tenant_dns_requests_total${sel})`)), sentTotal);
+  assert.deepEqual(byLabel(await prom.query(`sum by (rule) (tenant_dns_policy_decisions_total{action="deny", tenant="${TENANT}"})`), 'rule'), {
+    'no-ads': sent.noAds,
+    'no-tracking': sent.noTracking,
+  });
+  assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="policy", rcode="NXDOMAIN"})`)), sent.noAds + sent.noTracking);
+  assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="local", rcode="NOERROR"})`)), 2);
+  assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="cache", rcode="NOERROR"})`)), 4);
+  assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="upstream", rcode="SERVFAIL"})`)), BROKEN);
+  assert.equal(only(await prom.query('tenant_dns_cache_hits_total')), 4);
+  assert.equal(only(await prom.query('sum(tenant_dns_requests_total{proto="tcp"})')), 1);
+  assert.ok(only(await prom.query(`sum(tenant_dns_upstream_failures_total{upstream="udp://127.0.0.1:${brokenPort}"})`)) >= BROKEN);
+  assert.equal(only(await prom.query('tenant_dns_policy_reloads_total{result="failure"}')), 1);
+
+  // Every panel query parses and runs; the key panels say what the traffic implies.
+  const results = new Map<string, QueryResult[]>();
+  for (const { panel, expr } of panelQueries()) {
+    const promql = grafanaToPromql(expr);
+    const r = await prom.query(promql, at).catch((err: Error) => assert.fail(`panel "${panel}": ${promql}: ${err.message}`));
+    results.set(panel, [...(results.get(panel) ?? []), r]);
+    assert.ok(r.series.length > 0, `panel "${panel}" returned nothing: ${promql}`);
+    // A quantile over a source without answers in the window is NaN (Grafana draws nothing); elsewhere NaN is a bug.
+    if (!MAY_BE_NAN.has(panel)) for (const s of r.series) assert.ok(!Number.isNaN(Number(s.value![1])), `panel "${panel}" returned NaN: ${promql}`);
+  }
+  const panel = (title: string, i = 0) => {
+    const r = results.get(title)?.[i];
+    assert.ok(r, `no panel "${title}"`);
+    return r;
+  };
+  const near = (got: number, want: number, what: string) => assert.ok(Math.abs(got - want) <= want * 1e-6, `${what}: got ${got}, want ${want}`);
+
+  // Denials for the tenant equal the denied queries sent.
+  const inRange = panel('Denied queries in range');
+  const denied = Object.fromEntries(inRange.series.map((s) => [s.metric.rule, Number(s.value![1])]));
+  assert.deepEqual(Object.keys(denied).sort(), ['no-ads', 'no-tracking']);
+  near(denied['no-ads']!, sent.noAds, 'denied by no-ads');
+  near(denied['no-tracking']!, sent.noTracking, 'denied by no-tracking');
+  assert.deepEqual(Object.keys(byLabel(panel('Denials by rule'), 'rule')).sort(), ['no-ads', 'no-tracking']);
+  assert.deepEqual(Object.keys(byLabel(panel('Denials by tenant'), 'tenant')), [TENANT]);
+  // Ratios of series scraped together are exact.
+  near(only(panel('SERVFAIL ratio')), BROKEN / sentTotal, 'SERVFAIL ratio');
+  const misses = only(await prom.query('tenant_dns_cache_misses_total'));
+  near(only(panel('Cache hit ratio')), 4 / (4 + misses), 'cache hit ratio');
+  const sources = byLabel(panel('Answers by source'), 'source');
+  for (const s of ['policy', 'cache', 'upstream', 'local']) assert.ok(sources[s]! > 0, `answers by source: ${s} is ${sources[s]}`);
+  assert.ok(byLabel(panel('Answers by rcode'), 'rcode').SERVFAIL! > 0);
+  assert.equal(only(panel('Upstreams down')), 1);
+  const health = panel('Upstream health').series.map((s) => [s.metric.group, Number(s.value![1])]);
+  assert.deepEqual(health.sort(), [['broken', 0], ['default', 1]]);
+  assert.ok(panel('Upstream failures').series.some((s) => s.metric.upstream === `udp://127.0.0.1:${brokenPort}` && Number(s.value![1]) > 0));
+  const upstreamP99 = byLabel(panel('Upstream latency p99'), 'upstream')[`tcp://${unbound.address}`]!;
+  assert.ok(upstreamP99 > 0 && upstreamP99 < 1.5, `p99 of the unbound upstream: ${upstreamP99}`);
+  assert.equal(only(panel('Sidecars on a stale policy')), 1);
+  const [p50, p99] = [only(panel('Latency p50 / p99', 0)), only(panel('Latency p50 / p99', 1))];
+  assert.ok(p50 > 0 && p50 <= p99 && p99 < 5, `p50 ${p50}, p99 ${p99}`);
+
+  // Every alert expression parses and runs; the two whose conditions the test created return their series.
+  const alerts = new Map<string, QueryResult>();
+  for (const a of ALERTS) {
+    const r = await prom.query(a.expr, at).catch((err: Error) => assert.fail(`alert ${a.alert}: ${err.message}`));
+    alerts.set(a.alert, r);
+  }
+  assert.deepEqual(
+    alerts.get('TenantDnsUpstreamGroupDown')!.series.map((s) => s.metric),
+    [{ group: 'broken', namespace: NAMESPACE, pod: POD, tenant: TENANT }],
+  );
+  assert.deepEqual(alerts.get('TenantDnsPolicyReloadFailing')!.series.map((s) => s.metric), [{ namespace: NAMESPACE, pod: POD, tenant: TENANT }]);
+  near(only(alerts.get('TenantDnsServfailRatioHigh')!), BROKEN / sentTotal, 'SERVFAIL alert value');
+  assert.equal(alerts.get('TenantDnsDenialSpike')!.series.length, 0, 'a handful of denials is no spike');
+  // Prometheus evaluates the loaded rules itself every second, without errors.
+  const rules = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+  const loaded = rules.data.groups.flatMap((g) => g.rules);
+  assert.deepEqual(loaded.map((r) => r.name).sort(), ALERTS.map((a) => a.alert).sort());
+  for (const r of loaded) assert.notEqual(r.health, 'err', `${r.name}: ${r.lastError}`);
+
+  // /metrics never carries query names or client addresses.
+  const exposition = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  for (const name of ['test.example', 'ads.example', 'tracker', 'db.internal', 'broken.example']) assert.ok(!exposition.includes(name), `/metrics mentions ${name}`);
+
+  // The query log: one JSON line per denied query, with every field.
+  sidecar.kill('SIGTERM');
+  assert.equal(await exit, 0, stderr);
+  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.length, sent.noAds + sent.noTracking, stdout);
+  for (const l of lines) {
+    assert.deepEqual(Object.keys(l).sort(), ['action', 'duration_ms', 'namespace', 'pod', 'proto', 'qname', 'qtype', 'rcode', 'reason', 'rule', 'source', 'tenant', 'time', 'upstream']);
+    assert.equal(l.action, 'deny');
+    assert.equal(l.tenant, TENANT);
+    assert.equal(l.pod, POD);
+    assert.equal(l.namespace, NAMESPACE);
+    assert.equal(l.rcode, 'NXDOMAIN');
+  }
+  assert.deepEqual(lines.filter((l) => l.rule === 'no-tracking').map((l) => [l.qname, l.qtype]), [['tracker.test.example', 'A'], ['tracker.test.example', 'AAAA']]);
+});

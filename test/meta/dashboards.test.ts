@@ -1,0 +1,72 @@
+/**
+ * The dashboard and alert files are generated (dashboards/build.ts) and
+ * valid: the committed files equal the generator's output, the dashboard is
+ * importable with tenant / namespace / pod variables, and promtool accepts
+ * the rules.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { ALERTS, generatedFiles, panelQueries } from '../../dashboards/build.ts';
+
+const root = new URL('../../', import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
+
+test('meta dashboards: the committed files equal what dashboards/build.ts makes (run node dashboards/build.ts)', () => {
+  for (const [path, text] of Object.entries(generatedFiles())) assert.equal(read(path), text, `${path} is stale`);
+});
+
+test('meta dashboards: the dashboard is importable with a Prometheus input and tenant, namespace, pod variables', () => {
+  const d = JSON.parse(read('dashboards/tenant-dns.json')) as {
+    __inputs: { name: string; type: string; pluginId: string }[];
+    templating: { list: { name: string; query: { query: string } }[] };
+    panels: { id: number; type: string; title: string; datasource?: { uid: string }; targets?: { expr: string; datasource: { uid: string } }[] }[];
+  };
+  assert.deepEqual(d.__inputs.map((i) => [i.name, i.type, i.pluginId]), [['DS_PROMETHEUS', 'datasource', 'prometheus']]);
+  assert.deepEqual(d.templating.list.map((v) => v.name), ['tenant', 'namespace', 'pod']);
+  for (const v of d.templating.list) assert.match(v.query.query, /^label_values\(/);
+  const ids = d.panels.map((p) => p.id);
+  assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+  const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
+  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Upstreams', 'Reloads and process']);
+  for (const p of d.panels.filter((p) => p.type !== 'row')) {
+    assert.equal(p.datasource?.uid, '${DS_PROMETHEUS}', p.title);
+    for (const t of p.targets ?? []) {
+      assert.equal(t.datasource.uid, '${DS_PROMETHEUS}', p.title);
+      assert.match(t.expr, /tenant=~"\$tenant", namespace=~"\$namespace", pod=~"\$pod"/, `${p.title} honours the variables`);
+    }
+  }
+  assert.equal(panelQueries().length, d.panels.flatMap((p) => p.targets ?? []).length);
+});
+
+test('meta dashboards: the PrometheusRule carries the same rules as the plain rules file', () => {
+  const plain = parse(read('dashboards/alerts.rules.yaml')) as { groups: unknown };
+  const object = parse(read('dashboards/prometheusrule.yaml')) as { apiVersion: string; kind: string; spec: { groups: unknown } };
+  assert.equal(object.apiVersion, 'monitoring.coreos.com/v1');
+  assert.equal(object.kind, 'PrometheusRule');
+  assert.deepEqual(object.spec.groups, plain.groups);
+  assert.deepEqual(ALERTS.map((a) => a.alert), ['TenantDnsServfailRatioHigh', 'TenantDnsUpstreamGroupDown', 'TenantDnsPolicyReloadFailing', 'TenantDnsDenialSpike']);
+});
+
+test('meta dashboards: promtool check rules accepts dashboards/alerts.rules.yaml', () => {
+  const out = execFileSync('promtool', ['check', 'rules', new URL('dashboards/alerts.rules.yaml', root).pathname], { encoding: 'utf8', timeout: 30_000 });
+  assert.match(out, /SUCCESS: 4 rules found/);
+});
+
+test('meta dashboards: the README explains every panel and every alert', () => {
+  const readme = read('dashboards/README.md');
+  for (const title of new Set(panelQueries().map((q) => q.panel))) assert.ok(readme.includes(title), `dashboards/README.md does not explain panel "${title}"`);
+  for (const a of ALERTS) assert.ok(readme.includes(a.alert), `dashboards/README.md does not explain ${a.alert}`);
+});
+
+test('meta dashboards: the PodMonitor scrapes the port the injector names, and deploy/monitoring renders', async () => {
+  const { METRICS_PORT_NAME } = await import('../../injector/sidecar-spec.ts');
+  const pm = parse(read('deploy/monitoring/podmonitor.yaml')) as { kind: string; spec: { podMetricsEndpoints: { port: string; path: string }[] } };
+  assert.equal(pm.kind, 'PodMonitor');
+  assert.deepEqual(pm.spec.podMetricsEndpoints.map((e) => [e.port, e.path]), [[METRICS_PORT_NAME, '/metrics']]);
+  const rendered = execFileSync('kubectl', ['kustomize', new URL('deploy/monitoring', root).pathname], { encoding: 'utf8', timeout: 60_000 });
+  assert.match(rendered, /kind: PodMonitor/);
+  assert.match(rendered, /kind: PrometheusRule/);
+});
