@@ -116,6 +116,7 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
       { name: Env.pod, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: Env.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: Env.tenant, value: ctx.tenant },
+      ...(config.nodeOptions ? [{ name: 'NODE_OPTIONS', value: config.nodeOptions }] : []),
     ],
     ports: [{ name: METRICS_PORT_NAME, containerPort: port, protocol: 'TCP' }],
     resources: { requests: { ...config.resources.requests }, limits: { ...config.resources.limits } },

@@ -291,11 +291,21 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const addresses: HostPort[] = [];
   try {
     for (const at of listen) {
-      // Bind UDP first; with port 0 the TCP listener takes the same port.
-      const u = await listenUdp(at, deps, log);
-      udp.push(u);
-      tcp.push(await listenTcp(u.address, deps, limits, log));
-      addresses.push(u.address);
+      // Bind UDP first; with port 0 the TCP listener takes the same port, which another
+      // socket may hold already: then try another kernel-chosen port.
+      for (let attempt = 0; ; attempt++) {
+        const u = await listenUdp(at, deps, log);
+        try {
+          tcp.push(await listenTcp(u.address, deps, limits, log));
+        } catch (err) {
+          await u.close();
+          if (at.port !== 0 || attempt >= 20 || errorCode(err) !== ErrorCodes.LISTEN_FAILED) throw err;
+          continue;
+        }
+        udp.push(u);
+        addresses.push(u.address);
+        break;
+      }
     }
     await telemetry.start({ policy, cache, groups: () => groups, config });
   } catch (err) {

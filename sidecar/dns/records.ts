@@ -2,11 +2,11 @@
  * Reply scanning without dns-packet: one pass over an upstream's reply that
  * validates its layout and records what the forward and cache stages need
  * (TTL offsets, the minimum TTL, the negative-caching TTL, the OPT record).
- * No I/O. Compression pointers are skipped, never followed.
+ * No I/O. Compression pointers are followed only to check that each points
+ * strictly backwards (no loops, no forward pointers reach a client).
  */
 import * as packet from 'dns-packet';
 import { Flags, HEADER_LENGTH, RRType } from './constants.ts';
-import { skipName } from './wire.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 
 /** What {@link scanReply} learned from a well-formed reply. */
@@ -44,9 +44,60 @@ function bad(what: string): never {
 }
 
 /**
+ * The offset after the name at `offset`, or -1 when the name is malformed:
+ * a reserved label type, a label or pointer past the end, more than 255
+ * bytes expanded, or a compression pointer that does not point strictly
+ * backwards into the message after the header (RFC 1035 §4.1.4: "a prior
+ * occurrence"). Pointers are followed only to check them, so a pointer loop
+ * or a forward pointer is caught here instead of reaching the client.
+ */
+export function checkedNameEnd(buf: Buffer, offset: number): number {
+  let pos = offset;
+  let end = -1;
+  let expanded = 0;
+  for (;;) {
+    if (pos >= buf.length) return -1;
+    const len = buf[pos]!;
+    if (len === 0) return end < 0 ? pos + 1 : end;
+    if ((len & 0xc0) === 0xc0) {
+      if (pos + 2 > buf.length) return -1;
+      const target = buf.readUInt16BE(pos) & 0x3fff;
+      // Strictly backwards: following pointers always ends.
+      if (target >= pos || target < HEADER_LENGTH) return -1;
+      if (end < 0) end = pos + 2;
+      pos = target;
+      continue;
+    }
+    if (len > 63) return -1;
+    expanded += 1 + len;
+    if (expanded > 254 || pos + 1 + len > buf.length) return -1;
+    pos += 1 + len;
+  }
+}
+
+/** Offset of the first domain name inside the rdata of `type`, or -1 for types without one checked here. */
+function rdataNameOffset(type: number): number {
+  switch (type) {
+    case RRType.NS:
+    case RRType.CNAME:
+    case RRType.PTR:
+    case RRType.DNAME:
+      return 0;
+    case RRType.MX:
+      return 2;
+    case RRType.SRV:
+      return 6;
+    default:
+      return -1;
+  }
+}
+
+/**
  * Scans an upstream reply. Throws a {@link SidecarError} with code
  * UPSTREAM_BAD_REPLY when anything is malformed: a header shorter than 12
- * bytes, a name with a reserved label type, a record or its data past the
+ * bytes, a name with a reserved label type or a compression pointer that is
+ * not to prior data (owner names, and the names in NS, CNAME, PTR, DNAME, MX,
+ * SRV and SOA data), a record or its data past the
  * end, counts that do not match the records present (trailing bytes
  * included), an OPT record outside the additional section, with a non-root
  * owner, or repeated, or an SOA whose data does not have its fixed shape.
@@ -62,8 +113,8 @@ export function scanReply(buf: Buffer): ReplyScan {
 
   let pos = HEADER_LENGTH;
   for (let i = 0; i < qdcount; i++) {
-    pos = skipName(buf, pos);
-    if (pos < 0 || pos + 4 > buf.length) bad(`question ${i + 1} runs past the end of the message`);
+    pos = checkedNameEnd(buf, pos);
+    if (pos < 0 || pos + 4 > buf.length) bad(`question ${i + 1}: name is malformed or runs past the end of the message`);
     pos += 4;
   }
   const questionEnd = pos;
@@ -77,7 +128,7 @@ export function scanReply(buf: Buffer): ReplyScan {
   const total = ancount + nscount + arcount;
   for (let i = 0; i < total; i++) {
     const nameStart = pos;
-    pos = skipName(buf, pos);
+    pos = checkedNameEnd(buf, pos);
     if (pos < 0) bad(`record ${i + 1}: owner name is malformed or runs past the end`);
     if (pos + 10 > buf.length) bad(`record ${i + 1} runs past the end of the message`);
     const type = buf.readUInt16BE(pos);
@@ -85,6 +136,11 @@ export function scanReply(buf: Buffer): ReplyScan {
     const rdataStart = pos + 10;
     const rdataEnd = rdataStart + buf.readUInt16BE(pos + 8);
     if (rdataEnd > buf.length) bad(`record ${i + 1} data runs past the end of the message`);
+    const nameAt = rdataNameOffset(type);
+    if (nameAt >= 0) {
+      const after = checkedNameEnd(buf, rdataStart + nameAt);
+      if (after < 0 || after > rdataEnd) bad(`record ${i + 1}: name in the record data is malformed`);
+    }
     if (type === RRType.OPT) {
       if (i < ancount + nscount) bad('OPT record outside the additional section');
       if (optStart >= 0) bad('more than one OPT record');
@@ -108,9 +164,9 @@ export function scanReply(buf: Buffer): ReplyScan {
 
 /** The MINIMUM field of SOA rdata in [start, end): MNAME and RNAME skipped, then five 32-bit fields. */
 function soaMinimum(buf: Buffer, start: number, end: number, index: number): number {
-  let pos = skipName(buf, start);
+  let pos = checkedNameEnd(buf, start);
   if (pos < 0 || pos > end) bad(`record ${index}: SOA MNAME is malformed`);
-  pos = skipName(buf, pos);
+  pos = checkedNameEnd(buf, pos);
   if (pos < 0 || pos > end) bad(`record ${index}: SOA RNAME is malformed`);
   if (pos + 20 !== end) bad(`record ${index}: SOA data has ${end - pos} bytes after its names, expected 20`);
   const minimum = buf.readUInt32BE(pos + 16);
@@ -182,4 +238,74 @@ function sameTail(reply: Buffer, query: Buffer, at: number): boolean {
 /** Whether the reply's TC bit is set. */
 export function isTruncated(scan: ReplyScan): boolean {
   return (scan.flags & Flags.TC) !== 0;
+}
+
+/**
+ * The uncompressed wire form of the name at `offset` (pointers followed) and
+ * the offset after it where it is stored. The name must have passed
+ * {@link checkedNameEnd}; throws UPSTREAM_BAD_REPLY otherwise.
+ */
+function expandName(buf: Buffer, offset: number): { wire: Buffer; end: number } {
+  const end = checkedNameEnd(buf, offset);
+  if (end < 0) bad(`name at ${offset} is malformed`);
+  const parts: Buffer[] = [];
+  let pos = offset;
+  for (;;) {
+    const len = buf[pos]!;
+    if (len === 0) break;
+    if ((len & 0xc0) === 0xc0) {
+      pos = buf.readUInt16BE(pos) & 0x3fff;
+      continue;
+    }
+    parts.push(buf.subarray(pos, pos + 1 + len));
+    pos += 1 + len;
+  }
+  parts.push(Buffer.from([0]));
+  return { wire: Buffer.concat(parts), end };
+}
+
+/**
+ * `count` records of a scanned message starting at `offset`, each as stand-
+ * alone wire bytes (owner, type, class, TTL, length, data) with every
+ * compression pointer expanded: in the owner name and in the data of NS,
+ * CNAME, PTR, DNAME, MX, SRV and SOA (RFC 3597 §4: other types' data is never
+ * compressed and is copied as it is). The bytes of names are kept exactly,
+ * whatever they hold, so records can be moved into another message (a split
+ * zone's answer carries the records of its CNAME target this way).
+ */
+export function expandRecords(buf: Buffer, offset: number, count: number): { records: Buffer[]; end: number } {
+  const records: Buffer[] = [];
+  let pos = offset;
+  for (let i = 0; i < count; i++) {
+    const owner = expandName(buf, pos);
+    pos = owner.end;
+    if (pos + 10 > buf.length) bad(`record ${i + 1} runs past the end of the message`);
+    const type = buf.readUInt16BE(pos);
+    const fixed = buf.subarray(pos, pos + 8);
+    const rdataStart = pos + 10;
+    const rdataEnd = rdataStart + buf.readUInt16BE(pos + 8);
+    if (rdataEnd > buf.length) bad(`record ${i + 1} data runs past the end of the message`);
+    let rdata: Buffer;
+    const nameAt = type === RRType.SOA ? 0 : rdataNameOffset(type);
+    if (nameAt < 0) rdata = buf.subarray(rdataStart, rdataEnd);
+    else {
+      const prefix = buf.subarray(rdataStart, rdataStart + nameAt);
+      const first = expandName(buf, rdataStart + nameAt);
+      const parts = [prefix, first.wire];
+      let rest = first.end;
+      if (type === RRType.SOA) {
+        const second = expandName(buf, rest);
+        parts.push(second.wire);
+        rest = second.end;
+      }
+      if (rest > rdataEnd) bad(`record ${i + 1}: data names run past the record`);
+      parts.push(buf.subarray(rest, rdataEnd));
+      rdata = Buffer.concat(parts);
+    }
+    const length = Buffer.allocUnsafe(2);
+    length.writeUInt16BE(rdata.length, 0);
+    records.push(Buffer.concat([owner.wire, fixed, length, rdata]));
+    pos = rdataEnd;
+  }
+  return { records, end: pos };
 }

@@ -8,8 +8,6 @@
  * reply to the client's UDP limit.
  */
 import * as packet from 'dns-packet';
-import types from 'dns-packet/types.js';
-import classes from 'dns-packet/classes.js';
 import {
   EDNS_OPTION_EDE,
   EDNS_UDP_SIZE,
@@ -56,6 +54,9 @@ export function errorReply(wire: Buffer, rcode: number, questionEnd: number): Bu
   return out;
 }
 
+/** The largest DNS message: what a TCP length prefix can frame (RFC 1035 §4.2.2). */
+const MAX_MESSAGE = 65_535;
+
 /**
  * The OPT record the sidecar sends: root owner, UDP size 1232, the upper 8
  * bits of an extended rcode, DO mirrored from the query, and an EDE option.
@@ -97,7 +98,9 @@ export function truncated(body: Buffer, questionEnd: number): Buffer {
  * The wire reply the client receives for a pipeline body: an OPT record
  * appended when the client used EDNS (with `ede` and the extended rcode
  * bits), then cut to `udpLimit` bytes with TC set when it does not fit.
- * `udpLimit` 0 means no limit (TCP). `rcode` is the full (extended) rcode.
+ * `udpLimit` 0 means TCP: the limit is then the largest message a 2-byte
+ * length prefix can frame, 65 535 bytes (RFC 7766 §8: TC over TCP only when
+ * the reply would not fit). `rcode` is the full (extended) rcode.
  */
 export function finishReply(
   body: Buffer,
@@ -114,7 +117,8 @@ export function finishReply(
     opt.copy(out, body.length);
     out.writeUInt16BE(body.readUInt16BE(10) + 1, 10);
   }
-  if (udpLimit > 0 && out.length > udpLimit) {
+  const limit = udpLimit > 0 ? udpLimit : MAX_MESSAGE;
+  if (out.length > limit) {
     const cut = truncated(body, q.questionEnd);
     if (!q.edns) return cut;
     const opt = optRecord(rcode, q.dnssecOk, ede);
@@ -122,7 +126,7 @@ export function finishReply(
     cut.copy(withOpt, 0);
     opt.copy(withOpt, cut.length);
     withOpt.writeUInt16BE(1, 10);
-    return withOpt.length <= udpLimit ? withOpt : cut;
+    return withOpt.length <= limit ? withOpt : cut;
   }
   return out;
 }
@@ -130,52 +134,50 @@ export function finishReply(
 /** A record to synthesize, in dns-packet's shape. */
 export type SynthRecord = packet.Answer;
 
-/** What a synthesized reply holds. */
+/** What a synthesized reply holds: records in dns-packet's shape, or stand-alone wire records (no compression pointers). */
 export interface SynthesizedReply {
   readonly rcode: number;
   readonly authoritative?: boolean;
-  readonly answers?: readonly SynthRecord[];
-  readonly authorities?: readonly SynthRecord[];
+  readonly answers?: readonly (SynthRecord | Buffer)[];
+  readonly authorities?: readonly (SynthRecord | Buffer)[];
 }
 
 /**
  * Builds a reply body to the client query `wire` (parsed as `q`) from
- * records, with dns-packet. The question bytes are copied from the query so
- * the client sees its own spelling of the name (0x20 case randomization).
+ * records. The question is the client's own bytes (its spelling of the name,
+ * 0x20 case randomization, and any byte a label may hold), and a record owned
+ * by the query name points at it (0xC00C) instead of spelling it again: the
+ * name in `q.qname` is presentation text (`\046`, `\\`), which dns-packet
+ * would write byte for byte. Other names and all record data are encoded
+ * with dns-packet (which never compresses, so each record stands alone);
+ * records given as wire bytes are copied as they are.
  */
 export function synthesize(wire: Buffer, q: ParsedQuery, reply: SynthesizedReply): Buffer {
-  const flags = replyFlags(q.flags, reply.rcode, reply.authoritative ?? false);
-  const body = packet.encode({
-    id: q.id,
-    type: 'response',
-    flags: flags & 0x7fff & ~0x000f,
-    rcode: rcodeName(reply.rcode),
-    questions: [{ name: q.qname, type: typeName(q.qtype), class: className(q.qclass) }],
-    answers: reply.answers as packet.Answer[] | undefined,
-    authorities: reply.authorities as packet.Answer[] | undefined,
-  } as packet.Packet);
-  body.writeUInt16BE(flags, 2);
-  wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
+  const answers = reply.answers ?? [];
+  const authorities = reply.authorities ?? [];
+  const parts: Buffer[] = [Buffer.alloc(HEADER_LENGTH), wire.subarray(HEADER_LENGTH, q.questionEnd)];
+  for (const rr of [...answers, ...authorities]) parts.push(Buffer.isBuffer(rr) ? rr : encodeRecord(rr, q.qname));
+  const body = Buffer.concat(parts);
+  body.writeUInt16BE(q.id, 0);
+  body.writeUInt16BE(replyFlags(q.flags, reply.rcode, reply.authoritative ?? false), 2);
+  body.writeUInt16BE(1, 4);
+  body.writeUInt16BE(answers.length, 6);
+  body.writeUInt16BE(authorities.length, 8);
+  body.writeUInt16BE(0, 10);
   return body;
 }
 
-const RCODE_NAMES: Record<number, string> = {
-  [RCode.NOERROR]: 'NOERROR',
-  [RCode.FORMERR]: 'FORMERR',
-  [RCode.SERVFAIL]: 'SERVFAIL',
-  [RCode.NXDOMAIN]: 'NXDOMAIN',
-  [RCode.NOTIMP]: 'NOTIMP',
-  [RCode.REFUSED]: 'REFUSED',
-};
+/** The owner written for records of the query name before it is replaced by a pointer: one label, "x". */
+const PLACEHOLDER = 'x';
 
-function rcodeName(rcode: number): string {
-  return RCODE_NAMES[rcode & 0x0f] ?? 'NOERROR';
-}
-
-/** dns-packet's name for a numeric type ('A', or 'UNKNOWN_nnn', which it also encodes). */
-export function typeName(type: number): packet.RecordType {
-  return types.toString(type) as packet.RecordType;
-}
-function className(cls: number): packet.RecordClass {
-  return classes.toString(cls) as packet.RecordClass;
+/** One record's wire bytes; a record owned by `qname` gets a pointer to the question (offset 12) as its owner. */
+function encodeRecord(rr: SynthRecord, qname: string): Buffer {
+  const ownQuestion = rr.name === qname;
+  const enc = packet.encode({ type: 'response', answers: [ownQuestion ? { ...rr, name: PLACEHOLDER } : rr] } as packet.Packet);
+  if (!ownQuestion) return enc.subarray(HEADER_LENGTH);
+  // [1, 'x', 0] → [0xC0, 0x0C]
+  const out = Buffer.allocUnsafe(enc.length - HEADER_LENGTH - 1);
+  out.writeUInt16BE(0xc000 | HEADER_LENGTH, 0);
+  enc.copy(out, 2, HEADER_LENGTH + 3);
+  return out;
 }

@@ -91,6 +91,9 @@ export async function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Pro
     const outcome = await deps.chain(ctx);
     if (outcome.kind === 'drop') return null;
     return finishReply(outcome.body, q, proto === 'udp' ? clientUdpLimit(q) : 0, outcome.rcode, outcome.ede);
+  } catch {
+    // A reply that cannot be built is a SERVFAIL, never a rejection: the listeners do not expect one.
+    return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL);
   } finally {
     deps.gate.leave();
   }

@@ -2,7 +2,8 @@
  * The TCP listener (RFC 7766, RFC 1035 §4.2.2): each message has a 2-byte
  * length prefix; a connection carries many queries, answered in any order
  * as they complete; idle connections are closed; connections and per-
- * connection pipelined queries are capped.
+ * connection pipelined queries are capped, and so are the reply bytes waiting
+ * for a client that does not read them (reading its queries pauses).
  */
 import net from 'node:net';
 import { RCode } from '../dns/constants.ts';
@@ -77,6 +78,13 @@ export async function listenTcp(at: HostPort, deps: HandlerDeps, limits: TcpLimi
   };
 }
 
+/**
+ * Bytes of replies one connection may have waiting to be sent before the
+ * sidecar stops reading that client's queries (until they drain): a client
+ * that pipelines queries and never reads the answers cannot grow memory.
+ */
+const MAX_UNSENT_BYTES = 256 * 1024;
+
 /** One client connection: frames in, replies out as they complete. */
 class Connection {
   readonly socket: net.Socket;
@@ -88,6 +96,8 @@ class Connection {
   private partialSince = 0;
   private inflight = 0;
   private draining = false;
+  /** Reading is paused because too many reply bytes wait to be sent. */
+  private readPaused = false;
 
   constructor(socket: net.Socket, deps: HandlerDeps, limits: TcpLimits, log: Logger, onClose: () => void) {
     this.socket = socket;
@@ -153,6 +163,16 @@ class Connection {
     framed.writeUInt16BE(reply.length, 0);
     reply.copy(framed, 2);
     this.socket.write(framed);
+    if (this.socket.writableLength > MAX_UNSENT_BYTES && !this.readPaused) {
+      // The client is not reading its replies: stop reading its queries until it does, so replies
+      // waiting in memory stay bounded. The idle timeout ends a connection that never catches up.
+      this.readPaused = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.readPaused = false;
+        if (!this.draining && !this.socket.destroyed) this.socket.resume();
+      });
+    }
   }
 
   private onTimeout(): void {

@@ -5,10 +5,10 @@
  * upstream group. A split zone never answers NXDOMAIN for a type it has no
  * data for: that is NODATA (NOERROR + SOA), DESIGN §5.
  */
-import * as packet from 'dns-packet';
 import type { SynthRecord } from '../dns/reply.ts';
 import { errorReply, synthesize } from '../dns/reply.ts';
 import { RCode, RRType } from '../dns/constants.ts';
+import { expandRecords, scanReply } from '../dns/records.ts';
 import type { Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
 import type { PolicyHolder, SplitMatch } from './compile.ts';
 import { findSplitZone } from './evaluate.ts';
@@ -29,7 +29,7 @@ export interface SplitStageOptions {
   readonly resolve: ResolveFn;
 }
 
-function reply(ctx: QueryContext, m: SplitMatch, rcode: number, answers: SynthRecord[], authorities?: SynthRecord[]): Outcome {
+function reply(ctx: QueryContext, m: SplitMatch, rcode: number, answers: (SynthRecord | Buffer)[], authorities?: (SynthRecord | Buffer)[]): Outcome {
   const body = synthesize(ctx.wire, ctx.query, { rcode, answers, ...(authorities ? { authorities } : {}) });
   return { kind: 'reply', body, rcode, source: 'local', reason: m.zone.name };
 }
@@ -39,17 +39,21 @@ async function answerCname(ctx: QueryContext, m: SplitMatch, resolve: ResolveFn)
   const target = m.zone.cname!;
   const cname: SynthRecord = { name: q.qname, type: 'CNAME', class: 'IN', ttl: m.zone.ttl, data: target };
   if (q.qtype === RRType.CNAME) return reply(ctx, m, RCode.NOERROR, [cname]);
-  let decoded: packet.Packet;
   let rcode: number;
+  let answers: (SynthRecord | Buffer)[];
+  let authorities: Buffer[] | undefined;
   try {
     const body = await resolve(target, q.qtype, m.zone.resolveVia, ctx.signal);
-    decoded = packet.decode(body);
-    rcode = body.readUInt16BE(2) & 0x0f;
+    // The target's records are moved over as wire bytes (pointers expanded): re-encoding them through
+    // dns-packet would change names holding bytes that are not UTF-8 text, or dots inside a label.
+    const scan = scanReply(body);
+    const an = expandRecords(body, scan.questionEnd, scan.answerCount);
+    rcode = scan.rcode & 0x0f;
+    answers = [cname, ...an.records];
+    if (an.records.length === 0) authorities = expandRecords(body, an.end, body.readUInt16BE(8)).records;
   } catch {
     return { kind: 'reply', body: errorReply(ctx.wire, RCode.SERVFAIL, q.questionEnd), rcode: RCode.SERVFAIL, source: 'local', reason: m.zone.name };
   }
-  const answers = [cname, ...((decoded.answers ?? []) as SynthRecord[])];
-  const authorities = answers.length === 1 ? ((decoded.authorities ?? []) as SynthRecord[]) : undefined;
   return reply(ctx, m, rcode, answers, authorities);
 }
 

@@ -8,10 +8,13 @@
  * whatever is left of `deadlineMs`. A reply with TC set from a UDP member is
  * repeated over TCP to the same server (RFC 7766 §5). SERVFAIL and REFUSED
  * move on to the next member; when every member answered that way the last
- * such reply is returned. `failuresBeforeDown` consecutive transport failures
+ * such reply is returned. A reply whose layout is malformed (scanReply:
+ * compression loops, counts that lie) is that member's failure, like a
+ * transport error. `failuresBeforeDown` consecutive transport failures
  * mark a member down; it is then probed in the background every
  * `probeIntervalMs` (a root NS query) until it answers, and skipped meanwhile.
  */
+import { scanReply } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
 import type { Upstream } from './upstream.ts';
@@ -160,6 +163,8 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
         start = performance.now();
         reply = await target.exchange(query, signal);
       }
+      // A reply whose layout is broken (a compression loop, counts that lie) is this member's failure: move on.
+      scanReply(reply);
       observer?.onAttempt?.(target.address, rcodeOf(reply), null, (performance.now() - start) / 1000);
       return { ok: true, reply, upstream: target.address };
     } catch (error) {
