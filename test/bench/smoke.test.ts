@@ -1,0 +1,42 @@
+/**
+ * The benchmark harness in smoke mode (tiny durations, one round): it starts
+ * every system, drives each with dnsperf and writes a table with a row for
+ * every system. Timings are not asserted; a CI machine's figures mean nothing.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+
+const RUN = fileURLToPath(new URL('./run.ts', import.meta.url));
+const SYSTEMS = ['node-ceiling', 'tenant-dns', 'unbound', 'dnsdist', 'kresd', 'dnsmasq'];
+
+test('bench smoke: the harness writes a table with a row for every system', { timeout: 240_000 }, async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-smoke-'));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, [RUN, '--smoke', '--out', out], { timeout: 230_000, maxBuffer: 16 << 20 }, (err, so, se) =>
+      err ? reject(new Error(`bench --smoke failed: ${err.message}\n${se.slice(-3000)}`)) : resolve(so),
+    );
+  });
+  const md = readFileSync(join(out, 'smoke.md'), 'utf8');
+  assert.equal(stdout, md, 'the table printed is the table written');
+  const json = JSON.parse(readFileSync(join(out, 'smoke.json'), 'utf8')) as {
+    systems: string[];
+    metrics: Record<string, { bySystem: Record<string, { median: number }> }>;
+    errors: Record<string, string>;
+  };
+  assert.deepEqual(json.errors, {}, 'no system failed');
+  for (const system of SYSTEMS) {
+    const rows = md.split('\n').filter((l) => l.startsWith(`| ${system} |`));
+    assert.ok(rows.length >= 4, `${system} has a row in every table (found ${rows.length})`);
+    for (const row of rows) assert.doesNotMatch(row, /\| error/, `${system} row reports an error: ${row}`);
+    for (const metric of ['hit_sat_qps', 'miss_sat_qps', 'hit_fixed_p50', 'start_ms', 'idle_rss_mib']) {
+      assert.ok(Number.isFinite(json.metrics[metric]?.bySystem[system]?.median), `${system} has a figure for ${metric}`);
+    }
+  }
+  assert.match(md, /## Issue 7 targets/);
+});

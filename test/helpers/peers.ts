@@ -1,0 +1,401 @@
+/**
+ * DNS servers for the benchmark (test/bench/run.ts), each a child process on
+ * loopback, optionally pinned to a CPU with taskset: a local authoritative
+ * (unbound with local-data), the peers as caching forwarders to it (unbound,
+ * dnsdist, knot-resolver, dnsmasq), the Node ceiling and the tenant-dns
+ * sidecar itself. Nothing here leaves loopback: unbound never primes (module
+ * "iterator", a forward-zone for "."), dnsdist has its security poll off,
+ * kresd has no trust anchor and no priming or time-skew modules, dnsmasq reads
+ * no resolv.conf and no hosts file.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeQuery } from './dns-client.ts';
+import { freePort } from './ports.ts';
+import { unboundConfig } from './unbound.ts';
+
+/** The repository root. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The zone of the authoritative: `h0.bench.test` … `h<N-1>.bench.test`, A records, TTL 3600. */
+export const HOT_ZONE = 'bench.test';
+/** Every name below this zone answers an A record (unbound `redirect`): unique names make real cache misses. */
+export const MISS_ZONE = 'miss.test';
+/** A name every server can answer, used to probe for readiness. */
+export const PROBE_NAME = `h0.${HOT_ZONE}`;
+
+/** A benchmarked DNS server process. */
+export interface BenchServer {
+  /** Short name, e.g. `unbound`. */
+  readonly name: string;
+  /** UDP (and TCP) port on 127.0.0.1 it answers plain DNS on. */
+  readonly port: number;
+  /** Process id (taskset execs, so it is the server's own). */
+  readonly pid: number;
+  /** Milliseconds from spawn to the first answer to a probe sent every 5 ms. */
+  readonly startMs: number;
+  /** Last lines of the process's output, for error messages. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after 3 s; removes its temporary files. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** How to reach the authoritative, per transport. */
+export interface UpstreamInfo {
+  /** Plain DNS port (UDP and TCP). */
+  readonly port: number;
+  /** DoT port, when the authoritative serves TLS. */
+  readonly tlsPort?: number;
+  /** DoH port (path /dns-query), when the authoritative serves HTTPS. */
+  readonly httpsPort?: number;
+  /** The name in the upstream's certificate. */
+  readonly tlsName?: string;
+  /** CA file that verifies the upstream's certificate. */
+  readonly caFile?: string;
+}
+
+/** The transport a forwarder uses towards the authoritative. */
+export type Transport = 'udp' | 'dot' | 'doh';
+
+/** Options common to every server. */
+export interface StartOptions {
+  /** taskset CPU list, e.g. `0`; unpinned when absent. */
+  readonly cpu?: string;
+  /** Milliseconds to wait for the first answer; default 15000. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** The authoritative upstream, with its ports. */
+export interface Authoritative extends BenchServer {
+  readonly upstream: UpstreamInfo;
+}
+
+/** Sends a probe every 5 ms until one is answered; resolves with the milliseconds since `since`. */
+export function waitForAnswer(port: number, since: number, timeoutMs: number, exited: () => string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    const query = encodeQuery({ name: PROBE_NAME, type: 'A', id: 4711 });
+    let done = false;
+    const finish = (err: Error | undefined, ms = 0): void => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(ms);
+    };
+    sock.on('error', () => {}); // ICMP port unreachable before the server binds
+    sock.on('message', (msg) => {
+      if (msg.length >= 12 && msg.readUInt16BE(0) === 4711) finish(undefined, performance.now() - since);
+    });
+    const timer = setInterval(() => {
+      const why = exited();
+      if (why !== undefined) return finish(new Error(why));
+      if (performance.now() - since > timeoutMs) return finish(new Error(`no answer on 127.0.0.1:${port} within ${timeoutMs} ms`));
+      sock.send(query, port, '127.0.0.1');
+    }, 5);
+    sock.send(query, port, '127.0.0.1');
+  });
+}
+
+/** Spawns `cmd args` (pinned when `cpu` is set) and waits until it answers on `port`. */
+async function startDaemon(
+  name: string,
+  port: number,
+  cmd: string,
+  args: readonly string[],
+  opts: StartOptions & { dir?: string; cwd?: string; env?: NodeJS.ProcessEnv },
+): Promise<BenchServer> {
+  const argv = opts.cpu !== undefined ? ['taskset', '-c', opts.cpu, cmd, ...args] : [cmd, ...args];
+  const since = performance.now();
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
+    cwd: opts.cwd ?? opts.dir ?? ROOT,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-4000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let exit: string | undefined;
+  const exitedP = new Promise<void>((r) =>
+    child.once('exit', (code, sig) => {
+      exit = `${name} exited (${code ?? sig}) before answering: ${out}`;
+      r();
+    }),
+  );
+  child.once('error', (err) => (exit = `starting ${name} (${cmd}): ${err.message}`));
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (!stopped) {
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exitedP;
+        clearTimeout(killer);
+      }
+    }
+    if (opts.dir) rmSync(opts.dir, { recursive: true, force: true });
+  };
+  let startMs: number;
+  try {
+    startMs = await waitForAnswer(port, since, opts.readyTimeoutMs ?? 15_000, () => exit);
+  } catch (err) {
+    await stop();
+    throw new Error(`${name}: ${(err as Error).message} ${out}`);
+  }
+  return { name, port, pid: child.pid!, startMs, output: () => out, stop };
+}
+
+/** The records of the hot zone: `h<i>.bench.test. 3600 IN A …`. */
+export function hotZoneRecords(count: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) out.push(`h${i}.${HOT_ZONE}. 3600 IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  return out;
+}
+
+/**
+ * The authoritative: unbound serving `names` A records under bench.test and
+ * every name under miss.test, over UDP/TCP and, with `tls`, DoT and DoH.
+ */
+export async function startAuthoritative(
+  opts: StartOptions & { names: number; tls?: { certFile: string; keyFile: string; caFile: string; name: string } },
+): Promise<Authoritative> {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-auth-'));
+  const port = await freePort();
+  const extra = [
+    `  local-zone: "${MISS_ZONE}." redirect`,
+    `  local-data: "${MISS_ZONE}. 3600 IN A 192.0.2.53"`,
+    '  so-reuseport: no',
+    '  incoming-num-tcp: 256',
+  ];
+  let tlsPort: number | undefined;
+  let httpsPort: number | undefined;
+  if (opts.tls) {
+    tlsPort = await freePort();
+    httpsPort = await freePort();
+    extra.push(
+      `  interface: 127.0.0.1@${tlsPort}`,
+      `  interface: 127.0.0.1@${httpsPort}`,
+      `  tls-port: ${tlsPort}`,
+      `  https-port: ${httpsPort}`,
+      `  tls-service-key: "${opts.tls.keyFile}"`,
+      `  tls-service-pem: "${opts.tls.certFile}"`,
+      '  http-endpoint: "/dns-query"',
+      '  http-max-streams: 1000',
+    );
+  }
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(conf, unboundConfig(dir, port, [{ name: HOT_ZONE, records: hotZoneRecords(opts.names), negativeTtl: 60 }], extra.join('\n')));
+  const server = await startDaemon('authoritative', port, 'unbound', ['-d', '-p', '-c', conf], { ...opts, dir });
+  const upstream: UpstreamInfo = opts.tls
+    ? { port, tlsPort, httpsPort, tlsName: opts.tls.name, caFile: opts.tls.caFile }
+    : { port };
+  return { ...server, upstream };
+}
+
+function needTls(up: UpstreamInfo, transport: Transport): void {
+  if (transport !== 'udp' && (up.tlsPort === undefined || up.caFile === undefined)) {
+    throw new Error(`the authoritative serves no TLS; cannot forward over ${transport}`);
+  }
+}
+
+/** unbound as a caching forwarder (forward-zone "."). DoT only. */
+export async function startUnboundForwarder(up: UpstreamInfo, opts: StartOptions & { transport?: Transport } = {}): Promise<BenchServer> {
+  const transport = opts.transport ?? 'udp';
+  needTls(up, transport);
+  if (transport === 'doh') throw new Error('unbound cannot forward over DoH');
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-unbound-'));
+  const port = await freePort();
+  const lines = [
+    'server:',
+    `  interface: 127.0.0.1@${port}`,
+    '  do-ip6: no',
+    '  do-daemonize: no',
+    '  use-syslog: no',
+    '  logfile: ""',
+    '  verbosity: 0',
+    '  username: ""',
+    '  chroot: ""',
+    `  directory: "${dir}"`,
+    `  pidfile: "${join(dir, 'unbound.pid')}"`,
+    '  access-control: 127.0.0.0/8 allow',
+    '  module-config: "iterator"',
+    '  num-threads: 1',
+    '  do-not-query-localhost: no',
+    '  so-reuseport: no',
+    '  msg-cache-size: 16m',
+    '  rrset-cache-size: 32m',
+    '  edns-buffer-size: 1232',
+    '  outgoing-range: 4096',
+    '  num-queries-per-thread: 4096',
+    // "test." is one of unbound's default local zones (RFC 6761); the benchmark zones live under it.
+    '  local-zone: "test." nodefault',
+  ];
+  if (transport === 'dot') lines.push(`  tls-cert-bundle: "${up.caFile}"`);
+  lines.push('forward-zone:', '  name: "."');
+  if (transport === 'dot') lines.push('  forward-tls-upstream: yes', `  forward-addr: 127.0.0.1@${up.tlsPort}#${up.tlsName}`);
+  else lines.push(`  forward-addr: 127.0.0.1@${up.port}`);
+  lines.push('remote-control:', '  control-enable: no', '');
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(conf, lines.join('\n'));
+  return startDaemon('unbound', port, 'unbound', ['-d', '-p', '-c', conf], { ...opts, dir });
+}
+
+/** dnsdist with a packet cache in front of the authoritative; DoT and DoH backends too. */
+export async function startDnsdist(up: UpstreamInfo, opts: StartOptions & { transport?: Transport } = {}): Promise<BenchServer> {
+  const transport = opts.transport ?? 'udp';
+  needTls(up, transport);
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-dnsdist-'));
+  const port = await freePort();
+  let server: string;
+  if (transport === 'udp') server = `newServer({address='127.0.0.1:${up.port}', name='auth', checkName='${PROBE_NAME}.'})`;
+  else {
+    const tlsPort = transport === 'dot' ? up.tlsPort : up.httpsPort;
+    const doh = transport === 'doh' ? ", dohPath='/dns-query'" : '';
+    server =
+      `newServer({address='127.0.0.1:${tlsPort}', name='auth', tls='openssl', subjectName='${up.tlsName}', ` +
+      `caStore='${up.caFile}', validateCertificates=true${doh}, checkName='${PROBE_NAME}.'})`;
+  }
+  const conf = join(dir, 'dnsdist.conf');
+  writeFileSync(
+    conf,
+    [
+      "setSecurityPollSuffix('')",
+      `setLocal('127.0.0.1:${port}')`,
+      "setACL({'127.0.0.0/8'})",
+      server,
+      'pc = newPacketCache(100000, {maxTTL=86400, minTTL=0})',
+      "getPool(''):setCache(pc)",
+      '',
+    ].join('\n'),
+  );
+  return startDaemon('dnsdist', port, 'dnsdist', ['--supervised', '--disable-syslog', '-C', conf], { ...opts, dir });
+}
+
+/** Knot Resolver (kresd) stubbing to the authoritative, with a 64 MB cache in its temporary directory. DoT via TLS_FORWARD. */
+export async function startKresd(up: UpstreamInfo, opts: StartOptions & { transport?: Transport } = {}): Promise<BenchServer> {
+  const transport = opts.transport ?? 'udp';
+  needTls(up, transport);
+  if (transport === 'doh') throw new Error('kresd cannot forward over DoH');
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-kresd-'));
+  const port = await freePort();
+  const forward =
+    transport === 'dot'
+      ? `policy.add(policy.all(policy.TLS_FORWARD({{'127.0.0.1@${up.tlsPort}', hostname='${up.tlsName}', ca_file='${up.caFile}'}})))`
+      : `policy.add(policy.all(policy.STUB('127.0.0.1@${up.port}')))`;
+  const conf = join(dir, 'kresd.conf');
+  writeFileSync(
+    conf,
+    [
+      "modules.unload('priming')",
+      "modules.unload('detect_time_skew')",
+      "modules.unload('ta_signal_query')",
+      "modules.unload('ta_sentinel')",
+      "trust_anchors.remove('.')",
+      `net.listen('127.0.0.1', ${port}, { kind = 'dns' })`,
+      'net.ipv6 = false',
+      'cache.size = 64 * MB',
+      forward,
+      '',
+    ].join('\n'),
+  );
+  return startDaemon('kresd', port, 'kresd', ['-n', '-c', conf, dir], { ...opts, dir });
+}
+
+/** dnsmasq as a caching forwarder (10,000 entries, its maximum useful size; 1,000 concurrent forwards). */
+export async function startDnsmasq(up: UpstreamInfo, opts: StartOptions = {}): Promise<BenchServer> {
+  const port = await freePort();
+  return startDaemon(
+    'dnsmasq',
+    port,
+    'dnsmasq',
+    [
+      '-d',
+      '--no-resolv',
+      '--no-hosts',
+      '--no-poll',
+      '--pid-file=',
+      '--user=root',
+      `--server=127.0.0.1#${up.port}`,
+      `--port=${port}`,
+      '--listen-address=127.0.0.1',
+      '--bind-interfaces',
+      '--cache-size=10000',
+      '--dns-forward-max=1000',
+      '--log-facility=-',
+    ],
+    opts,
+  );
+}
+
+/** The Node ceiling (test/bench/ceiling.ts): copies the query ID into a fixed reply. */
+export async function startCeiling(opts: StartOptions = {}): Promise<BenchServer> {
+  const port = await freePort();
+  const script = join(ROOT, 'test/bench/ceiling.ts');
+  return startDaemon('node-ceiling', port, process.execPath, [script, String(port)], opts);
+}
+
+/** The tenant-dns sidecar as a user runs it: `node bin/tenant-dns.ts sidecar --listen … --upstream …`. */
+export async function startTenantDns(
+  up: UpstreamInfo,
+  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string } = {},
+): Promise<BenchServer> {
+  const transport = opts.transport ?? 'udp';
+  needTls(up, transport);
+  const port = await freePort();
+  const args = [...(opts.nodeArgs ?? []), join(ROOT, 'bin/tenant-dns.ts'), 'sidecar', '--listen', `127.0.0.1:${port}`];
+  if (transport === 'udp') args.push('--upstream', `udp://127.0.0.1:${up.port}`);
+  else {
+    const url = transport === 'dot' ? `tls://${up.tlsName}:${up.tlsPort}` : `https://${up.tlsName}:${up.httpsPort}/dns-query`;
+    args.push('--upstream', url, '--upstream-ca', up.caFile!, '--bootstrap', `${up.tlsName}=127.0.0.1`);
+  }
+  // The metrics and admin servers stay on (a user gets them by default) but on loopback ports of their own:
+  // the default metrics address is 0.0.0.0:9153, off loopback and shared by every sidecar on the machine.
+  const flags = sidecarFlags();
+  if (flags.has('--metrics')) args.push('--metrics', `127.0.0.1:${await freePort()}`);
+  if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
+  args.push(...(opts.extraArgs ?? []));
+  const name = 'tenant-dns';
+  return startDaemon(name, port, process.execPath, args, opts);
+}
+
+let knownFlags: Set<string> | undefined;
+
+/** The flags `tenant-dns sidecar --help` lists (read once): the CLI is growing while the bench is written. */
+export function sidecarFlags(): ReadonlySet<string> {
+  if (knownFlags) return knownFlags;
+  const help = execFileSync(process.execPath, [join(ROOT, 'bin/tenant-dns.ts'), 'sidecar', '--help'], { encoding: 'utf8', timeout: 15_000 });
+  knownFlags = new Set(help.match(/--[a-z][a-z-]*/g) ?? []);
+  return knownFlags;
+}
+
+/** Memory of a process from /proc/<pid>/status, in KiB: resident now and its high-water mark. */
+export function memoryKiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (key: string): number => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+    return m ? Number(m[1]) : NaN;
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
+/** CPU time of a process (all its threads) from /proc/<pid>/stat, in seconds (utime + stime). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may contain spaces; fields after its closing parenthesis are fixed.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  return (utime + stime) / CLOCK_TICKS;
+}
+
+/** USER_HZ; 100 on every Linux this runs on (`getconf CLK_TCK`). */
+const CLOCK_TICKS = 100;
