@@ -26,9 +26,8 @@ export async function listenUdp(at: HostPort, deps: HandlerDeps, log: Logger): P
   socket.on('message', (msg, rinfo) => {
     if (!accepting) return;
     void answer(msg, 'udp', deps).then((reply) => {
-      if (reply && !closed) socket.send(reply, rinfo.port, rinfo.address, (err) => {
-        if (err) log('debug', 'sending UDP reply failed', { to: rinfo.address, error: err.message });
-      });
+      // No per-send callback: a failed send surfaces as the socket's 'error' event below.
+      if (reply && !closed) socket.send(reply, rinfo.port, rinfo.address);
     });
   });
   socket.on('error', (err) => log('warn', 'UDP listener socket error', { error: err.message }));

@@ -101,6 +101,43 @@ interface Member {
 
 type Attempt = { ok: true; reply: Buffer; upstream: string } | { ok: false; error: unknown };
 
+/** A signal with a timer, and the function that releases both. */
+interface Deadline {
+  readonly signal: AbortSignal;
+  /** Clears the timer and the listeners on the parent signals. Idempotent. */
+  dispose(): void;
+}
+
+const noop = (): void => {};
+
+/**
+ * A signal that aborts when `parent` (or `extra`) aborts, or after `ms`
+ * milliseconds with a TimeoutError reason (transports then report
+ * UPSTREAM_TIMEOUT). Unlike AbortSignal.any/timeout, everything it holds is
+ * released by `dispose()` as soon as the exchange ends.
+ */
+function deadlineSignal(parent: AbortSignal, ms: number, extra?: AbortSignal): Deadline {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  if (parent.aborted || extra?.aborted) {
+    controller.abort(parent.aborted ? parent.reason : extra!.reason);
+    return { signal, dispose: noop };
+  }
+  const onParent = () => controller.abort(parent.reason);
+  const onExtra = () => controller.abort(extra!.reason);
+  parent.addEventListener('abort', onParent, { once: true });
+  extra?.addEventListener('abort', onExtra, { once: true });
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
+  return {
+    signal,
+    dispose() {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onParent);
+      extra?.removeEventListener('abort', onExtra);
+    },
+  };
+}
+
 /** Creates a group over `upstreams` (in failover order); the group owns and closes them. */
 export function createGroup(name: string, upstreams: readonly Upstream[], options: GroupOptions = {}): UpstreamGroup {
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 1500;
@@ -176,8 +213,10 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
   async function resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply> {
     if (closed) throw upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name);
     const started = performance.now();
-    const deadline = AbortSignal.timeout(deadlineMs);
-    const total = AbortSignal.any([signal, deadline]);
+    // One controller and one timer per query, both released when the query ends: signals made
+    // with AbortSignal.timeout/any keep their timers (and what they reference) alive for the
+    // whole deadline after the answer, which under load is most of the heap.
+    const total = deadlineSignal(signal, deadlineMs);
     const up = members.filter((m) => m.up);
     const order = up.length > 0 ? up : members;
     let lastError: unknown;
@@ -201,41 +240,56 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
       return undefined;
     };
 
-    const attemptSignal = (last: boolean, extra?: AbortSignal): AbortSignal => {
+    /** An attempt's signal: the query's own for the last attempt (it gets what is left), else a shorter timer. */
+    const attemptSignal = (last: boolean, extra?: AbortSignal): Deadline => {
+      if (last && !extra) return { signal: total.signal, dispose: noop };
       const remaining = deadlineMs - (performance.now() - started);
       const ms = Math.max(1, Math.ceil(last ? remaining : Math.min(attemptTimeoutMs, remaining)));
-      return AbortSignal.any(extra ? [total, extra, AbortSignal.timeout(ms)] : [total, AbortSignal.timeout(ms)]);
+      return deadlineSignal(total.signal, ms, extra);
     };
 
-    let next = 0;
-    if (race > 1 && order.length > 1) {
-      const racers = order.slice(0, race);
-      next = racers.length;
-      const stop = new AbortController();
-      const won = await new Promise<GroupReply | undefined>((done) => {
-        let pending = racers.length;
-        for (const m of racers) {
-          attempt(m, query, attemptSignal(next >= order.length, stop.signal)).then((a) => {
-            const r = outcome(m, a);
-            pending--;
-            if (r) done(r);
-            else if (pending === 0) done(undefined);
-          });
+    try {
+      let next = 0;
+      if (race > 1 && order.length > 1) {
+        const racers = order.slice(0, race);
+        next = racers.length;
+        const stop = new AbortController();
+        const won = await new Promise<GroupReply | undefined>((done) => {
+          let pending = racers.length;
+          for (const m of racers) {
+            const d = attemptSignal(next >= order.length, stop.signal);
+            attempt(m, query, d.signal).then((a) => {
+              d.dispose();
+              const r = outcome(m, a);
+              pending--;
+              if (r) done(r);
+              else if (pending === 0) done(undefined);
+            });
+          }
+        });
+        stop.abort();
+        if (won) return won;
+      }
+      for (let i = next; i < order.length; i++) {
+        if (total.signal.aborted) break;
+        const m = order[i]!;
+        const d = attemptSignal(i === order.length - 1);
+        let a: Attempt;
+        try {
+          a = await attempt(m, query, d.signal);
+        } finally {
+          d.dispose();
         }
-      });
-      stop.abort();
-      if (won) return won;
+        const r = outcome(m, a);
+        if (r) return r;
+      }
+      if (signal.aborted) throw upstreamError(ErrorCodes.UPSTREAM_ABORTED, 'resolving through group', name, lastError);
+      if (lastSoft) return lastSoft;
+      const why = total.signal.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
+      throw new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, { cause: lastError });
+    } finally {
+      total.dispose();
     }
-    for (let i = next; i < order.length; i++) {
-      if (total.aborted) break;
-      const m = order[i]!;
-      const r = outcome(m, await attempt(m, query, attemptSignal(i === order.length - 1)));
-      if (r) return r;
-    }
-    if (signal.aborted) throw upstreamError(ErrorCodes.UPSTREAM_ABORTED, 'resolving through group', name, lastError);
-    if (lastSoft) return lastSoft;
-    const why = deadline.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
-    throw new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, { cause: lastError });
   }
 
   return {

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeQuery } from './dns-client.ts';
 import { freePort } from './ports.ts';
 import { unboundConfig } from './unbound.ts';
+import { parseInjectorConfig } from '../../injector/config.ts';
 
 /** The repository root. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -343,15 +344,40 @@ export async function startCeiling(opts: StartOptions = {}): Promise<BenchServer
   return startDaemon('node-ceiling', port, process.execPath, [script, String(port)], opts);
 }
 
-/** The tenant-dns sidecar as a user runs it: `node bin/tenant-dns.ts sidecar --listen … --upstream …`. */
+let bundle: string | undefined;
+
+/**
+ * The CLI bundled into one file by deploy/scripts/bundle.sh, as the image
+ * runs it (built once per process into a temporary directory).
+ */
+export function sidecarBundle(): string {
+  if (bundle) return bundle;
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-bundle-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  execFileSync('sh', [join(ROOT, 'deploy/scripts/bundle.sh'), dir], { cwd: ROOT, stdio: 'inherit', timeout: 60_000 });
+  bundle = join(dir, 'dist/tenant-dns.mjs');
+  return bundle;
+}
+
+/** The V8 flags the injector gives the sidecar container (its NODE_OPTIONS default), so the bench measures what runs in pods. */
+export function podNodeOptions(): string[] {
+  return parseInjectorConfig({}).nodeOptions.split(/\s+/).filter(Boolean);
+}
+
+/**
+ * The tenant-dns sidecar as it runs in a pod: the bundle the image ships,
+ * with the injector's NODE_OPTIONS, `sidecar --listen … --upstream …`.
+ * `source: true` runs bin/tenant-dns.ts instead (no bundle, Node's defaults).
+ */
 export async function startTenantDns(
   up: UpstreamInfo,
-  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string } = {},
+  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string; source?: boolean } = {},
 ): Promise<BenchServer> {
   const transport = opts.transport ?? 'udp';
   needTls(up, transport);
   const port = await freePort();
-  const args = [...(opts.nodeArgs ?? []), join(ROOT, 'bin/tenant-dns.ts'), 'sidecar', '--listen', `127.0.0.1:${port}`];
+  const entry = opts.source ? [join(ROOT, 'bin/tenant-dns.ts')] : [...podNodeOptions(), sidecarBundle()];
+  const args = [...(opts.nodeArgs ?? []), ...entry, 'sidecar', '--listen', `127.0.0.1:${port}`];
   if (transport === 'udp') args.push('--upstream', `udp://127.0.0.1:${up.port}`);
   else {
     const url = transport === 'dot' ? `tls://${up.tlsName}:${up.tlsPort}` : `https://${up.tlsName}:${up.httpsPort}/dns-query`;
