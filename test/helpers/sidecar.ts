@@ -33,7 +33,8 @@ export async function startTestSidecar(
   opts: { clock?: () => number; log?: Logger } = {},
 ): Promise<TestSidecar> {
   // Kernel-chosen ports for the metrics and admin servers too: tests run sidecars side by side.
-  const config = buildConfig({ listen: ['127.0.0.1:0'], metrics: '127.0.0.1:0', admin: '127.0.0.1:0', ...flags });
+  // No query log on the test runner's stdout unless a test asks for one.
+  const config = buildConfig({ listen: ['127.0.0.1:0'], metrics: '127.0.0.1:0', admin: '127.0.0.1:0', logQueries: 'none', ...flags });
   const sidecar = await startSidecar(config, { log: opts.log ?? silentLogger, version: 'test', clock: opts.clock });
   const addr = sidecar.addresses[0]!;
   return { sidecar, host: addr.host, port: addr.port, stop: () => sidecar.shutdown(1000) };

@@ -248,11 +248,11 @@ describe('injector admission fuzz', () => {
         certCheckIntervalMs: 0,
         deps: { ...deps, metrics: createInjectorMetrics(registry) },
       });
-    });
+    }, { timeout: 60_000 });
     after(async () => {
       await server?.close(100);
       pki?.cleanup();
-    });
+    }, { timeout: 60_000 });
 
     const agent = () => new https.Agent({ keepAlive: true, maxSockets: 8 });
 

@@ -270,12 +270,12 @@ describe('wire fuzz against a running sidecar', () => {
       // 2048 queries per connection: the fuzz pipelines far more than a resolver would.
       tcpMaxPipelined: 2048,
     });
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await sc?.stop();
     await upstream?.close();
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, { timeout: 60_000 });
 
   async function assertServing(label: string) {
     const u = await udpAsk(sc.port, rawQuery('canary.example', 1, 0x1234, 1232), 2000);

@@ -39,9 +39,29 @@ const HEAP_FLAGS = '--max-old-space-size=48 --max-semi-space-size=2';
 async function startUpstreamProcess(delayMs: number) {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./upstream-process.ts', import.meta.url)), String(delayMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
-  const queue: ((line: string) => void)[] = [];
-  lines.on('line', (line) => queue.shift()?.(line));
-  const next = () => new Promise<Record<string, number>>((resolve) => queue.push((line) => resolve(JSON.parse(line))));
+  const queue: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
+  let gone: Error | undefined;
+  lines.on('line', (line) => queue.shift()?.resolve(line));
+  child.on('exit', (code, signal) => {
+    gone = new Error(`the upstream process exited (code ${code}, signal ${signal})`);
+    for (const w of queue.splice(0)) w.reject(gone);
+  });
+  // Every answer is awaited with a deadline: a dead or stuck upstream process fails the test, never hangs it.
+  const next = () =>
+    new Promise<Record<string, number>>((resolve, reject) => {
+      if (gone) return reject(gone);
+      const timer = setTimeout(() => reject(new Error('the upstream process did not answer within 10 s')), 10_000);
+      queue.push({
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(line));
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+    });
   const first = await next();
   return {
     port: first.port!,
@@ -52,12 +72,12 @@ async function startUpstreamProcess(delayMs: number) {
     },
     async close() {
       child.stdin!.end();
-      if (child.exitCode === null) await once(child, 'exit');
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     },
   };
 }
 
-describe('overload', () => {
+describe('overload', { timeout: 90_000 }, () => {
   let upstream: Awaited<ReturnType<typeof startUpstreamProcess>>;
   let child: ChildSidecar;
   let port: number;
@@ -85,11 +105,11 @@ describe('overload', () => {
     if (savedOptions === undefined) delete process.env.NODE_OPTIONS;
     else process.env.NODE_OPTIONS = savedOptions;
     await waitFor('the sidecar to serve', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1), 300)) !== null, 15_000);
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await child?.kill();
     await upstream?.close();
-  });
+  }, { timeout: 60_000 });
 
   test('udp flood at ~50x the sustainable rate: capped in flight, RSS levels off, recovery within two seconds', async (t) => {
     const pid = child.child.pid!;
