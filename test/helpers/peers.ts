@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeQuery } from './dns-client.ts';
 import { freePort } from './ports.ts';
-import { unboundConfig } from './unbound.ts';
+import { unboundConfig, unboundServerLines } from './unbound.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 
 /** The repository root. */
@@ -216,20 +216,7 @@ export async function startUnboundForwarder(up: UpstreamInfo, opts: StartOptions
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-unbound-'));
   const port = await freePort();
   const lines = [
-    'server:',
-    `  interface: 127.0.0.1@${port}`,
-    '  do-ip6: no',
-    '  do-daemonize: no',
-    '  use-syslog: no',
-    '  logfile: ""',
-    '  verbosity: 0',
-    '  username: ""',
-    '  chroot: ""',
-    `  directory: "${dir}"`,
-    `  pidfile: "${join(dir, 'unbound.pid')}"`,
-    '  access-control: 127.0.0.0/8 allow',
-    '  module-config: "iterator"',
-    '  num-threads: 1',
+    ...unboundServerLines(dir, port),
     '  do-not-query-localhost: no',
     '  so-reuseport: no',
     '  msg-cache-size: 16m',

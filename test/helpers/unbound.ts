@@ -33,9 +33,13 @@ export interface UnboundServer {
   stop(): Promise<void>;
 }
 
-/** The unbound.conf text for `zones` on `port`. */
-export function unboundConfig(dir: string, port: number, zones: readonly TestZone[], extra = ''): string {
-  const lines = [
+/**
+ * The `server:` lines every unbound the tests start shares: loopback only,
+ * in the foreground, no privilege drop or chroot, files in `dir`, the
+ * iterator alone (no validator, so no trust anchor is ever fetched).
+ */
+export function unboundServerLines(dir: string, port: number): string[] {
+  return [
     'server:',
     `  interface: 127.0.0.1@${port}`,
     '  do-ip6: no',
@@ -50,6 +54,13 @@ export function unboundConfig(dir: string, port: number, zones: readonly TestZon
     '  access-control: 127.0.0.0/8 allow',
     '  module-config: "iterator"',
     '  num-threads: 1',
+  ];
+}
+
+/** The unbound.conf text for `zones` on `port`. */
+export function unboundConfig(dir: string, port: number, zones: readonly TestZone[], extra = ''): string {
+  const lines = [
+    ...unboundServerLines(dir, port),
     '  msg-buffer-size: 65552',
     '  max-udp-size: 4096',
     '  edns-buffer-size: 1232',
