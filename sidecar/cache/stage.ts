@@ -4,7 +4,7 @@
  * stale answers when they fail (RFC 8767), when that is switched on.
  */
 import { EDECode, Flags, HEADER_LENGTH, RCode } from '../dns/constants.ts';
-import { scanReply, type ReplyScan } from '../dns/records.ts';
+import { scanReply } from '../dns/records.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, errorCode, type ErrorCode } from '../errors.ts';
 import type { Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
@@ -248,11 +248,13 @@ export class CacheStage implements Stage {
   #maybeStore(ctx: QueryContext, outcome: Outcome): void {
     if (outcome.kind !== 'reply' || outcome.source !== 'upstream') return;
     if (outcome.rcode !== RCode.NOERROR && outcome.rcode !== RCode.NXDOMAIN) return;
-    let scan: ReplyScan;
-    try {
-      scan = scanReply(outcome.body);
-    } catch {
-      return; // The forward stage validates replies; a body it let through but we cannot scan is simply not kept.
+    let scan = outcome.scan;
+    if (scan === undefined) {
+      try {
+        scan = scanReply(outcome.body);
+      } catch {
+        return; // An upstream body we cannot scan is simply not kept.
+      }
     }
     const cap = this.#isClusterName(ctx.query.qname) ? this.#config.clusterNegativeMaxTtl : undefined;
     this.store.set(keyName(ctx), subKey(ctx.query), outcome.body, scan, { negativeCap: cap });

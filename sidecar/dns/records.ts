@@ -6,7 +6,7 @@
  * strictly backwards (no loops, no forward pointers reach a client).
  */
 import * as packet from 'dns-packet';
-import { Flags, HEADER_LENGTH, RRType } from './constants.ts';
+import { HEADER_LENGTH, RRType } from './constants.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 
 /** What {@link scanReply} learned from a well-formed reply. */
@@ -173,20 +173,28 @@ function soaMinimum(buf: Buffer, start: number, end: number, index: number): num
   return minimum > MAX_TTL ? 0 : minimum;
 }
 
+/** A reply and its {@link ReplyScan}, so later stages need not scan it again. */
+export interface ScannedReply {
+  readonly body: Buffer;
+  readonly scan: ReplyScan;
+}
+
 /**
- * The message without its OPT record, ARCOUNT decremented. Returns `buf`
- * itself when there is no OPT record, otherwise a new buffer. When the OPT
- * record is the last record (the usual case) its bytes are cut off; when
- * records follow it, the message is rebuilt with dns-packet so that their
- * compression pointers stay valid.
+ * The message without its OPT record, ARCOUNT decremented, with the scan of
+ * what is returned (its `rcode` stays the full rcode read with the OPT
+ * record). Returns `buf` itself when there is no OPT record, otherwise a new
+ * buffer. When the OPT record is the last record (the usual case) its bytes
+ * are cut off and every other offset of the scan still holds; when records
+ * follow it, the message is rebuilt with dns-packet so that their
+ * compression pointers stay valid, and scanned again.
  */
-export function stripOpt(buf: Buffer, scan: ReplyScan): Buffer {
-  if (scan.optStart < 0) return buf;
+export function stripOpt(buf: Buffer, scan: ReplyScan): ScannedReply {
+  if (scan.optStart < 0) return { body: buf, scan };
   if (scan.optEnd === buf.length) {
     const out = Buffer.allocUnsafe(scan.optStart);
     buf.copy(out, 0, 0, scan.optStart);
     out.writeUInt16BE(buf.readUInt16BE(10) - 1, 10);
-    return out;
+    return { body: out, scan: { ...scan, optStart: -1, optEnd: -1 } };
   }
   let decoded: packet.Packet;
   try {
@@ -199,45 +207,7 @@ export function stripOpt(buf: Buffer, scan: ReplyScan): Buffer {
   // dns-packet rebuilds the flags word from parts; keep the original bits.
   out.writeUInt16BE(scan.id, 0);
   out.writeUInt16BE(scan.flags, 2);
-  return out;
-}
-
-/**
- * Whether the reply's question is the query's: one question on each side,
- * the same QNAME compared case-insensitively (ASCII only, RFC 4343), the same
- * QTYPE and QCLASS (RFC 5452 §9.1). `queryQuestionEnd` is the offset after
- * the query's question ({@link ParsedQuery.questionEnd}).
- */
-export function questionMatches(reply: Buffer, scan: ReplyScan, query: Buffer, queryQuestionEnd: number): boolean {
-  if (reply.readUInt16BE(4) !== 1) return false;
-  if (scan.questionEnd !== queryQuestionEnd || query.length < queryQuestionEnd || reply.length < queryQuestionEnd) return false;
-  let pos = HEADER_LENGTH;
-  const nameEnd = queryQuestionEnd - 4;
-  while (pos < nameEnd) {
-    const len = reply[pos]!;
-    if (len !== query[pos] || len > 63) return false;
-    if (len === 0) return pos + 1 === nameEnd && sameTail(reply, query, nameEnd);
-    const end = pos + 1 + len;
-    if (end > nameEnd) return false;
-    for (let i = pos + 1; i < end; i++) {
-      let a = reply[i]!;
-      let b = query[i]!;
-      if (a >= 0x41 && a <= 0x5a) a += 0x20;
-      if (b >= 0x41 && b <= 0x5a) b += 0x20;
-      if (a !== b) return false;
-    }
-    pos = end;
-  }
-  return false;
-}
-
-function sameTail(reply: Buffer, query: Buffer, at: number): boolean {
-  return reply.readUInt32BE(at) === query.readUInt32BE(at);
-}
-
-/** Whether the reply's TC bit is set. */
-export function isTruncated(scan: ReplyScan): boolean {
-  return (scan.flags & Flags.TC) !== 0;
+  return { body: out, scan: { ...scanReply(out), rcode: scan.rcode } };
 }
 
 /**

@@ -13,7 +13,6 @@ import {
   EDNS_UDP_SIZE,
   Flags,
   HEADER_LENGTH,
-  RCode,
 } from './constants.ts';
 import type { ParsedQuery } from './wire.ts';
 

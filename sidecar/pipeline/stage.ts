@@ -3,6 +3,7 @@
  * stage itself (DESIGN §3). Stages are onion layers: a stage answers itself
  * or calls `next(ctx)` and may look at what comes back.
  */
+import type { ReplyScan } from '../dns/records.ts';
 import type { ExtendedError } from '../dns/reply.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
 
@@ -70,6 +71,13 @@ export interface Outcome {
   readonly upstream?: string;
   /** True when the answer is stale (served from an expired cache entry, RFC 8767). */
   readonly stale?: boolean;
+  /**
+   * The layout of `body` when the stage that made it has read it (upstream
+   * replies: the group scans each one), so the cache need not scan it again.
+   * Valid only while the body's layout is unchanged (ID, flags and question
+   * spelling may be rewritten).
+   */
+  readonly scan?: ReplyScan;
 }
 
 /** Calls the rest of the pipeline. */

@@ -22,7 +22,8 @@ import { staticAddresses } from './bootstrap.ts';
 import type { AddressSource } from './bootstrap.ts';
 import { connectTls } from './dot.ts';
 import type { TlsTrust } from './dot.ts';
-import { abortError, checkQuery, hostPort, matchesQuestion, upstreamError } from './message.ts';
+import { abortError, checkQuery, matchesQuestion, upstreamError } from './message.ts';
+import { formatHostPort } from '../listener/address.ts';
 import type { ConnectionHook } from './message.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -140,7 +141,7 @@ export class DohUpstream implements Upstream {
     return (_opts, callback) => {
       const list = this.#source.addresses();
       const host = list[this.#hostIndex % list.length]!;
-      const where = `${this.address} (${hostPort(host, this.#port)})`;
+      const where = `${this.address} (${formatHostPort({ host, port: this.#port })})`;
       connectTls({
         host,
         port: this.#port,

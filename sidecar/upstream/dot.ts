@@ -16,7 +16,8 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { ErrorCodes } from '../errors.ts';
 import { staticAddresses } from './bootstrap.ts';
 import type { AddressSource } from './bootstrap.ts';
-import { hostPort, upstreamError } from './message.ts';
+import { upstreamError } from './message.ts';
+import { formatHostPort } from '../listener/address.ts';
 import { StreamUpstream } from './stream.ts';
 import type { StreamTuning } from './stream.ts';
 
@@ -140,7 +141,7 @@ export class DotUpstream extends StreamUpstream {
             port,
             trust: options.trust,
             timeoutMs,
-            address: address === `tls://${hostPort(host, port)}` ? address : `${address} (${hostPort(host, port)})`,
+            address: address === `tls://${formatHostPort({ host, port })}` ? address : `${address} (${formatHostPort({ host, port })})`,
             session,
             onSession: (s) => {
               session = s;

@@ -14,7 +14,7 @@
  * mark a member down; it is then probed in the background every
  * `probeIntervalMs` (a root NS query) until it answers, and skipped meanwhile.
  */
-import { scanReply } from '../dns/records.ts';
+import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
 import type { Upstream } from './upstream.ts';
@@ -49,9 +49,11 @@ export interface GroupOptions {
   readonly observer?: UpstreamObserver;
 }
 
-/** A reply and the upstream that gave it. */
+/** A reply, its scan, and the upstream that gave it. */
 export interface GroupReply {
   readonly reply: Buffer;
+  /** The reply's layout, read once here for the stages after the group. */
+  readonly scan: ReplyScan;
   /** The address of the upstream that answered (a TCP address after a TC fallback). */
   readonly upstream: string;
 }
@@ -99,7 +101,7 @@ interface Member {
   probe: NodeJS.Timeout | undefined;
 }
 
-type Attempt = { ok: true; reply: Buffer; upstream: string } | { ok: false; error: unknown };
+type Attempt = { ok: true; reply: Buffer; scan: ReplyScan; upstream: string } | { ok: false; error: unknown };
 
 /** A signal with a timer, and the function that releases both. */
 interface Deadline {
@@ -201,9 +203,9 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
         reply = await target.exchange(query, signal);
       }
       // A reply whose layout is broken (a compression loop, counts that lie) is this member's failure: move on.
-      scanReply(reply);
+      const scan = scanReply(reply);
       observer?.onAttempt?.(target.address, rcodeOf(reply), null, (performance.now() - start) / 1000);
-      return { ok: true, reply, upstream: target.address };
+      return { ok: true, reply, scan, upstream: target.address };
     } catch (error) {
       observer?.onAttempt?.(target.address, null, errorCode(error), (performance.now() - start) / 1000);
       return { ok: false, error };
@@ -227,10 +229,10 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
         markUp(m);
         const rcode = rcodeOf(a.reply);
         if (rcode === SERVFAIL || rcode === REFUSED) {
-          lastSoft = { reply: a.reply, upstream: a.upstream };
+          lastSoft = { reply: a.reply, scan: a.scan, upstream: a.upstream };
           return undefined;
         }
-        return { reply: a.reply, upstream: a.upstream };
+        return { reply: a.reply, scan: a.scan, upstream: a.upstream };
       }
       // Aborts caused by the caller or by a race's winner, and the sidecar's own
       // in-flight caps (OVERLOADED), say nothing about the upstream's health.

@@ -4,9 +4,9 @@
  * No I/O.
  */
 import { randomFillSync } from 'node:crypto';
-import { isIPv6 } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
+import { skipName } from '../dns/wire.ts';
 
 const POOL_SIZE = 4096;
 const idPool = new Uint16Array(POOL_SIZE);
@@ -34,20 +34,8 @@ export function questionEnd(msg: Buffer): number {
   const qdcount = msg.readUInt16BE(4);
   let pos = 12;
   for (let q = 0; q < qdcount; q++) {
-    for (let guard = 0; ; guard++) {
-      if (guard > 127 || pos >= msg.length) return -1;
-      const len = msg[pos]!;
-      if (len === 0) {
-        pos += 1;
-        break;
-      }
-      if ((len & 0xc0) === 0xc0) {
-        pos += 2;
-        break;
-      }
-      if (len > 63) return -1;
-      pos += 1 + len;
-    }
+    pos = skipName(msg, pos);
+    if (pos < 0) return -1;
     pos += 4;
     if (pos > msg.length) return -1;
   }
@@ -116,8 +104,3 @@ export function checkQuery(query: Buffer, address: string): number {
 
 /** A transport's record of connections opened (+1) and closed (-1), for metrics. */
 export type ConnectionHook = (upstream: string, delta: number) => void;
-
-/** `host:port`, with an IPv6 host in brackets: `10.0.0.10:53`, `[::1]:53`. */
-export function hostPort(host: string, port: number): string {
-  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}

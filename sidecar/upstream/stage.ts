@@ -6,7 +6,8 @@
  */
 import { EDECode, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
 import { errorReply, synthesize } from '../dns/reply.ts';
-import { scanReply, stripOpt } from '../dns/records.ts';
+import { stripOpt } from '../dns/records.ts';
+import type { GroupReply } from './group.ts';
 import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
 import { describeError, errorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -17,8 +18,8 @@ import { EDNS_UDP_SIZE } from '../dns/constants.ts';
 export interface ResolvingGroup {
   /** The group's name: default, cluster, or a forward zone's name. */
   readonly name: string;
-  /** Resolves with the reply of the first upstream that answered, or rejects (UPSTREAM_GROUP_FAILED). */
-  resolve(query: Buffer, signal: AbortSignal): Promise<{ reply: Buffer; upstream: string }>;
+  /** Resolves with the reply of the first upstream that answered and its scan, or rejects (UPSTREAM_GROUP_FAILED). */
+  resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply>;
 }
 
 /** Where a query goes: a group, or a local answer when the route has no servers. */
@@ -85,7 +86,7 @@ export function forwardStage(options: ForwardOptions): Stage {
           reason: r.local,
         };
       }
-      let result: { reply: Buffer; upstream: string };
+      let result: GroupReply;
       try {
         result = await r.group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal);
       } catch (err) {
@@ -99,8 +100,7 @@ export function forwardStage(options: ForwardOptions): Stage {
           ede: { code: EDECode.NETWORK_ERROR, text: `no upstream of group ${r.group.name} answered` },
         };
       }
-      const scan = scanReply(result.reply);
-      const body = scan.optStart >= 0 ? stripOpt(result.reply, scan) : result.reply;
+      const { body, scan } = stripOpt(result.reply, result.scan);
       body.writeUInt16BE(q.id, 0);
       // The client's spelling of its question (0x20).
       ctx.wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
@@ -111,6 +111,7 @@ export function forwardStage(options: ForwardOptions): Stage {
         source: 'upstream',
         reason: r.group.name,
         upstream: result.upstream,
+        scan,
       };
     },
   };

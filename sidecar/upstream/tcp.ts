@@ -4,7 +4,8 @@
  */
 import net from 'node:net';
 import { ErrorCodes } from '../errors.ts';
-import { hostPort, upstreamError } from './message.ts';
+import { upstreamError } from './message.ts';
+import { formatHostPort } from '../listener/address.ts';
 import { StreamUpstream } from './stream.ts';
 import type { StreamTuning } from './stream.ts';
 
@@ -36,7 +37,7 @@ export function connectTcp(host: string, port: number, timeoutMs: number, addres
 /** A TCP upstream at an IP address (never resolved here). */
 export class TcpUpstream extends StreamUpstream {
   constructor(host: string, port: number, tuning: StreamTuning = {}) {
-    const address = `tcp://${hostPort(host, port)}`;
+    const address = `tcp://${formatHostPort({ host, port })}`;
     super(address, (timeoutMs) => connectTcp(host, port, timeoutMs, address), tuning);
   }
 }

@@ -8,7 +8,8 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { ErrorCodes } from '../errors.ts';
-import { abortError, checkQuery, hostPort, matchesQuestion, randomId, upstreamError } from './message.ts';
+import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
+import { formatHostPort } from '../listener/address.ts';
 import { TcpUpstream } from './tcp.ts';
 import type { StreamTuning } from './stream.ts';
 import type { Upstream } from './upstream.ts';
@@ -42,7 +43,7 @@ export class UdpUpstream implements Upstream {
     this.#host = host;
     this.#port = port;
     this.#type = isIPv6(host) ? 'udp6' : 'udp4';
-    this.address = `udp://${hostPort(host, port)}`;
+    this.address = `udp://${formatHostPort({ host, port })}`;
     this.#maxInFlight = options.maxInFlight ?? 2048;
     this.#tcpOptions = options.tcp ?? {};
   }
