@@ -5,6 +5,9 @@
  * sidecar itself). Not on the hot path: dns-packet is used here.
  */
 import * as packet from 'dns-packet';
+import { RRType } from '../dns/constants.ts';
+import { buildQuery } from '../dns/query.ts';
+import { normalizeName } from '../dns/wire.ts';
 import { describeError } from '../errors.ts';
 import { randomId } from './message.ts';
 import type { Upstream } from './upstream.ts';
@@ -36,7 +39,7 @@ export interface ReResolveOptions {
 }
 
 function query(host: string, type: 'A' | 'AAAA'): Buffer {
-  return packet.encode({ id: randomId(), type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name: host, type, class: 'IN' }] });
+  return buildQuery(normalizeName(host), RRType[type], randomId()).wire;
 }
 
 /**

@@ -14,6 +14,8 @@
  * mark a member down; it is then probed in the background every
  * `probeIntervalMs` (a root NS query) until it answers, and skipped meanwhile.
  */
+import { RRType } from '../dns/constants.ts';
+import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
@@ -89,9 +91,7 @@ const REFUSED = 5;
 
 /** A query for the root's NS records, RD set, used as the health probe. */
 function probeQuery(): Buffer {
-  const q = Buffer.from([0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
-  q.writeUInt16BE(randomId(), 0);
-  return q;
+  return buildQuery('', RRType.NS, randomId()).wire;
 }
 
 interface Member {
