@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeQuery } from './dns-client.ts';
 import { freePort } from './ports.ts';
+import { KRESD_OFFLINE } from './tls-daemons.ts';
 import { unboundConfig, unboundServerLines } from './unbound.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 
@@ -283,11 +284,7 @@ export async function startKresd(up: UpstreamInfo, opts: StartOptions & { transp
   writeFileSync(
     conf,
     [
-      "modules.unload('priming')",
-      "modules.unload('detect_time_skew')",
-      "modules.unload('ta_signal_query')",
-      "modules.unload('ta_sentinel')",
-      "trust_anchors.remove('.')",
+      ...KRESD_OFFLINE,
       `net.listen('127.0.0.1', ${port}, { kind = 'dns' })`,
       'net.ipv6 = false',
       'cache.size = 64 * MB',

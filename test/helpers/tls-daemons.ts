@@ -25,6 +25,19 @@ export interface KeyFiles {
   readonly keyFile: string;
 }
 
+/**
+ * kresd.conf lines that keep knot-resolver from reaching the network on its
+ * own: no root priming, no trust anchor (so no RFC 5011 fetches), none of the
+ * modules that send signalling queries.
+ */
+export const KRESD_OFFLINE: readonly string[] = [
+  "modules.unload('priming')",
+  "modules.unload('detect_time_skew')",
+  "modules.unload('ta_signal_query')",
+  "modules.unload('ta_sentinel')",
+  "trust_anchors.remove('.')",
+];
+
 async function ports(): Promise<[number, number, number]> {
   return [await freePort(), await freePort(), await freePort()];
 }
@@ -67,11 +80,7 @@ export async function startKresd(backendPort: number, keys: KeyFiles, probeName:
   writeFileSync(
     conf,
     [
-      "modules.unload('priming')",
-      "modules.unload('detect_time_skew')",
-      "modules.unload('ta_signal_query')",
-      "modules.unload('ta_sentinel')",
-      "trust_anchors.remove('.')",
+      ...KRESD_OFFLINE,
       `net.listen('127.0.0.1', ${plainPort}, { kind = 'dns' })`,
       `net.listen('127.0.0.1', ${tlsPort}, { kind = 'tls' })`,
       `net.listen('127.0.0.1', ${httpsPort}, { kind = 'doh2' })`,
