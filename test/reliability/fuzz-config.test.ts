@@ -31,7 +31,7 @@ import { parsePolicy } from '../../sidecar/policy/manager.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 import { ROOT } from '../helpers/sidecar.ts';
 import { admissionRequest, samplePod } from '../injector/fixtures.ts';
-import { fuzzSeed, pick, prng, randomBytesFrom } from './lib.ts';
+import { fuzzSeed, pick, prng, randomBytesFrom } from '../helpers/fuzz.ts';
 
 const SEED = fuzzSeed(0x5eed_c0f6);
 const BUDGET_MS = 12_000;

@@ -26,15 +26,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestSidecar, type TestSidecar } from '../helpers/sidecar.ts';
+import { fuzzSeed, pick, prng, randomBytesFrom } from '../helpers/fuzz.ts';
 import {
   addressesOf,
   checkMessage,
   echoAnswer,
-  fuzzSeed,
-  pick,
   plainQuestionEnd,
-  prng,
-  randomBytesFrom,
   rawQuery,
   startRawUpstream,
   tcpClient,

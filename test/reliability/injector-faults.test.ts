@@ -29,7 +29,7 @@ import { validatePod } from '../helpers/k8s-schema.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnCli } from '../helpers/sidecar.ts';
 import { admissionRequest, samplePod } from '../injector/fixtures.ts';
-import { fuzzSeed, pick, prng } from './lib.ts';
+import { fuzzSeed, pick, prng } from '../helpers/fuzz.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-injector-faults-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,19 +13,8 @@ import { fromUrl } from '../../../sidecar/upstream/from-url.ts';
 import { encodeQuery } from '../../helpers/dns-client.ts';
 import { defaultAnswer, startDnsServer } from '../../helpers/dns-server.ts';
 import type { Face, TestDnsServer } from '../../helpers/dns-server.ts';
+import { prng } from '../../helpers/fuzz.ts';
 import { testPki } from '../../helpers/tls.ts';
-
-/** mulberry32: a small seeded PRNG, so a failure is reproducible from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(wire: Buffer, rnd: () => number): Buffer {
   const out = Buffer.from(wire);
