@@ -159,16 +159,19 @@ describe('stream connections', () => {
     assert.equal(s.connections, 1);
   });
 
-  it('tcp: a silent connection is dropped and the next query uses a fresh one', async (t) => {
-    const s = await server(t, pki.good);
-    const u = upstream(t, s.url('tcp')) as StreamUpstream;
-    await u.exchange(query(), AbortSignal.timeout(2000));
-    s.setHandler(() => 'drop');
-    await expectCode(u.exchange(query('silent.example.test'), AbortSignal.timeout(200)), 'UPSTREAM_TIMEOUT');
-    s.setHandler((q) => defaultAnswer(q));
-    await u.exchange(query(), AbortSignal.timeout(2000));
-    assert.equal(u.connectionsOpened, 2);
-  });
+  for (const face of ['tcp', 'https'] as const) {
+    it(`${face}: a query that times out on a silent connection replaces the connection`, async (t) => {
+      const s = await server(t, pki.good);
+      const u = upstream(t, s.url(face)) as StreamUpstream | DohUpstream;
+      await u.exchange(query(), AbortSignal.timeout(2000));
+      s.setHandler(() => 'drop');
+      await expectCode(u.exchange(query('silent.example.test'), AbortSignal.timeout(200)), 'UPSTREAM_TIMEOUT');
+      s.setHandler((q) => defaultAnswer(q));
+      await u.exchange(query(), AbortSignal.timeout(2000));
+      assert.equal(u.connectionsOpened, 2);
+      assert.equal(s.connections, 2);
+    });
+  }
 
   it('tcp: a query on a pooled connection the server closes is retried once on a fresh one', async (t) => {
     const s = await server(t, pki.good);
@@ -196,17 +199,6 @@ describe('stream connections', () => {
     await expectCode(u.exchange(query(), AbortSignal.timeout(2000)), 'UPSTREAM_BAD_REPLY');
   });
 
-  it('doh: a query that times out on a silent connection replaces the connection', async (t) => {
-    const s = await server(t, pki.good);
-    const u = upstream(t, s.url('https')) as DohUpstream;
-    await u.exchange(query(), AbortSignal.timeout(2000));
-    s.setHandler(() => 'drop');
-    await expectCode(u.exchange(query('silent.example.test'), AbortSignal.timeout(200)), 'UPSTREAM_TIMEOUT');
-    s.setHandler((q) => defaultAnswer(q));
-    await u.exchange(query(), AbortSignal.timeout(2000));
-    assert.equal(u.connectionsOpened, 2);
-    assert.equal(s.connections, 2);
-  });
 
   it('doh: HTTP errors and wrong content types are UPSTREAM_HTTP; GET works', async (t) => {
     const s = await server(t, pki.good);
