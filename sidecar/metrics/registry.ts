@@ -12,6 +12,7 @@
  * metrics too, keyed through small maps; gauges read their sources at scrape
  * time.
  */
+import type { CacheStats } from '../cache/store.ts';
 import { Counter, Gauge, collectDefaultMetrics, type Metric, type Registry } from 'prom-client';
 import type { Proto, Source } from '../pipeline/stage.ts';
 
@@ -254,16 +255,8 @@ export class SlotHistogram {
   }
 }
 
-/** The cache counters the metrics read at scrape time (CacheStore#stats). */
-export interface CacheStatsSource {
-  readonly entries: number;
-  readonly bytes: number;
-  readonly hits: number;
-  readonly misses: number;
-  readonly evictions: number;
-  readonly expired: number;
-  readonly staleServed: number;
-}
+/** The cache counters the metrics read at scrape time: what CacheStore#stats returns. */
+export type CacheStatsSource = CacheStats;
 
 /** The part of an upstream group the health gauge reads. */
 export interface HealthSource {
