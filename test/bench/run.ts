@@ -226,45 +226,40 @@ function checkAnswers(system: string, what: string, r: DnsperfResult): void {
   if (r.completed > 0 && ok < r.completed * 0.99) notes.push(`${system}, ${what}: only ${ok} of ${r.completed} answers NOERROR (${JSON.stringify(r.rcodes)})`);
 }
 
-async function udpWorkloads(sys: SystemDef, server: BenchServer, files: RoundFiles): Promise<void> {
-  const { port, pid } = server;
+/** Load at saturation: QPS, CPU, QPS per core and losses under `<kind>_sat_*`. */
+async function saturation(name: string, server: BenchServer, kind: 'hit' | 'miss', opts: Parameters<typeof dnsperf>[1]): Promise<void> {
+  const what = `${kind === 'hit' ? 'hits' : 'misses'} at saturation`;
+  const [sat, cpu] = await withCpu(server.pid, () => dnsperf(server.port, opts));
+  checkAnswers(name, what, sat);
+  record(`${kind}_sat_qps`, name, sat.okQps);
+  record(`${kind}_sat_cpu`, name, cpu);
+  record(`${kind}_sat_per_core`, name, sat.okQps / (cpu / 100));
+  record(`${kind}_sat_lost`, name, (sat.lost / Math.max(1, sat.sent)) * 100);
+  log(`${name} ${what}: ${sat.qps.toFixed(0)} QPS, lost ${sat.lost}, CPU ${cpu.toFixed(0)}%`);
+}
+
+/** Load at FIXED_QPS: latency percentiles under `<kind>_fixed_*`, and CPU unless the system is a reference. */
+async function fixedRate(sys: SystemDef, server: BenchServer, kind: 'hit' | 'miss', opts: Parameters<typeof dnsperf>[1]): Promise<void> {
   const name = sys.name;
-  if (sys.kind !== 'reference') {
-    await warm(port);
-    const [sat, cpu] = await withCpu(pid, () => dnsperf(port, { file: HOT_FILE }));
-    checkAnswers(name, 'hits at saturation', sat);
-    record('hit_sat_qps', name, sat.okQps);
-    record('hit_sat_cpu', name, cpu);
-    record('hit_sat_per_core', name, sat.okQps / (cpu / 100));
-    record('hit_sat_lost', name, (sat.lost / Math.max(1, sat.sent)) * 100);
-    log(`${name} hits at saturation: ${sat.qps.toFixed(0)} QPS, lost ${sat.lost}, CPU ${cpu.toFixed(0)}%`);
-  }
-  await warm(port);
-  const [hit, hitCpu] = await withCpu(pid, () => dnsperf(port, { file: HOT_FILE, qps: FIXED_QPS, latencies: true }));
-  checkAnswers(name, `hits at ${FIXED_QPS} QPS`, hit);
-  record('hit_fixed_p50', name, hit.p50Ms!);
-  record('hit_fixed_p99', name, hit.p99Ms!);
-  record('hit_fixed_p999', name, hit.p999Ms!);
-  if (sys.kind !== 'reference') record('hit_fixed_cpu', name, hitCpu);
-  log(`${name} hits at ${FIXED_QPS}: p50 ${hit.p50Ms!.toFixed(3)} p99 ${hit.p99Ms!.toFixed(3)} ms, CPU ${hitCpu.toFixed(1)}%`);
+  const what = `${kind === 'hit' ? 'hits' : 'misses'} at ${FIXED_QPS} QPS`;
+  const [r, cpu] = await withCpu(server.pid, () => dnsperf(server.port, { ...opts, qps: FIXED_QPS, latencies: true }));
+  checkAnswers(name, what, r);
+  record(`${kind}_fixed_p50`, name, r.p50Ms!);
+  record(`${kind}_fixed_p99`, name, r.p99Ms!);
+  record(`${kind}_fixed_p999`, name, r.p999Ms!);
+  if (sys.kind !== 'reference') record(`${kind}_fixed_cpu`, name, cpu);
+  log(`${name} ${what}: p50 ${r.p50Ms!.toFixed(3)} p99 ${r.p99Ms!.toFixed(3)} ms, CPU ${cpu.toFixed(1)}%`);
+}
 
-  const [miss, missCpu] = await withCpu(pid, () => dnsperf(port, { file: files.missFixed, qps: FIXED_QPS, latencies: true, once: true }));
-  checkAnswers(name, `misses at ${FIXED_QPS} QPS`, miss);
-  record('miss_fixed_p50', name, miss.p50Ms!);
-  record('miss_fixed_p99', name, miss.p99Ms!);
-  record('miss_fixed_p999', name, miss.p999Ms!);
-  if (sys.kind !== 'reference') record('miss_fixed_cpu', name, missCpu);
-  log(`${name} misses at ${FIXED_QPS}: p50 ${miss.p50Ms!.toFixed(3)} p99 ${miss.p99Ms!.toFixed(3)} ms, CPU ${missCpu.toFixed(1)}%`);
-
+async function udpWorkloads(sys: SystemDef, server: BenchServer, files: RoundFiles): Promise<void> {
   if (sys.kind !== 'reference') {
-    const [sat, cpu] = await withCpu(pid, () => dnsperf(port, { file: files.missSat, once: true }));
-    checkAnswers(name, 'misses at saturation', sat);
-    record('miss_sat_qps', name, sat.okQps);
-    record('miss_sat_cpu', name, cpu);
-    record('miss_sat_per_core', name, sat.okQps / (cpu / 100));
-    record('miss_sat_lost', name, (sat.lost / Math.max(1, sat.sent)) * 100);
-    log(`${name} misses at saturation: ${sat.qps.toFixed(0)} QPS, lost ${sat.lost}, CPU ${cpu.toFixed(0)}%`);
+    await warm(server.port);
+    await saturation(sys.name, server, 'hit', { file: HOT_FILE });
   }
+  await warm(server.port);
+  await fixedRate(sys, server, 'hit', { file: HOT_FILE });
+  await fixedRate(sys, server, 'miss', { file: files.missFixed, once: true });
+  if (sys.kind !== 'reference') await saturation(sys.name, server, 'miss', { file: files.missSat, once: true });
 }
 
 /** A fresh process per sample: start to first answer, then its RSS after a second of idling. */
