@@ -4,10 +4,9 @@
  * into the bytes to send.
  */
 import { performance } from 'node:perf_hooks';
-import { RCode } from '../dns/constants.ts';
-import { errorReply, finishReply } from '../dns/reply.ts';
-import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery } from '../dns/wire.ts';
-import { EDECode } from '../dns/constants.ts';
+import { EDECode, RCode } from '../dns/constants.ts';
+import { errorReply, finishReply, optRecord, type ExtendedError } from '../dns/reply.ts';
+import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery, type ParsedQuery, type Rejected } from '../dns/wire.ts';
 import type { Next, Proto, QueryContext } from '../pipeline/stage.ts';
 
 /** The Extended DNS Error of a looped query's SERVFAIL. */
@@ -65,19 +64,17 @@ export interface HandlerDeps {
 export async function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Promise<Buffer | null> {
   const read = readQuery(wire);
   if (read.rejected) {
-    const { rcode, questionEnd } = read.rejected;
-    deps.onRejected?.(rcode, proto);
-    if (rcode < 0) return null;
-    return errorReplyWithOpt(wire, rcode, questionEnd);
+    deps.onRejected?.(read.rejected.rcode, proto);
+    return rejectionReply(wire, read.rejected);
   }
   const q = read.query;
   if (q.loopTagOffset >= 0 && deps.loopTag && wire.compare(deps.loopTag, 0, LOOP_TAG_LENGTH, q.loopTagOffset, q.loopTagOffset + LOOP_TAG_LENGTH) === 0) {
     deps.onLoop?.(q.qname, q.qtype);
-    return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL, LOOP_EDE);
+    return servfailReply(wire, q, LOOP_EDE);
   }
   if (!deps.gate.enter()) {
     // UDP: drop, the client retries; TCP: say so at once (RFC 7766 §6.2.4 lets a server refuse work).
-    return proto === 'udp' ? null : finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL);
+    return proto === 'udp' ? null : servfailReply(wire, q);
   }
   try {
     const ctx: QueryContext = {
@@ -93,31 +90,38 @@ export async function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Pro
     return finishReply(outcome.body, q, proto === 'udp' ? clientUdpLimit(q) : 0, outcome.rcode, outcome.ede);
   } catch {
     // A reply that cannot be built is a SERVFAIL, never a rejection: the listeners do not expect one.
-    return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL);
+    return servfailReply(wire, q);
   } finally {
     deps.gate.leave();
   }
 }
 
+/** A SERVFAIL to a readable query, with the client's EDNS echoed and `ede` attached when it has EDNS. */
+function servfailReply(wire: Buffer, q: ParsedQuery, ede?: ExtendedError): Buffer {
+  return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL, ede);
+}
+
 /**
- * An error reply for a rejected message; BADVERS needs an OPT record to carry
- * its extended bits (RFC 6891 §6.1.3), the others echo the client's EDNS if
- * it had any readable OPT.
+ * The reply to a message the wire reader rejected: null for "send nothing",
+ * else the error reply, with an OPT record for BADVERS, whose extended rcode
+ * bits only an OPT record can carry (RFC 6891 §6.1.3).
  */
-function errorReplyWithOpt(wire: Buffer, rcode: number, questionEnd: number): Buffer {
-  const body = errorReply(wire, rcode, questionEnd);
-  if (rcode !== RCode.BADVERS) return body;
-  const fake = {
-    id: 0,
-    flags: 0,
-    qname: '',
-    qtype: 0,
-    qclass: 0,
-    questionEnd: questionEnd > 0 ? questionEnd : 12,
-    edns: true,
-    ednsUdpSize: 512,
-    dnssecOk: false,
-    loopTagOffset: -1,
-  };
-  return finishReply(body, fake, 0, rcode);
+function rejectionReply(wire: Buffer, rejected: Rejected): Buffer | null {
+  if (rejected.rcode < 0) return null;
+  const body = errorReply(wire, rejected.rcode, rejected.questionEnd);
+  if (rejected.rcode !== RCode.BADVERS) return body;
+  const opt = optRecord(rejected.rcode, false);
+  const out = Buffer.concat([body, opt]);
+  out.writeUInt16BE(1, 10);
+  return out;
+}
+
+/**
+ * The reply to a message the sidecar will not work on (a TCP connection over
+ * its pipelining cap): SERVFAIL when it is a readable query, else what the
+ * wire reader's rejection calls for.
+ */
+export function refusalReply(wire: Buffer): Buffer | null {
+  const read = readQuery(wire);
+  return read.rejected ? rejectionReply(wire, read.rejected) : servfailReply(wire, read.query);
 }

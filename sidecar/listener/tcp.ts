@@ -6,13 +6,10 @@
  * for a client that does not read them (reading its queries pauses).
  */
 import net from 'node:net';
-import { RCode } from '../dns/constants.ts';
-import { errorReply, finishReply } from '../dns/reply.ts';
-import { readQuery } from '../dns/wire.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { HostPort } from './address.ts';
-import { answer, type HandlerDeps } from './handle.ts';
+import { answer, refusalReply, type HandlerDeps } from './handle.ts';
 
 /** TCP listener limits. */
 export interface TcpLimits {
@@ -146,7 +143,7 @@ class Connection {
 
   private query(msg: Buffer): void {
     if (this.inflight >= this.limits.maxPipelined) {
-      this.send(overloaded(msg));
+      this.send(refusalReply(msg));
       return;
     }
     this.inflight++;
@@ -186,11 +183,4 @@ class Connection {
   private maybeEnd(): void {
     if (this.draining && this.inflight === 0 && !this.socket.destroyed) this.socket.end();
   }
-}
-
-/** SERVFAIL for a query over the per-connection cap, or null if it is not a readable query. */
-function overloaded(msg: Buffer): Buffer | null {
-  const read = readQuery(msg);
-  if (read.rejected) return read.rejected.rcode < 0 ? null : errorReply(msg, read.rejected.rcode, read.rejected.questionEnd);
-  return finishReply(errorReply(msg, RCode.SERVFAIL, read.query.questionEnd), read.query, 0, RCode.SERVFAIL);
 }

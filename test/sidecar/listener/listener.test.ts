@@ -14,7 +14,7 @@ import { listenTcp } from '../../../sidecar/listener/tcp.ts';
 import { listenUdp } from '../../../sidecar/listener/udp.ts';
 import { silentLogger } from '../../../sidecar/log.ts';
 import { dropOutcome, type Next } from '../../../sidecar/pipeline/stage.ts';
-import { decodeReply, encodeQuery, queryUdp, type DecodedReply } from '../../helpers/dns-client.ts';
+import { decodeReply, encodeQuery, exchangeUdpRaw, queryUdp, type DecodedReply } from '../../helpers/dns-client.ts';
 
 /** A chain answering A 192.0.2.<n> for `n.delay-<ms>.test` after <ms> milliseconds; `drop.test` is dropped. */
 const scripted: Next = async (ctx) => {
@@ -184,4 +184,17 @@ test('listeners: IPv6 loopback works for UDP and TCP', async (t) => {
   c.send('6.delay-0.test');
   await until('the TCP reply', () => c.replies.length === 1);
   assert.equal(c.replies[0]!.answers[0]!.data, '192.0.2.6');
+});
+
+test('listeners: an EDNS version above 0 gets BADVERS, carried in an OPT record (RFC 6891 §6.1.3)', async (t) => {
+  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), silentLogger);
+  t.after(() => l.close());
+  const q = encodeQuery({ name: '1.delay-0.test', type: 'A' });
+  // The OPT record is last: TTL bytes are ext-rcode, version, DO/Z; set the version to 1.
+  q[q.length - 11 + 6] = 1;
+  const r = decodeReply(await exchangeUdpRaw('127.0.0.1', l.address.port, q));
+  assert.equal(r.raw.readUInt16BE(2) & 0x0f, 0, 'the header holds the low 4 bits of 16');
+  const opt = r.additionals.find((a) => a.type === 'OPT') as unknown as { extendedRcode: number } | undefined;
+  assert.equal(opt?.extendedRcode, 1, 'the OPT record holds the upper bits: 16 = BADVERS');
+  assert.equal(r.answers.length, 0);
 });
