@@ -10,7 +10,8 @@ import { CacheStage } from './cache/stage.ts';
 import { readResolvConf, urlHostPort, assertNoLoop } from './config/resolv.ts';
 import type { SidecarConfig } from './config/schema.ts';
 import { buildQuery } from './dns/query.ts';
-import { inZone, LOOP_TAG_LENGTH, normalizeName } from './dns/wire.ts';
+import { clusterZoneOf, clusterZones } from './config/cluster.ts';
+import { LOOP_TAG_LENGTH } from './dns/wire.ts';
 import { describeError, errorCode, ErrorCodes, SidecarError } from './errors.ts';
 import { formatHostPort, parseHostPort, type HostPort } from './listener/address.ts';
 import { InflightGate, type HandlerDeps } from './listener/handle.ts';
@@ -71,11 +72,8 @@ export interface Sidecar {
 
 /** The cluster zone test: the cluster domain and the configured reverse zones. */
 export function clusterZoneMatcher(config: SidecarConfig): (qname: string) => boolean {
-  const zones = [config.clusterDomain, ...config.clusterReverseZones].map(normalizeName);
-  return (qname) => {
-    for (const z of zones) if (inZone(qname, z)) return true;
-    return false;
-  };
+  const zones = clusterZones(config.clusterDomain, config.clusterReverseZones);
+  return (qname) => clusterZoneOf(qname, zones) !== undefined;
 }
 
 /** The default upstream URLs: `--upstream`, else the non-loopback nameservers of resolv.conf. */

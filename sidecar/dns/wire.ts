@@ -234,6 +234,12 @@ export function inZone(name: string, zone: string): boolean {
   return name.length > zone.length && name.endsWith(zone) && name.charCodeAt(name.length - zone.length - 1) === 0x2e;
 }
 
+/** The first of `zones` that `name` equals or lies below, or undefined. */
+export function findZone(name: string, zones: readonly string[]): string | undefined {
+  for (const z of zones) if (inZone(name, z)) return z;
+  return undefined;
+}
+
 /**
  * Normalizes a name typed by a person or written in config: lower case, no
  * trailing dot; the root ('.') becomes ''.

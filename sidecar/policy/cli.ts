@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import types from 'dns-packet/types.js';
 import { ConfigInvalidError, formatProblem } from '../config/load.ts';
 import { RRType } from '../dns/constants.ts';
-import { inZone, normalizeName } from '../dns/wire.ts';
+import { normalizeName } from '../dns/wire.ts';
+import { CLUSTER_DEFAULTS, clusterZoneOf, clusterZones } from '../config/cluster.ts';
 import { describeError, SidecarError } from '../errors.ts';
 import { compilePolicy, type DenyResponse, type Evaluation } from './compile.ts';
 import { evaluate, findForwardZone, findSplitZone } from './evaluate.ts';
@@ -138,8 +139,8 @@ export function explain(input: ExplainInput): string {
     }
     return lines.join('\n') + '\n';
   }
-  const clusterZones = [input.clusterDomain ?? 'cluster.local', ...(input.clusterReverseZones ?? ['in-addr.arpa', 'ip6.arpa'])].map(normalizeName);
-  const cluster = clusterZones.find((z) => inZone(qname, z));
+  const zones = clusterZones(input.clusterDomain ?? CLUSTER_DEFAULTS.clusterDomain, input.clusterReverseZones ?? CLUSTER_DEFAULTS.clusterReverseZones);
+  const cluster = clusterZoneOf(qname, zones);
   if (cluster !== undefined) {
     lines.push(`answer: forwarded to the cluster DNS (cluster zone ${cluster})`);
     return lines.join('\n') + '\n';
@@ -177,7 +178,7 @@ export function registerPolicyCommands(program: Command, setExit: (code: number)
     .option('--policy <file>', "the tenant's DNSPolicy")
     .option('--platform-policy <file>', "the platform's DNSPolicy")
     .option('--pod-labels <file>', 'downward API labels file (key="value" per line)')
-    .option('--cluster-domain <domain>', 'cluster domain', 'cluster.local')
+    .option('--cluster-domain <domain>', 'cluster domain', CLUSTER_DEFAULTS.clusterDomain)
     .action((name: string, type: string | undefined, opts: { policy?: string; platformPolicy?: string; podLabels?: string; clusterDomain?: string }) => {
       try {
         process.stdout.write(explain({ ...opts, name, type }));

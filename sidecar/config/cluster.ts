@@ -1,0 +1,23 @@
+/**
+ * The cluster zone: the cluster domain and the reverse zones the sidecar
+ * sends to the cluster DNS, never to a default upstream. Shared by the
+ * router (server.ts) and `policy explain`, so both route a name alike.
+ */
+import { findZone, normalizeName } from '../dns/wire.ts';
+import { fieldSchema } from './schema.ts';
+
+/** The configured defaults: `cluster.local`, and `in-addr.arpa` and `ip6.arpa`. */
+export const CLUSTER_DEFAULTS = {
+  clusterDomain: (fieldSchema('clusterDomain') as { default: string }).default,
+  clusterReverseZones: (fieldSchema('clusterReverseZones') as { default: string[] }).default,
+} as const;
+
+/** The cluster zones in the sidecar's name form. */
+export function clusterZones(clusterDomain: string, reverseZones: readonly string[]): string[] {
+  return [clusterDomain, ...reverseZones].map(normalizeName);
+}
+
+/** The cluster zone `qname` lies in, or undefined when it lies in none. */
+export function clusterZoneOf(qname: string, zones: readonly string[]): string | undefined {
+  return findZone(qname, zones);
+}
