@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { CacheStage } from './cache/stage.ts';
-import { readResolvConf, urlHostPort, assertNoLoop } from './config/resolv.ts';
+import { readResolvConf, assertNoLoop } from './config/resolv.ts';
 import type { SidecarConfig } from './config/schema.ts';
 import { buildQuery } from './dns/query.ts';
 import { clusterZoneOf, clusterZones } from './config/cluster.ts';
@@ -28,7 +28,7 @@ import { findForwardZone } from './policy/evaluate.ts';
 import { PolicyManager, type ReloadResult } from './policy/manager.ts';
 import { createSplitStage } from './policy/split.ts';
 import { createPolicyStage } from './policy/stage.ts';
-import { fromUrl, parseBootstrapList, type UpstreamOptions } from './upstream/from-url.ts';
+import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } from './upstream/from-url.ts';
 import { parseUpstreamSpec } from './upstream/spec.ts';
 import { createGroup, type UpstreamGroup } from './upstream/group.ts';
 import { forwardStage, type Route } from './upstream/stage.ts';
@@ -98,11 +98,11 @@ function checkLoops(listen: readonly HostPort[], config: SidecarConfig, upstream
   if (config.clusterDns) assertNoLoop(listen, parseHostPort(config.clusterDns, '--cluster-dns'), '--cluster-dns');
   const bootstrap = parseBootstrapList(config.bootstrap);
   for (const text of upstreams) {
-    const hp = urlHostPort(parseUpstreamSpec(text).url);
+    const hp = upstreamHostPort(parseUpstreamSpec(text).url);
     if (isIP(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
     for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${text} (bootstrap address)`);
   }
-  for (const r of config.bootstrapResolver) assertNoLoop(listen, urlHostPort(r), '--bootstrap-resolver');
+  for (const r of config.bootstrapResolver) assertNoLoop(listen, upstreamHostPort(r), '--bootstrap-resolver');
 }
 
 /** The fromUrl options shared by every upstream: bootstrap addresses and resolvers, extra CAs. */

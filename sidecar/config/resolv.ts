@@ -68,11 +68,3 @@ export function assertNoLoop(listen: readonly HostPort[], target: { host: string
     }
   }
 }
-
-/** Host and port of an upstream URL (`udp://1.2.3.4:53`, `tls://[::1]:853`), with the scheme's default port. */
-export function urlHostPort(url: string): { host: string; port: number } {
-  const u = new URL(url);
-  const defaults: Record<string, number> = { 'udp:': 53, 'tcp:': 53, 'tls:': 853, 'https:': 443 };
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  return { host, port: u.port ? Number(u.port) : (defaults[u.protocol] ?? 53) };
-}

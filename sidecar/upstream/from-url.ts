@@ -65,6 +65,17 @@ export interface UpstreamOptions {
 
 const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'udp:': 53, 'tcp:': 53, 'tls:': 853, 'https:': 443 };
 
+/**
+ * Host (an IPv6 literal without brackets) and port of an upstream URL
+ * (`udp://1.2.3.4:53`, `tls://[::1]:853`), with the scheme's default port.
+ * No validation: {@link fromUrl} does that.
+ */
+export function upstreamHostPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return { host, port: u.port ? Number(u.port) : (DEFAULT_PORTS[u.protocol] ?? 53) };
+}
+
 function invalid(url: string, why: string): SidecarError {
   return new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${url}: ${why}`);
 }
