@@ -9,10 +9,10 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { deepFreeze } from '../sidecar/config/load.ts';
+import { HostPort } from '../sidecar/config/schema.ts';
 import { sidecarArgs } from './sidecar-spec.ts';
 
-const HostPort = (description: string) =>
-  Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$', description });
 
 /** Compute resources of the sidecar container (Kubernetes quantities). */
 export const ResourcesSchema = Type.Object(
@@ -28,7 +28,7 @@ export const InjectorConfigSchema = Type.Object(
   {
     image: Type.String({ minLength: 1, default: 'ghcr.io/tenant-dns/tenant-dns:0.1.0', description: 'Sidecar image (the one image runs `sidecar` and `injector`).' }),
     imagePullPolicy: Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')], { default: 'IfNotPresent' }),
-    listen: HostPort('ADDR:PORT the sidecar serves DNS on; the pod resolv.conf points at its address.'),
+    listen: HostPort('ADDR:PORT the sidecar serves DNS on; the pod resolv.conf points at its address.', '127.0.0.1:53'),
     clusterDomain: Type.String({ minLength: 1, pattern: '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$', default: 'cluster.local', description: 'The cluster domain.' }),
     clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns, e.g. 10.96.0.10:53.')),
     upstreams: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://' }), { default: [], description: 'Default upstream URLs, tried in order.' }),
@@ -53,19 +53,8 @@ export const InjectorConfigSchema = Type.Object(
   { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/injector-config.json', title: 'tenant-dns injector configuration' },
 );
 
-// `listen` has a default too; TypeBox's HostPort builder does not take one, so set it here.
-(InjectorConfigSchema.properties.listen as { default?: string }).default = '127.0.0.1:53';
-
 /** The injector configuration after defaults, frozen. */
 export type InjectorConfig = Static<typeof InjectorConfigSchema>;
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object') {
-    for (const x of Object.values(v)) deepFreeze(x);
-    Object.freeze(v);
-  }
-  return v;
-}
 
 /**
  * Validates a plain object as injector configuration, applies defaults and

@@ -3,17 +3,9 @@
  * shape) into the validated, frozen {@link SidecarConfig}.
  */
 import { Value } from '@sinclair/typebox/value';
+import { deepFreeze } from './load.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { SIDECAR_FLAGS, SidecarConfigSchema, type SidecarConfig } from './schema.ts';
-
-/** Deep-freezes a plain value. */
-export function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value as Record<string, unknown>)) deepFreeze(v);
-  }
-  return value;
-}
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');

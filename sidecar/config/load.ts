@@ -119,7 +119,8 @@ function aliasProblems(doc: Document, lc: LineCounter, file: string, err: unknow
   return out;
 }
 
-function deepFreeze<T>(v: T): T {
+/** Freezes a plain value and everything it holds; returns it. */
+export function deepFreeze<T>(v: T): T {
   if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
     for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);

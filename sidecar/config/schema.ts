@@ -7,7 +7,8 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-const HostPort = (description: string, def?: string) =>
+/** An `ADDR:PORT` string field (IPv6 in brackets), optionally with a default; the injector's config uses it too. */
+export const HostPort = (description: string, def?: string) =>
   Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$', description, ...(def === undefined ? {} : { default: def }) });
 
 const Millis = (description: string, def: number, min = 1) =>
