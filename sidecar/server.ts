@@ -157,7 +157,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   // Upstream groups. Forward-zone groups follow the policy: rebuilt on reload when their upstreams change.
   const groups = new Map<string, UpstreamGroup>();
   const forwardKeys = new Map<string, string>();
-  const opened: UpstreamGroup[] = [];
+  /** Every group not yet closed: the current ones and replaced ones still finishing their queries. */
+  const opened = new Set<UpstreamGroup>();
   const upstreamOptions: UpstreamOptions = { ...buildUpstreamOptions(config, log), onConnection: observer.onConnection };
   const newGroup = (name: string, urls: readonly string[]) => {
     const members = urls.map((text) => {
@@ -165,7 +166,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
       return fromUrl(spec.url, { ...upstreamOptions, tlsName: spec.tlsName, spkiPin: spec.spkiPins, dohMethod: spec.dohMethod });
     });
     const group = createGroup(name, members, { ...timing, race: config.upstreamTiming.race, observer });
-    opened.push(group);
+    opened.add(group);
     return group;
   };
   try {
@@ -177,7 +178,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     }
   } catch (err) {
     policy.close();
-    await Promise.all(opened.map((g) => g.close()));
+    await Promise.all([...opened].map((g) => g.close()));
     throw err;
   }
   const syncForwardGroups = (compiled: CompiledPolicy) => {
@@ -206,7 +207,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   };
   // A replaced group may still be answering queries: close it once its deadline has passed.
   const retire = (group: UpstreamGroup) => {
-    const t = setTimeout(() => void group.close(), timing.deadlineMs + 1000);
+    const t = setTimeout(() => {
+      opened.delete(group);
+      void group.close();
+    }, timing.deadlineMs + 1000);
     t.unref();
   };
   syncForwardGroups(policy.current);
@@ -310,7 +314,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     await telemetry.close();
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
     policy.close();
-    await Promise.all(opened.map((g) => g.close()));
+    await Promise.all([...opened].map((g) => g.close()));
     throw err;
   }
   log('info', 'sidecar serving', {
@@ -344,7 +348,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
         controller.abort();
         await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
         policy.close();
-        await Promise.all([...groups.values(), ...opened].map((g) => g.close()));
+        await Promise.all([...opened].map((g) => g.close()));
         await telemetry.close();
         log('info', 'sidecar stopped');
       })();
