@@ -2,7 +2,7 @@
  * Starts the sidecar for tests: in process (fast, with an injectable clock)
  * or as a child process of the real CLI (signals, exit codes).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { buildConfig } from '../../sidecar/config/flags.ts';
@@ -64,9 +64,12 @@ export interface ChildSidecar {
   kill(): Promise<void>;
 }
 
-/** Runs `tenant-dns <args>` as a child process (Node from PATH, the project's pinned Node under npm). */
-export function spawnCli(args: readonly string[]): ChildSidecar {
-  const child = spawn(process.execPath, [CLI, ...withTestPorts(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs `tenant-dns <args>` as a child process (Node from PATH, the project's
+ * pinned Node under npm); `options` adds spawn options (env, uid, gid).
+ */
+export function spawnCli(args: readonly string[], options: SpawnOptions = {}): ChildSidecar {
+  const child = spawn(process.execPath, [CLI, ...withTestPorts(args)], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -86,12 +89,56 @@ export function spawnCli(args: readonly string[]): ChildSidecar {
   };
 }
 
-/** Waits until `predicate` holds, polling every 20 ms, failing after `timeoutMs`. */
-export async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+/**
+ * Waits until `predicate` holds, polling every 20 ms, failing after
+ * `timeoutMs`; `explain` adds context to the failure (a child's stderr).
+ */
+export async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, explain?: () => string): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `: ${explain()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A sidecar child that has logged "sidecar serving", with the addresses it bound. */
+export interface ServingSidecar extends ChildSidecar {
+  /** The DNS port of the first --listen address (UDP and TCP). */
+  readonly port: number;
+  /** Every `host:port` served, in --listen order. */
+  readonly listen: readonly string[];
+  /** The metrics and admin `host:port` actually bound. */
+  readonly metrics: string | null;
+  readonly admin: string | null;
+}
+
+/**
+ * Runs `tenant-dns sidecar <args>` and resolves once it logs "sidecar serving".
+ * Without --listen it listens on 127.0.0.1:0: the kernel picks the port and the
+ * log line tells it, so no port is pre-picked and none can be taken by another
+ * process in between. Fails at once, with the child's stderr, if it exits, and
+ * after `timeoutMs` (the child is then killed).
+ */
+export async function spawnServing(args: readonly string[], opts: { timeoutMs?: number; spawn?: SpawnOptions } = {}): Promise<ServingSidecar> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const full = args.some((a) => a === '--listen' || a.startsWith('--listen=')) ? [...args] : [...args, '--listen=127.0.0.1:0'];
+  const p = spawnCli(full, opts.spawn);
+  let exitCode: number | undefined;
+  void p.exited.then((c) => (exitCode = c));
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const line = p.stderr().split('\n').find((l) => l.includes('"msg":"sidecar serving"'));
+    if (line) {
+      const fields = JSON.parse(line) as { listen: string[]; metrics: string | null; admin: string | null };
+      const first = fields.listen[0]!;
+      return { ...p, port: Number(first.slice(first.lastIndexOf(':') + 1)), listen: fields.listen, metrics: fields.metrics, admin: fields.admin };
+    }
+    if (exitCode !== undefined) throw new Error(`the sidecar exited with ${exitCode} before serving: ${p.stderr()}`);
+    if (Date.now() > until) {
+      await p.kill();
+      throw new Error(`the sidecar did not log "sidecar serving" within ${timeoutMs} ms: ${p.stderr()}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { queryUdp, queryTcp } from '../helpers/dns-client.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
 import { freePort } from '../helpers/ports.ts';
-import { spawnCli, waitFor } from '../helpers/sidecar.ts';
+import { spawnCli, spawnServing, waitFor } from '../helpers/sidecar.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -81,10 +81,9 @@ describe('tenant-dns sidecar shutdown', () => {
     // An upstream that takes 600 ms to answer, so the queries are in flight when SIGTERM arrives.
     const slow = await startDnsServer({ handler: () => ({ delayMs: 600 }) });
     t.after(() => slow.close());
-    const port = await freePort();
-    const p = spawnCli(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', slow.url('udp')]);
+    const p = await spawnServing(['sidecar', '--upstream', slow.url('udp')]);
     t.after(() => p.kill());
-    await waitFor('the sidecar to serve', () => p.stderr().includes('sidecar serving'), 10_000);
+    const port = p.port;
     const udp = queryUdp('127.0.0.1', port, { name: 'a.example', type: 'A' }, 3000);
     const tcp = queryTcp('127.0.0.1', port, { name: 'b.example', type: 'A' }, 3000);
     await waitFor('both queries to reach the upstream', () => slow.counts.total >= 2, 3000);

@@ -8,7 +8,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { ALERTS, panelQueries } from '../../dashboards/build.ts';
 import { SIDECAR_FLAGS } from '../../sidecar/config/schema.ts';
 import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { freePort } from '../helpers/ports.ts';
+import { spawnServing } from '../helpers/sidecar.ts';
 import { startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
 import { startUnbound } from '../helpers/unbound.ts';
 
@@ -90,44 +90,18 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   const brokenPort = await freePort();
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, policyYaml(brokenPort));
-  const dnsPort = await freePort();
-  const metricsPort = await freePort();
-  const adminPort = await freePort();
-  const args = [
-    'bin/tenant-dns.ts',
+  const sidecar = await spawnServing([
     'sidecar',
-    `--listen=127.0.0.1:${dnsPort}`,
     `--upstream=tcp://${unbound.address}`,
-    `--metrics=127.0.0.1:${metricsPort}`,
-    `--admin=127.0.0.1:${adminPort}`,
     `--tenant=${TENANT}`,
     `--pod=${POD}`,
     `--namespace=${NAMESPACE}`,
     `--policy=${policyFile}`,
     '--log-queries=denied',
-  ];
-  const sidecar = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  sidecar.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  sidecar.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  let exited = false;
-  const exit = new Promise<number | null>((r) => sidecar.once('exit', (code) => ((exited = true), r(code))));
-  t.after(async () => {
-    if (!exited) sidecar.kill('SIGTERM');
-    await exit;
-  });
-  const until = Date.now() + 20_000;
-  for (;;) {
-    if (exited) assert.fail(`the sidecar exited: ${stderr}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${metricsPort}/healthz`, { signal: AbortSignal.timeout(500) })).ok) break;
-    } catch {
-      // Not yet listening.
-    }
-    if (Date.now() > until) assert.fail(`the sidecar did not serve within 20 s: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  ], { timeoutMs: 20_000 });
+  t.after(() => sidecar.kill());
+  const dnsPort = sidecar.port;
+  const metricsPort = Number(sidecar.metrics!.slice(sidecar.metrics!.lastIndexOf(':') + 1));
 
   const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: { namespace: NAMESPACE, pod: POD } }], {
     ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],
@@ -165,7 +139,7 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   writeFileSync(policyFile, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nspec: [not, a, mapping\n');
   const reloadUntil = Date.now() + 10_000;
   while (!(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).includes('tenant_dns_policy_last_reload_successful{tenant="team-a"} 0')) {
-    if (Date.now() > reloadUntil) assert.fail(`the failed reload was not counted: ${stderr}`);
+    if (Date.now() > reloadUntil) assert.fail(`the failed reload was not counted: ${sidecar.stderr()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal((await q('x.ads.example')).rcode, 'NXDOMAIN', 'the last good policy still denies');
@@ -259,10 +233,10 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   for (const name of ['test.example', 'ads.example', 'tracker', 'db.internal', 'broken.example']) assert.ok(!exposition.includes(name), `/metrics mentions ${name}`);
 
   // The query log: one JSON line per denied query, with every field.
-  sidecar.kill('SIGTERM');
-  assert.equal(await exit, 0, stderr);
-  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.equal(lines.length, sent.noAds + sent.noTracking, stdout);
+  sidecar.child.kill('SIGTERM');
+  assert.equal(await sidecar.exited, 0, sidecar.stderr());
+  const lines = sidecar.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.length, sent.noAds + sent.noTracking, sidecar.stdout());
   for (const l of lines) {
     assert.deepEqual(Object.keys(l).sort(), ['action', 'duration_ms', 'namespace', 'pod', 'proto', 'qname', 'qtype', 'rcode', 'reason', 'rule', 'source', 'tenant', 'time', 'upstream']);
     assert.equal(l.action, 'deny');

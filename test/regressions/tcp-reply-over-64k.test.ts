@@ -12,8 +12,7 @@ import { test } from 'node:test';
 import { RCode } from '../../sidecar/dns/constants.ts';
 import { finishReply } from '../../sidecar/dns/reply.ts';
 import { readQuery } from '../../sidecar/dns/wire.ts';
-import { freePort } from '../helpers/ports.ts';
-import { spawnCli, waitFor } from '../helpers/sidecar.ts';
+import { spawnServing, waitFor } from '../helpers/sidecar.ts';
 import { checkMessage, echoAnswer, rawQuery, startRawUpstream, tcpClient, udpAsk } from '../reliability/lib.ts';
 
 /** A reply to `query` of exactly about `size` bytes: A records owned by the question name. */
@@ -54,13 +53,12 @@ test('sidecar process: a near-64 KiB upstream answer over TCP with EDNS does not
     }
     return [bigReply(q.wire, 65_533)];
   });
-  const port = await freePort();
-  const child = spawnCli(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', `udp://127.0.0.1:${upstream.port}`]);
+  const child = await spawnServing(['sidecar', '--upstream', `udp://127.0.0.1:${upstream.port}`]);
   t.after(async () => {
     await child.kill();
     await upstream.close();
   });
-  await waitFor('the sidecar to serve', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1, 1232), 300)) !== null, 15_000);
+  const port = child.port;
   const c = await tcpClient(port);
   c.send(rawQuery('big.example', 1, 5, 4096));
   assert.ok(await c.until(() => c.replies.length > 0, 3000), 'answered');

@@ -12,19 +12,17 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDnsServer } from '../helpers/dns-server.ts';
-import { freePort } from '../helpers/ports.ts';
-import { spawnCli, waitFor } from '../helpers/sidecar.ts';
+import { spawnServing, waitFor } from '../helpers/sidecar.ts';
 import { rawQuery, rssMb, udpAsk } from '../reliability/lib.ts';
 
 test('tcp listener: a client that never reads its replies cannot grow the sidecar\'s memory', async (t) => {
   const upstream = await startDnsServer(); // big.* answers a ~5 KB TXT set
-  const port = await freePort();
-  const child = spawnCli(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.url('udp')]);
+  const child = await spawnServing(['sidecar', '--upstream', upstream.url('udp')]);
   t.after(async () => {
     await child.kill();
     await upstream.close();
   });
-  await waitFor('the sidecar to serve', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1), 300)) !== null, 15_000);
+  const port = child.port;
   const pid = child.child.pid!;
   const before = rssMb(pid);
   const sock = net.connect({ host: '127.0.0.1', port });

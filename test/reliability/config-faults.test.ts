@@ -15,15 +15,12 @@
  * policy is the one serving.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../helpers/ports.ts';
-import { CLI, waitFor, withTestPorts } from '../helpers/sidecar.ts';
+import { spawnCli, spawnServing, waitFor } from '../helpers/sidecar.ts';
 import { addressesOf, rawQuery, startRawUpstream, udpAsk } from './lib.ts';
 
 const ROOT_USER = process.getuid?.() === 0;
@@ -49,28 +46,8 @@ spec:
 `;
 }
 
-/** Runs the CLI as a child, as nobody when this process is root. */
-function spawnSidecar(args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...withTestPorts(args)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...(ROOT_USER ? { uid: NOBODY, gid: NOBODY } : {}),
-  });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout!.resume();
-  const exited = once(child, 'exit').then(([code]) => (typeof code === 'number' ? code : -1));
-  return {
-    child,
-    stderr: () => err,
-    exited,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-}
+/** Spawn options that run the child as nobody when this process is root. */
+const AS_NOBODY = ROOT_USER ? { uid: NOBODY, gid: NOBODY } : {};
 
 /** A file the child (maybe nobody) can read. */
 function readable(path: string, text: string): string {
@@ -79,8 +56,7 @@ function readable(path: string, text: string): string {
 }
 
 async function startFails(policyPath: string): Promise<{ code: number; stderr: string }> {
-  const port = await freePort();
-  const p = spawnSidecar(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', 'udp://127.0.0.1:9', '--policy', policyPath]);
+  const p = spawnCli(['sidecar', '--listen', '127.0.0.1:0', '--upstream', 'udp://127.0.0.1:9', '--policy', policyPath], AS_NOBODY);
   const timer = setTimeout(() => void p.kill(), 15_000);
   const code = await p.exited;
   clearTimeout(timer);
@@ -131,13 +107,12 @@ describe('policy file faults at reload', () => {
     const path = join(sub, 'policy.yaml');
     readable(path, policy('10.0.0.1'));
     if (ROOT_USER) chownSync(path, 0, 0);
-    const port = await freePort();
-    const p = spawnSidecar(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', `udp://127.0.0.1:${upstream.port}`, '--policy', path]);
+    const p = await spawnServing(['sidecar', '--upstream', `udp://127.0.0.1:${upstream.port}`, '--policy', path], { spawn: AS_NOBODY });
     t.after(async () => {
       await p.kill();
       await upstream.close();
     });
-    await waitFor('the sidecar to serve', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1), 300)) !== null, 15_000);
+    const port = p.port;
 
     const valid = new Set(['10.0.0.1', '10.0.0.2']);
     const tally = { sent: 0, answered: 0, byAddress: {} as Record<string, number> };

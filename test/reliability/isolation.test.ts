@@ -19,8 +19,7 @@ import { after, describe, test } from 'node:test';
 import * as packet from 'dns-packet';
 import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
-import { freePort } from '../helpers/ports.ts';
-import { spawnCli, startTestSidecar, waitFor } from '../helpers/sidecar.ts';
+import { spawnCli, spawnServing, startTestSidecar } from '../helpers/sidecar.ts';
 import { fieldSchema } from '../../sidecar/config/schema.ts';
 import { rawQuery, udpAsk } from './lib.ts';
 
@@ -74,13 +73,10 @@ function listeningAddresses(pid: number): { udp: string[]; tcp: string[] } {
 describe('listening sockets', () => {
   test('the sidecar listens on its --listen addresses (UDP and TCP), its metrics and admin addresses (TCP), nothing else', async (t) => {
     const upstream = await startDnsServer();
-    const [p1, p2, pm, pa] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const child = spawnCli([
+    const child = await spawnServing([
       'sidecar',
-      '--listen', `127.0.0.1:${p1}`,
-      '--listen', `127.0.0.1:${p2}`,
-      '--metrics', `127.0.0.1:${pm}`,
-      '--admin', `127.0.0.1:${pa}`,
+      '--listen', '127.0.0.1:0',
+      '--listen', '127.0.0.1:0',
       '--upstream', upstream.url('udp'),
       '--upstream', upstream.url('tcp'),
     ]);
@@ -88,7 +84,7 @@ describe('listening sockets', () => {
       await child.kill();
       await upstream.close();
     });
-    await waitFor('the sidecar to serve', async () => (await udpAsk(p2, rawQuery('ready.example', 1, 1), 300)) !== null, 15_000);
+    const [p1, p2] = child.listen.map((a) => Number(a.slice(a.lastIndexOf(':') + 1)));
     // Traffic first, so upstream sockets exist and are seen not to listen.
     for (const port of [p1, p2]) {
       assert.ok(await udpAsk(port, rawQuery('www.example', 1, 2, 1232), 2000));
@@ -97,14 +93,13 @@ describe('listening sockets', () => {
     const found = listeningAddresses(child.child.pid!);
     t.diagnostic(`listening: ${JSON.stringify(found)}`);
     assert.deepEqual(found.udp, [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`].sort());
-    assert.deepEqual(found.tcp, [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`, `127.0.0.1:${pm}`, `127.0.0.1:${pa}`].sort());
+    assert.deepEqual(found.tcp, [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`, child.metrics!, child.admin!].sort());
   });
 
   test('admin endpoints: loopback by default, a non-loopback --admin is refused at start', async () => {
     const admin = fieldSchema('admin') as { default?: string };
     assert.match(admin.default ?? '', /^127\.0\.0\.1:/);
-    const port = await freePort();
-    const p = spawnCli(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', 'udp://127.0.0.1:9', '--admin', `0.0.0.0:${await freePort()}`]);
+    const p = spawnCli(['sidecar', '--listen', '127.0.0.1:0', '--upstream', 'udp://127.0.0.1:9', '--admin', '0.0.0.0:0']);
     const timer = setTimeout(() => void p.kill(), 15_000);
     const code = await p.exited;
     clearTimeout(timer);
@@ -115,13 +110,13 @@ describe('listening sockets', () => {
   test('/metrics carries no query names and no client addresses', async (t) => {
     const upstream = await startDnsServer();
     // The client on 127.0.0.3, the sidecar on 127.0.0.2, the upstream on 127.0.0.1: each address is told apart.
-    const [port, pm] = [await freePort('127.0.0.2'), await freePort()];
-    const child = spawnCli(['sidecar', '--listen', `127.0.0.2:${port}`, '--metrics', `127.0.0.1:${pm}`, '--upstream', upstream.url('udp')]);
+    const child = await spawnServing(['sidecar', '--listen', '127.0.0.2:0', '--upstream', upstream.url('udp')]);
     t.after(async () => {
       await child.kill();
       await upstream.close();
     });
-    await waitFor('the sidecar to serve', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1), 300, '127.0.0.2')) !== null, 15_000);
+    const port = child.port;
+    const pm = Number(child.metrics!.slice(child.metrics!.lastIndexOf(':') + 1));
     const names = ['secret-project-4711.example', 'payroll-db.internal.example', 'x7y8z9.tracking.example'];
     for (const name of names) {
       for (const qtype of [1, 28, 16]) {

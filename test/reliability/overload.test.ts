@@ -23,8 +23,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../helpers/ports.ts';
-import { spawnCli, waitFor, type ChildSidecar } from '../helpers/sidecar.ts';
+import { spawnServing, waitFor, type ServingSidecar } from '../helpers/sidecar.ts';
 import { addressesOf, rawQuery, rssMb, tcpClient, udpAsk } from './lib.ts';
 
 const MAX_INFLIGHT = 256;
@@ -79,21 +78,18 @@ async function startUpstreamProcess(delayMs: number) {
 
 describe('overload', { timeout: 90_000 }, () => {
   let upstream: Awaited<ReturnType<typeof startUpstreamProcess>>;
-  let child: ChildSidecar;
+  let child: ServingSidecar;
   let port: number;
 
   before(async () => {
     upstream = await startUpstreamProcess(UPSTREAM_DELAY_MS);
-    port = await freePort();
     // V8 grows its heap lazily up to a limit derived from the machine's memory (GBs here): without a limit,
     // RSS under a flood of short-lived garbage climbs for many seconds (measured: +110 MB in 5 s, +170 MB in
     // 15 s) and says nothing about what the sidecar keeps. The heap limits below are the ones recommended
-    // for the pod (docs/failure-behaviour.md): the bundled sidecar then stays near 110 MB under this flood.
-    const savedOptions = process.env.NODE_OPTIONS;
-    process.env.NODE_OPTIONS = `${savedOptions ?? ''} ${HEAP_FLAGS}`.trim();
-    child = spawnCli([
+    // for the pod (README, "Failure behaviour"): the bundled sidecar then stays near 110 MB under this flood.
+    const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${HEAP_FLAGS}`.trim() };
+    child = await spawnServing([
       'sidecar',
-      '--listen', `127.0.0.1:${port}`,
       '--upstream', `udp://127.0.0.1:${upstream.port}`,
       '--max-inflight', String(MAX_INFLIGHT),
       '--tcp-max-connections', String(TCP_MAX_CONNECTIONS),
@@ -101,10 +97,9 @@ describe('overload', { timeout: 90_000 }, () => {
       '--cache-max-entries', '2000',
       '--upstream-attempt-timeout-ms', '1500',
       '--upstream-deadline-ms', '3000',
-    ]);
-    if (savedOptions === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = savedOptions;
-    await waitFor('the sidecar to serve', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1), 300)) !== null, 15_000);
+    ], { spawn: { env } });
+    port = child.port;
+    await waitFor('the sidecar to answer', async () => (await udpAsk(port, rawQuery('ready.example', 1, 1), 300)) !== null, 15_000, () => child.stderr());
   }, { timeout: 60_000 });
   after(async () => {
     await child?.kill();
