@@ -15,8 +15,7 @@
  *   the connection since it was sent replaces the connection.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, errors as undiciErrors } from 'undici';
-import type { buildConnector } from 'undici';
+import type { buildConnector, Client } from 'undici';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { staticAddresses } from './bootstrap.ts';
 import type { AddressSource } from './bootstrap.ts';
@@ -26,6 +25,22 @@ import { abortError, checkQuery, matchesQuestion, upstreamError } from './messag
 import { formatHostPort } from '../listener/address.ts';
 import type { ConnectionHook } from './message.ts';
 import type { Upstream } from './upstream.ts';
+
+
+/**
+ * undici, loaded on the first DoH exchange: it is the largest dependency
+ * (about 60 ms of start-up to compile and evaluate), and a sidecar without a
+ * DoH upstream never needs it.
+ */
+type Undici = typeof import('undici');
+let undici: Undici | undefined;
+async function loadUndici(): Promise<Undici> {
+  // undici is CommonJS: its module.exports is the namespace's default export, both in
+  // Node (which also lists named exports) and in the esbuild chunk (which lists only default).
+  const mod = (await import('undici')) as Undici & { default?: Undici };
+  undici ??= mod.default ?? mod;
+  return undici;
+}
 
 /** Options of {@link DohUpstream}. Times in milliseconds. */
 export interface DohOptions {
@@ -169,11 +184,11 @@ export class DohUpstream implements Upstream {
     };
   }
 
-  #getClient(): Client {
+  #getClient(lib: Undici): Client {
     if (this.#client && !this.#client.destroyed && !this.#client.closed) return this.#client;
     const idle = this.#options.idleTimeoutMs ?? 10_000;
     const streams = this.#options.maxConcurrentStreams ?? 100;
-    this.#client = new Client(this.#url.origin, {
+    this.#client = new lib.Client(this.#url.origin, {
       allowH2: true,
       connect: this.#connector(),
       maxConcurrentStreams: streams,
@@ -259,7 +274,9 @@ export class DohUpstream implements Upstream {
       path = `${this.#url.pathname}${this.#url.search}`;
       body = query;
     }
-    const client = this.#getClient();
+    const lib = undici ?? (await loadUndici());
+    if (this.#closed) throw upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address);
+    const client = this.#getClient(lib);
     const sentAt = performance.now();
     let reply: Buffer;
     try {
@@ -289,7 +306,7 @@ export class DohUpstream implements Upstream {
       }
       reply = await readBody(res.body, this.#maxReplyBytes, address);
     } catch (err) {
-      throw this.#mapError(err, signal, client, sentAt);
+      throw this.#mapError(err, signal, client, sentAt, lib.errors);
     }
     if (reply.length < 12 || reply.readUInt16BE(0) !== sentId || !matchesQuestion(query, qEnd, reply)) {
       throw upstreamError(ErrorCodes.UPSTREAM_BAD_REPLY, 'reply with a wrong ID or question (RFC 5452) from', address);
@@ -298,7 +315,7 @@ export class DohUpstream implements Upstream {
     return reply;
   }
 
-  #mapError(err: unknown, signal: AbortSignal, client: Client, sentAt: number): SidecarError {
+  #mapError(err: unknown, signal: AbortSignal, client: Client, sentAt: number, undiciErrors: Undici['errors']): SidecarError {
     if (signal.aborted) {
       const timedOut = signal.reason instanceof Error && signal.reason.name === 'TimeoutError';
       if (timedOut && this.#lastReplyAt < sentAt && client === this.#client) {

@@ -331,7 +331,7 @@ export async function startCeiling(opts: StartOptions = {}): Promise<BenchServer
 let bundle: string | undefined;
 
 /**
- * The CLI bundled into one file by deploy/scripts/bundle.sh, as the image
+ * The CLI bundled by deploy/scripts/bundle.sh (dist/tenant-dns.mjs and its chunks), as the image
  * runs it (built once per process into a temporary directory).
  */
 export function sidecarBundle(): string {

@@ -15,6 +15,11 @@ import { before, after, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { makeTestPki } from '../helpers/k8s-certs.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
+import { queryUdp } from '../helpers/dns-client.ts';
+import { freePort } from '../helpers/ports.ts';
+import { spawnServing } from '../helpers/sidecar.ts';
+import { testPki } from '../helpers/tls.ts';
+import { startUnbound, unboundTlsConfig } from '../helpers/unbound.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile.sidecar'), 'utf8');
@@ -60,7 +65,7 @@ test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
   }
 });
 
-test('image: the bundle is one file and answers --version, sidecar --help and injector --help', () => {
+test('image: the bundle answers --version, sidecar --help and injector --help', () => {
   assert.equal(run(['--version']).trim(), pkg.version);
   assert.match(run(['sidecar', '--help']), /--cluster-dns/);
   const help = run(['injector', '--help']);
@@ -101,4 +106,22 @@ test('image: the injector from the bundle serves HTTPS and exits 0 on SIGTERM', 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
+});
+
+test('image: the bundled sidecar forwards over DoH (the undici chunk loads on demand) and over DoT', async (t) => {
+  const tls = testPki();
+  const [tlsPort, httpsPort] = [await freePort(), await freePort()];
+  const ub = await startUnbound([{ name: 'image.test', records: ['www.image.test. 60 IN A 192.0.2.77'] }], unboundTlsConfig(tlsPort, httpsPort, tls.good));
+  t.after(() => ub.stop());
+  const doh = `https://dns.test:${httpsPort}/dns-query`;
+  const dot = `tls://dns.test:${tlsPort}`;
+  for (const upstream of [doh, dot]) {
+    const sc = await spawnServing(['sidecar', '--upstream', upstream, '--upstream-ca', tls.caFile, '--bootstrap', 'dns.test=127.0.0.1'], { entry: bundle, spawn: { cwd: tmpdir() } });
+    try {
+      const r = await queryUdp('127.0.0.1', sc.port, { name: 'www.image.test', type: 'A' }, 5000);
+      assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.77'], `${upstream}: ${sc.stderr()}`);
+    } finally {
+      await sc.kill();
+    }
+  }
 });
