@@ -12,6 +12,12 @@
  * itself. Each closes its connections when closed; requests have deadlines.
  */
 import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { isLoopback } from '../config/resolv.ts';
+import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
+import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
+import type { Logger } from '../log.ts';
 
 /**
  * node:http through process.getBuiltinModule, not an ESM import: the ESM
@@ -19,12 +25,6 @@ import type http from 'node:http';
  * then compiles Node's internal undici (about 10 ms of start-up for nothing).
  */
 const { createServer } = process.getBuiltinModule('node:http');
-import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
-import { isLoopback } from '../config/resolv.ts';
-import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
-import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
-import type { Logger } from '../log.ts';
 
 /** The readiness report of /readyz. */
 export interface Readiness {

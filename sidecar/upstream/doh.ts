@@ -26,7 +26,6 @@ import { formatHostPort } from '../listener/address.ts';
 import type { ConnectionHook } from './message.ts';
 import type { Upstream } from './upstream.ts';
 
-
 /**
  * undici, loaded on the first DoH exchange: it is the largest dependency
  * (about 60 ms of start-up to compile and evaluate), and a sidecar without a

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { buildConfig } from '../../sidecar/config/flags.ts';
+import { parseHostPort, type HostPort } from '../../sidecar/listener/address.ts';
 import { silentLogger, type Logger } from '../../sidecar/log.ts';
 import { startSidecar, type Sidecar } from '../../sidecar/server.ts';
 
@@ -107,11 +108,11 @@ export async function waitFor(what: string, predicate: () => boolean | Promise<b
 export interface ServingSidecar extends ChildSidecar {
   /** The DNS port of the first --listen address (UDP and TCP). */
   readonly port: number;
-  /** Every `host:port` served, in --listen order. */
-  readonly listen: readonly string[];
-  /** The metrics and admin `host:port` actually bound. */
-  readonly metrics: string | null;
-  readonly admin: string | null;
+  /** Every address served, in --listen order, with the ports actually bound. */
+  readonly listen: readonly HostPort[];
+  /** The metrics and admin addresses actually bound (null: disabled). */
+  readonly metrics: HostPort | null;
+  readonly admin: HostPort | null;
 }
 
 /**
@@ -127,19 +128,18 @@ export async function spawnServing(args: readonly string[], opts: { timeoutMs?: 
   const p = spawnCli(full, opts.spawn, opts.entry);
   let exitCode: number | undefined;
   void p.exited.then((c) => (exitCode = c));
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const line = p.stderr().split('\n').find((l) => l.includes('"msg":"sidecar serving"'));
-    if (line) {
-      const fields = JSON.parse(line) as { listen: string[]; metrics: string | null; admin: string | null };
-      const first = fields.listen[0]!;
-      return { ...p, port: Number(first.slice(first.lastIndexOf(':') + 1)), listen: fields.listen, metrics: fields.metrics, admin: fields.admin };
-    }
-    if (exitCode !== undefined) throw new Error(`the sidecar exited with ${exitCode} before serving: ${p.stderr()}`);
-    if (Date.now() > until) {
-      await p.kill();
-      throw new Error(`the sidecar did not log "sidecar serving" within ${timeoutMs} ms: ${p.stderr()}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  const servingLine = () => p.stderr().split('\n').find((l) => l.includes('"msg":"sidecar serving"'));
+  try {
+    await waitFor('the sidecar to log "sidecar serving"', () => {
+      if (exitCode !== undefined) throw new Error(`the sidecar exited with ${exitCode} before serving: ${p.stderr()}`);
+      return servingLine() !== undefined;
+    }, timeoutMs, () => p.stderr());
+  } catch (err) {
+    await p.kill();
+    throw err;
   }
+  const fields = JSON.parse(servingLine()!) as { listen: string[]; metrics: string | null; admin: string | null };
+  const address = (text: string | null, what: string) => (text === null ? null : parseHostPort(text, what));
+  const listen = fields.listen.map((a) => parseHostPort(a, 'listen'));
+  return { ...p, port: listen[0]!.port, listen, metrics: address(fields.metrics, 'metrics'), admin: address(fields.admin, 'admin') };
 }

@@ -101,7 +101,7 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   ], { timeoutMs: 20_000 });
   t.after(() => sidecar.kill());
   const dnsPort = sidecar.port;
-  const metricsPort = Number(sidecar.metrics!.slice(sidecar.metrics!.lastIndexOf(':') + 1));
+  const metricsPort = sidecar.metrics!.port;
 
   const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: { namespace: NAMESPACE, pod: POD } }], {
     ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],

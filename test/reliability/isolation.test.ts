@@ -19,6 +19,7 @@ import { after, describe, test } from 'node:test';
 import * as packet from 'dns-packet';
 import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
+import { formatHostPort } from '../../sidecar/listener/address.ts';
 import { spawnCli, spawnServing, startTestSidecar } from '../helpers/sidecar.ts';
 import { fieldSchema } from '../../sidecar/config/schema.ts';
 import { rawQuery, udpAsk } from './lib.ts';
@@ -84,7 +85,7 @@ describe('listening sockets', () => {
       await child.kill();
       await upstream.close();
     });
-    const [p1, p2] = child.listen.map((a) => Number(a.slice(a.lastIndexOf(':') + 1)));
+    const [p1, p2] = child.listen.map((a) => a.port);
     // Traffic first, so upstream sockets exist and are seen not to listen.
     for (const port of [p1, p2]) {
       assert.ok(await udpAsk(port, rawQuery('www.example', 1, 2, 1232), 2000));
@@ -93,7 +94,7 @@ describe('listening sockets', () => {
     const found = listeningAddresses(child.child.pid!);
     t.diagnostic(`listening: ${JSON.stringify(found)}`);
     assert.deepEqual(found.udp, [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`].sort());
-    assert.deepEqual(found.tcp, [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`, child.metrics!, child.admin!].sort());
+    assert.deepEqual(found.tcp, [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`, formatHostPort(child.metrics!), formatHostPort(child.admin!)].sort());
   });
 
   test('admin endpoints: loopback by default, a non-loopback --admin is refused at start', async () => {
@@ -116,7 +117,7 @@ describe('listening sockets', () => {
       await upstream.close();
     });
     const port = child.port;
-    const pm = Number(child.metrics!.slice(child.metrics!.lastIndexOf(':') + 1));
+    const pm = child.metrics!.port;
     const names = ['secret-project-4711.example', 'payroll-db.internal.example', 'x7y8z9.tracking.example'];
     for (const name of names) {
       for (const qtype of [1, 28, 16]) {
