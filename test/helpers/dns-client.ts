@@ -5,6 +5,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import * as packet from 'dns-packet';
+import { frame, onFrames } from './tcp-frames.ts';
 
 /** A question, as dns-packet spells it. */
 export interface TestQuestion {
@@ -62,24 +63,15 @@ export function exchangeUdpRaw(host: string, port: number, wire: Buffer, timeout
 export function exchangeTcpRaw(host: string, port: number, wire: Buffer, timeoutMs = 2000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host, port });
-    let buf = Buffer.alloc(0);
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`no TCP reply from ${host}:${port} within ${timeoutMs} ms`));
     }, timeoutMs);
-    sock.on('connect', () => {
-      const framed = Buffer.alloc(wire.length + 2);
-      framed.writeUInt16BE(wire.length, 0);
-      wire.copy(framed, 2);
-      sock.write(framed);
-    });
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-      }
+    sock.on('connect', () => sock.write(frame(wire)));
+    onFrames(sock, (reply) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(reply);
     });
     sock.on('error', (err) => {
       clearTimeout(timer);

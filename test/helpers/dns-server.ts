@@ -13,6 +13,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import * as packet from 'dns-packet';
+import { frame, onFrames } from './tcp-frames.ts';
 
 /** Which face a query came in on. */
 export type Face = 'udp' | 'tcp' | 'tls' | 'https';
@@ -191,28 +192,17 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const raw = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + raw.length);
-        void (async () => {
-          const d = await decide(raw, face);
-          if (!d) return;
-          const out = await render(d.result, d.query, raw, face);
-          if (out.close) {
-            socket.destroy();
-            return;
-          }
-          for (const w of out.wires) {
-            const framed = Buffer.alloc(w.length + 2);
-            framed.writeUInt16BE(w.length, 0);
-            w.copy(framed, 2);
-            if (!socket.destroyed) socket.write(framed);
-          }
-        })();
-      }
+    onFrames(socket, (raw) => {
+      void (async () => {
+        const d = await decide(raw, face);
+        if (!d) return;
+        const out = await render(d.result, d.query, raw, face);
+        if (out.close) {
+          socket.destroy();
+          return;
+        }
+        for (const w of out.wires) if (!socket.destroyed) socket.write(frame(w));
+      })();
     });
   }
 

@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { frame, onFrames } from '../helpers/tcp-frames.ts';
 
 /**
  * Checks one name at `offset` of `buf` strictly: labels of at most 63 bytes,
@@ -201,22 +202,12 @@ export async function startRawUpstream(handler?: RawHandler): Promise<RawUpstrea
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const wire = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + wire.length);
-        const q: RawQuery = { wire, proto: 'tcp', port: s.remotePort ?? 0, at: Date.now() };
-        record(q);
-        deliver(h(q), (b) => {
-          if (s.destroyed) return;
-          const f = Buffer.alloc(b.length + 2);
-          f.writeUInt16BE(b.length & 0xffff, 0);
-          b.copy(f, 2);
-          s.write(f);
-        });
-      }
+    onFrames(s, (wire) => {
+      const q: RawQuery = { wire, proto: 'tcp', port: s.remotePort ?? 0, at: Date.now() };
+      record(q);
+      deliver(h(q), (b) => {
+        if (!s.destroyed) s.write(frame(b));
+      });
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -306,15 +297,10 @@ export async function tcpClient(port: number, host = '127.0.0.1') {
   const sock = net.connect({ host, port });
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   const replies: Buffer[] = [];
-  let buf = Buffer.alloc(0);
   let closed = false;
   const waiters = new Set<() => void>();
-  sock.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      replies.push(Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
-      buf = buf.subarray(2 + buf.readUInt16BE(0));
-    }
+  onFrames(sock, (reply) => replies.push(Buffer.from(reply)));
+  sock.on('data', () => {
     for (const w of waiters) w();
   });
   sock.on('close', () => {
@@ -322,12 +308,6 @@ export async function tcpClient(port: number, host = '127.0.0.1') {
     for (const w of waiters) w();
   });
   sock.on('error', () => {});
-  const frame = (wire: Buffer, len = wire.length) => {
-    const f = Buffer.alloc(wire.length + 2);
-    f.writeUInt16BE(len & 0xffff, 0);
-    wire.copy(f, 2);
-    return f;
-  };
   return {
     sock,
     replies,

@@ -15,6 +15,8 @@ import { listenUdp } from '../../../sidecar/listener/udp.ts';
 import { silentLogger } from '../../../sidecar/log.ts';
 import { dropOutcome, type Next } from '../../../sidecar/pipeline/stage.ts';
 import { decodeReply, encodeQuery, exchangeUdpRaw, queryUdp, type DecodedReply } from '../../helpers/dns-client.ts';
+import { waitFor } from '../../helpers/sidecar.ts';
+import { frame, onFrames } from '../../helpers/tcp-frames.ts';
 
 /** A chain answering A 192.0.2.<n> for `n.delay-<ms>.test` after <ms> milliseconds; `drop.test` is dropped. */
 const scripted: Next = async (ctx) => {
@@ -37,33 +39,12 @@ async function connect(port: number, host = '127.0.0.1') {
   const sock = net.connect({ host, port });
   await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
   const replies: DecodedReply[] = [];
-  let buf = Buffer.alloc(0);
   let closed = false;
-  sock.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      replies.push(decodeReply(buf.subarray(2, 2 + buf.readUInt16BE(0))));
-      buf = buf.subarray(2 + buf.readUInt16BE(0));
-    }
-  });
+  onFrames(sock, (reply) => replies.push(decodeReply(reply)));
   sock.on('close', () => (closed = true));
   sock.on('error', () => {});
-  const send = (name: string, type = 'A') => {
-    const q = encodeQuery({ name, type });
-    const framed = Buffer.alloc(q.length + 2);
-    framed.writeUInt16BE(q.length, 0);
-    q.copy(framed, 2);
-    sock.write(framed);
-  };
+  const send = (name: string, type = 'A') => sock.write(frame(encodeQuery({ name, type })));
   return { sock, replies, send, closed: () => closed };
-}
-
-async function until(what: string, cond: () => boolean, ms = 3000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 const limits = { idleTimeoutMs: 300, maxConnections: 3, maxPipelined: 4 };
@@ -76,7 +57,7 @@ test('tcp listener: pipelined queries on one connection are answered as they com
   c.send('1.delay-150.test');
   c.send('2.delay-10.test');
   c.send('3.delay-80.test');
-  await until('three replies', () => c.replies.length === 3);
+  await waitFor('three replies', () => c.replies.length === 3, 3000);
   assert.deepEqual(c.replies.map((r) => r.answers[0]!.data), ['192.0.2.2', '192.0.2.3', '192.0.2.1']);
 });
 
@@ -93,7 +74,7 @@ test('tcp listener: a message split across segments, and several in one segment,
   c.sock.write(framed.subarray(1, 9));
   await sleep(20);
   c.sock.write(framed.subarray(9));
-  await until('two replies', () => c.replies.length === 2);
+  await waitFor('two replies', () => c.replies.length === 2, 3000);
   assert.deepEqual(c.replies.map((r) => r.answers[0]!.data).sort(), ['192.0.2.7', '192.0.2.8']);
 });
 
@@ -103,8 +84,8 @@ test('tcp listener: more pipelined queries than the cap get SERVFAIL at once', a
   const c = await connect(l.address.port);
   t.after(() => c.sock.destroy());
   for (let i = 1; i <= 6; i++) c.send(`${i}.delay-200.test`);
-  await until('two SERVFAILs', () => c.replies.filter((r) => r.rcode === 'SERVFAIL').length === 2, 150);
-  await until('all six replies', () => c.replies.length === 6);
+  await waitFor('two SERVFAILs', () => c.replies.filter((r) => r.rcode === 'SERVFAIL').length === 2, 150);
+  await waitFor('all six replies', () => c.replies.length === 6, 3000);
   assert.equal(c.replies.filter((r) => r.rcode === 'NOERROR').length, 4);
 });
 
@@ -115,9 +96,9 @@ test('tcp listener: an idle connection is closed; one with a query in flight is 
   const busy = await connect(l.address.port);
   t.after(() => busy.sock.destroy());
   busy.send('1.delay-500.test');
-  await until('the idle connection to close', () => idle.closed(), 2000);
+  await waitFor('the idle connection to close', () => idle.closed(), 2000);
   assert.equal(busy.closed(), false);
-  await until('the slow reply', () => busy.replies.length === 1);
+  await waitFor('the slow reply', () => busy.replies.length === 1, 3000);
 });
 
 test('tcp listener: a message dripped slower than the idle timeout is cut off', async (t) => {
@@ -131,7 +112,7 @@ test('tcp listener: a message dripped slower than the idle timeout is cut off', 
     if (i < framed.length && !c.closed()) c.sock.write(framed.subarray(i, ++i));
   }, 120);
   t.after(() => clearInterval(drip));
-  await until('the connection to close', () => c.closed(), 3000);
+  await waitFor('the connection to close', () => c.closed(), 3000);
   assert.equal(c.replies.length, 0);
 });
 
@@ -140,9 +121,9 @@ test('tcp listener: connections past the cap are closed at accept', async (t) =>
   t.after(() => l.close());
   const conns = [];
   for (let i = 0; i < 3; i++) conns.push(await connect(l.address.port));
-  await until('three connections', () => l.connections() === 3);
+  await waitFor('three connections', () => l.connections() === 3, 3000);
   const extra = await connect(l.address.port);
-  await until('the extra connection to close', () => extra.closed(), 2000);
+  await waitFor('the extra connection to close', () => extra.closed(), 2000);
   for (const c of conns) {
     assert.equal(c.closed(), false);
     c.sock.destroy();
@@ -182,7 +163,7 @@ test('listeners: IPv6 loopback works for UDP and TCP', async (t) => {
   const c = await connect(u.address.port, '::1');
   t.after(() => c.sock.destroy());
   c.send('6.delay-0.test');
-  await until('the TCP reply', () => c.replies.length === 1);
+  await waitFor('the TCP reply', () => c.replies.length === 1, 3000);
   assert.equal(c.replies[0]!.answers[0]!.data, '192.0.2.6');
 });
 
