@@ -7,7 +7,7 @@ import { EDECode, Flags, HEADER_LENGTH, RCode } from '../dns/constants.ts';
 import { scanReply } from '../dns/records.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, errorCode, type ErrorCode } from '../errors.ts';
-import type { Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import type { Answer, Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
 import { CacheStore, type CacheConfig, type EvictReason, type HitInfo } from './store.ts';
 
 /** Options of {@link CacheStage}. */
@@ -148,13 +148,13 @@ export class CacheStage implements Stage {
     return this.#coalesced;
   }
 
-  handle(ctx: QueryContext, next: Next): Promise<Outcome> {
+  handle(ctx: QueryContext, next: Next): Answer {
     const q = ctx.query;
     const info = this.#info;
     const body = this.store.get(ctx.via === undefined ? q.qname : keyName(ctx), subKey(q), info);
     if (body !== undefined && info.questionEnd === q.questionEnd) {
       personalize(body, ctx);
-      return Promise.resolve({ kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' });
+      return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' };
     }
     const key = cacheKey(ctx);
     const flight = this.#inflight.get(key);

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { EDECode, RCode } from '../dns/constants.ts';
 import { errorReply, finishReply, optRecord, type ExtendedError } from '../dns/reply.ts';
 import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery, type ParsedQuery, type Rejected } from '../dns/wire.ts';
-import type { Next, Proto, QueryContext } from '../pipeline/stage.ts';
+import { isPending, type Answer, type Next, type Outcome, type Proto, type QueryContext } from '../pipeline/stage.ts';
 
 /** The Extended DNS Error of a looped query's SERVFAIL. */
 const LOOP_EDE = { code: EDECode.OTHER, text: 'forwarding loop: this query came back to the sidecar that sent it' } as const;
@@ -56,12 +56,17 @@ export interface HandlerDeps {
   readonly onLoop?: (qname: string, qtype: number) => void;
 }
 
+/** Reply bytes, or null when nothing is to be sent. */
+export type Reply = Buffer | null;
+
 /**
- * Answers one client message. Resolves with the reply bytes, or null when
- * nothing is to be sent (unreadable header, QR set, a `drop` outcome, or UDP
- * over the in-flight cap). Never rejects.
+ * Answers one client message: with the reply bytes, or null when nothing is
+ * to be sent (unreadable header, QR set, a `drop` outcome, or UDP over the
+ * in-flight cap). Synchronously when the pipeline answered at once (cache
+ * hits, policy and split answers, rejections), else with a promise. Never
+ * throws or rejects.
  */
-export async function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Promise<Buffer | null> {
+export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Reply | Promise<Reply> {
   const read = readQuery(wire);
   if (read.rejected) {
     deps.onRejected?.(read.rejected.rcode, proto);
@@ -76,23 +81,46 @@ export async function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Pro
     // UDP: drop, the client retries; TCP: say so at once (RFC 7766 §6.2.4 lets a server refuse work).
     return proto === 'udp' ? null : servfailReply(wire, q);
   }
+  const ctx: QueryContext = {
+    wire,
+    query: q,
+    proto,
+    signal: deps.signal,
+    startedAt: performance.now(),
+    internal: false,
+  };
+  let result: Answer;
   try {
-    const ctx: QueryContext = {
-      wire,
-      query: q,
-      proto,
-      signal: deps.signal,
-      startedAt: performance.now(),
-      internal: false,
-    };
-    const outcome = await deps.chain(ctx);
-    if (outcome.kind === 'drop') return null;
-    return finishReply(outcome.body, q, proto === 'udp' ? clientUdpLimit(q) : 0, outcome.rcode, outcome.ede);
+    result = deps.chain(ctx);
+  } catch {
+    deps.gate.leave();
+    return servfailReply(wire, q);
+  }
+  if (!isPending(result)) {
+    deps.gate.leave();
+    return finish(ctx, result);
+  }
+  return result.then(
+    (outcome) => {
+      deps.gate.leave();
+      return finish(ctx, outcome);
+    },
+    () => {
+      deps.gate.leave();
+      return servfailReply(wire, q);
+    },
+  );
+}
+
+/** The bytes to send for a query's outcome: its body finished for the client's transport, or null for `drop`. */
+function finish(ctx: QueryContext, outcome: Outcome): Reply {
+  if (outcome.kind === 'drop') return null;
+  const q = ctx.query;
+  try {
+    return finishReply(outcome.body, q, ctx.proto === 'udp' ? clientUdpLimit(q) : 0, outcome.rcode, outcome.ede);
   } catch {
     // A reply that cannot be built is a SERVFAIL, never a rejection: the listeners do not expect one.
-    return servfailReply(wire, q);
-  } finally {
-    deps.gate.leave();
+    return servfailReply(ctx.wire, q);
   }
 }
 

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { HostPort } from './address.ts';
-import { answer, refusalReply, type HandlerDeps } from './handle.ts';
+import { answer, refusalReply, type HandlerDeps, type Reply } from './handle.ts';
 
 /** TCP listener limits. */
 export interface TcpLimits {
@@ -147,11 +147,15 @@ class Connection {
       return;
     }
     this.inflight++;
-    void answer(msg, 'tcp', this.deps).then((reply) => {
-      this.inflight--;
-      this.send(reply);
-      this.maybeEnd();
-    });
+    const reply = answer(msg, 'tcp', this.deps);
+    if (reply instanceof Promise) void reply.then((r) => this.answered(r));
+    else this.answered(reply);
+  }
+
+  private answered(reply: Reply): void {
+    this.inflight--;
+    this.send(reply);
+    this.maybeEnd();
   }
 
   private send(reply: Buffer | null): void {

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { HostPort } from './address.ts';
-import { answer, type HandlerDeps } from './handle.ts';
+import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
 /** A bound UDP listener. */
 export interface UdpListener {
@@ -23,12 +23,15 @@ export async function listenUdp(at: HostPort, deps: HandlerDeps, log: Logger): P
   const socket = dgram.createSocket({ type: at.family === 6 ? 'udp6' : 'udp4', ipv6Only: at.family === 6 });
   let accepting = true;
   let closed = false;
+  // No per-send callback: a failed send surfaces as the socket's 'error' event below.
+  const send = (reply: Reply, rinfo: dgram.RemoteInfo) => {
+    if (reply && !closed) socket.send(reply, rinfo.port, rinfo.address);
+  };
   socket.on('message', (msg, rinfo) => {
     if (!accepting) return;
-    void answer(msg, 'udp', deps).then((reply) => {
-      // No per-send callback: a failed send surfaces as the socket's 'error' event below.
-      if (reply && !closed) socket.send(reply, rinfo.port, rinfo.address);
-    });
+    const reply = answer(msg, 'udp', deps);
+    if (reply instanceof Promise) void reply.then((r) => send(r, rinfo));
+    else send(reply, rinfo);
   });
   socket.on('error', (err) => log('warn', 'UDP listener socket error', { error: err.message }));
   await new Promise<void>((resolve, reject) => {

@@ -1,38 +1,49 @@
 /**
  * The `metrics` stage, outermost in the pipeline (STAGE_ORDER): counts each
- * client query, awaits the rest of the pipeline, then counts the answer by
+ * client query, takes the rest of the pipeline's answer (at once or when it
+ * settles), then counts the answer by
  * rcode and source, the policy decision, the time taken, and hands the query
  * to the query log. The composer turns errors of inner stages into SERVFAIL
  * outcomes before they reach this stage, so every query is counted once.
  *
  * Per query it does typed-array writes, one map lookup (the rule name) and
- * one `performance.now()`; nothing is allocated but the async function's promise.
+ * one `performance.now()`; a query answered synchronously (a cache hit)
+ * allocates nothing here, one still waiting for an upstream a `then`.
  */
 import { performance } from 'node:perf_hooks';
-import type { Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
 import type { QueryLog } from './querylog.ts';
 import type { SidecarMetrics } from './registry.ts';
 
 /** Creates the `metrics` stage over `metrics`, writing to `queryLog` when given. */
 export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog): Stage {
   const log = queryLog !== undefined && queryLog.mode !== 'none' ? queryLog : undefined;
+  /** Counts an answered query; returns the outcome unchanged. */
+  const done = (ctx: QueryContext, outcome: Outcome): Outcome => {
+    metrics.inflight--;
+    const seconds = (performance.now() - ctx.startedAt) / 1000;
+    metrics.response(outcome.source, outcome.rcode, seconds);
+    const d = ctx.decision;
+    if (d !== undefined) metrics.decision(d.action, d.rule);
+    if (log !== undefined) log.observe(ctx, outcome, seconds);
+    return outcome;
+  };
+  const failed = (err: unknown): never => {
+    metrics.inflight--;
+    throw err;
+  };
   return {
     name: 'metrics',
-    async handle(ctx: QueryContext, next: Next): Promise<Outcome> {
+    handle(ctx: QueryContext, next: Next): Answer {
       metrics.request(ctx.proto, ctx.query.qtype);
       metrics.inflight++;
-      let outcome: Outcome;
+      let result: Answer;
       try {
-        outcome = await next(ctx);
-      } finally {
-        metrics.inflight--;
+        result = next(ctx);
+      } catch (err) {
+        return failed(err);
       }
-      const seconds = (performance.now() - ctx.startedAt) / 1000;
-      metrics.response(outcome.source, outcome.rcode, seconds);
-      const d = ctx.decision;
-      if (d !== undefined) metrics.decision(d.action, d.rule);
-      if (log !== undefined) log.observe(ctx, outcome, seconds);
-      return outcome;
+      return isPending(result) ? result.then((outcome) => done(ctx, outcome), failed) : done(ctx, result);
     },
   };
 }

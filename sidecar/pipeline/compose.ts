@@ -6,7 +6,7 @@ import { RCode } from '../dns/constants.ts';
 import { errorReply } from '../dns/reply.ts';
 import { errorCode } from '../errors.ts';
 import { STAGE_ORDER, type StageName } from './order.ts';
-import type { Next, Outcome, QueryContext, Stage } from './stage.ts';
+import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from './stage.ts';
 
 /** Called once for every error a stage let escape. */
 export type ErrorSink = (err: unknown, ctx: QueryContext, stage: string) => void;
@@ -26,18 +26,22 @@ export function compose(stages: Partial<Record<StageName, Stage>>, onError: Erro
   for (const name of Object.keys(stages)) {
     if (!(STAGE_ORDER as readonly string[]).includes(name)) throw new Error(`unknown stage "${name}": add it to STAGE_ORDER`);
   }
-  const end: Next = () => Promise.reject(new Error('no stage answered the query'));
+  const end: Next = () => {
+    throw new Error('no stage answered the query');
+  };
+  const fail = (err: unknown, ctx: QueryContext, where: string): Outcome => {
+    onError(err, ctx, where);
+    return servfail(ctx, errorCode(err));
+  };
+  // A synchronous answer passes straight through: no closure, no promise.
   const guard = (next: Next, where: string): Next => (ctx) => {
-    let result: Promise<Outcome>;
+    let result: Answer;
     try {
       result = next(ctx);
     } catch (err) {
-      result = Promise.reject(err);
+      return fail(err, ctx, where);
     }
-    return result.catch((err: unknown) => {
-      onError(err, ctx, where);
-      return servfail(ctx, errorCode(err));
-    });
+    return isPending(result) ? result.catch((err: unknown) => fail(err, ctx, where)) : result;
   };
   // Errors are caught in two places only: just inside the outermost stage (so
   // it, usually metrics, sees the SERVFAIL like any other outcome) and around

@@ -80,15 +80,32 @@ export interface Outcome {
   readonly scan?: ReplyScan;
 }
 
+/**
+ * An outcome now, or one to come. A stage that can answer at once (a cache
+ * hit, a policy denial, a static split answer) returns the outcome itself,
+ * so such a query goes through the whole pipeline without a promise or a
+ * microtask (DESIGN §4); only work that waits (an upstream exchange) returns
+ * a promise. Callers test with {@link isPending}; `await` takes either.
+ */
+export type Answer = Outcome | Promise<Outcome>;
+
+/** Whether an answer is still to come. */
+export function isPending(answer: Answer): answer is Promise<Outcome> {
+  return answer instanceof Promise;
+}
+
 /** Calls the rest of the pipeline. */
-export type Next = (ctx: QueryContext) => Promise<Outcome>;
+export type Next = (ctx: QueryContext) => Answer;
 
 /** One pipeline stage. */
 export interface Stage {
   /** Stable name, as in the order list. */
   readonly name: string;
-  /** Answers the query or delegates to `next`. May throw; the composer turns that into SERVFAIL. */
-  handle(ctx: QueryContext, next: Next): Promise<Outcome>;
+  /**
+   * Answers the query or delegates to `next`: synchronously when it can,
+   * else with a promise. May throw or reject; the composer turns that into SERVFAIL.
+   */
+  handle(ctx: QueryContext, next: Next): Answer;
 }
 
 /** An outcome that sends nothing. */

@@ -9,7 +9,7 @@ import type { SynthRecord } from '../dns/reply.ts';
 import { errorReply, synthesize } from '../dns/reply.ts';
 import { RCode, RRType } from '../dns/constants.ts';
 import { expandRecords, scanReply } from '../dns/records.ts';
-import type { Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
+import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
 import type { PolicyHolder, SplitMatch } from './compile.ts';
 import { findSplitZone } from './evaluate.ts';
 import { addressRecords, syntheticSoa } from './stage.ts';
@@ -67,13 +67,13 @@ export function createSplitStage(opts: SplitStageOptions): Stage {
   const { holder, resolve } = opts;
   return {
     name: 'split',
-    handle(ctx: QueryContext, next: Next): Promise<Outcome> {
+    handle(ctx: QueryContext, next: Next): Answer {
       const m = findSplitZone(holder.current, ctx.query.qname);
       if (m === undefined || ctx.internal) return next(ctx);
       if (m.zone.cname !== undefined) return answerCname(ctx, m, resolve);
       const answers = addressRecords(ctx.query.qname, ctx.query.qtype, [...m.zone.v4, ...m.zone.v6], m.zone.ttl);
-      if (answers.length > 0) return Promise.resolve(reply(ctx, m, RCode.NOERROR, answers));
-      return Promise.resolve(reply(ctx, m, RCode.NOERROR, [], [syntheticSoa(m.soaZone, m.zone.ttl)]));
+      if (answers.length > 0) return reply(ctx, m, RCode.NOERROR, answers);
+      return reply(ctx, m, RCode.NOERROR, [], [syntheticSoa(m.soaZone, m.zone.ttl)]);
     },
   };
 }

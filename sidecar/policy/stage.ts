@@ -6,7 +6,7 @@
 import type { SynthRecord } from '../dns/reply.ts';
 import { synthesize, errorReply } from '../dns/reply.ts';
 import { EDECode, RCode, RRType } from '../dns/constants.ts';
-import type { Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
+import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
 import type { DenyResponse, PolicyHolder } from './compile.ts';
 import { evaluate } from './evaluate.ts';
 import { isIP } from 'node:net';
@@ -83,12 +83,12 @@ export function denyOutcome(ctx: QueryContext, rule: string, response: DenyRespo
 export function createPolicyStage(holder: PolicyHolder): Stage {
   return {
     name: 'policy',
-    handle(ctx: QueryContext, next: Next): Promise<Outcome> {
+    handle(ctx: QueryContext, next: Next): Answer {
       if (ctx.internal) return next(ctx);
       const ev = evaluate(holder.current, ctx.query.qname);
       ctx.decision = ev.decision;
       if (ev.decision.action !== 'deny') return next(ctx);
-      return Promise.resolve(denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone));
+      return denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone);
     },
   };
 }

@@ -241,7 +241,7 @@ test('cache stage: when the leader is aborted, a waiter resolves its query itsel
   const leader = s.handle(leaderCtx, next);
   const waiter = s.handle(context(query('example.com', { id: 2 })), next);
   leaderAbort.abort();
-  await assert.rejects(leader, /client gone/);
+  await assert.rejects(Promise.resolve(leader), /client gone/);
   const out = await waiter;
   assert.equal(out.source, 'upstream');
   assert.equal(out.body.readUInt16BE(0), 2);

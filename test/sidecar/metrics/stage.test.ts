@@ -42,7 +42,7 @@ test('metrics stage: in-flight queries are counted while the pipeline works, and
   release();
   await pending;
   assert.equal(m.inflight, 0);
-  await assert.rejects(stage.handle(ctxFor('boom.example'), () => Promise.reject(new Error('boom'))), /boom/);
+  await assert.rejects(async () => stage.handle(ctxFor('boom.example'), () => Promise.reject(new Error('boom'))), /boom/);
   assert.equal(m.inflight, 0);
 });
 
