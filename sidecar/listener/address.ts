@@ -32,3 +32,25 @@ export function parseHostPort(text: string, what: string): HostPort {
 export function formatHostPort(hp: { host: string; port: number }): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
+
+/**
+ * The `lookup` of every node:dgram socket the sidecar makes. Those sockets
+ * only ever meet IP literals (a listener binds its parsed address and
+ * answers `rinfo.address`; a UDP upstream is an IP address), so this answers
+ * at once with the literal itself. dgram's default is `dns.lookup`, which
+ * for a literal still tests it with a regular expression and answers on the
+ * next tick: for each reply sent, and twice for each upstream socket
+ * (bind, connect), a tick and a closure for nothing.
+ */
+export function literalLookup(
+  address: string,
+  options: number | { family?: number | string },
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(address);
+  if (family === 0) {
+    callback(Object.assign(new Error(`"${address}" is not an IP address`), { code: 'EINVAL' }), address, 0);
+    return;
+  }
+  callback(null, address, typeof options === 'number' ? options : family);
+}

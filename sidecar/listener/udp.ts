@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { HostPort } from './address.ts';
+import { literalLookup, type HostPort } from './address.ts';
 import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
 /** A bound UDP listener. */
@@ -20,7 +20,7 @@ export interface UdpListener {
 
 /** Binds a UDP listener on `at` and answers through `deps`. */
 export async function listenUdp(at: HostPort, deps: HandlerDeps, log: Logger): Promise<UdpListener> {
-  const socket = dgram.createSocket({ type: at.family === 6 ? 'udp6' : 'udp4', ipv6Only: at.family === 6 });
+  const socket = dgram.createSocket({ type: at.family === 6 ? 'udp6' : 'udp4', ipv6Only: at.family === 6, lookup: literalLookup });
   let accepting = true;
   let closed = false;
   // No per-send callback: a failed send surfaces as the socket's 'error' event below.

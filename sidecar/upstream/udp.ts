@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { ErrorCodes } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
-import { formatHostPort } from '../listener/address.ts';
+import { formatHostPort, literalLookup } from '../listener/address.ts';
 import { TcpUpstream } from './tcp.ts';
 import type { StreamTuning } from './stream.ts';
 import type { Upstream } from './upstream.ts';
@@ -76,7 +76,7 @@ export class UdpUpstream implements Upstream {
     const port = this.#port;
 
     return new Promise<Buffer>((resolve, reject) => {
-      const socket = dgram.createSocket({ type: this.#type });
+      const socket = dgram.createSocket({ type: this.#type, lookup: literalLookup });
       let done = false;
       const finish = (err: Error | undefined, reply?: Buffer): void => {
         if (done) return;

@@ -8,6 +8,7 @@
  * Run: node test/bench/ceiling.ts PORT   (listens on 127.0.0.1:PORT until SIGTERM)
  */
 import dgram from 'node:dgram';
+import { literalLookup } from '../../sidecar/listener/address.ts';
 
 const port = Number(process.argv[2] ?? 0);
 
@@ -20,7 +21,8 @@ const TEMPLATE = Buffer.concat([
   Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 10, 0, 0, 0]),
 ]);
 
-const sock = dgram.createSocket('udp4');
+// The sidecar's own send path: its sockets answer IP literals without dns.lookup's tick (sidecar/listener/address.ts).
+const sock = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
 sock.on('message', (msg, rinfo) => {
   if (msg.length < 12) return;
   const reply = Buffer.allocUnsafe(TEMPLATE.length);

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeQuery } from './dns-client.ts';
+import { imageEntrypoint } from './image.ts';
 import { freePort } from './ports.ts';
 import { KRESD_OFFLINE } from './tls-daemons.ts';
 import { unboundConfig, unboundServerLines } from './unbound.ts';
@@ -350,7 +351,8 @@ export function podNodeOptions(): string[] {
 
 /**
  * The tenant-dns sidecar as it runs in a pod: the bundle the image ships,
- * with the injector's NODE_OPTIONS, `sidecar --listen … --upstream …`.
+ * with the node flags of the image's ENTRYPOINT and the injector's
+ * NODE_OPTIONS, `sidecar --listen … --upstream …`.
  * `source: true` runs bin/tenant-dns.ts instead (no bundle, Node's defaults).
  */
 export async function startTenantDns(
@@ -360,7 +362,7 @@ export async function startTenantDns(
   const transport = opts.transport ?? 'udp';
   needTls(up, transport);
   const port = await freePort();
-  const entry = opts.source ? [join(ROOT, 'bin/tenant-dns.ts')] : [...podNodeOptions(), sidecarBundle()];
+  const entry = opts.source ? [join(ROOT, 'bin/tenant-dns.ts')] : [...imageEntrypoint().nodeFlags, ...podNodeOptions(), sidecarBundle()];
   const args = [...(opts.nodeArgs ?? []), ...entry, 'sidecar', '--listen', `127.0.0.1:${port}`];
   if (transport === 'udp') args.push('--upstream', `udp://127.0.0.1:${up.port}`);
   else {

@@ -68,10 +68,12 @@ export interface ChildSidecar {
 /**
  * Runs `tenant-dns <args>` as a child process (Node from PATH, the project's
  * pinned Node under npm); `options` adds spawn options (env, uid, gid);
- * `entry` runs another build of the CLI (the bundle).
+ * `entry` runs another build of the CLI (the bundle), optionally preceded by
+ * node flags (`[...flags, bundle]`).
  */
-export function spawnCli(args: readonly string[], options: SpawnOptions = {}, entry = CLI): ChildSidecar {
-  const child = spawn(process.execPath, [entry, ...withTestPorts(args)], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(args: readonly string[], options: SpawnOptions = {}, entry: string | readonly string[] = CLI): ChildSidecar {
+  const head = typeof entry === 'string' ? [entry] : entry;
+  const child = spawn(process.execPath, [...head, ...withTestPorts(args)], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -122,7 +124,7 @@ export interface ServingSidecar extends ChildSidecar {
  * process in between. Fails at once, with the child's stderr, if it exits, and
  * after `timeoutMs` (the child is then killed).
  */
-export async function spawnServing(args: readonly string[], opts: { timeoutMs?: number; spawn?: SpawnOptions; entry?: string } = {}): Promise<ServingSidecar> {
+export async function spawnServing(args: readonly string[], opts: { timeoutMs?: number; spawn?: SpawnOptions; entry?: string | readonly string[] } = {}): Promise<ServingSidecar> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const full = args.some((a) => a === '--listen' || a.startsWith('--listen=')) ? [...args] : [...args, '--listen=127.0.0.1:0'];
   const p = spawnCli(full, opts.spawn, opts.entry);

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, after, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { imageEntrypoint } from '../helpers/image.ts';
 import { makeTestPki } from '../helpers/k8s-certs.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 import { queryUdp } from '../helpers/dns-client.ts';
@@ -34,8 +35,8 @@ before(() => {
 });
 after(() => rmSync(out, { recursive: true, force: true }));
 
-/** Runs the bundle as the image does: `node /app/dist/tenant-dns.mjs ARGS`, from an unrelated cwd. */
-const run = (args: string[], input?: string) => execFileSync(process.execPath, [bundle, ...args], { cwd: tmpdir(), encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+/** Runs the bundle as the image does: `node FLAGS /app/dist/tenant-dns.mjs ARGS`, from an unrelated cwd. */
+const run = (args: string[], input?: string) => execFileSync(process.execPath, [...imageEntrypoint().nodeFlags, bundle, ...args], { cwd: tmpdir(), encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 
 test('image: Dockerfile is multi-stage, installs with the lockfile and runs the bundle as non-root', () => {
   const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)];
@@ -50,8 +51,8 @@ test('image: Dockerfile is multi-stage, installs with the lockfile and runs the 
   assert.match(dockerfile, /^COPY --from=build(?: --\S+)* \/out\/ \/app\/$/m);
   const user = /^USER\s+(\d+)(?::(\d+))?\s*$/m.exec(dockerfile);
   assert.ok(user && Number(user[1]) !== 0, 'numeric non-root USER');
-  const entry = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)![1]);
-  assert.deepEqual(entry, ['node', '/app/dist/tenant-dns.mjs'], 'ENTRYPOINT runs what bundle.sh writes under /app');
+  const entry = imageEntrypoint();
+  assert.equal(entry.script, '/app/dist/tenant-dns.mjs', 'ENTRYPOINT runs what bundle.sh writes under /app');
 });
 
 test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
@@ -85,7 +86,7 @@ test('image: inject from the bundle turns manifests on stdin into valid injected
 test('image: the injector from the bundle serves HTTPS and exits 0 on SIGTERM', async (t) => {
   const pki = makeTestPki(['localhost']);
   t.after(() => pki.cleanup());
-  const child = spawn(process.execPath, [bundle, 'injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--no-namespace-lookup'], { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...imageEntrypoint().nodeFlags, bundle, 'injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--no-namespace-lookup'], { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let stderr = '';
   const port = await new Promise<number>((resolve, reject) => {
@@ -116,7 +117,7 @@ test('image: the bundled sidecar forwards over DoH (the undici chunk loads on de
   const doh = `https://dns.test:${httpsPort}/dns-query`;
   const dot = `tls://dns.test:${tlsPort}`;
   for (const upstream of [doh, dot]) {
-    const sc = await spawnServing(['sidecar', '--upstream', upstream, '--upstream-ca', tls.caFile, '--bootstrap', 'dns.test=127.0.0.1'], { entry: bundle, spawn: { cwd: tmpdir() } });
+    const sc = await spawnServing(['sidecar', '--upstream', upstream, '--upstream-ca', tls.caFile, '--bootstrap', 'dns.test=127.0.0.1'], { entry: [...imageEntrypoint().nodeFlags, bundle], spawn: { cwd: tmpdir() } });
     try {
       const r = await queryUdp('127.0.0.1', sc.port, { name: 'www.image.test', type: 'A' }, 5000);
       assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.77'], `${upstream}: ${sc.stderr()}`);
