@@ -5,7 +5,8 @@
  * answer faster on the same machine: it is the physical limit of our hot path.
  * It allocates one reply buffer per query, as the sidecar must.
  *
- * Run: node test/bench/ceiling.ts PORT   (listens on 127.0.0.1:PORT until SIGTERM)
+ * Run: node test/bench/ceiling.ts PORT   (listens on 127.0.0.1:PORT until SIGTERM). The bench runs
+ * it compiled to plain JavaScript (test/helpers/peers.ts ceilingScript), as the sidecar runs its bundle.
  */
 import dgram from 'node:dgram';
 import { literalLookup } from '../../sidecar/listener/address.ts';
