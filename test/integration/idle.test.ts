@@ -1,0 +1,32 @@
+/**
+ * An idle sidecar stays asleep: a platform runs one per pod, so timers that
+ * fire while no query comes cost CPU on every node all day. The sidecar runs
+ * as the README starts it, with its metrics on; the test counts how often
+ * its main thread is woken (voluntary context switches, /proc) while idle.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { spawnServing } from '../helpers/sidecar.ts';
+
+/** Voluntary context switches of a process's main thread so far. */
+function wakeups(pid: number): number {
+  const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  assert.ok(m, 'voluntary_ctxt_switches in /proc/PID/status');
+  return Number(m[1]);
+}
+
+test('idle: the main thread wakes at most a few times a second when no query comes', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  // A UDP upstream on a closed loopback port: nothing is sent while no query comes.
+  const sc = await spawnServing(['sidecar', '--upstream', 'udp://127.0.0.1:9', '--metrics', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  t.after(() => sc.kill());
+  const pid = sc.child.pid!;
+  await new Promise((r) => setTimeout(r, 1000)); // start-up work done
+  const before = wakeups(pid);
+  const seconds = 3;
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const perSecond = (wakeups(pid) - before) / seconds;
+  // prom-client's default event-loop monitor alone woke it ~100 times a second.
+  t.diagnostic(`${perSecond.toFixed(1)} wakeups a second`);
+  assert.ok(perSecond <= 10, `main thread woke ${perSecond.toFixed(1)} times a second while idle`);
+});
