@@ -113,6 +113,28 @@ interface Deadline {
 const noop = (): void => {};
 
 /**
+ * The deadlines following each parent signal. Most queries share one
+ * long-lived parent (the sidecar's shutdown signal), and EventTarget walks
+ * its listener list on every add and remove: one listener per parent that
+ * aborts a set keeps that O(1) however many queries are in flight.
+ */
+const followers = new WeakMap<AbortSignal, Set<AbortController>>();
+
+function follow(parent: AbortSignal, child: AbortController): void {
+  let set = followers.get(parent);
+  if (set === undefined) {
+    const created = new Set<AbortController>();
+    followers.set(parent, created);
+    parent.addEventListener('abort', () => {
+      for (const c of created) c.abort(parent.reason);
+      created.clear();
+    }, { once: true });
+    set = created;
+  }
+  set.add(child);
+}
+
+/**
  * A signal that aborts when `parent` (or `extra`) aborts, or after `ms`
  * milliseconds with a TimeoutError reason (transports then report
  * UPSTREAM_TIMEOUT). Unlike AbortSignal.any/timeout, everything it holds is
@@ -125,16 +147,15 @@ function deadlineSignal(parent: AbortSignal, ms: number, extra?: AbortSignal): D
     controller.abort(parent.aborted ? parent.reason : extra!.reason);
     return { signal, dispose: noop };
   }
-  const onParent = () => controller.abort(parent.reason);
   const onExtra = () => controller.abort(extra!.reason);
-  parent.addEventListener('abort', onParent, { once: true });
+  follow(parent, controller);
   extra?.addEventListener('abort', onExtra, { once: true });
   const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
   return {
     signal,
     dispose() {
       clearTimeout(timer);
-      parent.removeEventListener('abort', onParent);
+      followers.get(parent)?.delete(controller);
       extra?.removeEventListener('abort', onExtra);
     },
   };
