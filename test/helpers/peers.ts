@@ -394,7 +394,8 @@ export async function startTenantDns(
   if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
   args.push(...(opts.extraArgs ?? []));
   const name = 'tenant-dns';
-  return startDaemon(name, port, process.execPath, args, opts);
+  const env = opts.source ? process.env : { ...process.env, ...imageEntrypoint().env };
+  return startDaemon(name, port, process.execPath, args, { ...opts, env });
 }
 
 let knownFlags: Set<string> | undefined;
