@@ -108,7 +108,9 @@ describe('policy file faults at reload', () => {
     readable(path, policy('10.0.0.1'));
     if (ROOT_USER) chownSync(path, 0, 0);
     const p = await spawnServing(['sidecar', '--upstream', `udp://127.0.0.1:${upstream.port}`, '--policy', path], { spawn: AS_NOBODY });
+    let running = true;
     t.after(async () => {
+      running = false; // a failed assertion must not leave the query loops running
       await p.kill();
       await upstream.close();
     });
@@ -117,7 +119,6 @@ describe('policy file faults at reload', () => {
     const valid = new Set(['10.0.0.1', '10.0.0.2']);
     const tally = { sent: 0, answered: 0, byAddress: {} as Record<string, number> };
     const problems: string[] = [];
-    let running = true;
     // Four steady query loops, each one query at a time with a 1 s deadline and no retry.
     const loops = Array.from({ length: 4 }, async (_, w) => {
       for (let i = 0; running; i++) {
@@ -174,7 +175,12 @@ describe('policy file faults at reload', () => {
     lastGood = '10.0.0.1';
     writeFileSync(path, policy(lastGood));
     chmodSync(path, 0o644);
-    await waitFor('the last valid policy to load', async () => addressesOf((await udpAsk(port, rawQuery('probe.svc.faults.example', 1, 2), 500)) ?? Buffer.alloc(0))[0] === lastGood, 3000);
+    await waitFor(
+      'the last valid policy to load',
+      async () => addressesOf((await udpAsk(port, rawQuery('probe.svc.faults.example', 1, 2), 500)) ?? Buffer.alloc(0))[0] === lastGood,
+      3000,
+      () => `the sidecar's last log lines: ${p.stderr().trim().split('\n').slice(-6).join(' | ')}`,
+    );
     writeFileSync(path, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nspec:\n  splitZones: [{ name: svc, names: [');
     p.child.kill('SIGHUP');
     await sleep(300);
