@@ -9,6 +9,7 @@ import net from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { HostPort } from './address.ts';
+import { isPending } from '../pipeline/stage.ts';
 import { answer, refusalReply, type HandlerDeps, type Reply } from './handle.ts';
 
 /** TCP listener limits. */
@@ -148,7 +149,7 @@ class Connection {
     }
     this.inflight++;
     const reply = answer(msg, 'tcp', this.deps);
-    if (reply instanceof Promise) void reply.then((r) => this.answered(r));
+    if (isPending(reply)) void reply.then((r) => this.answered(r));
     else this.answered(reply);
   }
 

@@ -6,6 +6,7 @@ import dgram from 'node:dgram';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { literalLookup, type HostPort } from './address.ts';
+import { isPending } from '../pipeline/stage.ts';
 import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
 /** A bound UDP listener. */
@@ -30,7 +31,7 @@ export async function listenUdp(at: HostPort, deps: HandlerDeps, log: Logger): P
   socket.on('message', (msg, rinfo) => {
     if (!accepting) return;
     const reply = answer(msg, 'udp', deps);
-    if (reply instanceof Promise) void reply.then((r) => send(r, rinfo));
+    if (isPending(reply)) void reply.then((r) => send(r, rinfo));
     else send(reply, rinfo);
   });
   socket.on('error', (err) => log('warn', 'UDP listener socket error', { error: err.message }));

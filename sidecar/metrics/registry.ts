@@ -14,10 +14,10 @@
  */
 import type { CacheStats } from '../cache/store.ts';
 import { Counter, Gauge, collectDefaultMetrics, type Metric, type Registry } from 'prom-client';
+import type { Proto, Source } from '../pipeline/stage.ts';
 
 /** Milliseconds between samples of the event-loop delay behind `nodejs_eventloop_lag_*`. */
 export const EVENT_LOOP_SAMPLE_MS = 1000;
-import type { Proto, Source } from '../pipeline/stage.ts';
 
 /** The prefix of every tenant-dns metric. */
 export const NAMESPACE = 'tenant_dns_';

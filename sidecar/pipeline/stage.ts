@@ -89,8 +89,8 @@ export interface Outcome {
  */
 export type Answer = Outcome | Promise<Outcome>;
 
-/** Whether an answer is still to come. */
-export function isPending(answer: Answer): answer is Promise<Outcome> {
+/** Whether an answer (an {@link Answer}, or a listener's reply) is still to come. */
+export function isPending<T>(answer: T | Promise<T>): answer is Promise<T> {
   return answer instanceof Promise;
 }
 

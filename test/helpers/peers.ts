@@ -322,6 +322,13 @@ export async function startDnsmasq(up: UpstreamInfo, opts: StartOptions = {}): P
   );
 }
 
+/** A temporary directory for a build made once per process, removed when the process exits. */
+function buildDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 let ceilingJs: string | undefined;
 
 /**
@@ -332,8 +339,7 @@ let ceilingJs: string | undefined;
  */
 export function ceilingScript(): string {
   if (ceilingJs) return ceilingJs;
-  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-ceiling-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const dir = buildDir('tenant-dns-bench-ceiling-');
   const out = join(dir, 'ceiling.mjs');
   const esbuild = join(ROOT, 'node_modules/.bin/esbuild');
   execFileSync(esbuild, [join(ROOT, 'test/bench/ceiling.ts'), '--bundle', '--platform=node', '--target=node24', '--format=esm', '--log-level=warning', `--outfile=${out}`], { cwd: ROOT, stdio: 'inherit', timeout: 60_000 });
@@ -355,8 +361,7 @@ let bundle: string | undefined;
  */
 export function sidecarBundle(): string {
   if (bundle) return bundle;
-  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-bundle-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const dir = buildDir('tenant-dns-bench-bundle-');
   execFileSync('sh', [join(ROOT, 'deploy/scripts/bundle.sh'), dir], { cwd: ROOT, stdio: 'inherit', timeout: 60_000 });
   bundle = join(dir, 'dist/tenant-dns.mjs');
   return bundle;
@@ -380,7 +385,8 @@ export async function startTenantDns(
   const transport = opts.transport ?? 'udp';
   needTls(up, transport);
   const port = await freePort();
-  const entry = opts.source ? [join(ROOT, 'bin/tenant-dns.ts')] : [...imageEntrypoint().nodeFlags, ...podNodeOptions(), sidecarBundle()];
+  const image = opts.source ? undefined : imageEntrypoint();
+  const entry = image ? [...image.nodeFlags, ...podNodeOptions(), sidecarBundle()] : [join(ROOT, 'bin/tenant-dns.ts')];
   const args = [...(opts.nodeArgs ?? []), ...entry, 'sidecar', '--listen', `127.0.0.1:${port}`];
   if (transport === 'udp') args.push('--upstream', `udp://127.0.0.1:${up.port}`);
   else {
@@ -394,7 +400,7 @@ export async function startTenantDns(
   if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
   args.push(...(opts.extraArgs ?? []));
   const name = 'tenant-dns';
-  const env = opts.source ? process.env : { ...process.env, ...imageEntrypoint().env };
+  const env = image ? { ...process.env, ...image.env } : process.env;
   return startDaemon(name, port, process.execPath, args, { ...opts, env });
 }
 

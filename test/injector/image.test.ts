@@ -35,11 +35,13 @@ before(() => {
 });
 after(() => rmSync(out, { recursive: true, force: true }));
 
+/** How the image starts the bundle: its node flags and the runtime stage's ENV. */
+const image = imageEntrypoint();
 /** The environment of a container of the image: this process's plus the runtime stage's ENV. */
-const imageEnv = () => ({ ...process.env, ...imageEntrypoint().env });
+const imageEnv = () => ({ ...process.env, ...image.env });
 
 /** Runs the bundle as the image does: `node FLAGS /app/dist/tenant-dns.mjs ARGS`, from an unrelated cwd. */
-const run = (args: string[], input?: string) => execFileSync(process.execPath, [...imageEntrypoint().nodeFlags, bundle, ...args], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+const run = (args: string[], input?: string) => execFileSync(process.execPath, [...image.nodeFlags, bundle, ...args], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 
 test('image: Dockerfile is multi-stage, installs with the lockfile and runs the bundle as non-root', () => {
   const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)];
@@ -54,9 +56,8 @@ test('image: Dockerfile is multi-stage, installs with the lockfile and runs the 
   assert.match(dockerfile, /^COPY --from=build(?: --\S+)* \/out\/ \/app\/$/m);
   const user = /^USER\s+(\d+)(?::(\d+))?\s*$/m.exec(dockerfile);
   assert.ok(user && Number(user[1]) !== 0, 'numeric non-root USER');
-  const entry = imageEntrypoint();
-  assert.equal(entry.script, '/app/dist/tenant-dns.mjs', 'ENTRYPOINT runs what bundle.sh writes under /app');
-  assert.equal(entry.env.MALLOC_ARENA_MAX, '1', 'one malloc arena (peak RSS, test/bench/README.md)');
+  assert.equal(image.script, '/app/dist/tenant-dns.mjs', 'ENTRYPOINT runs what bundle.sh writes under /app');
+  assert.equal(image.env.MALLOC_ARENA_MAX, '1', 'one malloc arena (peak RSS, test/bench/README.md)');
 });
 
 test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
@@ -90,7 +91,7 @@ test('image: inject from the bundle turns manifests on stdin into valid injected
 test('image: the injector from the bundle serves HTTPS and exits 0 on SIGTERM', async (t) => {
   const pki = makeTestPki(['localhost']);
   t.after(() => pki.cleanup());
-  const child = spawn(process.execPath, [...imageEntrypoint().nodeFlags, bundle, 'injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--no-namespace-lookup'], { cwd: tmpdir(), env: imageEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...image.nodeFlags, bundle, 'injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--no-namespace-lookup'], { cwd: tmpdir(), env: imageEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let stderr = '';
   const port = await new Promise<number>((resolve, reject) => {
@@ -121,7 +122,7 @@ test('image: the bundled sidecar forwards over DoH (the undici chunk loads on de
   const doh = `https://dns.test:${httpsPort}/dns-query`;
   const dot = `tls://dns.test:${tlsPort}`;
   for (const upstream of [doh, dot]) {
-    const sc = await spawnServing(['sidecar', '--upstream', upstream, '--upstream-ca', tls.caFile, '--bootstrap', 'dns.test=127.0.0.1'], { entry: [...imageEntrypoint().nodeFlags, bundle], spawn: { cwd: tmpdir(), env: imageEnv() } });
+    const sc = await spawnServing(['sidecar', '--upstream', upstream, '--upstream-ca', tls.caFile, '--bootstrap', 'dns.test=127.0.0.1'], { entry: [...image.nodeFlags, bundle], spawn: { cwd: tmpdir(), env: imageEnv() } });
     try {
       const r = await queryUdp('127.0.0.1', sc.port, { name: 'www.image.test', type: 'A' }, 5000);
       assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.77'], `${upstream}: ${sc.stderr()}`);
