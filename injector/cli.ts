@@ -3,8 +3,6 @@
  * server) and `tenant-dns inject` (offline injection of manifests).
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { runInjectCommand } from './inject-cli.ts';
-import { runInjector } from './main.ts';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -12,7 +10,10 @@ function positiveInt(v: string): number {
   return n;
 }
 
-/** Adds `injector` and `inject` to `program`. A failing command sets `process.exitCode`. */
+/**
+ * Adds `injector` and `inject` to `program`. A failing command sets `process.exitCode`.
+ * Their code (and node:https, node:tls) loads when one of them runs, not when the sidecar starts.
+ */
 export function registerInjectorCommands(program: Command): void {
   program
     .command('injector')
@@ -24,6 +25,7 @@ export function registerInjectorCommands(program: Command): void {
     .option('--no-namespace-lookup', 'do not read tenant labels from namespaces; the tenant is the namespace name')
     .option('--max-body-bytes <n>', 'largest AdmissionReview accepted (bytes)', positiveInt, 3 * 1024 * 1024)
     .action(async (opts: { tlsCert: string; tlsKey: string; listen: string; config?: string; namespaceLookup: boolean; maxBodyBytes: number }) => {
+      const { runInjector } = await import('./main.ts');
       const code = await runInjector({
         listen: opts.listen,
         tlsCert: opts.tlsCert,
@@ -43,7 +45,8 @@ export function registerInjectorCommands(program: Command): void {
     .option('-n, --namespace <namespace>', 'namespace for objects that do not name one', 'default')
     .option('--tenant <name>', 'tenant name (default: the namespace; namespace labels cannot be read offline)')
     .option('-o, --output <file>', 'write the result here instead of stdout')
-    .action((opts: { filename: string; config?: string; namespace: string; tenant?: string; output?: string }) => {
+    .action(async (opts: { filename: string; config?: string; namespace: string; tenant?: string; output?: string }) => {
+      const { runInjectCommand } = await import('./inject-cli.ts');
       const code = runInjectCommand(opts);
       if (code !== 0) process.exitCode = code;
     });

@@ -4,7 +4,6 @@
  * what is in flight, and exit 0.
  */
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
 import { registerInjectorCommands } from '../injector/cli.ts';
 import { registerSidecarCommand } from './cli.ts';
 import { buildConfig } from './config/flags.ts';
@@ -14,6 +13,8 @@ import { describeError, errorCode } from './errors.ts';
 import { createLogger } from './log.ts';
 import { registerPolicyCommands } from './policy/cli.ts';
 import { startSidecar } from './server.ts';
+// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { readFileSync } = process.getBuiltinModule('node:fs');
 
 /** The package version, for `--version`, logs and build info. */
 export const VERSION: string = (

@@ -1,8 +1,6 @@
 /**
  * Wiring only: config → stages → chain → listeners. No DNS logic lives here.
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +30,10 @@ import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } f
 import { parseUpstreamSpec } from './upstream/spec.ts';
 import { createGroup, type UpstreamGroup } from './upstream/group.ts';
 import { forwardStage, type Route } from './upstream/stage.ts';
+// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { readFileSync } = process.getBuiltinModule('node:fs');
+// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { randomBytes } = process.getBuiltinModule('node:crypto');
 
 /** What {@link startSidecar} takes besides the config. */
 export interface StartOptions {

@@ -4,11 +4,12 @@
  * `file:line: field.path: message`, with the line of the YAML node at the
  * failing path (or of its nearest existing parent).
  */
-import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, visit, type Document } from 'yaml';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value, type ValueError } from '@sinclair/typebox/value';
 import { ErrorCodes, SidecarError } from '../errors.ts';
+// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { readFileSync } = process.getBuiltinModule('node:fs');
 
 /** One semantic problem found in a schema-valid value. */
 export interface Problem {

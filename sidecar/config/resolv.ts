@@ -2,11 +2,12 @@
  * Default upstreams from resolv.conf, and the start-up check that the
  * sidecar never forwards to itself.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, type HostPort } from '../listener/address.ts';
+// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { readFileSync } = process.getBuiltinModule('node:fs');
 
 /** Whether an IP literal is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x). */
 export function isLoopback(ip: string): boolean {

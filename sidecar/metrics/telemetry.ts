@@ -5,7 +5,7 @@
  * first (so the upstream groups get its hooks), then {@link Telemetry.start}s
  * it once the policy, the cache and the groups exist, and closes it last.
  */
-import { Registry } from 'prom-client';
+import Registry from 'prom-client/lib/registry.js'; // not the index: see metrics/registry.ts
 import type { HostPort } from '../listener/address.ts';
 import { parseHostPort } from '../listener/address.ts';
 import type { Logger } from '../log.ts';

@@ -6,12 +6,14 @@
  * (SIGHUP). An invalid file is rejected with one log line and the last good
  * policy keeps serving.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { DNSPolicySchema, checkPolicy, type DNSPolicy } from '../config/policy-schema.ts';
 import { loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
 import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts';
 import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
+import type { FSWatcher } from 'node:fs';
+// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { watch } = process.getBuiltinModule('node:fs');
 
 /** A log function: level, message, structured fields. */
 export type PolicyLogger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;

@@ -9,9 +9,7 @@
  * SubjectPublicKeyInfo) must match too. A failure is UPSTREAM_TLS, never a
  * fallback to plain DNS. TLS sessions are resumed on reconnect.
  */
-import { createHash, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import tls from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { ErrorCodes } from '../errors.ts';
 import { staticAddresses } from './bootstrap.ts';
@@ -20,6 +18,8 @@ import { upstreamError } from './message.ts';
 import { formatHostPort } from '../listener/address.ts';
 import { StreamUpstream } from './stream.ts';
 import type { StreamTuning } from './stream.ts';
+// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { createHash, X509Certificate } = process.getBuiltinModule('node:crypto');
 
 /** How an encrypted upstream's certificate is checked. */
 export interface TlsTrust {
@@ -66,6 +66,8 @@ export function connectTls(params: TlsConnectParams): Promise<TLSSocket> {
   const servername = isIP(trust.tlsName) ? undefined : trust.tlsName;
   return new Promise((resolve, reject) => {
     let tcpConnected = false;
+    // Loaded on first use: a sidecar without a DoT upstream never pays for node:tls at start-up.
+    const tls = process.getBuiltinModule('node:tls');
     const socket = tls.connect({
       host,
       port,

@@ -3,10 +3,11 @@
  * checks of RFC 5452 (ID, QR, question) and the errors they raise.
  * No I/O.
  */
-import { randomFillSync } from 'node:crypto';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { skipName } from '../dns/wire.ts';
+// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { randomFillSync } = process.getBuiltinModule('node:crypto');
 
 const POOL_SIZE = 4096;
 const idPool = new Uint16Array(POOL_SIZE);
