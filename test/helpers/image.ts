@@ -3,6 +3,7 @@
  * read from Dockerfile.sidecar, so the tests and the benchmark run the
  * bundle exactly as a pod does.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -41,4 +42,24 @@ export function imageEntrypoint(): ImageEntrypoint {
     }
   }
   return { argv, nodeFlags: argv.slice(1, at), script: argv[at]!, env };
+}
+
+/**
+ * Builds the bundle the way the image's build stage does
+ * (`deploy/scripts/bundle.sh OUTDIR`), its compile cache filled by this
+ * process's node, which is the one that will run it.
+ */
+export function buildBundle(out: string): void {
+  execFileSync('sh', [join(ROOT, 'deploy/scripts/bundle.sh'), out], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE: process.execPath }, timeout: 60_000 });
+}
+
+/**
+ * The image's ENV for a container whose /app is `appDir` on this machine
+ * (the OUTDIR bundle.sh wrote, which the image copies to /app): a value
+ * under /app/ points into `appDir` instead.
+ */
+export function imageEnvAt(image: ImageEntrypoint, appDir: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(image.env)) env[k] = v === '/app' || v.startsWith('/app/') ? join(appDir, v.slice('/app'.length)) : v;
+  return env;
 }

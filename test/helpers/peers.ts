@@ -12,10 +12,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeQuery } from './dns-client.ts';
-import { imageEntrypoint } from './image.ts';
+import { buildBundle, imageEntrypoint, imageEnvAt } from './image.ts';
 import { freePort } from './ports.ts';
 import { KRESD_OFFLINE } from './tls-daemons.ts';
 import { unboundConfig, unboundServerLines } from './unbound.ts';
@@ -362,7 +362,7 @@ let bundle: string | undefined;
 export function sidecarBundle(): string {
   if (bundle) return bundle;
   const dir = buildDir('tenant-dns-bench-bundle-');
-  execFileSync('sh', [join(ROOT, 'deploy/scripts/bundle.sh'), dir], { cwd: ROOT, stdio: 'inherit', timeout: 60_000 });
+  buildBundle(dir);
   bundle = join(dir, 'dist/tenant-dns.mjs');
   return bundle;
 }
@@ -400,7 +400,7 @@ export async function startTenantDns(
   if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
   args.push(...(opts.extraArgs ?? []));
   const name = 'tenant-dns';
-  const env = image ? { ...process.env, ...image.env } : process.env;
+  const env = image ? { ...process.env, ...imageEnvAt(image, dirname(dirname(sidecarBundle()))) } : process.env;
   return startDaemon(name, port, process.execPath, args, { ...opts, env });
 }
 

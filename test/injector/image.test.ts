@@ -6,14 +6,14 @@
  * the injector serving HTTPS until SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, after, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { imageEntrypoint } from '../helpers/image.ts';
+import { buildBundle, imageEntrypoint, imageEnvAt } from '../helpers/image.ts';
 import { makeTestPki } from '../helpers/k8s-certs.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 import { queryUdp } from '../helpers/dns-client.ts';
@@ -30,7 +30,7 @@ let bundle = '';
 
 before(() => {
   out = mkdtempSync(join(tmpdir(), 'tenant-dns-bundle-'));
-  execFileSync('sh', ['deploy/scripts/bundle.sh', out], { cwd: ROOT, stdio: 'pipe' });
+  buildBundle(out);
   bundle = join(out, 'dist', 'tenant-dns.mjs');
 });
 after(() => rmSync(out, { recursive: true, force: true }));
@@ -38,7 +38,7 @@ after(() => rmSync(out, { recursive: true, force: true }));
 /** How the image starts the bundle: its node flags and the runtime stage's ENV. */
 const image = imageEntrypoint();
 /** The environment of a container of the image: this process's plus the runtime stage's ENV. */
-const imageEnv = () => ({ ...process.env, ...image.env });
+const imageEnv = () => ({ ...process.env, ...imageEnvAt(image, out) });
 
 /** Runs the bundle as the image does: `node FLAGS /app/dist/tenant-dns.mjs ARGS`, from an unrelated cwd. */
 const run = (args: string[], input?: string) => execFileSync(process.execPath, [...image.nodeFlags, bundle, ...args], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -58,6 +58,19 @@ test('image: Dockerfile is multi-stage, installs with the lockfile and runs the 
   assert.ok(user && Number(user[1]) !== 0, 'numeric non-root USER');
   assert.equal(image.script, '/app/dist/tenant-dns.mjs', 'ENTRYPOINT runs what bundle.sh writes under /app');
   assert.equal(image.env.MALLOC_ARENA_MAX, '1', 'one malloc arena (peak RSS, test/bench/README.md)');
+  assert.equal(image.env.NODE_COMPILE_CACHE, '/app/cache', 'the compile cache bundle.sh fills (start-up, test/bench/README.md)');
+});
+
+test('image: the bundle starts from the compile cache bundle.sh filled, and does not write to it', () => {
+  const files = () => readdirSync(join(out, 'cache'), { recursive: true }).sort();
+  const before = files();
+  assert.ok(before.length > 1, `cache filled: ${before.join(', ')}`);
+  // Node says what it does with the cache on stderr when NODE_DEBUG_NATIVE=COMPILE_CACHE.
+  const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'sidecar', '--help'], { cwd: tmpdir(), env: { ...imageEnv(), NODE_DEBUG_NATIVE: 'COMPILE_CACHE' }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /V8 code cache for ESM file:\/\/\S+\/dist\/tenant-dns\.mjs was accepted/, r.stderr);
+  assert.doesNotMatch(r.stderr, /was rejected|failed/i, r.stderr);
+  assert.deepEqual(files(), before);
 });
 
 test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
