@@ -10,6 +10,11 @@
 # CLI reads its version from ../package.json relative to itself). Run from
 # the repository root after `npm ci`.
 #
+# --minify-whitespace drops comments and indentation, not names (stack
+# traces keep function names): V8 holds each chunk's source in memory, as
+# two bytes per character once a comment has a non-ASCII character, so it
+# cut the idle RSS by 1.2 MiB.
+#
 # Then it starts the bundle once to fill OUTDIR/cache with V8's compiled
 # code for the modules loaded at start-up (Node's compile cache). The image
 # sets NODE_COMPILE_CACHE=/app/cache; NODE_COMPILE_CACHE_PORTABLE=1 keys the
@@ -27,6 +32,7 @@ mkdir -p "$out/dist"
   --format=esm \
   --splitting \
   --legal-comments=none \
+  --minify-whitespace \
   --log-level=warning \
   "--banner:js=import { createRequire as __tdnsCreateRequire } from 'node:module'; const require = __tdnsCreateRequire(import.meta.url);" \
   --entry-names='[name]' \
