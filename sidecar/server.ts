@@ -11,6 +11,7 @@ import { buildQuery } from './dns/query.ts';
 import { clusterZoneOf, clusterZones } from './config/cluster.ts';
 import { LOOP_TAG_LENGTH } from './dns/wire.ts';
 import { describeError, errorCode, ErrorCodes, SidecarError } from './errors.ts';
+import { compactHeapAfterStartup } from './heap.ts';
 import { formatHostPort, parseHostPort, type HostPort } from './listener/address.ts';
 import { InflightGate, type HandlerDeps } from './listener/handle.ts';
 import { listenTcp, type TcpListener } from './listener/tcp.ts';
@@ -329,6 +330,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     admin: telemetry.adminAddress ? formatHostPort(telemetry.adminAddress) : null,
     logQueries: config.logQueries,
   });
+  const cancelCompaction = compactHeapAfterStartup((c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }));
 
   let shutdownPromise: Promise<void> | undefined;
   return {
@@ -342,6 +344,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     reloadPolicy: async () => policy.reload(),
     shutdown(drainMs: number) {
       shutdownPromise ??= (async () => {
+        cancelCompaction();
         for (const l of udp) l.stopAccepting();
         for (const l of tcp) l.stopAccepting();
         const until = Date.now() + drainMs;

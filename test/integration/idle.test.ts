@@ -2,12 +2,16 @@
  * An idle sidecar stays asleep: a platform runs one per pod, so timers that
  * fire while no query comes cost CPU on every node all day. The sidecar runs
  * as the README starts it, with its metrics on; the test counts how often
- * its main thread is woken (voluntary context switches, /proc) while idle.
+ * its main thread is woken (voluntary context switches, /proc) while idle,
+ * and checks the one heap compaction after start-up (sidecar/heap.ts).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { spawnServing } from '../helpers/sidecar.ts';
+import { runInNewContext } from 'node:vm';
+import { compactHeap } from '../../sidecar/heap.ts';
+import { decodeReply, encodeQuery, exchangeUdpRaw } from '../helpers/dns-client.ts';
+import { spawnServing, waitFor } from '../helpers/sidecar.ts';
 
 /** Voluntary context switches of a process's main thread so far. */
 function wakeups(pid: number): number {
@@ -29,4 +33,27 @@ test('idle: the main thread wakes at most a few times a second when no query com
   // prom-client's default event-loop monitor alone woke it ~100 times a second.
   t.diagnostic(`${perSecond.toFixed(1)} wakeups a second`);
   assert.ok(perSecond <= 10, `main thread woke ${perSecond.toFixed(1)} times a second while idle`);
+});
+
+test('idle: once serving, the sidecar compacts its start-up heap once, and goes on answering', async (t) => {
+  const sc = await spawnServing(['sidecar', '--upstream', 'udp://127.0.0.1:9', '--metrics', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  t.after(() => sc.kill());
+  const lines = () => sc.stderr().split('\n').filter((l) => l.includes('"msg":"start-up heap compacted"'));
+  await waitFor('the start-up heap compaction', () => lines().length > 0, 5000, () => sc.stderr());
+  const c = JSON.parse(lines()[0]!) as { rssBeforeMiB: number; rssAfterMiB: number; pauseMs: number };
+  t.diagnostic(`RSS ${c.rssBeforeMiB} -> ${c.rssAfterMiB} MiB, pause ${c.pauseMs} ms`);
+  for (const k of ['rssBeforeMiB', 'rssAfterMiB', 'pauseMs'] as const) assert.ok(Number.isFinite(c[k]) && c[k] >= 0, `${k}: ${c[k]}`);
+  // A NOTIMP needs no upstream: the sidecar still answers after the pause.
+  const status = encodeQuery({ name: 'example.com', type: 'A' });
+  status.writeUInt16BE(2 << 11, 2); // opcode STATUS
+  assert.equal(decodeReply(await exchangeUdpRaw('127.0.0.1', sc.port, status)).rcode, 'NOTIMP');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(lines().length, 1, 'once');
+});
+
+test('idle: the compaction leaves no gc() behind: --expose-gc is off again for every new context', () => {
+  const c = compactHeap();
+  assert.ok(c.rssAfterMiB > 0 && c.pauseMs >= 0);
+  assert.equal(runInNewContext('typeof gc'), 'undefined');
+  assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined');
 });
