@@ -4,7 +4,7 @@
  * every system. Timings are not asserted; a CI machine's figures mean nothing.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,4 +39,29 @@ test('bench smoke: the harness writes a table with a row for every system', { ti
     }
   }
   assert.match(md, /## Issue 7 targets/);
+});
+
+const STARTUP = fileURLToPath(new URL('./startup.ts', import.meta.url));
+const hasValgrind = (() => {
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('bench smoke: startup.ts counts the instructions to the first answer of both systems', { skip: !hasValgrind && 'needs valgrind', timeout: 240_000 }, async () => {
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, [STARTUP, '--runs', '1'], { timeout: 230_000 }, (err, so, se) => (err ? reject(new Error(`startup.ts failed: ${err.message}\n${se.slice(-3000)}`)) : resolve(so)));
+  });
+  const count = (system: string): number => {
+    const m = new RegExp(`^\\| ${system} \\| (\\d+)M `, 'm').exec(stdout);
+    assert.ok(m, `a row for ${system}:\n${stdout}`);
+    return Number(m[1]);
+  };
+  // Node alone executes tens of millions of instructions before it runs a line of JavaScript.
+  assert.ok(count('node-ceiling') >= 10, stdout);
+  assert.ok(count('tenant-dns') > count('node-ceiling'), `the sidecar does more than the ceiling before answering:\n${stdout}`);
 });

@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,8 @@ export interface StartOptions {
   readonly cpu?: string;
   /** Milliseconds to wait for the first answer; default 15000. */
   readonly readyTimeoutMs?: number;
+  /** A command the server runs under, e.g. `['valgrind', '--tool=callgrind']` (after taskset). */
+  readonly wrap?: readonly string[];
 }
 
 /** The authoritative upstream, with its ports. */
@@ -113,7 +115,8 @@ async function startDaemon(
   args: readonly string[],
   opts: StartOptions & { dir?: string; cwd?: string; env?: NodeJS.ProcessEnv },
 ): Promise<BenchServer> {
-  const argv = opts.cpu !== undefined ? ['taskset', '-c', opts.cpu, cmd, ...args] : [cmd, ...args];
+  const run = [...(opts.wrap ?? []), cmd, ...args];
+  const argv = opts.cpu !== undefined ? ['taskset', '-c', opts.cpu, ...run] : run;
   const since = performance.now();
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     cwd: opts.cwd ?? opts.dir ?? ROOT,
@@ -377,16 +380,20 @@ export function podNodeOptions(): string[] {
  * with the node flags of the image's ENTRYPOINT and the injector's
  * NODE_OPTIONS, `sidecar --listen … --upstream …`.
  * `source: true` runs bin/tenant-dns.ts instead (no bundle, Node's defaults).
+ * `app` runs a bundle built before (the OUTDIR of deploy/scripts/bundle.sh,
+ * e.g. of an older commit) instead of building this tree's; one without a
+ * compile cache runs without one, so Node does not write one into it.
  */
 export async function startTenantDns(
   up: UpstreamInfo,
-  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string; source?: boolean } = {},
+  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string; source?: boolean; app?: string } = {},
 ): Promise<BenchServer> {
   const transport = opts.transport ?? 'udp';
   needTls(up, transport);
   const port = await freePort();
   const image = opts.source ? undefined : imageEntrypoint();
-  const entry = image ? [...image.nodeFlags, ...podNodeOptions(), sidecarBundle()] : [join(ROOT, 'bin/tenant-dns.ts')];
+  const bundle = opts.app !== undefined ? join(opts.app, 'dist/tenant-dns.mjs') : image ? sidecarBundle() : undefined;
+  const entry = image ? [...image.nodeFlags, ...podNodeOptions(), bundle!] : [join(ROOT, 'bin/tenant-dns.ts')];
   const args = [...(opts.nodeArgs ?? []), ...entry, 'sidecar', '--listen', `127.0.0.1:${port}`];
   if (transport === 'udp') args.push('--upstream', `udp://127.0.0.1:${up.port}`);
   else {
@@ -400,7 +407,10 @@ export async function startTenantDns(
   if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
   args.push(...(opts.extraArgs ?? []));
   const name = 'tenant-dns';
-  const env = image ? { ...process.env, ...imageEnvAt(image, dirname(dirname(sidecarBundle()))) } : process.env;
+  const appDir = dirname(dirname(bundle ?? ''));
+  const imageEnv = image ? imageEnvAt(image, appDir) : {};
+  if (!existsSync(join(appDir, 'cache'))) for (const k of Object.keys(imageEnv)) if (k.startsWith('NODE_COMPILE_CACHE')) delete imageEnv[k];
+  const env = image ? { ...process.env, ...imageEnv } : process.env;
   return startDaemon(name, port, process.execPath, args, { ...opts, env });
 }
 
