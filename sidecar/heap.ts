@@ -9,13 +9,14 @@
  * V8's "last resort" collection (what it runs before it gives up on memory)
  * compacts the heap, shrinks the young generation and returns the freed
  * pages: about 2-3 MiB of idle RSS for one pause of about 20 ms
- * (test/bench/README.md, "Start-up heap compaction").
+ * (test/bench/README.md, "Start-up and idle memory").
  *
  * Node exposes the collector only under --expose-gc. The flag is switched on
  * just long enough to take `gc` from a new context and switched off again,
  * so the process runs with its usual flags (and the compile cache, which is
  * keyed by V8's flags, stays valid).
  */
+
 /** How long after the sidecar starts serving the collection runs: after the first queries of a starting pod, not before them. */
 export const STARTUP_GC_DELAY_MS = 200;
 

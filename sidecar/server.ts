@@ -31,9 +31,8 @@ import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } f
 import { parseUpstreamSpec } from './upstream/spec.ts';
 import { createGroup, type UpstreamGroup } from './upstream/group.ts';
 import { forwardStage, type Route } from './upstream/stage.ts';
-// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+// node:fs and node:crypto through getBuiltinModule, not ESM imports: the ESM facade reads every export, lazy ones too (metrics/http.ts).
 const { readFileSync } = process.getBuiltinModule('node:fs');
-// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
 const { randomBytes } = process.getBuiltinModule('node:crypto');
 
 /** What {@link startSidecar} takes besides the config. */

@@ -15,8 +15,9 @@
 import type { CacheStats } from '../cache/store.ts';
 import type { Metric, Registry } from 'prom-client';
 // prom-client's own modules, not its index: the index also loads the Pushgateway, and with it
-// node:https, node:tls and node:zlib, which cost the sidecar's start-up ~10 ms and its idle RSS
-// ~2 MiB for nothing it uses (types/prom-client-lib.d.ts gives these paths the index's types).
+// node:https, node:tls and node:zlib, on every start, for nothing the sidecar uses
+// (test/bench/README.md, "Start-up and idle memory"; types/prom-client-lib.d.ts gives these
+// paths the index's types).
 import Counter from 'prom-client/lib/counter.js';
 import Gauge from 'prom-client/lib/gauge.js';
 import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js';
