@@ -57,8 +57,8 @@ export function compactHeap(): HeapCompaction {
  * event loop's reference count; `report` receives the result. Returns a
  * function that cancels it (for shutdown).
  */
-export function compactHeapAfterStartup(report: (c: HeapCompaction) => void, delayMs = STARTUP_GC_DELAY_MS): () => void {
-  const timer = setTimeout(() => report(compactHeap()), delayMs);
+export function compactHeapAfterStartup(report: (c: HeapCompaction) => void): () => void {
+  const timer = setTimeout(() => report(compactHeap()), STARTUP_GC_DELAY_MS);
   timer.unref();
   return () => clearTimeout(timer);
 }

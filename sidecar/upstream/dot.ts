@@ -137,13 +137,14 @@ export class DotUpstream extends StreamUpstream {
       async (timeoutMs) => {
         const list = source.addresses();
         const host = list[index % list.length]!;
+        const at = formatHostPort({ host, port });
         try {
           const socket = await connectTls({
             host,
             port,
             trust: options.trust,
             timeoutMs,
-            address: address === `tls://${formatHostPort({ host, port })}` ? address : `${address} (${formatHostPort({ host, port })})`,
+            address: address === `tls://${at}` ? address : `${address} (${at})`,
             session,
             onSession: (s) => {
               session = s;

@@ -4,7 +4,7 @@
  * bundle exactly as a pod does.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -56,10 +56,15 @@ export function buildBundle(out: string): void {
 /**
  * The image's ENV for a container whose /app is `appDir` on this machine
  * (the OUTDIR bundle.sh wrote, which the image copies to /app): a value
- * under /app/ points into `appDir` instead.
+ * under /app/ points into `appDir` instead, and is left out when `appDir`
+ * lacks it (a bundle built before bundle.sh made a compile cache), so that
+ * Node does not create it.
  */
 export function imageEnvAt(image: ImageEntrypoint, appDir: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(image.env)) env[k] = v === '/app' || v.startsWith('/app/') ? join(appDir, v.slice('/app'.length)) : v;
+  for (const [k, v] of Object.entries(image.env)) {
+    if (v !== '/app' && !v.startsWith('/app/')) env[k] = v;
+    else if (existsSync(join(appDir, v.slice('/app'.length)))) env[k] = join(appDir, v.slice('/app'.length));
+  }
   return env;
 }

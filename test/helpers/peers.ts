@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -381,8 +381,7 @@ export function podNodeOptions(): string[] {
  * NODE_OPTIONS, `sidecar --listen … --upstream …`.
  * `source: true` runs bin/tenant-dns.ts instead (no bundle, Node's defaults).
  * `app` runs a bundle built before (the OUTDIR of deploy/scripts/bundle.sh,
- * e.g. of an older commit) instead of building this tree's; one without a
- * compile cache runs without one, so Node does not write one into it.
+ * e.g. of an older commit) instead of building this tree's.
  */
 export async function startTenantDns(
   up: UpstreamInfo,
@@ -407,10 +406,7 @@ export async function startTenantDns(
   if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
   args.push(...(opts.extraArgs ?? []));
   const name = 'tenant-dns';
-  const appDir = dirname(dirname(bundle ?? ''));
-  const imageEnv = image ? imageEnvAt(image, appDir) : {};
-  if (!existsSync(join(appDir, 'cache'))) for (const k of Object.keys(imageEnv)) if (k.startsWith('NODE_COMPILE_CACHE')) delete imageEnv[k];
-  const env = image ? { ...process.env, ...imageEnv } : process.env;
+  const env = image ? { ...process.env, ...imageEnvAt(image, dirname(dirname(bundle!))) } : process.env;
   return startDaemon(name, port, process.execPath, args, { ...opts, env });
 }
 
