@@ -12,7 +12,7 @@ import { SidecarConfigSchema } from './config/schema.ts';
 import { describeError, errorCode } from './errors.ts';
 import { createLogger } from './log.ts';
 import { registerPolicyCommands } from './policy/cli.ts';
-import { startSidecar } from './server.ts';
+import { startSidecar, type Sidecar } from './server.ts';
 // node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
 const { readFileSync } = process.getBuiltinModule('node:fs');
 
@@ -28,30 +28,53 @@ const DRAIN_TIMEOUT_MS = 5_000;
  * Runs the `sidecar` command until SIGTERM/SIGINT. Resolves with the exit
  * code: 0 after a clean drain, 1 when start-up fails (the error is printed
  * as one line on stderr).
+ *
+ * The signal handlers are installed before start-up, not after it: "sidecar
+ * serving" is logged before startSidecar returns, and a SIGHUP that came
+ * while no handler was installed took the default action and killed the
+ * process. A SIGHUP during start-up reloads the policy once the sidecar
+ * serves; a SIGTERM or SIGINT during start-up stops it then.
  */
 async function runSidecar(opts: Record<string, unknown>): Promise<number> {
   const bootLog = createLogger({ component: 'sidecar' });
-  let sidecar;
+  let sidecar: Sidecar | undefined;
+  let reloadWanted = false;
+  let stopWanted: string | undefined;
+  let stop: ((signal: string) => void) | undefined;
+  const onHup = () => {
+    if (sidecar) void sidecar.reloadPolicy();
+    else reloadWanted = true;
+  };
+  const onStop = (signal: string) => {
+    if (stop) stop(signal);
+    else stopWanted ??= signal;
+  };
+  const onTerm = () => onStop('SIGTERM');
+  const onInt = () => onStop('SIGINT');
+  process.on('SIGHUP', onHup);
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
   try {
     const file = typeof opts.config === 'string' ? (loadYamlFile(opts.config, SidecarConfigSchema) as Record<string, unknown>) : {};
     const config = buildConfig(opts, file);
     const log = createLogger({ component: 'sidecar', tenant: config.tenant, ...(config.pod ? { pod: config.pod } : {}) });
     sidecar = await startSidecar(config, { log, version: VERSION });
   } catch (err) {
+    process.off('SIGHUP', onHup);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
     bootLog('error', 'sidecar failed to start', { code: errorCode(err), error: describeError(err) });
     return 1;
   }
   const running = sidecar;
+  if (reloadWanted) void running.reloadPolicy();
   return await new Promise<number>((resolve) => {
-    const onHup = () => void running.reloadPolicy();
-    const stop = (signal: string) => {
+    stop = (signal: string) => {
       process.off('SIGHUP', onHup);
       running.log('info', 'shutting down: draining in-flight queries', { signal });
       void running.shutdown(DRAIN_TIMEOUT_MS).then(() => resolve(0));
     };
-    process.on('SIGHUP', onHup);
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (stopWanted !== undefined) stop(stopWanted);
   });
 }
 
