@@ -13,6 +13,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import * as packet from 'dns-packet';
+import { listenUdpAndTcp } from './ports.ts';
 import { frame, onFrames } from './tcp-frames.ts';
 
 /** Which face a query came in on. */
@@ -217,7 +218,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     return (server.address() as net.AddressInfo).port;
   }
 
-  async function startUdp(port: number): Promise<dgram.Socket> {
+  function makeUdp(): dgram.Socket {
     const u = dgram.createSocket('udp4');
     u.on('message', (raw, rinfo) => {
       void (async () => {
@@ -234,32 +235,15 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
         }
       })();
     });
-    await new Promise<void>((resolve, reject) => {
-      u.once('error', reject);
-      u.bind(port, '127.0.0.1', () => {
-        u.off('error', reject);
-        resolve();
-      });
-    });
     return u;
   }
 
   async function start(): Promise<void> {
     // UDP and TCP share one port, like a real server (TC fallback goes to the same port).
-    for (let tries = 0; ; tries++) {
-      const u = await startUdp(ports.udp);
-      const t = net.createServer((s) => onStream(s, 'tcp'));
-      try {
-        ports.tcp = await listenStream(t, u.address().port);
-        ports.udp = u.address().port;
-        udp = u;
-        tcp = t;
-        break;
-      } catch (err) {
-        await new Promise<void>((r) => u.close(() => r()));
-        if (ports.udp !== 0 || tries >= 20) throw err;
-      }
-    }
+    const pair = await listenUdpAndTcp('127.0.0.1', ports.udp, () => ({ udp: makeUdp(), tcp: net.createServer((s) => onStream(s, 'tcp')) }));
+    udp = pair.udp;
+    tcp = pair.tcp;
+    ports.udp = ports.tcp = pair.port;
 
     if (options.tls) {
       tlsServer = tls.createServer({ key: options.tls.key, cert: options.tls.cert }, (s) => onStream(s, 'tls'));

@@ -55,3 +55,43 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   }
   throw new Error(`no free UDP+TCP port on ${host} after 50 attempts`);
 }
+
+/**
+ * Binds `udp` and `tcp` on one port of `host`, as a DNS server listens (a
+ * reply with TC sends the client to TCP on the same port). With `port` 0
+ * the kernel picks the UDP port from the ephemeral range, where a client
+ * socket of a neighbouring test may already hold it for TCP: then the UDP
+ * socket is closed and another port is tried. On failure nothing stays
+ * bound, so a failed start cannot keep the test process alive.
+ */
+export async function listenUdpAndTcp(host: string, port: number, make: () => { udp: dgram.Socket; tcp: net.Server }): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+  for (let attempt = 0; ; attempt++) {
+    const { udp, tcp } = make();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(port, host, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      udp.close();
+      throw err;
+    }
+    const bound = udp.address().port;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host, port: bound }, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+      return { udp, tcp, port: bound };
+    } catch (err) {
+      await new Promise<void>((r) => udp.close(() => r()));
+      if (port !== 0 || attempt >= 20) throw err;
+    }
+  }
+}

@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { listenUdpAndTcp } from '../helpers/ports.ts';
 import { frame, onFrames } from '../helpers/tcp-frames.ts';
 
 /**
@@ -172,8 +173,6 @@ export async function startRawUpstream(handler?: RawHandler): Promise<RawUpstrea
     received.push(q);
     if (received.length > state.keep) received.splice(0, received.length - state.keep);
   };
-  const udp = dgram.createSocket('udp4');
-  udp.on('error', () => {});
   const deliver = (replies: ReturnType<RawHandler>, send: (b: Buffer) => void) => {
     if (!replies) return;
     if (Array.isArray(replies)) {
@@ -185,35 +184,34 @@ export async function startRawUpstream(handler?: RawHandler): Promise<RawUpstrea
     }, replies.delayMs);
     t.unref();
   };
-  udp.on('message', (wire, rinfo) => {
-    const q: RawQuery = { wire, proto: 'udp', port: rinfo.port, at: Date.now() };
-    record(q);
-    deliver(h(q), (b) => {
-      try {
-        udp.send(b, rinfo.port, rinfo.address);
-      } catch {
-        // closed
-      }
-    });
-  });
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-  const port = udp.address().port;
-  const tcp = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    onFrames(s, (wire) => {
-      const q: RawQuery = { wire, proto: 'tcp', port: s.remotePort ?? 0, at: Date.now() };
+  const { udp, tcp, port } = await listenUdpAndTcp('127.0.0.1', 0, () => {
+    const u = dgram.createSocket('udp4');
+    u.on('message', (wire, rinfo) => {
+      const q: RawQuery = { wire, proto: 'udp', port: rinfo.port, at: Date.now() };
       record(q);
       deliver(h(q), (b) => {
-        if (!s.destroyed) s.write(frame(b));
+        try {
+          u.send(b, rinfo.port, rinfo.address);
+        } catch {
+          // closed
+        }
       });
     });
+    const t = net.createServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+      onFrames(s, (wire) => {
+        const q: RawQuery = { wire, proto: 'tcp', port: s.remotePort ?? 0, at: Date.now() };
+        record(q);
+        deliver(h(q), (b) => {
+          if (!s.destroyed) s.write(frame(b));
+        });
+      });
+    });
+    return { udp: u, tcp: t };
   });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, '127.0.0.1', () => resolve());
-  });
+  udp.on('error', () => {});
   return {
     port,
     received,
