@@ -77,13 +77,26 @@ function reject(rcode: number, why: string, questionEnd = 0): ReadResult {
 const MAX_NAME_WIRE = 255;
 
 /**
+ * Where readPlainName writes a name's text before making it one string:
+ * a wire name of at most 255 bytes has at most 253 characters of text
+ * when no label needs an escape.
+ */
+const NAME_TEXT = Buffer.allocUnsafe(MAX_NAME_WIRE);
+
+/**
  * Reads a name that may not use compression, starting at `offset`.
  * Returns the presentation string (lower case, no trailing dot) and the
  * offset after it, or a string describing why the name is malformed.
+ *
+ * The common name, whose labels need no escapes, is lower-cased into
+ * {@link NAME_TEXT} and read out as one flat string: one allocation, and
+ * a string the cache's Map hashes without first flattening a chain of
+ * per-label concatenations.
  */
 export function readPlainName(buf: Buffer, offset: number): { name: string; end: number } | string {
   let pos = offset;
-  let name = '';
+  let n = 0;
+  let plain = true;
   for (;;) {
     if (pos >= buf.length) return 'name runs past the end of the message';
     const len = buf[pos]!;
@@ -96,11 +109,25 @@ export function readPlainName(buf: Buffer, offset: number): { name: string; end:
     const end = start + len;
     if (end > buf.length) return 'label runs past the end of the message';
     if (end - offset + 1 > MAX_NAME_WIRE) return 'name longer than 255 bytes';
-    if (name.length > 0) name += '.';
-    name += labelText(buf, start, end);
+    if (n > 0) NAME_TEXT[n++] = 0x2e;
+    for (let i = start; i < end; i++) {
+      const c = buf[i]!;
+      if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) plain = false;
+      NAME_TEXT[n++] = c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+    }
     pos = end;
   }
-  return { name, end: pos };
+  return { name: plain ? NAME_TEXT.toString('latin1', 0, n) : escapedName(buf, offset), end: pos };
+}
+
+/** The presentation text of a well-formed uncompressed name at `offset` whose labels need escapes. */
+function escapedName(buf: Buffer, offset: number): string {
+  let name = '';
+  for (let pos = offset; buf[pos] !== 0; pos += 1 + buf[pos]!) {
+    if (pos > offset) name += '.';
+    name += labelText(buf, pos + 1, pos + 1 + buf[pos]!);
+  }
+  return name;
 }
 
 /** Presentation text of one label, lower-cased, escaping what DNS presentation format escapes. */

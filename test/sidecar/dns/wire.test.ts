@@ -1,0 +1,48 @@
+/**
+ * The query name as the wire reader spells it: the one string that keys
+ * the cache and the policy, so two spellings of one name must come out
+ * equal, and a name with bytes that need escapes must stay distinct.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { readQuery } from '../../../sidecar/dns/wire.ts';
+
+/** A query for the labels given as raw bytes. */
+function queryFor(labels: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0])];
+  for (const l of labels) {
+    const b = typeof l === 'string' ? Buffer.from(l, 'latin1') : l;
+    parts.push(Buffer.from([b.length]), b);
+  }
+  parts.push(Buffer.from([0, 0, 1, 0, 1]));
+  return Buffer.concat(parts);
+}
+
+function qnameOf(labels: (string | Buffer)[]): string {
+  const r = readQuery(queryFor(labels));
+  assert.equal(r.rejected, undefined, JSON.stringify(r.rejected));
+  return r.query!.qname;
+}
+
+test('readQuery: the name is lower-cased, dot-separated, without the root dot', () => {
+  assert.equal(qnameOf(['WwW', 'Example', 'COM']), 'www.example.com');
+  assert.equal(qnameOf(['a-b_c', '0']), 'a-b_c.0');
+  assert.equal(qnameOf([]), '');
+  // A query read after one with a longer name does not keep its tail.
+  assert.equal(qnameOf(['x']), 'x');
+});
+
+test('readQuery: bytes that presentation format escapes are escaped, before or after plain labels', () => {
+  assert.equal(qnameOf(['a.b', 'Example']), 'a\\.b.example');
+  assert.equal(qnameOf(['ok', 'back\\slash']), 'ok.back\\\\slash');
+  assert.equal(qnameOf([Buffer.from([0x41, 0x20, 0xff, 0x00])]), 'a\\032\\255\\000');
+  assert.equal(qnameOf(['Plain', Buffer.from([0x7f]), 'TAIL']), 'plain.\\127.tail');
+});
+
+test('readQuery: a 255-byte name is read whole; one byte more is FORMERR', () => {
+  const labels = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'D'.repeat(61)];
+  assert.equal(qnameOf(labels), ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(61)].join('.'));
+  const r = readQuery(queryFor([...labels.slice(0, 3), 'd'.repeat(62)]));
+  assert.equal(r.rejected?.rcode, 1);
+  assert.match(r.rejected!.why, /longer than 255/);
+});
