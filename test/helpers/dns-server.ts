@@ -13,7 +13,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import * as packet from 'dns-packet';
-import { listenUdpAndTcp } from './ports.ts';
+import { freePort, listenUdpAndTcp } from './ports.ts';
 import { frame, onFrames } from './tcp-frames.ts';
 
 /** Which face a query came in on. */
@@ -248,7 +248,8 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     if (options.tls) {
       tlsServer = tls.createServer({ key: options.tls.key, cert: options.tls.cert }, (s) => onStream(s, 'tls'));
       tlsServer.on('tlsClientError', () => {});
-      ports.tls = await listenStream(tlsServer, ports.tls);
+      // Pre-picked below the ephemeral range, as for UDP and TCP: a restart then finds the port free.
+      ports.tls = await listenStream(tlsServer, ports.tls || (await freePort()));
 
       const h = http2.createSecureServer({ key: options.tls.key, cert: options.tls.cert, allowHTTP1: true });
       h.on('session', (s) => {
@@ -266,7 +267,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
         void onHttp(req, res);
       });
       https = h;
-      ports.https = await listenStream(h as unknown as net.Server, ports.https);
+      ports.https = await listenStream(h as unknown as net.Server, ports.https || (await freePort()));
     }
   }
 

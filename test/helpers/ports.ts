@@ -59,38 +59,41 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 /**
  * Binds `udp` and `tcp` on one port of `host`, as a DNS server listens (a
  * reply with TC sends the client to TCP on the same port). With `port` 0
- * the kernel picks the UDP port from the ephemeral range, where a client
- * socket of a neighbouring test may already hold it for TCP: then the UDP
- * socket is closed and another port is tried. On failure nothing stays
- * bound, so a failed start cannot keep the test process alive.
+ * the port is pre-picked by {@link freePort}, below the ephemeral range, so
+ * that a server restarted on it later does not find it taken by a client
+ * socket of a neighbouring test; if another pre-picking process wins the
+ * race for it, both sockets are closed and another port is tried. On
+ * failure nothing stays bound, so a failed start cannot keep the test
+ * process alive.
  */
 export async function listenUdpAndTcp(host: string, port: number, make: () => { udp: dgram.Socket; tcp: net.Server }): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
   for (let attempt = 0; ; attempt++) {
+    const at = port === 0 ? await freePort(host) : port;
     const { udp, tcp } = make();
     try {
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject);
-        udp.bind(port, host, () => {
+        udp.bind(at, host, () => {
           udp.off('error', reject);
           resolve();
         });
       });
-    } catch (err) {
-      udp.close();
-      throw err;
-    }
-    const bound = udp.address().port;
-    try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
-        tcp.listen({ host, port: bound }, () => {
+        tcp.listen({ host, port: at }, () => {
           tcp.off('error', reject);
           resolve();
         });
       });
-      return { udp, tcp, port: bound };
+      return { udp, tcp, port: at };
     } catch (err) {
-      await new Promise<void>((r) => udp.close(() => r()));
+      await new Promise<void>((r) => {
+        try {
+          udp.close(() => r());
+        } catch {
+          r(); // never bound
+        }
+      });
       if (port !== 0 || attempt >= 20) throw err;
     }
   }

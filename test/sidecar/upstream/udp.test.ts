@@ -10,6 +10,7 @@ import * as packet from 'dns-packet';
 import { UdpUpstream } from '../../../sidecar/upstream/udp.ts';
 import { encodeQuery } from '../../helpers/dns-client.ts';
 import { defaultAnswer } from '../../helpers/dns-server.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 async function bind(t: TestContext): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4');
@@ -58,11 +59,8 @@ describe('udp upstream', () => {
   });
 
   it('udp: a closed port fails fast with UPSTREAM_CONNECT (ICMP port unreachable)', async (t) => {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    const port = s.address().port;
-    await new Promise<void>((r) => s.close(() => r()));
-    const u = new UdpUpstream('127.0.0.1', port);
+    // A closed port below the ephemeral range: no socket of a neighbouring test is given it meanwhile.
+    const u = new UdpUpstream('127.0.0.1', await freePort());
     t.after(() => u.close());
     const started = performance.now();
     await assert.rejects(u.exchange(encodeQuery({ name: 'www.example.test', type: 'A' }), AbortSignal.timeout(2000)), { code: 'UPSTREAM_CONNECT' });
