@@ -2,22 +2,27 @@
  * Profiles tenant-dns under load with `node --cpu-prof` and summarizes where
  * its CPU goes: the top functions by self time, and the same time by file.
  *
- * Run:    node test/bench/profile.ts [--workload hit|miss] [--seconds 10] [--qps N] [--top 25] [--summarize FILE.cpuprofile]
+ * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--seconds 10] [--qps N] [--top 25] [--summarize FILE.cpuprofile]
  *         hit: 100 hot names at saturation (the cache-hit hot path, DESIGN §4);
  *         miss: unique names at saturation (policy, cache miss, forward, store);
+ *         --transport: how misses are forwarded (default udp; dot and doh go to the
+ *         authoritative's TLS ports, as in run.ts's forwarding-over-TLS workload);
+ *         --heap: sample allocations instead of CPU time (test/bench/heap-sampler.ts),
+ *         short-lived ones included, and list the functions that allocate most;
  *         --qps: at that fixed rate instead (e.g. 5000, the rate of the CPU target),
  *         where every query wakes the event loop on its own.
- * Output: the tables on stdout; the profile in test/bench/results/tenant-dns-<workload>.cpuprofile
+ * Output: the tables on stdout; the profile in test/bench/results/tenant-dns-<workload>[-<transport>].cpuprofile
  *         (open it in Chrome DevTools › Performance, or VS Code).
  * The sidecar runs on CPU 0 and dnsperf with the authoritative on CPU 1, as in run.ts.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDnsperf } from '../helpers/dnsperf.ts';
-import { HOT_ZONE, MISS_ZONE, startAuthoritative, startTenantDns } from '../helpers/peers.ts';
+import { HOT_ZONE, MISS_ZONE, startAuthoritative, startTenantDns, type Transport } from '../helpers/peers.ts';
+import { testPki } from '../helpers/tls.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -91,13 +96,51 @@ function printSummary(file: string, top: number): string {
   return lines.join('\n') + '\n';
 }
 
+/** A V8 sampling heap profile (the subset read here). */
+interface HeapProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  selfSize: number;
+  children: HeapProfileNode[];
+}
+
+/** Sampled bytes allocated per function (self), largest first, from a .heapprofile. */
+function printHeapSummary(file: string, top: number): string {
+  const head = (JSON.parse(readFileSync(file, 'utf8')) as { head: HeapProfileNode }).head;
+  const fns = new Map<string, { name: string; where: string; bytes: number }>();
+  let total = 0;
+  const walk = (n: HeapProfileNode, parent: string): void => {
+    const f = n.callFrame;
+    const url = shortUrl(f.url);
+    // Allocations V8 makes on behalf of a function (no frame of their own) count for the caller.
+    const name = f.functionName || (url ? '(anonymous)' : parent);
+    // With the column: the bundle is whitespace-minified, so one line holds most functions.
+    const where = url ? `${url}:${f.lineNumber + 1}:${f.columnNumber + 1}` : '';
+    if (n.selfSize > 0) {
+      const key = `${name}@${where}`;
+      const row = fns.get(key) ?? { name, where, bytes: 0 };
+      row.bytes += n.selfSize;
+      fns.set(key, row);
+      total += n.selfSize;
+    }
+    for (const c of n.children) walk(c, name);
+  };
+  walk(head, '(root)');
+  const lines = [`heap profile ${relative(ROOT, file)}: ${(total / 1048576).toFixed(0)} MiB sampled (short-lived allocations included)`, '', '| % | MiB | function | where |', '| ---: | ---: | --- | --- |'];
+  for (const r of [...fns.values()].sort((a, b) => b.bytes - a.bytes).slice(0, top)) {
+    lines.push(`| ${((r.bytes / total) * 100).toFixed(1)} | ${(r.bytes / 1048576).toFixed(1)} | ${r.name} | ${r.where} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       workload: { type: 'string', default: 'hit' },
+      transport: { type: 'string', default: 'udp' },
       seconds: { type: 'string', default: '10' },
       top: { type: 'string', default: '25' },
       qps: { type: 'string' },
+      heap: { type: 'boolean', default: false },
       summarize: { type: 'string' },
     },
   });
@@ -107,6 +150,8 @@ async function main(): Promise<void> {
     return;
   }
   const workload = values.workload === 'miss' ? 'miss' : 'hit';
+  const transport = values.transport as Transport;
+  if (!['udp', 'dot', 'doh'].includes(transport)) throw new Error('--transport: udp, dot or doh');
   const seconds = Math.min(60, Number(values.seconds));
   const qps = values.qps === undefined ? undefined : Number(values.qps);
   if (qps !== undefined && !(Number.isInteger(qps) && qps > 0)) throw new Error('--qps: a positive integer');
@@ -119,11 +164,19 @@ async function main(): Promise<void> {
     const unique = join(dir, 'unique.txt');
     if (workload === 'miss') writeFileSync(unique, Array.from({ length: seconds * 60_000 }, (_, i) => `p${i}.${MISS_ZONE} A`).join('\n') + '\n');
     const profDir = join(dir, 'prof');
-    const auth = await startAuthoritative({ cpu: pin ? '1' : undefined, names: 5000 });
+    const heapFile = join(dir, 'sidecar.heapprofile');
+    const pki = testPki();
+    const auth = await startAuthoritative({
+      cpu: pin ? '1' : undefined,
+      names: 5000,
+      tls: { certFile: pki.good.certFile, keyFile: pki.good.keyFile, caFile: pki.caFile, name: 'dns.test' },
+    });
     try {
       const sidecar = await startTenantDns(auth.upstream, {
         cpu: pin ? '0' : undefined,
-        nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+        transport,
+        nodeArgs: values.heap ? ['--import', join(ROOT, 'test/bench/heap-sampler.ts')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+        env: values.heap ? { TENANT_DNS_HEAP_PROFILE: heapFile } : undefined,
       });
       try {
         await runDnsperf({ port: sidecar.port, queryFile: hot, seconds: 5, maxRuns: 1, cpu: pin ? '1' : undefined });
@@ -135,18 +188,25 @@ async function main(): Promise<void> {
           cpu: pin ? '1' : undefined,
           ...(qps !== undefined ? { qps } : {}),
         });
-        process.stdout.write(`tenant-dns, ${workload === 'hit' ? 'cache hits' : 'misses'} ${how} under --cpu-prof: ${r.qps.toFixed(0)} QPS over ${r.runSeconds.toFixed(1)} s, lost ${r.lost}\n`);
+        process.stdout.write(`tenant-dns, ${workload === 'hit' ? 'cache hits' : `misses over ${transport}`} ${how} under ${values.heap ? 'the heap sampler' : '--cpu-prof'}: ${r.qps.toFixed(0)} QPS over ${r.runSeconds.toFixed(1)} s, lost ${r.lost}\n`);
       } finally {
         await sidecar.stop();
       }
     } finally {
       await auth.stop();
     }
-    const written = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
-    if (written.length === 0) throw new Error('no .cpuprofile written: did the sidecar exit cleanly on SIGTERM?');
     const outDir = join(ROOT, 'test/bench/results');
     mkdirSync(outDir, { recursive: true });
-    const out = join(outDir, `tenant-dns-${workload}.cpuprofile`);
+    const base = join(outDir, `tenant-dns-${workload}${transport === 'udp' ? '' : `-${transport}`}`);
+    if (values.heap) {
+      if (!existsSync(heapFile)) throw new Error('no heap profile written: did the sidecar exit cleanly on SIGTERM?');
+      renameSync(heapFile, `${base}.heapprofile`);
+      process.stdout.write(printHeapSummary(`${base}.heapprofile`, top));
+      return;
+    }
+    const written = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+    if (written.length === 0) throw new Error('no .cpuprofile written: did the sidecar exit cleanly on SIGTERM?');
+    const out = `${base}.cpuprofile`;
     renameSync(join(profDir, written[0]!), out);
     process.stdout.write(printSummary(out, top));
   } finally {

@@ -385,7 +385,7 @@ export function podNodeOptions(): string[] {
  */
 export async function startTenantDns(
   up: UpstreamInfo,
-  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string; source?: boolean; app?: string } = {},
+  opts: StartOptions & { transport?: Transport; nodeArgs?: readonly string[]; extraArgs?: readonly string[]; cwd?: string; source?: boolean; app?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<BenchServer> {
   const transport = opts.transport ?? 'udp';
   needTls(up, transport);
@@ -406,7 +406,7 @@ export async function startTenantDns(
   if (flags.has('--admin')) args.push('--admin', `127.0.0.1:${await freePort()}`);
   args.push(...(opts.extraArgs ?? []));
   const name = 'tenant-dns';
-  const env = image ? { ...process.env, ...imageEnvAt(image, dirname(dirname(bundle!))) } : process.env;
+  const env = { ...process.env, ...(image ? imageEnvAt(image, dirname(dirname(bundle!))) : {}), ...opts.env };
   return startDaemon(name, port, process.execPath, args, { ...opts, env });
 }
 
