@@ -120,7 +120,7 @@ export function readPlainName(buf: Buffer, offset: number): { name: string; end:
   return { name: plain ? NAME_TEXT.toString('latin1', 0, n) : escapedName(buf, offset), end: pos };
 }
 
-/** The presentation text of a well-formed uncompressed name at `offset` whose labels need escapes. */
+/** The presentation text of a well-formed uncompressed name at `offset` with a label that needs escapes. */
 function escapedName(buf: Buffer, offset: number): string {
   let name = '';
   for (let pos = offset; buf[pos] !== 0; pos += 1 + buf[pos]!) {
@@ -130,22 +130,12 @@ function escapedName(buf: Buffer, offset: number): string {
   return name;
 }
 
-/** Presentation text of one label, lower-cased, escaping what DNS presentation format escapes. */
+/**
+ * Presentation text of one label, lower-cased, escaping what DNS
+ * presentation format escapes. Only names with such a label come here
+ * (readPlainName reads the others in one pass).
+ */
 function labelText(buf: Buffer, start: number, end: number): string {
-  let plain = true;
-  let upper = false;
-  for (let i = start; i < end; i++) {
-    const c = buf[i]!;
-    if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) {
-      plain = false;
-      break;
-    }
-    if (c >= 0x41 && c <= 0x5a) upper = true;
-  }
-  if (plain) {
-    const text = buf.toString('latin1', start, end);
-    return upper ? text.toLowerCase() : text;
-  }
   let out = '';
   for (let i = start; i < end; i++) {
     let c = buf[i]!;
