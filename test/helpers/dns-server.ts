@@ -13,7 +13,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import * as packet from 'dns-packet';
-import { freePort, listenUdpAndTcp } from './ports.ts';
+import { freePort, listenOn, listenUdpAndTcp } from './ports.ts';
 import { frame, onFrames } from './tcp-frames.ts';
 
 /** Which face a query came in on. */
@@ -207,17 +207,6 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     });
   }
 
-  async function listenStream(server: net.Server, port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: '127.0.0.1', port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return (server.address() as net.AddressInfo).port;
-  }
-
   function makeUdp(): dgram.Socket {
     const u = dgram.createSocket('udp4');
     u.on('message', (raw, rinfo) => {
@@ -249,7 +238,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
       tlsServer = tls.createServer({ key: options.tls.key, cert: options.tls.cert }, (s) => onStream(s, 'tls'));
       tlsServer.on('tlsClientError', () => {});
       // Pre-picked below the ephemeral range, as for UDP and TCP: a restart then finds the port free.
-      ports.tls = await listenStream(tlsServer, ports.tls || (await freePort()));
+      ports.tls = await listenOn(tlsServer, '127.0.0.1', ports.tls || (await freePort()));
 
       const h = http2.createSecureServer({ key: options.tls.key, cert: options.tls.cert, allowHTTP1: true });
       h.on('session', (s) => {
@@ -267,7 +256,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
         void onHttp(req, res);
       });
       https = h;
-      ports.https = await listenStream(h as unknown as net.Server, ports.https || (await freePort()));
+      ports.https = await listenOn(h as unknown as net.Server, '127.0.0.1', ports.https || (await freePort()));
     }
   }
 

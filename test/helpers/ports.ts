@@ -56,6 +56,18 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error(`no free UDP+TCP port on ${host} after 50 attempts`);
 }
 
+/** Starts `server` listening on `host`:`port` (0: kernel-chosen); the port bound, or the listen error. */
+export async function listenOn(server: net.Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
 /**
  * Binds `udp` and `tcp` on one port of `host`, as a DNS server listens (a
  * reply with TC sends the client to TCP on the same port). With `port` 0
@@ -78,13 +90,7 @@ export async function listenUdpAndTcp(host: string, port: number, make: () => { 
           resolve();
         });
       });
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen({ host, port: at }, () => {
-          tcp.off('error', reject);
-          resolve();
-        });
-      });
+      await listenOn(tcp, host, at);
       return { udp, tcp, port: at };
     } catch (err) {
       await new Promise<void>((r) => {
