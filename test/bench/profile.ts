@@ -1,8 +1,9 @@
 /**
  * Profiles tenant-dns under load with `node --cpu-prof` and summarizes where
  * its CPU goes: the top functions by self time, and the same time by file.
+ * With --heap, it samples allocations instead and lists who allocates most.
  *
- * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--seconds 10] [--qps N] [--top 25] [--summarize FILE.cpuprofile]
+ * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap] [--seconds 10] [--qps N] [--top 25] [--summarize FILE.cpuprofile]
  *         hit: 100 hot names at saturation (the cache-hit hot path, DESIGN §4);
  *         miss: unique names at saturation (policy, cache miss, forward, store);
  *         --transport: how misses are forwarded (default udp; dot and doh go to the
@@ -12,6 +13,7 @@
  *         --qps: at that fixed rate instead (e.g. 5000, the rate of the CPU target),
  *         where every query wakes the event loop on its own.
  * Output: the tables on stdout; the profile in test/bench/results/tenant-dns-<workload>[-<transport>].cpuprofile
+ *         (.heapprofile with --heap)
  *         (open it in Chrome DevTools › Performance, or VS Code).
  * The sidecar runs on CPU 0 and dnsperf with the authoritative on CPU 1, as in run.ts.
  */
@@ -165,11 +167,11 @@ async function main(): Promise<void> {
     if (workload === 'miss') writeFileSync(unique, Array.from({ length: seconds * 60_000 }, (_, i) => `p${i}.${MISS_ZONE} A`).join('\n') + '\n');
     const profDir = join(dir, 'prof');
     const heapFile = join(dir, 'sidecar.heapprofile');
-    const pki = testPki();
+    const pki = transport === 'udp' ? undefined : testPki();
     const auth = await startAuthoritative({
       cpu: pin ? '1' : undefined,
       names: 5000,
-      tls: { certFile: pki.good.certFile, keyFile: pki.good.keyFile, caFile: pki.caFile, name: 'dns.test' },
+      ...(pki ? { tls: { certFile: pki.good.certFile, keyFile: pki.good.keyFile, caFile: pki.caFile, name: 'dns.test' } } : {}),
     });
     try {
       const sidecar = await startTenantDns(auth.upstream, {
