@@ -75,14 +75,12 @@ export function cacheKey(ctx: QueryContext): string {
   return `${subKey(ctx.query)}/${keyName(ctx)}`;
 }
 
-/** A miss being resolved: the leader's result, shared with the queries that wait for it. */
+/** A miss being resolved by its leader, and what the queries that wait for it share. */
 interface Flight {
-  readonly promise: Promise<Shared>;
   /** The leader's signal: when it aborts, its failure says nothing about the waiters' queries. */
   readonly signal: AbortSignal;
-  resolve: (shared: Shared) => void;
-  reject: (err: unknown) => void;
-  waiters: number;
+  /** The leader's result for the waiters; made when the first one comes (most misses have none). */
+  shared: PromiseWithResolvers<Shared> | undefined;
 }
 
 interface Shared {
@@ -186,30 +184,40 @@ export class CacheStage implements Stage {
     });
   }
 
-  /** Resolves a miss through `next`, stores the answer, and shares it with the waiters. */
-  async #resolve(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
-    let resolve!: (shared: Shared) => void;
-    let reject!: (err: unknown) => void;
-    const promise = new Promise<Shared>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const flight: Flight = { promise, signal: ctx.signal, resolve, reject, waiters: 0 };
+  /**
+   * Resolves a miss through `next`, stores the answer, and shares it with the
+   * waiters. Callbacks rather than an async function: one promise per miss here.
+   */
+  #resolve(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
+    const flight: Flight = { signal: ctx.signal, shared: undefined };
     this.#inflight.set(key, flight);
-    let outcome: Outcome;
+    let answer: Answer;
     try {
-      outcome = await next(ctx);
+      answer = next(ctx);
     } catch (err) {
-      this.#inflight.delete(key);
-      if (flight.waiters > 0) flight.reject(err);
-      const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
-      if (stale !== undefined) return stale;
-      throw err;
+      answer = Promise.reject(err);
     }
+    return Promise.resolve(answer).then(
+      (outcome) => this.#resolved(ctx, key, flight, outcome),
+      (err: unknown) => this.#unresolved(ctx, key, flight, err),
+    );
+  }
+
+  /** A leader's answer: stored, shared, and returned (or a stale answer in place of an upstream failure). */
+  #resolved(ctx: QueryContext, key: string, flight: Flight, outcome: Outcome): Outcome {
     this.#inflight.delete(key);
     this.#maybeStore(ctx, outcome);
-    if (flight.waiters > 0) flight.resolve({ outcome, snapshot: Buffer.from(outcome.body) });
+    flight.shared?.resolve({ outcome, snapshot: Buffer.from(outcome.body) });
     return (failed(outcome) ? this.#stale(ctx) : undefined) ?? outcome;
+  }
+
+  /** A leader's error: shared with the waiters; a stale answer when there is one to serve, else thrown on. */
+  #unresolved(ctx: QueryContext, key: string, flight: Flight, err: unknown): Outcome {
+    this.#inflight.delete(key);
+    flight.shared?.reject(err);
+    const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
+    if (stale !== undefined) return stale;
+    throw err;
   }
 
   /**
@@ -218,10 +226,10 @@ export class CacheStage implements Stage {
    * query is resolved again (once) rather than failed with it.
    */
   async #wait(ctx: QueryContext, next: Next, flight: Flight, retried = false): Promise<Outcome> {
-    flight.waiters++;
+    flight.shared ??= Promise.withResolvers<Shared>();
     let shared: Shared;
     try {
-      shared = await flight.promise;
+      shared = await flight.shared.promise;
     } catch (err) {
       if (flight.signal.aborted && !ctx.signal.aborted && !retried) {
         const key = cacheKey(ctx);

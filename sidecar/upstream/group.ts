@@ -101,7 +101,6 @@ interface Member {
   probe: NodeJS.Timeout | undefined;
 }
 
-type Attempt = { ok: true; reply: Buffer; scan: ReplyScan; upstream: string } | { ok: false; error: unknown };
 
 /** A signal with a timer, and the function that releases both. */
 interface Deadline {
@@ -161,6 +160,86 @@ function deadlineSignal(parent: AbortSignal, ms: number, extra?: AbortSignal): D
   };
 }
 
+/** Told when an {@link Attempt} ends. */
+interface AttemptOwner {
+  attemptDone(a: Attempt): void;
+}
+
+/**
+ * One attempt against one member: its exchange, repeated once over TCP when
+ * a UDP reply comes back truncated (RFC 7766 §5). A reply whose layout is
+ * broken (a compression loop, counts that lie) is the member's failure, like
+ * a transport error. Each exchange is reported to the observer, the end to
+ * the owner, once; never throws.
+ */
+class Attempt {
+  readonly member: Member;
+  /** This attempt's deadline (the owner disposes it). */
+  readonly deadline: Deadline;
+  /** Set when the attempt got a reply: the reply, its scan and the upstream that gave it. */
+  reply: Buffer | undefined;
+  scan: ReplyScan | undefined;
+  upstream = '';
+  /** Set when the attempt failed. */
+  error: unknown;
+  readonly #query: Buffer;
+  readonly #owner: AttemptOwner;
+  readonly #observer: UpstreamObserver | undefined;
+  #target: Upstream;
+  #start = 0;
+
+  constructor(member: Member, query: Buffer, deadline: Deadline, owner: AttemptOwner, observer: UpstreamObserver | undefined) {
+    this.member = member;
+    this.deadline = deadline;
+    this.#query = query;
+    this.#owner = owner;
+    this.#observer = observer;
+    this.#target = member.upstream;
+    this.#send();
+  }
+
+  #send(): void {
+    this.#start = performance.now();
+    try {
+      this.#target.exchange(this.#query, this.deadline.signal).then(this.#onReply, this.#onError);
+    } catch (err) {
+      this.#onError(err); // a transport that throws instead of rejecting
+    }
+  }
+
+  readonly #onReply = (reply: Buffer): void => {
+    const target = this.#target;
+    if (target === this.member.upstream && truncated(reply) && hasTcpFallback(target)) {
+      this.#report(rcodeOf(reply), null);
+      this.#target = target.tcpFallback();
+      this.#send();
+      return;
+    }
+    let scan: ReplyScan;
+    try {
+      scan = scanReply(reply);
+    } catch (err) {
+      this.#onError(err);
+      return;
+    }
+    this.#report(rcodeOf(reply), null);
+    this.reply = reply;
+    this.scan = scan;
+    this.upstream = target.address;
+    this.#owner.attemptDone(this);
+  };
+
+  readonly #onError = (error: unknown): void => {
+    this.#report(null, errorCode(error));
+    this.error = error;
+    this.#owner.attemptDone(this);
+  };
+
+  #report(rcode: number | null, code: string | null): void {
+    this.#observer?.onAttempt?.(this.#target.address, rcode, code, (performance.now() - this.#start) / 1000);
+  }
+}
+
 /** Creates a group over `upstreams` (in failover order); the group owns and closes them. */
 export function createGroup(name: string, upstreams: readonly Upstream[], options: GroupOptions = {}): UpstreamGroup {
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 1500;
@@ -211,108 +290,145 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     m.probe.unref();
   }
 
-  /** One attempt, TC fallback included; never rejects. */
-  async function attempt(m: Member, query: Buffer, signal: AbortSignal): Promise<Attempt> {
-    let target: Upstream = m.upstream;
-    let start = performance.now();
-    try {
-      let reply = await target.exchange(query, signal);
-      if (truncated(reply) && hasTcpFallback(m.upstream)) {
-        observer?.onAttempt?.(target.address, rcodeOf(reply), null, (performance.now() - start) / 1000);
-        target = m.upstream.tcpFallback();
-        start = performance.now();
-        reply = await target.exchange(query, signal);
-      }
-      // A reply whose layout is broken (a compression loop, counts that lie) is this member's failure: move on.
-      const scan = scanReply(reply);
-      observer?.onAttempt?.(target.address, rcodeOf(reply), null, (performance.now() - start) / 1000);
-      return { ok: true, reply, scan, upstream: target.address };
-    } catch (error) {
-      observer?.onAttempt?.(target.address, null, errorCode(error), (performance.now() - start) / 1000);
-      return { ok: false, error };
-    }
+  /** The members to try, in order: those that are up, or all of them when none is. */
+  function usable(): readonly Member[] {
+    let up = 0;
+    for (const m of members) if (m.up) up++;
+    return up === members.length || up === 0 ? members : members.filter((m) => m.up);
   }
 
-  async function resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply> {
-    if (closed) throw upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name);
-    const started = performance.now();
-    // One controller and one timer per query, both released when the query ends: signals made
-    // with AbortSignal.timeout/any keep their timers (and what they reference) alive for the
-    // whole deadline after the answer, which under load is most of the heap.
-    const total = deadlineSignal(signal, deadlineMs);
-    const up = members.filter((m) => m.up);
-    const order = up.length > 0 ? up : members;
-    let lastError: unknown;
-    let lastSoft: GroupReply | undefined;
+  /**
+   * One query's way through the members: a race of the first `race`
+   * members (when set), then the rest in order, inside the query's total
+   * deadline. Its attempts report back to {@link Resolution.attemptDone};
+   * one object and one promise per query.
+   */
+  class Resolution implements AttemptOwner {
+    readonly promise: Promise<GroupReply>;
+    readonly #resolve: (reply: GroupReply) => void;
+    readonly #reject: (err: unknown) => void;
+    readonly #query: Buffer;
+    /** The caller's signal. */
+    readonly #signal: AbortSignal;
+    /** The caller's signal with the group's deadline. */
+    readonly #total: Deadline;
+    readonly #started = performance.now();
+    readonly #order: readonly Member[];
+    /** The next member of `#order` to try. */
+    #next = 0;
+    /** Racers still running; 0 once the race (if any) is over. */
+    #racing = 0;
+    /** Aborts the racers left when the race is decided. */
+    #stop: AbortController | undefined;
+    #settled = false;
+    #lastError: unknown;
+    #lastSoft: GroupReply | undefined;
 
-    const outcome = (m: Member, a: Attempt): GroupReply | undefined => {
-      if (a.ok) {
+    constructor(query: Buffer, signal: AbortSignal) {
+      const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
+      this.promise = promise;
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#query = query;
+      this.#signal = signal;
+      this.#total = deadlineSignal(signal, deadlineMs);
+      this.#order = usable();
+      if (race > 1 && this.#order.length > 1) this.#startRace();
+      else this.#tryNext();
+    }
+
+    #startRace(): void {
+      const racers = Math.min(race, this.#order.length);
+      const stop = new AbortController();
+      this.#stop = stop;
+      this.#racing = racers;
+      this.#next = racers;
+      const last = racers >= this.#order.length;
+      for (let i = 0; i < racers; i++) {
+        new Attempt(this.#order[i]!, this.#query, this.#attemptDeadline(last, stop.signal), this, observer);
+      }
+    }
+
+    /** The next member in order, or the end of the query when none is left or the deadline passed. */
+    #tryNext(): void {
+      if (this.#next >= this.#order.length || this.#total.signal.aborted) {
+        this.#fail();
+        return;
+      }
+      const m = this.#order[this.#next++]!;
+      new Attempt(m, this.#query, this.#attemptDeadline(this.#next === this.#order.length), this, observer);
+    }
+
+    /**
+     * An attempt's deadline: the query's own for the last attempt outside a
+     * race (it gets what is left), else a timer of `attemptTimeoutMs` (at most
+     * what is left) that also follows `extra`.
+     */
+    #attemptDeadline(last: boolean, extra?: AbortSignal): Deadline {
+      if (last && !extra) return this.#total;
+      const remaining = deadlineMs - (performance.now() - this.#started);
+      const ms = Math.max(1, Math.ceil(last ? remaining : Math.min(attemptTimeoutMs, remaining)));
+      return deadlineSignal(this.#total.signal, ms, extra);
+    }
+
+    attemptDone(a: Attempt): void {
+      if (a.deadline !== this.#total) a.deadline.dispose();
+      const reply = this.#judge(a);
+      if (this.#settled) return;
+      if (this.#racing > 0) {
+        this.#racing--;
+        if (reply === undefined && this.#racing > 0) return;
+        this.#racing = 0;
+        this.#stop!.abort();
+      }
+      if (reply !== undefined) this.#finish(reply, undefined);
+      else this.#tryNext();
+    }
+
+    /** Health bookkeeping for a finished attempt; its reply when it ends the query. */
+    #judge(a: Attempt): GroupReply | undefined {
+      const m = a.member;
+      if (a.reply !== undefined) {
         markUp(m);
+        const reply: GroupReply = { reply: a.reply, scan: a.scan!, upstream: a.upstream };
         const rcode = rcodeOf(a.reply);
         if (rcode === SERVFAIL || rcode === REFUSED) {
-          lastSoft = { reply: a.reply, scan: a.scan, upstream: a.upstream };
+          this.#lastSoft = reply;
           return undefined;
         }
-        return { reply: a.reply, scan: a.scan, upstream: a.upstream };
+        return reply;
       }
       // Aborts caused by the caller or by a race's winner, and the sidecar's own
       // in-flight caps (OVERLOADED), say nothing about the upstream's health.
       const code = errorCode(a.error);
-      if (!signal.aborted && code !== ErrorCodes.UPSTREAM_ABORTED && code !== ErrorCodes.OVERLOADED) markFailure(m);
-      lastError = a.error;
+      if (!this.#signal.aborted && code !== ErrorCodes.UPSTREAM_ABORTED && code !== ErrorCodes.OVERLOADED) markFailure(m);
+      this.#lastError = a.error;
       return undefined;
-    };
-
-    /** An attempt's signal: the query's own for the last attempt (it gets what is left), else a shorter timer. */
-    const attemptSignal = (last: boolean, extra?: AbortSignal): Deadline => {
-      if (last && !extra) return { signal: total.signal, dispose: noop };
-      const remaining = deadlineMs - (performance.now() - started);
-      const ms = Math.max(1, Math.ceil(last ? remaining : Math.min(attemptTimeoutMs, remaining)));
-      return deadlineSignal(total.signal, ms, extra);
-    };
-
-    try {
-      let next = 0;
-      if (race > 1 && order.length > 1) {
-        const racers = order.slice(0, race);
-        next = racers.length;
-        const stop = new AbortController();
-        const won = await new Promise<GroupReply | undefined>((done) => {
-          let pending = racers.length;
-          for (const m of racers) {
-            const d = attemptSignal(next >= order.length, stop.signal);
-            attempt(m, query, d.signal).then((a) => {
-              d.dispose();
-              const r = outcome(m, a);
-              pending--;
-              if (r) done(r);
-              else if (pending === 0) done(undefined);
-            });
-          }
-        });
-        stop.abort();
-        if (won) return won;
-      }
-      for (let i = next; i < order.length; i++) {
-        if (total.signal.aborted) break;
-        const m = order[i]!;
-        const d = attemptSignal(i === order.length - 1);
-        let a: Attempt;
-        try {
-          a = await attempt(m, query, d.signal);
-        } finally {
-          d.dispose();
-        }
-        const r = outcome(m, a);
-        if (r) return r;
-      }
-      if (signal.aborted) throw upstreamError(ErrorCodes.UPSTREAM_ABORTED, 'resolving through group', name, lastError);
-      if (lastSoft) return lastSoft;
-      const why = total.signal.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
-      throw new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, { cause: lastError });
-    } finally {
-      total.dispose();
     }
+
+    /** Ends the query when no attempt answered. */
+    #fail(): void {
+      if (this.#signal.aborted) {
+        this.#finish(undefined, upstreamError(ErrorCodes.UPSTREAM_ABORTED, 'resolving through group', name, this.#lastError));
+      } else if (this.#lastSoft !== undefined) {
+        this.#finish(this.#lastSoft, undefined);
+      } else {
+        const why = this.#total.signal.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
+        this.#finish(undefined, new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, { cause: this.#lastError }));
+      }
+    }
+
+    #finish(reply: GroupReply | undefined, err: unknown): void {
+      this.#settled = true;
+      this.#total.dispose();
+      if (reply !== undefined) this.#resolve(reply);
+      else this.#reject(err);
+    }
+  }
+
+  function resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply> {
+    if (closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name));
+    return new Resolution(query, signal).promise;
   }
 
   return {

@@ -73,7 +73,7 @@ export function forwardStage(options: ForwardOptions): Stage {
   const { route, log, loopTag } = options;
   return {
     name: 'forward',
-    async handle(ctx: QueryContext): Promise<Outcome> {
+    handle(ctx: QueryContext): Outcome | Promise<Outcome> {
       const q = ctx.query;
       const r = route(ctx);
       if (!r.group) {
@@ -86,33 +86,38 @@ export function forwardStage(options: ForwardOptions): Stage {
           reason: r.local,
         };
       }
-      let result: GroupReply;
-      try {
-        result = await r.group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal);
-      } catch (err) {
-        log('warn', 'upstream group failed', { group: r.group.name, qtype: q.qtype, error: describeError(err), code: errorCode(err) });
-        return {
-          kind: 'reply',
-          body: errorReply(ctx.wire, RCode.SERVFAIL, q.questionEnd),
-          rcode: RCode.SERVFAIL,
-          source: 'upstream',
-          reason: r.group.name,
-          ede: { code: EDECode.NETWORK_ERROR, text: `no upstream of group ${r.group.name} answered` },
-        };
-      }
-      const { body, scan } = stripOpt(result.reply, result.scan);
-      body.writeUInt16BE(q.id, 0);
-      // The client's spelling of its question (0x20).
-      ctx.wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
-      return {
-        kind: 'reply',
-        body,
-        rcode: scan.rcode,
-        source: 'upstream',
-        reason: r.group.name,
-        upstream: result.upstream,
-        scan,
-      };
+      const group = r.group;
+      return group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal).then(
+        (result) => replyOutcome(ctx, group, result),
+        (err: unknown) => {
+          log('warn', 'upstream group failed', { group: group.name, qtype: q.qtype, error: describeError(err), code: errorCode(err) });
+          return {
+            kind: 'reply',
+            body: errorReply(ctx.wire, RCode.SERVFAIL, q.questionEnd),
+            rcode: RCode.SERVFAIL,
+            source: 'upstream',
+            reason: group.name,
+            ede: { code: EDECode.NETWORK_ERROR, text: `no upstream of group ${group.name} answered` },
+          };
+        },
+      );
     },
+  };
+}
+
+/** The client's outcome for a group's reply: its OPT record removed, the client's ID and question spelling (0x20) written in. */
+function replyOutcome(ctx: QueryContext, group: ResolvingGroup, result: GroupReply): Outcome {
+  const q = ctx.query;
+  const { body, scan } = stripOpt(result.reply, result.scan);
+  body.writeUInt16BE(q.id, 0);
+  ctx.wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
+  return {
+    kind: 'reply',
+    body,
+    rcode: scan.rcode,
+    source: 'upstream',
+    reason: group.name,
+    upstream: result.upstream,
+    scan,
   };
 }
