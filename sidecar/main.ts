@@ -13,6 +13,7 @@ import { describeError, errorCode } from './errors.ts';
 import { createLogger } from './log.ts';
 import { registerPolicyCommands } from './policy/cli.ts';
 import { startSidecar, type Sidecar } from './server.ts';
+import { HELPER_NICE, yieldHelperThreads } from './threads.ts';
 // node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
 const { readFileSync } = process.getBuiltinModule('node:fs');
 
@@ -67,6 +68,9 @@ async function runSidecar(opts: Record<string, unknown>): Promise<number> {
     return 1;
   }
   const running = sidecar;
+  // Here, not in startSidecar: the process's threads are the CLI's to manage (tests start sidecars in their own process).
+  const helpers = yieldHelperThreads();
+  if (helpers.reniced + helpers.failed > 0) running.log(helpers.failed > 0 ? 'warn' : 'info', 'helper threads yield to the main thread', { nice: HELPER_NICE, ...helpers });
   if (reloadWanted) void running.reloadPolicy();
   return await new Promise<number>((resolve) => {
     stop = (signal: string) => {

@@ -6,8 +6,9 @@
  * and checks the one heap compaction after start-up (sidecar/heap.ts).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { getPriority } from 'node:os';
 import { runInNewContext } from 'node:vm';
 import { compactHeap } from '../../sidecar/heap.ts';
 import { decodeReply, encodeQuery, exchangeUdpRaw } from '../helpers/dns-client.ts';
@@ -56,4 +57,33 @@ test('idle: the compaction leaves no gc() behind: --expose-gc is off again for e
   assert.ok(c.rssAfterMiB > 0 && c.pauseMs >= 0);
   assert.equal(runInNewContext('typeof gc'), 'undefined');
   assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined');
+});
+
+/** The nice value of each thread of a process, by thread ID (/proc/PID/task/TID/stat, field 19). */
+function threadNice(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // Fields after the command name's closing parenthesis: state is field 3, nice field 19.
+    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return out;
+}
+
+test('idle: the helper threads (V8 workers) run at nice 19, the main thread at the priority it was given', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const sc = await spawnServing(['sidecar', '--upstream', 'udp://127.0.0.1:9']);
+  t.after(() => sc.kill());
+  const pid = sc.child.pid!;
+  const find = () => sc.stderr().split('\n').find((l) => l.includes('"msg":"helper threads yield to the main thread"'));
+  await waitFor('the helper threads log line', () => find() !== undefined, 5000, () => sc.stderr());
+  const logged = JSON.parse(find()!) as { nice: number; reniced: number; failed: number };
+  const nice = threadNice(pid);
+  t.diagnostic(`threads: ${[...nice].map(([tid, n]) => `${tid}:${n}`).join(' ')}`);
+  // The child inherits this process's nice value; its main thread must keep it.
+  assert.equal(nice.get(pid), getPriority(), 'the main thread keeps its priority');
+  const helpers = [...nice].filter(([tid]) => tid !== pid);
+  assert.ok(helpers.length >= 1, 'V8 runs helper threads');
+  for (const [tid, n] of helpers) assert.equal(n, 19, `thread ${tid}`);
+  assert.deepEqual({ nice: logged.nice, failed: logged.failed }, { nice: 19, failed: 0 });
+  assert.ok(logged.reniced >= 1 && logged.reniced <= helpers.length, `reniced ${logged.reniced} of ${helpers.length}`);
 });
