@@ -70,7 +70,7 @@ async function runSidecar(opts: Record<string, unknown>): Promise<number> {
   const running = sidecar;
   // Here, not in startSidecar: the process's threads are the CLI's to manage (tests start sidecars in their own process).
   const helpers = yieldHelperThreads();
-  if (helpers.reniced + helpers.failed > 0) running.log(helpers.failed > 0 ? 'warn' : 'info', 'helper threads yield to the main thread', { nice: HELPER_NICE, ...helpers });
+  running.log(helpers.failed > 0 ? 'warn' : 'info', 'helper threads yield to the main thread', { nice: HELPER_NICE, ...helpers });
   if (reloadWanted) void running.reloadPolicy();
   return await new Promise<number>((resolve) => {
     stop = (signal: string) => {
