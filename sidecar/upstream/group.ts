@@ -101,7 +101,6 @@ interface Member {
   probe: NodeJS.Timeout | undefined;
 }
 
-
 /** A signal with a timer, and the function that releases both. */
 interface Deadline {
   readonly signal: AbortSignal;
@@ -177,9 +176,7 @@ class Attempt {
   /** This attempt's deadline (the owner disposes it). */
   readonly deadline: Deadline;
   /** Set when the attempt got a reply: the reply, its scan and the upstream that gave it. */
-  reply: Buffer | undefined;
-  scan: ReplyScan | undefined;
-  upstream = '';
+  result: GroupReply | undefined;
   /** Set when the attempt failed. */
   error: unknown;
   readonly #query: Buffer;
@@ -223,9 +220,7 @@ class Attempt {
       return;
     }
     this.#report(rcodeOf(reply), null);
-    this.reply = reply;
-    this.scan = scan;
-    this.upstream = target.address;
+    this.result = { reply, scan, upstream: target.address };
     this.#owner.attemptDone(this);
   };
 
@@ -388,10 +383,10 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     /** Health bookkeeping for a finished attempt; its reply when it ends the query. */
     #judge(a: Attempt): GroupReply | undefined {
       const m = a.member;
-      if (a.reply !== undefined) {
+      const reply = a.result;
+      if (reply !== undefined) {
         markUp(m);
-        const reply: GroupReply = { reply: a.reply, scan: a.scan!, upstream: a.upstream };
-        const rcode = rcodeOf(a.reply);
+        const rcode = rcodeOf(reply.reply);
         if (rcode === SERVFAIL || rcode === REFUSED) {
           this.#lastSoft = reply;
           return undefined;

@@ -3,7 +3,8 @@
  * fire while no query comes cost CPU on every node all day. The sidecar runs
  * as the README starts it, with its metrics on; the test counts how often
  * its main thread is woken (voluntary context switches, /proc) while idle,
- * and checks the one heap compaction after start-up (sidecar/heap.ts).
+ * checks the one heap compaction after start-up (sidecar/heap.ts), and that
+ * V8's helper threads run at a lower priority than the main one (sidecar/threads.ts).
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -59,15 +60,9 @@ test('idle: the compaction leaves no gc() behind: --expose-gc is off again for e
   assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined');
 });
 
-/** The nice value of each thread of a process, by thread ID (/proc/PID/task/TID/stat, field 19). */
+/** The nice value of each thread of a process, by thread ID (getpriority(2) of a thread ID is that thread's). */
 function threadNice(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    // Fields after the command name's closing parenthesis: state is field 3, nice field 19.
-    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-  }
-  return out;
+  return new Map(readdirSync(`/proc/${pid}/task`).map((tid) => [Number(tid), getPriority(Number(tid))]));
 }
 
 test('idle: the helper threads (V8 workers) run at nice 10, the main thread at the priority it was given', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
