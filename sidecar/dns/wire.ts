@@ -76,6 +76,10 @@ function reject(rcode: number, why: string, questionEnd = 0): ReadResult {
 /** The largest wire length of a name (RFC 1035 §3.1). */
 const MAX_NAME_WIRE = 255;
 
+/** FNV-1a (32 bits) over the name's text, as readPlainName writes it. */
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
 /**
  * Where readPlainName writes a name's text before making it one string:
  * a wire name of at most 255 bytes has at most 253 characters of text
@@ -89,14 +93,14 @@ const NAME_TEXT = Buffer.allocUnsafe(MAX_NAME_WIRE);
  * offset after it, or a string describing why the name is malformed.
  *
  * The common name, whose labels need no escapes, is lower-cased into
- * {@link NAME_TEXT} and read out as one flat string: one allocation, and
- * a string the cache's Map hashes without first flattening a chain of
- * per-label concatenations.
+ * {@link NAME_TEXT} and hashed on the way; {@link plainName} then returns
+ * the string of the same text read before, or makes one flat string.
  */
 export function readPlainName(buf: Buffer, offset: number): { name: string; end: number } | string {
   let pos = offset;
   let n = 0;
   let plain = true;
+  let hash = FNV_OFFSET;
   for (;;) {
     if (pos >= buf.length) return 'name runs past the end of the message';
     const len = buf[pos]!;
@@ -109,15 +113,47 @@ export function readPlainName(buf: Buffer, offset: number): { name: string; end:
     const end = start + len;
     if (end > buf.length) return 'label runs past the end of the message';
     if (end - offset + 1 > MAX_NAME_WIRE) return 'name longer than 255 bytes';
-    if (n > 0) NAME_TEXT[n++] = 0x2e;
+    if (n > 0) {
+      NAME_TEXT[n++] = 0x2e;
+      hash = Math.imul(hash ^ 0x2e, FNV_PRIME);
+    }
     for (let i = start; i < end; i++) {
       const c = buf[i]!;
       if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) plain = false;
-      NAME_TEXT[n++] = c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+      const lower = c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+      NAME_TEXT[n++] = lower;
+      hash = Math.imul(hash ^ lower, FNV_PRIME);
     }
     pos = end;
   }
-  return { name: plain ? NAME_TEXT.toString('latin1', 0, n) : escapedName(buf, offset), end: pos };
+  return { name: plain ? plainName(n, hash) : escapedName(buf, offset), end: pos };
+}
+
+/** Slots of {@link RECENT_NAMES}, a power of two. */
+const RECENT_SLOTS = 1024;
+
+/**
+ * The names read lately, one per slot, the slot chosen by the hash of the
+ * name's text (direct-mapped: a name replaces the one before it in its
+ * slot). A pod asks for the same few names again and again; a name found
+ * here costs no new string, and the cache's Map finds the hash V8 keeps in
+ * a string once it has hashed it. Collisions only cost a new string, so a
+ * client cannot make a lookup slower than without the table.
+ */
+const RECENT_NAMES: string[] = new Array<string>(RECENT_SLOTS).fill('');
+
+/** The text NAME_TEXT[0, n) as a string: the one in its slot of RECENT_NAMES when that has the same text. */
+function plainName(n: number, hash: number): string {
+  const slot = (hash ^ (hash >>> 16)) & (RECENT_SLOTS - 1);
+  const recent = RECENT_NAMES[slot]!;
+  if (recent.length === n) {
+    let i = 0;
+    while (i < n && recent.charCodeAt(i) === NAME_TEXT[i]) i++;
+    if (i === n) return recent;
+  }
+  const name = NAME_TEXT.toString('latin1', 0, n);
+  RECENT_NAMES[slot] = name;
+  return name;
 }
 
 /** The presentation text of a well-formed uncompressed name at `offset` with a label that needs escapes. */

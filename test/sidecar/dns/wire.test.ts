@@ -46,3 +46,21 @@ test('readQuery: a 255-byte name is read whole; one byte more is FORMERR', () =>
   assert.equal(r.rejected?.rcode, 1);
   assert.match(r.rejected!.why, /longer than 255/);
 });
+
+test('readQuery: names read again, and more names than the reader remembers, keep their own text', () => {
+  // The reader hands back the string of a name it read lately (wire.ts, RECENT_NAMES, 1,024 slots):
+  // 5,000 names must share slots, and each must still come out as itself, in any spelling.
+  const names = Array.from({ length: 5000 }, (_, i) => [`n${i}`, i % 3 ? 'example' : 'Svc', 'COM']);
+  for (let i = 0; i < names.length; i++) {
+    const labels = names[i]!;
+    const text = labels.join('.').toLowerCase();
+    assert.equal(qnameOf(labels), text);
+    assert.equal(qnameOf(labels.map((l) => l.toUpperCase())), text);
+    const earlier = names[(i * 7) % (i + 1)]!;
+    assert.equal(qnameOf(earlier), earlier.join('.').toLowerCase());
+  }
+  // Same length, same slot or not: a name never comes back as another of its length.
+  assert.equal(qnameOf(['ab', 'test']), 'ab.test');
+  assert.equal(qnameOf(['ba', 'test']), 'ba.test');
+  assert.equal(qnameOf(['ab', 'test']), 'ab.test');
+});
