@@ -8,14 +8,24 @@
  * Rules:  half exact names (`host<i>.corp<i%97>.net`, allow), half subtree
  *         globs (`*.t<i>.zone<i%89>.com`, deny), and a platform policy of 10
  *         subtree rules in front.
- * Names:  1,000 query names of 2 to 6 labels, a third matching an exact rule,
+ * Names:  query names of 2 to 6 labels, a third matching an exact rule,
  *         a third below a subtree glob, a third matching nothing (the default);
- *         each lookup gets a fresh name string, as the wire reader makes one.
- * Output: ns per lookup for each size and its ratio to the 10-rule case, then
- *         the in-label pattern case, which is the one that is NOT flat: the
- *         patterns of one parent zone are tried one by one.
+ *         each lookup gets a fresh name string. Three cases:
+ *         - memo: 1,000 recurring names, which the tries' memo answers
+ *           (NameTrie, TRIE_MEMO_NAMES: a pod's usual traffic);
+ *         - walk: the same 1,000 names with the memo off (memoNames 0), so
+ *           every lookup walks the tries: the trie's own cost, and the one
+ *           that must stay flat in the rule count;
+ *         - new names: 20,000 names with the memo on, each looked up again
+ *           only after the memo has been emptied several times (a stream of
+ *           names never asked before: the walk plus the memo's upkeep; with
+ *           100,000 rules these names spread over most of the trie, which
+ *           then no longer fits the CPU's caches).
+ * Output: ns per lookup for each size and case, the walk's ratio to the
+ *         10-rule case; then the in-label pattern case, which is the one that
+ *         is NOT flat: the patterns of one parent zone are tried one by one.
  */
-import { compilePolicy, type CompiledPolicy } from '../../sidecar/policy/compile.ts';
+import { compilePolicy, TRIE_MEMO_NAMES, type CompiledPolicy } from '../../sidecar/policy/compile.ts';
 import { evaluate } from '../../sidecar/policy/evaluate.ts';
 import type { DNSPolicy, PolicyRule } from '../../sidecar/config/policy-schema.ts';
 
@@ -43,10 +53,14 @@ const PLATFORM = policy(
   Array.from({ length: 10 }, (_, i) => ({ name: `p${i}`, action: 'deny', names: [`*.blocked${i}.example`] }) as PolicyRule),
 );
 
-/** Query names for a policy of `count` rules: matching ones drawn from its own rules. */
-function queryNames(count: number): string[] {
+/** Names in the set that walks the tries: enough that none is still remembered when it comes again. */
+const WALK_NAMES = 20_000;
+if (WALK_NAMES < 4 * TRIE_MEMO_NAMES) throw new Error('WALK_NAMES must outnumber the memo several times over');
+
+/** `n` query names for a policy of `count` rules: matching ones drawn from its own rules. */
+function queryNames(count: number, n: number): string[] {
   const names: string[] = [];
-  for (let k = 0; k < 1000; k++) {
+  for (let k = 0; k < n; k++) {
     const i = Math.floor((k * 7919) % count);
     if (k % 3 === 0) {
       const j = i & ~1; // an exact rule
@@ -91,28 +105,40 @@ console.log(`policy lookup (evaluate: platform trie, then tenant trie), node ${p
 const results: number[] = [];
 for (const size of SIZES) {
   const t0 = performance.now();
-  const compiled = compilePolicy({ tenant: policy('tenant', tenantRules(size)), platform: PLATFORM });
+  const input = { tenant: policy('tenant', tenantRules(size)), platform: PLATFORM };
+  const compiled = compilePolicy(input);
   const compileMs = performance.now() - t0;
-  const names = queryNames(size);
-  // Three interleaved repetitions; the median is reported.
-  const runs = [measure(compiled, names, 700), measure(compiled, names, 700), measure(compiled, names, 700)].sort((a, b) => a - b);
-  const ns = runs[1]!;
+  const walker = compilePolicy({ ...input, memoNames: 0 });
+  const recurring = queryNames(size, 1000);
+  const fresh = queryNames(size, WALK_NAMES);
+  // Three interleaved repetitions of each case; the medians are reported.
+  const memoRuns: number[] = [];
+  const walkRuns: number[] = [];
+  const freshRuns: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    memoRuns.push(measure(compiled, recurring, 300));
+    walkRuns.push(measure(walker, recurring, 500));
+    freshRuns.push(measure(compiled, fresh, 300));
+  }
+  const median = (runs: number[]) => runs.sort((a, b) => a - b)[1]!;
+  const ns = median(walkRuns);
   results.push(ns);
-  const matched = names.filter((n) => evaluate(compiled, n).ruleName !== '').length;
+  const matched = recurring.filter((n) => evaluate(compiled, n).ruleName !== '').length;
   console.log(
-    `${String(size).padStart(7)} rules  ${ns.toFixed(0).padStart(5)} ns/lookup  ${(ns / results[0]!).toFixed(2)}× the 10-rule case` +
-      `   (compile ${compileMs.toFixed(0)} ms, ${matched}/1000 names match a rule, runs ${runs.map((r) => r.toFixed(0)).join('/')} ns)`,
+    `${String(size).padStart(7)} rules  memo ${median(memoRuns).toFixed(0).padStart(4)} ns  ` +
+      `walk ${ns.toFixed(0).padStart(5)} ns (${(ns / results[0]!).toFixed(2)}× the 10-rule case)  new names ${median(freshRuns).toFixed(0).padStart(5)} ns` +
+      `   (per lookup; compile ${compileMs.toFixed(0)} ms, ${matched}/1000 names match a rule, walk runs ${walkRuns.map((r) => r.toFixed(0)).join('/')} ns)`,
   );
 }
 const flat = results[results.length - 1]! / results[0]!;
-console.log(`flat in the rule count: ${flat <= 1.5 ? 'yes' : 'NO'} (100,000 rules cost ${flat.toFixed(2)}× 10 rules)`);
+console.log(`flat in the rule count: ${flat <= 1.5 ? 'yes' : 'NO'} (the walk: 100,000 rules cost ${flat.toFixed(2)}× 10 rules)`);
 
 // In-label patterns under one parent are tried one by one (NameTrie.walk: node.patterns); this is the exception.
 for (const patterns of [10, 1_000]) {
   const rules = Array.from({ length: patterns }, (_, i) => ({ name: `ads-${i}`, action: 'deny', names: [`ads-${i}-*.example.org`] }) as PolicyRule);
-  const compiled = compilePolicy({ tenant: policy('tenant', rules) });
+  const compiled = compilePolicy({ tenant: policy('tenant', rules), memoNames: 0 });
   const names = Array.from({ length: 1000 }, (_, k) => `x${k}.example.org`);
   const ns = measure(compiled, names, 500);
-  console.log(`${String(patterns).padStart(7)} in-label patterns under one zone  ${ns.toFixed(0).padStart(6)} ns/lookup`);
+  console.log(`${String(patterns).padStart(7)} in-label patterns under one zone  ${ns.toFixed(0).padStart(6)} ns/lookup (walk)`);
 }
 if (sink === -1) console.log('');

@@ -3,7 +3,7 @@
  * its CPU goes: the top functions by self time, and the same time by file.
  * With --heap, it samples allocations instead and lists who allocates most.
  *
- * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap] [--seconds 10] [--qps N] [--top 25] [--summarize FILE.cpuprofile]
+ * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap] [--seconds 10] [--qps N] [--policy FILE] [--top 25] [--summarize FILE.cpuprofile]
  *         hit: 100 hot names at saturation (the cache-hit hot path, DESIGN §4);
  *         miss: unique names at saturation (policy, cache miss, forward, store);
  *         --transport: how misses are forwarded (default udp; dot and doh go to the
@@ -11,7 +11,10 @@
  *         --heap: sample allocations instead of CPU time (test/bench/heap-sampler.ts),
  *         short-lived ones included, and list the functions that allocate most;
  *         --qps: at that fixed rate instead (e.g. 5000, the rate of the CPU target),
- *         where every query wakes the event loop on its own.
+ *         where every query wakes the event loop on its own;
+ *         --policy: the sidecar runs with this tenant policy (`sidecar --policy FILE`;
+ *         the hot names are under bench.test and the misses under miss.test, so a
+ *         policy that denies them measures denials instead).
  * Output: the tables on stdout; the profile in test/bench/results/tenant-dns-<workload>[-<transport>].cpuprofile
  *         (.heapprofile with --heap)
  *         (open it in Chrome DevTools › Performance, or VS Code).
@@ -144,6 +147,7 @@ async function main(): Promise<void> {
       qps: { type: 'string' },
       heap: { type: 'boolean', default: false },
       summarize: { type: 'string' },
+      policy: { type: 'string' },
     },
   });
   const top = Number(values.top);
@@ -179,6 +183,7 @@ async function main(): Promise<void> {
         transport,
         nodeArgs: values.heap ? ['--import', join(ROOT, 'test/bench/heap-sampler.ts')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
         env: values.heap ? { TENANT_DNS_HEAP_PROFILE: heapFile } : undefined,
+        extraArgs: values.policy === undefined ? [] : ['--policy', values.policy],
       });
       try {
         await runDnsperf({ port: sidecar.port, queryFile: hot, seconds: 5, maxRuns: 1, cpu: pin ? '1' : undefined });
