@@ -3,7 +3,7 @@
  * its CPU goes: the top functions by self time, and the same time by file.
  * With --heap, it samples allocations instead and lists who allocates most.
  *
- * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap] [--seconds 10] [--qps N] [--policy FILE] [--top 25] [--summarize FILE.cpuprofile]
+ * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap] [--seconds 10] [--qps N] [--policy FILE|none] [--top 25] [--summarize FILE.cpuprofile]
  *         hit: 100 hot names at saturation (the cache-hit hot path, DESIGN §4);
  *         miss: unique names at saturation (policy, cache miss, forward, store);
  *         --transport: how misses are forwarded (default udp; dot and doh go to the
@@ -12,9 +12,10 @@
  *         short-lived ones included, and list the functions that allocate most;
  *         --qps: at that fixed rate instead (e.g. 5000, the rate of the CPU target),
  *         where every query wakes the event loop on its own;
- *         --policy: the sidecar runs with this tenant policy (`sidecar --policy FILE`;
- *         the hot names are under bench.test and the misses under miss.test, so a
- *         policy that denies them measures denials instead).
+ *         --policy: the tenant policy the sidecar runs with (`sidecar --policy FILE`);
+ *         default: the bench's (benchPolicy in test/helpers/peers.ts), as run.ts runs it;
+ *         `none`: no policy. The hot names are under bench.test and the misses under
+ *         miss.test, so a policy that denies them measures denials instead.
  * Output: the tables on stdout; the profile in test/bench/results/tenant-dns-<workload>[-<transport>].cpuprofile
  *         (.heapprofile with --heap)
  *         (open it in Chrome DevTools › Performance, or VS Code).
@@ -26,7 +27,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDnsperf } from '../helpers/dnsperf.ts';
-import { HOT_ZONE, MISS_ZONE, startAuthoritative, startTenantDns, type Transport } from '../helpers/peers.ts';
+import { benchPolicy, HOT_ZONE, MISS_ZONE, startAuthoritative, startTenantDns, type Transport } from '../helpers/peers.ts';
 import { testPki } from '../helpers/tls.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -183,7 +184,7 @@ async function main(): Promise<void> {
         transport,
         nodeArgs: values.heap ? ['--import', join(ROOT, 'test/bench/heap-sampler.ts')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
         env: values.heap ? { TENANT_DNS_HEAP_PROFILE: heapFile } : undefined,
-        extraArgs: values.policy === undefined ? [] : ['--policy', values.policy],
+        extraArgs: values.policy === 'none' ? [] : ['--policy', values.policy ?? benchPolicy()],
       });
       try {
         await runDnsperf({ port: sidecar.port, queryFile: hot, seconds: 5, maxRuns: 1, cpu: pin ? '1' : undefined });

@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDnsperf, type DnsperfResult } from '../helpers/dnsperf.ts';
+import { queryUdp } from '../helpers/dns-client.ts';
 import {
+  benchPolicy,
   cpuSeconds,
   HOT_ZONE,
   memoryKiB,
@@ -79,7 +81,7 @@ interface SystemDef {
 
 const ALL_SYSTEMS: readonly SystemDef[] = [
   { name: 'node-ceiling', kind: 'ceiling', start: (_up, o) => startCeiling(o) },
-  { name: 'tenant-dns', kind: 'ours', start: (up, o) => startTenantDns(up, o) },
+  { name: 'tenant-dns', kind: 'ours', start: (up, o) => startTenantDns(up, { ...o, extraArgs: ['--policy', benchPolicy()] }) },
   { name: 'unbound', kind: 'peer', start: (up, o) => startUnboundForwarder(up, o) },
   { name: 'dnsdist', kind: 'peer', start: (up, o) => startDnsdist(up, o) },
   { name: 'kresd', kind: 'peer', start: (up, o) => startKresd(up, o) },
@@ -89,11 +91,11 @@ const SYSTEMS = flags.systems ? ALL_SYSTEMS.filter((s) => flags.systems!.split('
 
 /** Forwarding over TLS: which systems can, per transport. */
 const TLS_SYSTEMS: readonly { name: string; kind: Kind; transport: Transport; start(up: UpstreamInfo, o: StartOptions): Promise<BenchServer> }[] = [
-  { name: 'tenant-dns', kind: 'ours', transport: 'dot', start: (up, o) => startTenantDns(up, { ...o, transport: 'dot' }) },
+  { name: 'tenant-dns', kind: 'ours', transport: 'dot', start: (up, o) => startTenantDns(up, { ...o, transport: 'dot', extraArgs: ['--policy', benchPolicy()] }) },
   { name: 'unbound', kind: 'peer', transport: 'dot', start: (up, o) => startUnboundForwarder(up, { ...o, transport: 'dot' }) },
   { name: 'dnsdist', kind: 'peer', transport: 'dot', start: (up, o) => startDnsdist(up, { ...o, transport: 'dot' }) },
   { name: 'kresd', kind: 'peer', transport: 'dot', start: (up, o) => startKresd(up, { ...o, transport: 'dot' }) },
-  { name: 'tenant-dns', kind: 'ours', transport: 'doh', start: (up, o) => startTenantDns(up, { ...o, transport: 'doh' }) },
+  { name: 'tenant-dns', kind: 'ours', transport: 'doh', start: (up, o) => startTenantDns(up, { ...o, transport: 'doh', extraArgs: ['--policy', benchPolicy()] }) },
   { name: 'dnsdist', kind: 'peer', transport: 'doh', start: (up, o) => startDnsdist(up, { ...o, transport: 'doh' }) },
 ];
 
@@ -226,6 +228,12 @@ function checkAnswers(system: string, what: string, r: DnsperfResult): void {
   if (r.completed > 0 && ok < r.completed * 0.99) notes.push(`${system}, ${what}: only ${ok} of ${r.completed} answers NOERROR (${JSON.stringify(r.rcodes)})`);
 }
 
+/** Throws unless the sidecar denies a name of the bench's policy (benchPolicy): the run must measure a sidecar with it. */
+async function checkPolicyApplied(server: BenchServer): Promise<void> {
+  const reply = await queryUdp('127.0.0.1', server.port, { name: 'tracker7.example.com', type: 'A' });
+  if (reply.rcode !== 'NXDOMAIN') throw new Error(`the bench policy is not applied: tracker7.example.com got ${reply.rcode}, not NXDOMAIN`);
+}
+
 /** Load at saturation: QPS, CPU, QPS per core and losses under `<kind>_sat_*`. */
 async function saturation(name: string, server: BenchServer, kind: 'hit' | 'miss', opts: Parameters<typeof dnsperf>[1]): Promise<void> {
   const what = `${kind === 'hit' ? 'hits' : 'misses'} at saturation`;
@@ -353,7 +361,9 @@ async function main(): Promise<void> {
 
     for (const sys of SYSTEMS) {
       try {
-        running.set(sys.name, await tracked(sys.start(up, { cpu: SERVER_CPU })));
+        const server = await tracked(sys.start(up, { cpu: SERVER_CPU }));
+        running.set(sys.name, server);
+        if (sys.kind === 'ours') await checkPolicyApplied(server);
       } catch (err) {
         errors.set(sys.name, (err as Error).message.slice(0, 300));
       }

@@ -332,6 +332,33 @@ function buildDir(prefix: string): string {
   return dir;
 }
 
+let policyFile: string | undefined;
+
+/** Deny rules in {@link benchPolicy}. */
+export const BENCH_POLICY_DENY_RULES = 200;
+
+/**
+ * A tenant's policy for the bench, written once per process to a temporary
+ * file: {@link BENCH_POLICY_DENY_RULES} deny rules of two globs each (a
+ * subtree and an exact name, none matching the bench's names), one allow
+ * rule for the hot and miss zones, and the PrivateLink split zone of the
+ * README. The sidecar's queries then go through a policy of real size, as
+ * in a tenant's pod, instead of the empty one.
+ */
+export function benchPolicy(): string {
+  if (policyFile) return policyFile;
+  const lines = ['apiVersion: tenant-dns.io/v1alpha1', 'kind: DNSPolicy', 'metadata:', '  name: bench-tenant', 'spec:', '  defaultAction: allow', '  rules:'];
+  for (let i = 0; i < BENCH_POLICY_DENY_RULES; i++) {
+    lines.push(`    - name: deny-${i}`, '      action: deny', '      names:', `        - "*.corp${i}.example"`, `        - "tracker${i}.example.com"`);
+  }
+  lines.push('    - name: bench-zones', '      action: allow', '      names:', `        - "*.${HOT_ZONE}"`, `        - "*.${MISS_ZONE}"`);
+  lines.push('  splitZones:', '    - name: kafka-eu-west-1', '      names:', '        - "*.eu-west-1.kafka.managed.service"');
+  lines.push('      cname: vpce-0a1b2c3d4e5f6a7b8-abcdefgh.kafka.eu-west-1.vpce.amazonaws.com', '      ttl: 60');
+  policyFile = join(buildDir('tenant-dns-bench-policy-'), 'policy.yaml');
+  writeFileSync(policyFile, lines.join('\n') + '\n');
+  return policyFile;
+}
+
 let ceilingJs: string | undefined;
 
 /**
