@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDnsperf, type DnsperfResult } from '../helpers/dnsperf.ts';
-import { queryUdp } from '../helpers/dns-client.ts';
+import { extendedError, queryUdp } from '../helpers/dns-client.ts';
 import {
+  BENCH_POLICY_DENIED,
   benchPolicy,
   cpuSeconds,
   HOT_ZONE,
@@ -79,9 +80,14 @@ interface SystemDef {
   start(up: UpstreamInfo, opts: StartOptions): Promise<BenchServer>;
 }
 
+/** tenant-dns as the bench runs it: with the bench's tenant policy (benchPolicy). */
+function startOurs(up: UpstreamInfo, o: StartOptions & { transport?: Transport }): Promise<BenchServer> {
+  return startTenantDns(up, { ...o, extraArgs: ['--policy', benchPolicy()] });
+}
+
 const ALL_SYSTEMS: readonly SystemDef[] = [
   { name: 'node-ceiling', kind: 'ceiling', start: (_up, o) => startCeiling(o) },
-  { name: 'tenant-dns', kind: 'ours', start: (up, o) => startTenantDns(up, { ...o, extraArgs: ['--policy', benchPolicy()] }) },
+  { name: 'tenant-dns', kind: 'ours', start: (up, o) => startOurs(up, o) },
   { name: 'unbound', kind: 'peer', start: (up, o) => startUnboundForwarder(up, o) },
   { name: 'dnsdist', kind: 'peer', start: (up, o) => startDnsdist(up, o) },
   { name: 'kresd', kind: 'peer', start: (up, o) => startKresd(up, o) },
@@ -91,11 +97,11 @@ const SYSTEMS = flags.systems ? ALL_SYSTEMS.filter((s) => flags.systems!.split('
 
 /** Forwarding over TLS: which systems can, per transport. */
 const TLS_SYSTEMS: readonly { name: string; kind: Kind; transport: Transport; start(up: UpstreamInfo, o: StartOptions): Promise<BenchServer> }[] = [
-  { name: 'tenant-dns', kind: 'ours', transport: 'dot', start: (up, o) => startTenantDns(up, { ...o, transport: 'dot', extraArgs: ['--policy', benchPolicy()] }) },
+  { name: 'tenant-dns', kind: 'ours', transport: 'dot', start: (up, o) => startOurs(up, { ...o, transport: 'dot' }) },
   { name: 'unbound', kind: 'peer', transport: 'dot', start: (up, o) => startUnboundForwarder(up, { ...o, transport: 'dot' }) },
   { name: 'dnsdist', kind: 'peer', transport: 'dot', start: (up, o) => startDnsdist(up, { ...o, transport: 'dot' }) },
   { name: 'kresd', kind: 'peer', transport: 'dot', start: (up, o) => startKresd(up, { ...o, transport: 'dot' }) },
-  { name: 'tenant-dns', kind: 'ours', transport: 'doh', start: (up, o) => startTenantDns(up, { ...o, transport: 'doh', extraArgs: ['--policy', benchPolicy()] }) },
+  { name: 'tenant-dns', kind: 'ours', transport: 'doh', start: (up, o) => startOurs(up, { ...o, transport: 'doh' }) },
   { name: 'dnsdist', kind: 'peer', transport: 'doh', start: (up, o) => startDnsdist(up, { ...o, transport: 'doh' }) },
 ];
 
@@ -228,10 +234,18 @@ function checkAnswers(system: string, what: string, r: DnsperfResult): void {
   if (r.completed > 0 && ok < r.completed * 0.99) notes.push(`${system}, ${what}: only ${ok} of ${r.completed} answers NOERROR (${JSON.stringify(r.rcodes)})`);
 }
 
-/** Throws unless the sidecar denies a name of the bench's policy (benchPolicy): the run must measure a sidecar with it. */
+/**
+ * Throws unless the sidecar denies a name of the bench's policy (benchPolicy) by that policy's rule: the
+ * run must measure a sidecar with it. NXDOMAIN alone could come from the upstream; EDE 15 naming the rule
+ * comes from the policy only.
+ */
 async function checkPolicyApplied(server: BenchServer): Promise<void> {
-  const reply = await queryUdp('127.0.0.1', server.port, { name: 'tracker7.example.com', type: 'A' });
-  if (reply.rcode !== 'NXDOMAIN') throw new Error(`the bench policy is not applied: tracker7.example.com got ${reply.rcode}, not NXDOMAIN`);
+  const { name, rule } = BENCH_POLICY_DENIED;
+  const reply = await queryUdp('127.0.0.1', server.port, { name, type: 'A' });
+  const ede = extendedError(reply);
+  if (reply.rcode !== 'NXDOMAIN' || ede?.code !== 15 || !ede.text.includes(rule)) {
+    throw new Error(`the bench policy is not applied: ${name} got ${reply.rcode}${ede ? ` (EDE ${ede.code} "${ede.text}")` : ''}, not NXDOMAIN with EDE 15 naming ${rule}`);
+  }
 }
 
 /** Load at saturation: QPS, CPU, QPS per core and losses under `<kind>_sat_*`. */
@@ -362,8 +376,14 @@ async function main(): Promise<void> {
     for (const sys of SYSTEMS) {
       try {
         const server = await tracked(sys.start(up, { cpu: SERVER_CPU }));
+        if (sys.kind === 'ours') {
+          // Not measured without its policy: stopped, and left out of the rounds.
+          await checkPolicyApplied(server).catch(async (err: unknown) => {
+            await server.stop();
+            throw err;
+          });
+        }
         running.set(sys.name, server);
-        if (sys.kind === 'ours') await checkPolicyApplied(server);
       } catch (err) {
         errors.set(sys.name, (err as Error).message.slice(0, 300));
       }

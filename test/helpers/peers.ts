@@ -335,7 +335,17 @@ function buildDir(prefix: string): string {
 let policyFile: string | undefined;
 
 /** Deny rules in {@link benchPolicy}. */
-export const BENCH_POLICY_DENY_RULES = 20;
+const BENCH_POLICY_DENY_RULES = 20;
+
+/** The name of the `i`th deny rule of {@link benchPolicy}, and the exact name it blocks. */
+const denyRule = (i: number): string => `deny-${i}`;
+const trackerName = (i: number): string => `tracker${i}.example.com`;
+
+/**
+ * A name {@link benchPolicy} denies, and the rule that denies it: a sidecar
+ * running with the policy answers it NXDOMAIN with EDE 15 naming the rule.
+ */
+export const BENCH_POLICY_DENIED = { name: trackerName(0), rule: denyRule(0) } as const;
 
 /**
  * A tenant's policy for the bench, written once per process to a temporary
@@ -352,7 +362,7 @@ export function benchPolicy(): string {
   if (policyFile) return policyFile;
   const lines = ['apiVersion: tenant-dns.io/v1alpha1', 'kind: DNSPolicy', 'metadata:', '  name: bench-tenant', 'spec:', '  defaultAction: allow', '  rules:'];
   for (let i = 0; i < BENCH_POLICY_DENY_RULES; i++) {
-    lines.push(`    - name: deny-${i}`, '      action: deny', '      names:', `        - "*.corp${i}.example"`, `        - "tracker${i}.example.com"`);
+    lines.push(`    - name: ${denyRule(i)}`, '      action: deny', '      names:', `        - "*.corp${i}.example"`, `        - "${trackerName(i)}"`);
   }
   lines.push('    - name: bench-zones', '      action: allow', '      names:', `        - "*.${HOT_ZONE}"`, `        - "*.${MISS_ZONE}"`);
   lines.push('  splitZones:', '    - name: kafka-eu-west-1', '      names:', '        - "*.eu-west-1.kafka.managed.service"');
