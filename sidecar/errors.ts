@@ -30,6 +30,10 @@ export const ErrorCodes = {
   UPSTREAM_ABORTED: 'UPSTREAM_ABORTED',
   /** Every upstream of a group failed. */
   UPSTREAM_GROUP_FAILED: 'UPSTREAM_GROUP_FAILED',
+  /** Every upstream of a group that answered said SERVFAIL. */
+  UPSTREAM_SERVFAIL: 'UPSTREAM_SERVFAIL',
+  /** A forward zone's upstreams cannot be used (its names are answered SERVFAIL, never sent elsewhere). */
+  FORWARD_ZONE_UNUSABLE: 'FORWARD_ZONE_UNUSABLE',
   /** A limit (in-flight queries, connections) was reached. */
   OVERLOADED: 'OVERLOADED',
   /** A query came back to the sidecar that sent it. */
@@ -43,14 +47,34 @@ export const ErrorCodes = {
 /** One of {@link ErrorCodes}. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** An Extended DNS Error (RFC 8914): INFO-CODE and EXTRA-TEXT. */
+export interface ErrorEde {
+  readonly code: number;
+  readonly text: string;
+}
+
+/** What a {@link SidecarError} takes besides its code and message. */
+export interface SidecarErrorOptions {
+  /** The low-level error. */
+  readonly cause?: unknown;
+  /**
+   * The Extended DNS Error the client's SERVFAIL carries when this error ends
+   * a query (pipeline/compose.ts); without it, the composer picks one by code.
+   */
+  readonly ede?: ErrorEde;
+}
+
 /** An error with a stable code and the low-level error as its cause. */
 export class SidecarError extends Error {
   readonly code: ErrorCode;
+  /** The Extended DNS Error for the client, when the thrower knows a better one than the code's. */
+  readonly ede: ErrorEde | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: SidecarErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SidecarError';
     this.code = code;
+    this.ede = options?.ede;
   }
 }
 

@@ -29,3 +29,28 @@ export function createLogger(
 
 /** A logger that writes nothing (tests). */
 export const silentLogger: Logger = () => {};
+
+/** A log function that writes at most one line per key per interval. */
+export type ThrottledLogger = (key: string, level: Level, msg: string, fields?: Record<string, unknown>) => void;
+
+/**
+ * Wraps `log` so that each `key` (an error code, an upstream) writes at most
+ * one line per `intervalMs`; the lines held back meanwhile are counted and
+ * the next line written for that key says how many (`suppressed`). An outage
+ * under load thus writes a bounded number of lines, however many queries fail.
+ * `now` is the clock in milliseconds (tests inject one).
+ */
+export function throttledLogger(log: Logger, intervalMs: number, now: () => number = Date.now): ThrottledLogger {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (key, level, msg, fields) => {
+    const t = now();
+    const seen = last.get(key);
+    if (seen !== undefined && t - seen.at < intervalMs) {
+      seen.suppressed++;
+      return;
+    }
+    const suppressed = seen?.suppressed ?? 0;
+    last.set(key, { at: t, suppressed: 0 });
+    log(level, msg, suppressed > 0 ? { ...fields, suppressed } : fields);
+  };
+}

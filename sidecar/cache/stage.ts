@@ -16,12 +16,6 @@ export interface CacheStageOptions {
   readonly config: CacheConfig;
   /** The clock in milliseconds; defaults to `Date.now`. */
   readonly clock?: () => number;
-  /**
-   * Whether a query name (the sidecar's name form: lower case, no trailing
-   * dot) is in the cluster zone; its negative answers are capped by
-   * `clusterNegativeMaxTtl`. Defaults to "never".
-   */
-  readonly isClusterName?: (qname: string) => boolean;
   /** Seconds an expired entry may still be served stale; 0 (default) switches serve-stale off. */
   readonly staleMaxAgeSec?: number;
   /** Most stale answers per entry per second; 0 (default) means no cap. */
@@ -48,6 +42,7 @@ const STALE_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCodes.UPSTREAM_TLS,
   ErrorCodes.UPSTREAM_HTTP,
   ErrorCodes.UPSTREAM_GROUP_FAILED,
+  ErrorCodes.UPSTREAM_SERVFAIL,
 ]);
 
 /**
@@ -63,11 +58,11 @@ export function subKey(q: ParsedQuery): number {
 
 /**
  * The name part of a context's cache key: the query name, prefixed by the
- * upstream group for internal queries sent through one (`ctx.via`), whose
- * answers may differ from the normally routed ones.
+ * upstream group for internal queries (sent through the group their route
+ * names, whose answers may differ from the normally routed ones).
  */
 export function keyName(ctx: QueryContext): string {
-  return ctx.via === undefined ? ctx.query.qname : `${ctx.via}\u0000${ctx.query.qname}`;
+  return ctx.internal && ctx.route.kind !== 'deny' && ctx.route.kind !== 'split' ? `${ctx.route.group}\u0000${ctx.query.qname}` : ctx.query.qname;
 }
 
 /** The whole cache key of a context as one string (name and {@link subKey}), for coalescing and logs. */
@@ -116,7 +111,6 @@ export class CacheStage implements Stage {
   /** The store, for `/cache` stats and flush. */
   readonly store: CacheStore;
   readonly #config: CacheConfig;
-  readonly #isClusterName: (qname: string) => boolean;
   readonly #inflight = new Map<string, Flight>();
   readonly #staleAnswerTimeoutMs: number;
   #coalesced = 0;
@@ -125,7 +119,6 @@ export class CacheStage implements Stage {
 
   constructor(options: CacheStageOptions) {
     this.#config = options.config;
-    this.#isClusterName = options.isClusterName ?? (() => false);
     this.#staleAnswerTimeoutMs = options.staleAnswerTimeoutMs ?? 0;
     this.store = new CacheStore({
       config: options.config,
@@ -149,7 +142,7 @@ export class CacheStage implements Stage {
   handle(ctx: QueryContext, next: Next): Answer {
     const q = ctx.query;
     const info = this.#info;
-    const body = this.store.get(ctx.via === undefined ? q.qname : keyName(ctx), subKey(q), info);
+    const body = this.store.get(ctx.internal ? keyName(ctx) : q.qname, subKey(q), info);
     if (body !== undefined && info.questionEnd === q.questionEnd) {
       personalize(body, ctx);
       return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' };
@@ -203,12 +196,12 @@ export class CacheStage implements Stage {
     );
   }
 
-  /** A leader's answer: stored, shared, and returned (or a stale answer in place of an upstream failure). */
+  /** A leader's answer: stored, shared, and returned. */
   #resolved(ctx: QueryContext, key: string, flight: Flight, outcome: Outcome): Outcome {
     this.#inflight.delete(key);
     this.#maybeStore(ctx, outcome);
     flight.shared?.resolve({ outcome, snapshot: Buffer.from(outcome.body) });
-    return (failed(outcome) ? this.#stale(ctx) : undefined) ?? outcome;
+    return outcome;
   }
 
   /** A leader's error: shared with the waiters; a stale answer when there is one to serve, else thrown on. */
@@ -242,11 +235,6 @@ export class CacheStage implements Stage {
     }
     this.#coalesced++;
     const { outcome, snapshot } = shared;
-    if (failed(outcome)) {
-      const stale = this.#stale(ctx);
-      if (stale !== undefined) return stale;
-    }
-    if (outcome.kind === 'drop') return outcome;
     const body = Buffer.from(snapshot);
     personalize(body, ctx);
     return { ...outcome, body };
@@ -264,7 +252,8 @@ export class CacheStage implements Stage {
         return; // An upstream body we cannot scan is simply not kept.
       }
     }
-    const cap = this.#isClusterName(ctx.query.qname) ? this.#config.clusterNegativeMaxTtl : undefined;
+    // Cluster-zone negative answers are capped short, so a new Service appears quickly.
+    const cap = ctx.route.kind === 'cluster' ? this.#config.clusterNegativeMaxTtl : undefined;
     this.store.set(keyName(ctx), subKey(ctx.query), outcome.body, scan, { negativeCap: cap });
   }
 
@@ -277,9 +266,4 @@ export class CacheStage implements Stage {
     personalize(body, ctx);
     return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'stale', stale: true, ede: STALE_EDE };
   }
-}
-
-/** Whether an outcome says the upstreams failed: SERVFAIL from the upstream layer. */
-function failed(outcome: Outcome): boolean {
-  return outcome.kind === 'reply' && outcome.source === 'upstream' && outcome.rcode === RCode.SERVFAIL;
 }

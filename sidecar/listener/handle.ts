@@ -4,13 +4,13 @@
  * into the bytes to send.
  */
 import { performance } from 'node:perf_hooks';
-import { EDECode, RCode } from '../dns/constants.ts';
-import { errorReply, finishReply, optRecord, type ExtendedError } from '../dns/reply.ts';
+import { RCode } from '../dns/constants.ts';
+import { errorReply, finishReply, optRecord } from '../dns/reply.ts';
+import { ErrorCodes, SidecarError } from '../errors.ts';
 import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery, type ParsedQuery, type Rejected } from '../dns/wire.ts';
-import { isPending, type Answer, type Next, type Outcome, type Proto, type QueryContext } from '../pipeline/stage.ts';
+import { dropOutcome, isPending, type Answer, type Next, type Outcome, type Proto, type QueryContext } from '../pipeline/stage.ts';
+import { internalRoute, type Route } from '../route/classify.ts';
 
-/** The Extended DNS Error of a looped query's SERVFAIL. */
-const LOOP_EDE = { code: EDECode.OTHER, text: 'forwarding loop: this query came back to the sidecar that sent it' } as const;
 
 /** Counts queries the sidecar is working on, against a cap. */
 export class InflightGate {
@@ -30,9 +30,22 @@ export class InflightGate {
     return true;
   }
 
-  /** Gives a slot back. */
+  /** Gives a slot back; wakes {@link idle} waiters when the last one is given back. */
   leave(): void {
     this.current--;
+    if (this.current === 0 && this.#idle !== undefined) {
+      this.#idle.resolve();
+      this.#idle = undefined;
+    }
+  }
+
+  #idle: PromiseWithResolvers<void> | undefined;
+
+  /** Resolves when no query is in flight (at once when none is). */
+  idle(): Promise<void> {
+    if (this.current === 0) return Promise.resolve();
+    this.#idle ??= Promise.withResolvers<void>();
+    return this.#idle.promise;
   }
 }
 
@@ -40,61 +53,115 @@ export class InflightGate {
 export interface HandlerDeps {
   /** The composed pipeline. */
   readonly chain: Next;
+  /** Classifies each question once, when its context is made (route/classify.ts). */
+  readonly router: { route(qname: string): Route };
   /** The cap on queries in flight across all listeners. */
   readonly gate: InflightGate;
   /** Aborted at shutdown: passed to every query's context. */
   readonly signal: AbortSignal;
-  /** Called for messages the wire reader rejected (for metrics). */
-  readonly onRejected?: (rcode: number, proto: Proto) => void;
+  /**
+   * The one failure path (pipeline/compose.ts): counts and logs `err` at most
+   * once per interval per code and returns the SERVFAIL outcome for `ctx`.
+   */
+  readonly fail: (err: unknown, ctx: QueryContext, where: string) => Outcome;
+  /**
+   * Sees every outcome the listener makes itself, without the pipeline (a
+   * malformed message, a drop over the in-flight cap, a forwarding loop), so
+   * metrics and the query log count them like any other answer.
+   */
+  readonly observe?: (ctx: QueryContext, outcome: Outcome) => void;
   /**
    * This process's loop tag: a query carrying it is one of the sidecar's own
    * upstream queries come back (a forwarding loop) and is answered SERVFAIL
    * at once instead of being forwarded again.
    */
   readonly loopTag?: Buffer;
-  /** Called for every looped query detected. */
-  readonly onLoop?: (qname: string, qtype: number) => void;
 }
 
 /** Reply bytes, or null when nothing is to be sent. */
 export type Reply = Buffer | null;
 
+/** The route of messages that never reach the pipeline: no policy decided them. */
+const LISTENER_ROUTE: Route = internalRoute('default');
+
+/** A context for a message the listener answers itself; `query` stands in when the message had none readable. */
+function listenerContext(wire: Buffer, query: ParsedQuery, proto: Proto, deps: HandlerDeps): QueryContext {
+  return { wire, query, proto, signal: deps.signal, startedAt: performance.now(), route: LISTENER_ROUTE, internal: false };
+}
+
+/** The parsed form a malformed message is observed under: its ID, no name, type 0. */
+function unreadable(wire: Buffer, rejected: Rejected): ParsedQuery {
+  return {
+    id: wire.length >= 2 ? wire.readUInt16BE(0) : 0,
+    flags: wire.length >= 4 ? wire.readUInt16BE(2) : 0,
+    qname: '',
+    qtype: 0,
+    qclass: 0,
+    questionEnd: rejected.questionEnd,
+    edns: false,
+    ednsUdpSize: 0,
+    dnssecOk: false,
+    loopTagOffset: -1,
+  };
+}
+
 /**
  * Answers one client message: with the reply bytes, or null when nothing is
- * to be sent (unreadable header, QR set, a `drop` outcome, or UDP over the
- * in-flight cap). Synchronously when the pipeline answered at once (cache
- * hits, policy and split answers, rejections), else with a promise. Never
- * throws or rejects.
+ * to be sent (unreadable header, QR set, or UDP over the in-flight cap).
+ * Synchronously when the pipeline answered at once (cache hits, policy and
+ * split answers, rejections), else with a promise. Never throws or rejects.
+ * Every message ends in an outcome the observer sees: the pipeline's, or the
+ * listener's own (source `listener`). `overConnectionCap`: the message came
+ * on a TCP connection past its pipelining cap, and is refused like one over
+ * the in-flight cap.
  */
-export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Reply | Promise<Reply> {
+export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap = false): Reply | Promise<Reply> {
   const read = readQuery(wire);
   if (read.rejected) {
-    deps.onRejected?.(read.rejected.rcode, proto);
-    return rejectionReply(wire, read.rejected);
+    const r = read.rejected;
+    const body = rejectionReply(wire, r);
+    const seen: Outcome = body === null ? dropOutcome('listener', 'malformed') : { kind: 'reply', body, rcode: r.rcode, source: 'listener', reason: 'malformed' };
+    deps.observe?.(listenerContext(wire, unreadable(wire, r), proto, deps), seen);
+    return body;
   }
   const q = read.query;
   if (q.loopTagOffset >= 0 && deps.loopTag && wire.compare(deps.loopTag, 0, LOOP_TAG_LENGTH, q.loopTagOffset, q.loopTagOffset + LOOP_TAG_LENGTH) === 0) {
-    deps.onLoop?.(q.qname, q.qtype);
-    return servfailReply(wire, q, LOOP_EDE);
+    const ctx = listenerContext(wire, q, proto, deps);
+    const outcome = deps.fail(
+      new SidecarError(ErrorCodes.FORWARDING_LOOP, `forwarding loop: a query for ${q.qname} type ${q.qtype} that the sidecar sent upstream came back to it; answering SERVFAIL (check the upstreams and the cluster DNS: one of them forwards to this sidecar)`),
+      ctx,
+      'listener',
+    );
+    return finishObserved(ctx, { ...outcome, source: 'listener' }, deps);
   }
-  if (!deps.gate.enter()) {
+  if (overConnectionCap || !deps.gate.enter()) {
     // UDP: drop, the client retries; TCP: say so at once (RFC 7766 §6.2.4 lets a server refuse work).
-    return proto === 'udp' ? null : servfailReply(wire, q);
+    const ctx = listenerContext(wire, q, proto, deps);
+    const reason = overConnectionCap ? 'pipelining-cap' : 'overload';
+    if (proto === 'udp') {
+      deps.observe?.(ctx, dropOutcome('listener', reason));
+      return null;
+    }
+    return finishObserved(ctx, { kind: 'reply', body: errorReply(wire, RCode.SERVFAIL, q.questionEnd), rcode: RCode.SERVFAIL, source: 'listener', reason }, deps);
   }
+  const route = deps.router.route(q.qname);
   const ctx: QueryContext = {
     wire,
     query: q,
     proto,
     signal: deps.signal,
     startedAt: performance.now(),
+    route,
+    decision: route.evaluation.decision,
     internal: false,
   };
   let result: Answer;
   try {
     result = deps.chain(ctx);
-  } catch {
+  } catch (err) {
+    // The composer turns every error into an outcome; this is the guard for a bug in that guard.
     deps.gate.leave();
-    return servfailReply(wire, q);
+    return finishObserved(ctx, deps.fail(err, ctx, 'pipeline'), deps);
   }
   if (!isPending(result)) {
     deps.gate.leave();
@@ -105,11 +172,17 @@ export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps): Reply | P
       deps.gate.leave();
       return finish(ctx, outcome);
     },
-    () => {
+    (err: unknown) => {
       deps.gate.leave();
-      return servfailReply(wire, q);
+      return finishObserved(ctx, deps.fail(err, ctx, 'pipeline'), deps);
     },
   );
+}
+
+/** {@link finish} for an outcome the pipeline's observer did not see. */
+function finishObserved(ctx: QueryContext, outcome: Outcome, deps: HandlerDeps): Reply {
+  deps.observe?.(ctx, outcome);
+  return finish(ctx, outcome);
 }
 
 /** The bytes to send for a query's outcome: its body finished for the client's transport, or null for `drop`. */
@@ -124,9 +197,9 @@ function finish(ctx: QueryContext, outcome: Outcome): Reply {
   }
 }
 
-/** A SERVFAIL to a readable query, with the client's EDNS echoed and `ede` attached when it has EDNS. */
-function servfailReply(wire: Buffer, q: ParsedQuery, ede?: ExtendedError): Buffer {
-  return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL, ede);
+/** A SERVFAIL to a readable query, with the client's EDNS echoed. */
+function servfailReply(wire: Buffer, q: ParsedQuery): Buffer {
+  return finishReply(errorReply(wire, RCode.SERVFAIL, q.questionEnd), q, 0, RCode.SERVFAIL);
 }
 
 /**
@@ -142,14 +215,4 @@ function rejectionReply(wire: Buffer, rejected: Rejected): Buffer | null {
   const out = Buffer.concat([body, opt]);
   out.writeUInt16BE(1, 10);
   return out;
-}
-
-/**
- * The reply to a message the sidecar will not work on (a TCP connection over
- * its pipelining cap): SERVFAIL when it is a readable query, else what the
- * wire reader's rejection calls for.
- */
-export function refusalReply(wire: Buffer): Buffer | null {
-  const read = readQuery(wire);
-  return read.rejected ? rejectionReply(wire, read.rejected) : servfailReply(wire, read.query);
 }

@@ -10,7 +10,7 @@ import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { HostPort } from './address.ts';
 import { isPending } from '../pipeline/stage.ts';
-import { answer, refusalReply, type HandlerDeps, type Reply } from './handle.ts';
+import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
 /** TCP listener limits. */
 export interface TcpLimits {
@@ -144,7 +144,7 @@ class Connection {
 
   private query(msg: Buffer): void {
     if (this.inflight >= this.limits.maxPipelined) {
-      this.send(refusalReply(msg));
+      this.send(answer(msg, 'tcp', this.deps, true) as Reply);
       return;
     }
     this.inflight++;

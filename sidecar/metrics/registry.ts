@@ -93,8 +93,10 @@ export function rcodeLabel(rcode: number): string {
 }
 
 /** `source` label values (see {@link Source}). */
-export const SOURCES: readonly Source[] = ['policy', 'cache', 'upstream', 'local'];
-const SOURCE_SLOT: Readonly<Record<Source, number>> = { policy: 0, cache: 1, upstream: 2, local: 3 };
+export const SOURCES: readonly Source[] = ['policy', 'cache', 'upstream', 'local', 'listener'];
+const SOURCE_SLOT: Readonly<Record<Source, number>> = { policy: 0, cache: 1, upstream: 2, local: 3, listener: 4 };
+/** Sources whose series exist before their first answer: all but `listener` (overload, loops: rare, and seen when they happen). */
+const EAGER_SOURCES = SOURCES.filter((s) => s !== 'listener');
 const PROTOS: readonly Proto[] = ['udp', 'tcp'];
 /** `action` label values of policy decisions. */
 export const ACTIONS = ['allow', 'deny', 'log'] as const;
@@ -346,9 +348,9 @@ export class SidecarMetrics {
       QTYPE_VALUES.forEach((qtype, q) => (this.#requestSlots[p * QTYPE_VALUES.length + q] = this.requests.slot({ proto, qtype }))),
     );
 
-    this.responses = new SlotCounter(registry, n('responses_total'), 'Answers to client queries, by rcode (none: dropped) and source (policy, cache, upstream, local).', ['rcode', 'source']);
+    this.responses = new SlotCounter(registry, n('responses_total'), 'Answers to client queries, by rcode (none: dropped) and source (policy, cache, upstream, local, listener).', ['rcode', 'source']);
     this.#responseSlots = new Int32Array(SOURCES.length * RCODE_VALUES.length).fill(-1);
-    SOURCES.forEach((source, s) =>
+    EAGER_SOURCES.forEach((source, s) =>
       RCODE_VALUES.forEach((rcode, r) => {
         if (RCODE_ALWAYS.has(rcode)) this.#responseSlots[s * RCODE_VALUES.length + r] = this.responses.slot({ rcode, source });
       }),
@@ -363,7 +365,7 @@ export class SidecarMetrics {
     this.decisions = new SlotCounter(registry, n('policy_decisions_total'), 'Policy decisions for client queries, by action (allow, deny, log) and deciding rule name (default: the default action; platform:NAME: a platform rule).', ['action', 'rule']);
 
     this.duration = new SlotHistogram(registry, n('request_duration_seconds'), 'Seconds from receiving a client query to having its answer, by source.', ['source'], DURATION_BUCKETS);
-    this.#durationSlots = Int32Array.from(SOURCES.map((source) => this.duration.slot({ source })));
+    this.#durationSlots = Int32Array.from(SOURCES.map((source) => (source === 'listener' ? -1 : this.duration.slot({ source }))));
 
     const self = this;
     const cache = (key: keyof CacheStatsSource) => () => self.#sources.cacheStats?.()[key] ?? 0;
@@ -471,7 +473,8 @@ export class SidecarMetrics {
     let slot = this.#responseSlots[i]!;
     if (slot < 0) slot = this.#responseSlots[i] = this.responses.slot({ rcode: RCODE_VALUES[i % RCODE_VALUES.length]!, source });
     this.responses.add(slot);
-    this.duration.observe(this.#durationSlots[s]!, seconds);
+    const d = this.#durationSlots[s]!;
+    if (d >= 0) this.duration.observe(d, seconds);
   }
 
   /** Counts a client message the listener refused before the pipeline (HandlerDeps.onRejected): `rcode` answered, -1 when dropped. */

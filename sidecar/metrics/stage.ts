@@ -15,18 +15,32 @@ import { isPending, type Answer, type Next, type Outcome, type QueryContext, typ
 import type { QueryLog } from './querylog.ts';
 import type { SidecarMetrics } from './registry.ts';
 
+/** The `metrics` stage, and the observer of the outcomes the listener makes without the pipeline. */
+export interface MetricsStage extends Stage {
+  /**
+   * Counts an outcome the listener made itself, as the stage counts the
+   * pipeline's: a malformed message under `rejected_requests_total` (it has
+   * no question to count by type), anything else (a drop or SERVFAIL over
+   * the in-flight cap, a forwarding loop) as a request and its response.
+   */
+  observe(ctx: QueryContext, outcome: Outcome): void;
+}
+
 /** Creates the `metrics` stage over `metrics`, writing to `queryLog` when given. */
-export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog): Stage {
+export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog): MetricsStage {
   const log = queryLog !== undefined && queryLog.mode !== 'none' ? queryLog : undefined;
   /** Counts an answered query; returns the outcome unchanged. */
-  const done = (ctx: QueryContext, outcome: Outcome): Outcome => {
-    metrics.inflight--;
+  const counted = (ctx: QueryContext, outcome: Outcome): Outcome => {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.response(outcome.source, outcome.rcode, seconds);
     const d = ctx.decision;
     if (d !== undefined) metrics.decision(d.action, d.rule);
     if (log !== undefined) log.observe(ctx, outcome, seconds);
     return outcome;
+  };
+  const done = (ctx: QueryContext, outcome: Outcome): Outcome => {
+    metrics.inflight--;
+    return counted(ctx, outcome);
   };
   const failed = (err: unknown): never => {
     metrics.inflight--;
@@ -44,6 +58,15 @@ export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog)
         return failed(err);
       }
       return isPending(result) ? result.then((outcome) => done(ctx, outcome), failed) : done(ctx, result);
+    },
+    observe(ctx: QueryContext, outcome: Outcome): void {
+      if (outcome.source === 'listener' && outcome.reason === 'malformed') {
+        metrics.rejectedRequest(ctx.proto, outcome.rcode);
+        if (log !== undefined) log.observe(ctx, outcome, 0);
+        return;
+      }
+      metrics.request(ctx.proto, ctx.query.qtype);
+      counted(ctx, outcome);
     },
   };
 }

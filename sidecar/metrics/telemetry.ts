@@ -9,11 +9,10 @@ import Registry from 'prom-client/lib/registry.js'; // not the index: see metric
 import type { HostPort } from '../listener/address.ts';
 import { parseHostPort } from '../listener/address.ts';
 import type { Logger } from '../log.ts';
-import type { Stage } from '../pipeline/stage.ts';
 import { checkAdminAddress, readiness, startAdminServer, startMetricsServer, type HttpEndpoint, type ReadinessGroup } from './http.ts';
 import { QueryLog, type LineSink, type LogQueries } from './querylog.ts';
 import { SidecarMetrics, type CacheStatsSource } from './registry.ts';
-import { createMetricsStage } from './stage.ts';
+import { createMetricsStage, type MetricsStage } from './stage.ts';
 
 /** Options of {@link Telemetry}: the telemetry fields of the sidecar config, and test seams. */
 export interface TelemetryOptions {
@@ -96,8 +95,8 @@ export class Telemetry {
   readonly registry: Registry;
   readonly metrics: SidecarMetrics;
   readonly queryLog: QueryLog;
-  /** The `metrics` pipeline stage. */
-  readonly stage: Stage;
+  /** The `metrics` pipeline stage, and the observer of the listener's own outcomes. */
+  readonly stage: MetricsStage;
   /** The hooks for every upstream group and every `fromUrl`. */
   readonly observer: TelemetryObserver;
   readonly #options: TelemetryOptions;

@@ -6,12 +6,17 @@
 import type { ReplyScan } from '../dns/records.ts';
 import type { ExtendedError } from '../dns/reply.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
+import type { Route } from '../route/classify.ts';
 
 /** The transport a query arrived on. */
 export type Proto = 'udp' | 'tcp';
 
-/** Where an answer came from; metrics, logs and dashboards key on it. */
-export type Source = 'policy' | 'cache' | 'upstream' | 'local';
+/**
+ * Where an answer came from; metrics, logs and dashboards key on it.
+ * `listener`: the listener answered (or dropped) the message itself: malformed,
+ * over the in-flight cap, or a forwarding loop.
+ */
+export type Source = 'policy' | 'cache' | 'upstream' | 'local' | 'listener';
 
 /** What the policy decided for a query. */
 export interface Decision {
@@ -36,17 +41,18 @@ export interface QueryContext {
   /** `performance.now()` when the query arrived, in milliseconds. */
   readonly startedAt: number;
   /**
-   * Set by the policy stage for the stages after it (and read back by the
-   * metrics and log stage); undefined when policy is off.
+   * The question's classification (route/classify.ts), made once when the
+   * context is created: every stage routes on it. For internal queries, the
+   * group they are sent through (`internalRoute` of route/classify.ts).
+   */
+  readonly route: Route;
+  /**
+   * The policy decision the metrics and the query log count: the route's, for
+   * client queries; undefined for internal queries.
    */
   decision?: Decision;
   /** True for queries the sidecar makes itself (e.g. chasing a split-zone CNAME). */
   readonly internal: boolean;
-  /**
-   * For internal queries: the upstream group to use (`default`, `cluster` or
-   * a forward zone's name) instead of routing by name.
-   */
-  readonly via?: string;
 }
 
 /** The answer a stage produced, with its provenance. */

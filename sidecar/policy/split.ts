@@ -6,27 +6,35 @@
  * data for: that is NODATA (NOERROR + SOA), DESIGN §5.
  */
 import type { SynthRecord } from '../dns/reply.ts';
-import { errorReply, synthesize } from '../dns/reply.ts';
+import { performance } from 'node:perf_hooks';
+import { synthesize } from '../dns/reply.ts';
+import { buildQuery } from '../dns/query.ts';
 import { RCode, RRType } from '../dns/constants.ts';
 import { expandRecords, scanReply } from '../dns/records.ts';
 import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
-import type { PolicyHolder, SplitMatch } from './compile.ts';
-import { findSplitZone } from './evaluate.ts';
+import { internalRoute } from '../route/classify.ts';
+import type { SplitMatch } from './compile.ts';
 import { addressRecords, syntheticSoa } from './stage.ts';
 
 /**
  * Resolves `name`/`qtype` through the upstream group `group` (`default`,
  * `cluster`, or a forward zone name) and returns the reply body (a complete
- * DNS message). Rejects on failure; must honour `signal`.
+ * DNS message). Rejects on failure (a SidecarError the composer answers);
+ * must honour `signal`.
  */
 export type ResolveFn = (name: string, qtype: number, group: string, signal: AbortSignal) => Promise<Buffer>;
 
-/** What {@link createSplitStage} takes. */
-export interface SplitStageOptions {
-  /** Where the current compiled policy lives (swapped on reload). */
-  readonly holder: PolicyHolder;
-  /** Resolves CNAME targets. */
-  readonly resolve: ResolveFn;
+/**
+ * The {@link ResolveFn} of a pipeline: CNAME targets go through `inner` (the
+ * cache and forward stages, errors passed through) as internal queries
+ * routed to the zone's `resolveVia` group.
+ */
+export function innerResolver(inner: Next): ResolveFn {
+  return async (name, qtype, group, signal) => {
+    const { wire, query } = buildQuery(name, qtype);
+    const out = await inner({ wire, query, proto: 'udp', signal, startedAt: performance.now(), internal: true, route: internalRoute(group) });
+    return out.body;
+  };
 }
 
 function reply(ctx: QueryContext, m: SplitMatch, rcode: number, answers: (SynthRecord | Buffer)[], authorities?: (SynthRecord | Buffer)[]): Outcome {
@@ -39,41 +47,40 @@ async function answerCname(ctx: QueryContext, m: SplitMatch, resolve: ResolveFn)
   const target = m.zone.cname!;
   const cname: SynthRecord = { name: q.qname, type: 'CNAME', class: 'IN', ttl: m.zone.ttl, data: target };
   if (q.qtype === RRType.CNAME) return reply(ctx, m, RCode.NOERROR, [cname]);
-  let rcode: number;
-  let answers: (SynthRecord | Buffer)[];
-  let authorities: Buffer[] | undefined;
-  try {
-    const body = await resolve(target, q.qtype, m.zone.resolveVia, ctx.signal);
-    // The target's records are moved over as wire bytes (pointers expanded): re-encoding them through
-    // dns-packet would change names holding bytes that are not UTF-8 text, or dots inside a label.
-    const scan = scanReply(body);
-    const an = expandRecords(body, scan.questionEnd, scan.answerCount);
-    rcode = scan.rcode & 0x0f;
-    answers = [cname, ...an.records];
-    if (an.records.length === 0) authorities = expandRecords(body, an.end, body.readUInt16BE(8)).records;
-  } catch {
-    return { kind: 'reply', body: errorReply(ctx.wire, RCode.SERVFAIL, q.questionEnd), rcode: RCode.SERVFAIL, source: 'local', reason: m.zone.name };
-  }
-  return reply(ctx, m, rcode, answers, authorities);
+  // A failure of the target's resolution is thrown on: the composer answers SERVFAIL with its EDE.
+  const body = await resolve(target, q.qtype, m.zone.resolveVia, ctx.signal);
+  // The target's records are moved over as wire bytes (pointers expanded): re-encoding them through
+  // dns-packet would change names holding bytes that are not UTF-8 text, or dots inside a label.
+  const scan = scanReply(body);
+  const an = expandRecords(body, scan.questionEnd, scan.answerCount);
+  const authorities = an.records.length === 0 ? expandRecords(body, an.end, body.readUInt16BE(8)).records : undefined;
+  return reply(ctx, m, scan.rcode & 0x0f, [cname, ...an.records], authorities);
 }
 
 /**
- * Creates the split stage. Names outside every split zone go to `next`, and
- * so do internal queries (the sidecar's own, e.g. a CNAME chase routed
- * through the pipeline): a target inside a split zone then goes upstream
- * instead of looping.
+ * The local answer of a split zone with static addresses: the addresses of
+ * the query's type, else NODATA with the zone's SOA. Shared with `policy
+ * explain`, which renders it.
  */
-export function createSplitStage(opts: SplitStageOptions): Stage {
-  const { holder, resolve } = opts;
+export function staticSplitOutcome(ctx: QueryContext, m: SplitMatch): Outcome {
+  const answers = addressRecords(ctx.query.qname, ctx.query.qtype, [...m.zone.v4, ...m.zone.v6], m.zone.ttl);
+  if (answers.length > 0) return reply(ctx, m, RCode.NOERROR, answers);
+  return reply(ctx, m, RCode.NOERROR, [], [syntheticSoa(m.soaZone, m.zone.ttl)]);
+}
+
+/**
+ * Creates the split stage: answers the queries whose route is a split zone.
+ * The sidecar's own queries (a CNAME chase) have upstream routes, so a
+ * target inside a split zone goes upstream instead of looping.
+ */
+export function createSplitStage(resolve: ResolveFn): Stage {
   return {
     name: 'split',
     handle(ctx: QueryContext, next: Next): Answer {
-      const m = findSplitZone(holder.current, ctx.query.qname);
-      if (m === undefined || ctx.internal) return next(ctx);
-      if (m.zone.cname !== undefined) return answerCname(ctx, m, resolve);
-      const answers = addressRecords(ctx.query.qname, ctx.query.qtype, [...m.zone.v4, ...m.zone.v6], m.zone.ttl);
-      if (answers.length > 0) return reply(ctx, m, RCode.NOERROR, answers);
-      return reply(ctx, m, RCode.NOERROR, [], [syntheticSoa(m.soaZone, m.zone.ttl)]);
+      const route = ctx.route;
+      if (route.kind !== 'split') return next(ctx);
+      const m = route.split;
+      return m.zone.cname !== undefined ? answerCname(ctx, m, resolve) : staticSplitOutcome(ctx, m);
     },
   };
 }

@@ -1,14 +1,12 @@
 /**
- * The `policy` stage: decides allow / deny / log for each client query from
- * the current compiled policy, sets `ctx.decision` for the stages after it,
- * and answers denied queries itself (DESIGN §5).
+ * The `policy` stage: answers denied queries (DESIGN §5) with the deny
+ * response of the deciding rule.
  */
 import type { SynthRecord } from '../dns/reply.ts';
 import { synthesize, errorReply } from '../dns/reply.ts';
 import { EDECode, RCode, RRType } from '../dns/constants.ts';
 import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
-import type { DenyResponse, PolicyHolder } from './compile.ts';
-import { evaluate } from './evaluate.ts';
+import type { DenyResponse } from './compile.ts';
 import { isIP } from 'node:net';
 
 /** The SOA the sidecar puts in the authority section of negative answers it synthesizes. */
@@ -76,18 +74,18 @@ export function denyOutcome(ctx: QueryContext, rule: string, response: DenyRespo
 }
 
 /**
- * Creates the policy stage. It reads `holder.current` once per query, so a
- * reload (which swaps `current` whole) takes effect at once and no query
- * sees half a policy. Internal queries (the sidecar's own) pass unchecked.
+ * Creates the policy stage: answers the queries whose route is a deny
+ * (route/classify.ts decided it when the query arrived, under the policy
+ * serving then: a reload takes effect from the next query, and no query sees
+ * half a policy). The sidecar's own queries never have a deny route.
  */
-export function createPolicyStage(holder: PolicyHolder): Stage {
+export function createPolicyStage(): Stage {
   return {
     name: 'policy',
     handle(ctx: QueryContext, next: Next): Answer {
-      if (ctx.internal) return next(ctx);
-      const ev = evaluate(holder.current, ctx.query.qname);
-      ctx.decision = ev.decision;
-      if (ev.decision.action !== 'deny') return next(ctx);
+      const route = ctx.route;
+      if (route.kind !== 'deny') return next(ctx);
+      const ev = route.evaluation;
       return denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone);
     },
   };

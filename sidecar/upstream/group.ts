@@ -14,7 +14,7 @@
  * mark a member down; it is then probed in the background every
  * `probeIntervalMs` (a root NS query) until it answers, and skipped meanwhile.
  */
-import { RRType } from '../dns/constants.ts';
+import { EDECode, RRType } from '../dns/constants.ts';
 import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
@@ -409,7 +409,13 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
         this.#finish(this.#lastSoft, undefined);
       } else {
         const why = this.#total.signal.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
-        this.#finish(undefined, new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, { cause: this.#lastError }));
+        this.#finish(
+          undefined,
+          new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, {
+            cause: this.#lastError,
+            ede: { code: EDECode.NETWORK_ERROR, text: `no upstream of group ${name} answered` },
+          }),
+        );
       }
     }
 

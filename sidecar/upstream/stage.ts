@@ -4,13 +4,13 @@
  * sends the sidecar's own query for the client's question, and returns the
  * reply as a pipeline body.
  */
-import { EDECode, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
-import { errorReply, synthesize } from '../dns/reply.ts';
+import { Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
+import { synthesize } from '../dns/reply.ts';
 import { stripOpt } from '../dns/records.ts';
 import type { GroupReply } from './group.ts';
 import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
-import { describeError, errorCode } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { ErrorCodes, SidecarError } from '../errors.ts';
+import { DEFAULT_GROUP } from '../route/classify.ts';
 import type { Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
 import { EDNS_UDP_SIZE } from '../dns/constants.ts';
 
@@ -22,13 +22,11 @@ export interface ResolvingGroup {
   resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply>;
 }
 
-/** Where a query goes: a group, or a local answer when the route has no servers. */
-export type Route =
-  | { readonly group: ResolvingGroup; readonly local?: undefined }
-  | { readonly group?: undefined; readonly local: 'no-cluster-dns' };
-
-/** Picks the route for a query. */
-export type Router = (ctx: QueryContext) => Route;
+/** The groups the forward stage sends to, by a route's group key (upstream/groups.ts). */
+export interface GroupSource {
+  /** The group for `name`, or undefined when there is none (no cluster DNS configured). */
+  get(name: string): ResolvingGroup | undefined;
+}
 
 /**
  * The query the sidecar sends upstream for `q`: ID 0 (transports choose
@@ -60,53 +58,48 @@ export function upstreamQuery(wire: Buffer, q: ParsedQuery, loopTag?: Buffer): B
 
 /** Options of the forward stage. */
 export interface ForwardOptions {
-  /** Picks the group for each query. */
-  readonly route: Router;
-  /** Operational log. */
-  readonly log: Logger;
+  /** The upstream groups by key. */
+  readonly groups: GroupSource;
   /** This process's loop tag, sent in every upstream query (see listener/handle.ts). */
   readonly loopTag?: Buffer;
 }
 
-/** Creates the `forward` stage. */
+/**
+ * Creates the `forward` stage. It sends the query to the group of its route
+ * (a route of a stage switched off, deny or split, goes to the default
+ * group). A group's failure is thrown on: the composer alone turns it into
+ * SERVFAIL, and the cache may serve stale on it. A reply in which every
+ * upstream said SERVFAIL is thrown as UPSTREAM_SERVFAIL for the same reasons.
+ */
 export function forwardStage(options: ForwardOptions): Stage {
-  const { route, log, loopTag } = options;
+  const { groups, loopTag } = options;
   return {
     name: 'forward',
     handle(ctx: QueryContext): Outcome | Promise<Outcome> {
       const q = ctx.query;
-      const r = route(ctx);
-      if (!r.group) {
+      const r = ctx.route;
+      const key = r.kind === 'deny' || r.kind === 'split' ? DEFAULT_GROUP : r.group;
+      const group = groups.get(key);
+      if (group === undefined) {
         // No cluster DNS configured (e.g. outside Kubernetes): the cluster zone does not exist here.
         return {
           kind: 'reply',
           body: synthesize(ctx.wire, q, { rcode: RCode.NXDOMAIN }),
           rcode: RCode.NXDOMAIN,
           source: 'local',
-          reason: r.local,
+          reason: 'no-cluster-dns',
         };
       }
-      const group = r.group;
-      return group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal).then(
-        (result) => replyOutcome(ctx, group, result),
-        (err: unknown) => {
-          log('warn', 'upstream group failed', { group: group.name, qtype: q.qtype, error: describeError(err), code: errorCode(err) });
-          return {
-            kind: 'reply',
-            body: errorReply(ctx.wire, RCode.SERVFAIL, q.questionEnd),
-            rcode: RCode.SERVFAIL,
-            source: 'upstream',
-            reason: group.name,
-            ede: { code: EDECode.NETWORK_ERROR, text: `no upstream of group ${group.name} answered` },
-          };
-        },
-      );
+      return group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal).then((result) => replyOutcome(ctx, group, result));
     },
   };
 }
 
 /** The client's outcome for a group's reply: its OPT record removed, the client's ID and question spelling (0x20) written in. */
 function replyOutcome(ctx: QueryContext, group: ResolvingGroup, result: GroupReply): Outcome {
+  if (result.scan.rcode === RCode.SERVFAIL) {
+    throw new SidecarError(ErrorCodes.UPSTREAM_SERVFAIL, `every upstream of group ${group.name} that answered said SERVFAIL (last: ${result.upstream})`);
+  }
   const q = ctx.query;
   const { body, scan } = stripOpt(result.reply, result.scan);
   body.writeUInt16BE(q.id, 0);

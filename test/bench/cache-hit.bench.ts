@@ -20,6 +20,7 @@ import { readQuery } from '../../sidecar/dns/wire.ts';
 import { CacheStore, type CacheConfig } from '../../sidecar/cache/store.ts';
 import { CacheStage, subKey } from '../../sidecar/cache/stage.ts';
 import type { QueryContext } from '../../sidecar/pipeline/stage.ts';
+import { internalRoute } from '../../sidecar/route/classify.ts';
 
 const CONFIG: CacheConfig = { maxEntries: 10_000, maxBytes: 16 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5, staleMaxAge: 0, staleMaxPerSecond: 0, staleAnswerTimeoutMs: 0 };
 
@@ -50,7 +51,7 @@ t = 5_000; // 5 s later: the TTL loop runs on every hit.
 
 const stage = new CacheStage({ config: CONFIG, clock: now });
 stage.store.set(parsed.qname, sub, body, scanReply(body));
-const ctx: QueryContext = { wire, query: parsed, proto: 'udp', signal: new AbortController().signal, startedAt: 0, internal: false };
+const ctx: QueryContext = { wire, query: parsed, proto: 'udp', signal: new AbortController().signal, startedAt: 0, route: internalRoute('default'), internal: false };
 const never = () => Promise.reject(new Error('the bench only measures hits'));
 
 let sink = 0;

@@ -6,6 +6,8 @@ import * as packet from 'dns-packet';
 import { Flags, RCode } from '../../../sidecar/dns/constants.ts';
 import { readQuery, type ParsedQuery } from '../../../sidecar/dns/wire.ts';
 import type { Outcome, QueryContext } from '../../../sidecar/pipeline/stage.ts';
+import { classify, internalRoute } from '../../../sidecar/route/classify.ts';
+import { compilePolicy } from '../../../sidecar/policy/compile.ts';
 
 /** Options of {@link query}. */
 export interface QueryOptions {
@@ -40,9 +42,19 @@ export function parse(wire: Buffer): ParsedQuery {
   return r.query;
 }
 
-/** A pipeline context for a query built by {@link query}. */
+/** The cluster zones the test contexts are classified under. */
+const CLUSTER_ZONES = ['cluster.local', 'in-addr.arpa', 'ip6.arpa'];
+
+/** A pipeline context for a query built by {@link query}, classified under the empty policy. */
 export function context(wire: Buffer): QueryContext {
-  return { wire, query: parse(wire), proto: 'udp', signal: new AbortController().signal, startedAt: 0, internal: false };
+  const q = parse(wire);
+  const route = classify(compilePolicy(), CLUSTER_ZONES, q.qname);
+  return { wire, query: q, proto: 'udp', signal: new AbortController().signal, startedAt: 0, route, decision: route.evaluation.decision, internal: false };
+}
+
+/** An internal context (the sidecar's own query) for `wire`, sent through the group `group`. */
+export function internalContext(wire: Buffer, group: string): QueryContext {
+  return { ...context(wire), internal: true, route: internalRoute(group), decision: undefined };
 }
 
 /** Options of {@link reply}. */

@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RCode } from '../../../sidecar/dns/constants.ts';
 import { synthesize } from '../../../sidecar/dns/reply.ts';
 import { InflightGate, type HandlerDeps } from '../../../sidecar/listener/handle.ts';
+import { internalRoute } from '../../../sidecar/route/classify.ts';
+import { servfail } from '../../../sidecar/pipeline/compose.ts';
 import { listenTcp } from '../../../sidecar/listener/tcp.ts';
 import { listenUdp } from '../../../sidecar/listener/udp.ts';
 import { silentLogger } from '../../../sidecar/log.ts';
@@ -31,7 +33,13 @@ const scripted: Next = async (ctx) => {
 };
 
 function deps(limit = 100): HandlerDeps {
-  return { chain: scripted, gate: new InflightGate(limit), signal: new AbortController().signal };
+  return {
+    chain: scripted,
+    router: { route: () => internalRoute('default') },
+    gate: new InflightGate(limit),
+    signal: new AbortController().signal,
+    fail: (err, ctx) => servfail(ctx, err),
+  };
 }
 
 /** Opens a TCP connection and collects framed replies. */

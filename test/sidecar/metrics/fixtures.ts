@@ -7,13 +7,14 @@ import { readQuery } from '../../../sidecar/dns/wire.ts';
 import { SidecarMetrics } from '../../../sidecar/metrics/registry.ts';
 import type { Decision, Outcome, Proto, QueryContext, Source } from '../../../sidecar/pipeline/stage.ts';
 import { encodeQuery } from '../../helpers/dns-client.ts';
+import { internalRoute } from '../../../sidecar/route/classify.ts';
 
 /** A client query context for `name`/`type`, received now. */
 export function ctxFor(name: string, type = 'A', proto: Proto = 'udp'): QueryContext {
   const wire = encodeQuery({ name, type });
   const read = readQuery(wire);
   if (read.rejected) throw new Error(`fixture query rejected: ${JSON.stringify(read.rejected)}`);
-  return { wire, query: read.query, proto, signal: new AbortController().signal, startedAt: performance.now(), internal: false };
+  return { wire, query: read.query, proto, signal: new AbortController().signal, startedAt: performance.now(), route: internalRoute('default'), internal: false };
 }
 
 /** An outcome with an empty body. */

@@ -4,6 +4,7 @@ import { parsePolicy } from '../../../sidecar/policy/manager.ts';
 import { compilePolicy, type CompiledPolicy } from '../../../sidecar/policy/compile.ts';
 import { readQuery } from '../../../sidecar/dns/wire.ts';
 import type { QueryContext } from '../../../sidecar/pipeline/stage.ts';
+import { classify, internalRoute } from '../../../sidecar/route/classify.ts';
 import type { DNSPolicy } from '../../../sidecar/config/policy-schema.ts';
 
 /** A DNSPolicy from its `spec` written as YAML (indented two spaces under `spec:`). */
@@ -20,8 +21,21 @@ export function compiled(tenant: string, platform?: string, labels?: Record<stri
   return compilePolicy({ tenant: policy(tenant), platform: platform === undefined ? undefined : policy(platform), podLabels: labels });
 }
 
-/** A query context for `name`/`type`, with EDNS when `edns` is true. */
-export function queryContext(name: string, type: packet.RecordType = 'A', opts: { edns?: boolean; internal?: boolean } = {}): QueryContext {
+/** What {@link queryContext} takes besides the question. */
+export interface ContextOptions {
+  /** Add an OPT record. */
+  readonly edns?: boolean;
+  /** An internal query (the sidecar's own), sent through the group `via` (default `default`). */
+  readonly internal?: boolean;
+  readonly via?: string;
+  /** The policy the question is classified under (default: the empty policy). */
+  readonly policy?: CompiledPolicy;
+  /** The cluster zones (default cluster.local and the reverse zones). */
+  readonly clusterZones?: readonly string[];
+}
+
+/** A query context for `name`/`type`, classified as the listener would (or routed through `via` when internal). */
+export function queryContext(name: string, type: packet.RecordType = 'A', opts: ContextOptions = {}): QueryContext {
   const wire = packet.encode({
     id: 4242,
     type: 'query',
@@ -31,7 +45,20 @@ export function queryContext(name: string, type: packet.RecordType = 'A', opts: 
   });
   const r = readQuery(wire);
   if (!r.query) throw new Error(`bad test query: ${r.rejected.why}`);
-  return { wire, query: r.query, proto: 'udp', signal: new AbortController().signal, startedAt: performance.now(), internal: opts.internal ?? false };
+  const internal = opts.internal ?? false;
+  const route = internal
+    ? internalRoute(opts.via ?? 'default')
+    : classify(opts.policy ?? compilePolicy(), opts.clusterZones ?? ['cluster.local', 'in-addr.arpa', 'ip6.arpa'], r.query.qname);
+  return {
+    wire,
+    query: r.query,
+    proto: 'udp',
+    signal: new AbortController().signal,
+    startedAt: performance.now(),
+    route,
+    ...(internal ? {} : { decision: route.evaluation.decision }),
+    internal,
+  };
 }
 
 /** A decoded record, loosely typed for assertions. */

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { createSplitStage, type ResolveFn } from '../../../sidecar/policy/split.ts';
 import type { Outcome } from '../../../sidecar/pipeline/stage.ts';
+import { compose } from '../../../sidecar/pipeline/compose.ts';
+import { ErrorCodes, SidecarError } from '../../../sidecar/errors.ts';
 import { compiled, decode, queryContext, type Decoded } from './helpers.ts';
 
 const SPEC = [
@@ -37,9 +39,9 @@ function targetReply(name: string, qtype: number, rcode: 'NOERROR' | 'NXDOMAIN' 
 }
 
 async function run(name: string, type: packet.RecordType, resolve: ResolveFn = async () => assert.fail('resolve not expected'), internal = false) {
-  const stage = createSplitStage({ holder: { current: compiled(SPEC) }, resolve });
+  const stage = createSplitStage(resolve);
   let nextCalls = 0;
-  const outcome = await stage.handle(queryContext(name, type, { internal }), async () => {
+  const outcome = await stage.handle(queryContext(name, type, { internal, policy: compiled(SPEC) }), async () => {
     nextCalls++;
     return NEXT;
   });
@@ -106,15 +108,19 @@ test('split stage: qtype CNAME gets just the CNAME', async () => {
   assert.deepEqual(data(r.decoded!), ['b-1.eu-west-1.kafka.managed.service 60 CNAME vpce-1.vpce.amazonaws.com']);
 });
 
-test('split stage: a failing resolve is SERVFAIL', async () => {
-  const r = await run('b-1.eu-west-1.kafka.managed.service', 'A', async () => {
-    throw new Error('all upstreams down');
+test('split stage: a failing resolve is thrown to the composer, which answers SERVFAIL with its EDE and reports it once', async () => {
+  const failure = new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, 'resolving through group corp: every upstream failed', {
+    ede: { code: 23, text: 'no upstream of group corp answered' },
   });
-  assert.equal(r.outcome.rcode, 2);
-  assert.equal(r.decoded!.rcode, 'SERVFAIL');
-  assert.equal(r.outcome.source, 'local');
-  const garbage = await run('b-1.eu-west-1.kafka.managed.service', 'A', async () => Buffer.from([1, 2, 3]));
-  assert.equal(garbage.decoded!.rcode, 'SERVFAIL');
+  for (const resolve of [async () => Promise.reject(failure), async () => Buffer.from([1, 2, 3])] as ResolveFn[]) {
+    const reported: unknown[] = [];
+    const chain = compose({ split: createSplitStage(resolve) }, (err) => reported.push(err));
+    const outcome = await chain(queryContext('b-1.eu-west-1.kafka.managed.service', 'A', { policy: compiled(SPEC) }));
+    assert.equal(outcome.rcode, 2);
+    assert.equal(decode(outcome.body).rcode, 'SERVFAIL');
+    assert.equal(reported.length, 1);
+    if (reported[0] === failure) assert.deepEqual(outcome.ede, { code: 23, text: 'no upstream of group corp answered' });
+  }
 });
 
 test('split stage: internal queries pass through', async () => {

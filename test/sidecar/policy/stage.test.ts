@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { createPolicyStage } from '../../../sidecar/policy/stage.ts';
+import { Router } from '../../../sidecar/route/classify.ts';
 import { finishReply } from '../../../sidecar/dns/reply.ts';
 import type { Outcome, QueryContext } from '../../../sidecar/pipeline/stage.ts';
 import { compiled, decode, queryContext, type Decoded } from './helpers.ts';
@@ -18,9 +19,8 @@ const SPEC = [
 const UPSTREAM: Outcome = { kind: 'reply', body: Buffer.alloc(12), rcode: 0, source: 'upstream', reason: 'fake' };
 
 async function run(name: string, type: packet.RecordType = 'A', opts: { edns?: boolean; internal?: boolean } = {}) {
-  const holder = { current: compiled(SPEC) };
-  const stage = createPolicyStage(holder);
-  const ctx = queryContext(name, type, opts);
+  const stage = createPolicyStage();
+  const ctx = queryContext(name, type, { ...opts, policy: compiled(SPEC) });
   let nextCalls = 0;
   const outcome = await stage.handle(ctx, async (c: QueryContext) => {
     nextCalls++;
@@ -110,11 +110,17 @@ test('policy stage: internal queries are not checked again', async () => {
   assert.equal(r.ctx.decision, undefined);
 });
 
-test('policy stage: reads the holder per query, so a swap acts at once', async () => {
+test('policy stage: a policy swapped in the router acts on the next query', async () => {
   const holder = { current: compiled('{}') };
-  const stage = createPolicyStage(holder);
+  const router = new Router(holder, []);
+  const stage = createPolicyStage();
   const next = async () => UPSTREAM;
-  assert.equal(await stage.handle(queryContext('x.com'), next), UPSTREAM);
+  const ctx = (name: string): QueryContext => {
+    const base = queryContext(name);
+    const route = router.route(base.query.qname);
+    return { ...base, route, decision: route.evaluation.decision };
+  };
+  assert.equal(await stage.handle(ctx('x.com'), next), UPSTREAM);
   holder.current = compiled(SPEC);
-  assert.equal((await stage.handle(queryContext('x.com'), next)).source, 'policy');
+  assert.equal((await stage.handle(ctx('x.com'), next)).source, 'policy');
 });

@@ -1,0 +1,86 @@
+/**
+ * The upstream side of the sidecar's configuration: the default upstream
+ * URLs, the forwarding-loop checks at start-up, and the factory that turns a
+ * group's URLs into an upstream group.
+ */
+import { isIP } from 'node:net';
+import { assertNoLoop, readResolvConf } from '../config/resolv.ts';
+import type { SidecarConfig } from '../config/schema.ts';
+import { ErrorCodes, SidecarError } from '../errors.ts';
+import { parseHostPort, type HostPort } from '../listener/address.ts';
+import type { Logger } from '../log.ts';
+import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } from './from-url.ts';
+import { createGroup, type UpstreamObserver } from './group.ts';
+import type { GroupFactory } from './groups.ts';
+import { parseUpstreamSpec } from './spec.ts';
+// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
+const { readFileSync } = process.getBuiltinModule('node:fs');
+
+/** The default upstream URLs: `--upstream`, else the non-loopback nameservers of resolv.conf. */
+export function defaultUpstreams(config: SidecarConfig): string[] {
+  if (config.upstream.length > 0) return [...config.upstream];
+  const found = readResolvConf(config.resolvConf);
+  if (found.length === 0) {
+    throw new SidecarError(
+      ErrorCodes.CONFIG_INVALID,
+      `--upstream: none given and ${config.resolvConf} has no non-loopback nameserver; give at least one --upstream URL`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Checks that no server the sidecar sends to is one of its own listen
+ * addresses: the cluster DNS, every upstream given by IP, the bootstrap
+ * addresses of upstreams given by host, and the bootstrap resolvers.
+ *
+ * @throws SidecarError CONFIG_LOOP naming the flag.
+ */
+export function checkLoops(listen: readonly HostPort[], config: SidecarConfig, upstreams: readonly string[]): void {
+  if (config.clusterDns) assertNoLoop(listen, parseHostPort(config.clusterDns, '--cluster-dns'), '--cluster-dns');
+  const bootstrap = parseBootstrapList(config.bootstrap);
+  for (const text of upstreams) {
+    const hp = upstreamHostPort(parseUpstreamSpec(text).url);
+    if (isIP(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
+    for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${text} (bootstrap address)`);
+  }
+  for (const r of config.bootstrapResolver) assertNoLoop(listen, upstreamHostPort(r), '--bootstrap-resolver');
+}
+
+/** The fromUrl options shared by every upstream: bootstrap addresses and resolvers, extra CAs. */
+function upstreamOptions(config: SidecarConfig, log: Logger, observer: UpstreamObserver): UpstreamOptions {
+  const ca = config.upstreamCa.map((path) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new SidecarError(ErrorCodes.CONFIG_READ, `reading --upstream-ca ${path}`, { cause: err });
+    }
+  });
+  return {
+    bootstrap: parseBootstrapList(config.bootstrap),
+    bootstrapResolvers: config.bootstrapResolver,
+    bootstrapRefreshMs: config.upstreamTiming.bootstrapRefreshMs,
+    onBootstrapError: (host, message) => log('warn', 'bootstrap re-resolution failed; keeping the last addresses', { host, error: message }),
+    ...(observer.onConnection ? { onConnection: observer.onConnection } : {}),
+    ...(ca.length > 0 ? { ca } : {}),
+  };
+}
+
+/**
+ * The factory of the sidecar's upstream groups: each URL (with its `#`
+ * options) becomes an upstream, the group gets the configured timing and
+ * the metric hooks of `observer`.
+ *
+ * @throws SidecarError CONFIG_READ when an `--upstream-ca` file cannot be read.
+ */
+export function groupFactory(config: SidecarConfig, log: Logger, observer: UpstreamObserver): GroupFactory {
+  const options = upstreamOptions(config, log, observer);
+  const { attemptTimeoutMs, deadlineMs, race } = config.upstreamTiming;
+  return (name, urls) => {
+    const members = urls.map((text) => {
+      const spec = parseUpstreamSpec(text);
+      return fromUrl(spec.url, { ...options, tlsName: spec.tlsName, spkiPin: spec.spkiPins, dohMethod: spec.dohMethod });
+    });
+    return createGroup(name, members, { attemptTimeoutMs, deadlineMs, race, observer });
+  };
+}
