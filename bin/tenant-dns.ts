@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * tenant-dns: the command line. `tenant-dns sidecar`, `tenant-dns policy`,
- * `tenant-dns injector`, `tenant-dns inject`.
+ * `tenant-dns injector`, `tenant-dns inject` (registered in commands.ts).
  */
-import { main } from '../sidecar/main.ts';
+import { main } from './commands.ts';
 
 process.exitCode = await main(process.argv);

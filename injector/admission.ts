@@ -6,8 +6,10 @@
  * handle is answered by the failure mode: allow (unpatched, with a warning) or
  * deny (with the reason).
  */
-import type { InjectorConfig } from './config.ts';
+import type { InjectorConfig } from './config-schema.ts';
+import { SkipReasons } from './decide.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { obj, type JsonObject } from './json.ts';
 import type { InjectorMetrics } from './metrics.ts';
 import { mutatePod } from './mutate.ts';
 import { resolveTenant, type TenantResolver } from './namespaces.ts';
@@ -38,9 +40,6 @@ export interface AdmissionReviewResponse {
   };
 }
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
-
 /** Kubernetes truncates longer warnings; keep ours readable. */
 const MAX_WARNING = 120;
 const MAX_WARNINGS = 10;
@@ -51,7 +50,7 @@ function trimWarnings(ws: readonly string[]): string[] | undefined {
 }
 
 /** Parses and checks the envelope; throws an InjectorError BAD_REQUEST when it is not an AdmissionReview v1 request. */
-export function parseAdmissionReview(body: unknown): { uid: string; request: Obj } {
+export function parseAdmissionReview(body: unknown): { uid: string; request: JsonObject } {
   const review = obj(body);
   if (!review) throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, 'reading AdmissionReview: body is not a JSON object');
   if (review.apiVersion !== ADMISSION_API_VERSION || review.kind !== 'AdmissionReview') {
@@ -80,7 +79,7 @@ export async function review(body: unknown, deps: AdmissionDeps): Promise<Admiss
   const kind = obj(request.kind);
   const object = obj(request.object);
   if (kind?.kind !== 'Pod' || (kind.group ?? '') !== '' || request.subResource) {
-    metrics?.admissions.inc({ result: 'skipped', reason: 'not-a-pod' });
+    metrics?.admissions.inc({ result: 'skipped', reason: SkipReasons.notAPod });
     return answer({ allowed: true, warnings: undefined });
   }
   const operation = typeof request.operation === 'string' ? request.operation : '';
@@ -99,9 +98,9 @@ export async function review(body: unknown, deps: AdmissionDeps): Promise<Admiss
     const logFields = { uid, namespace, name: meta?.name ?? meta?.generateName, dryRun: request.dryRun === true };
     if (!result.decision.inject) {
       metrics?.admissions.inc({ result: 'skipped', reason: result.decision.reason });
-      if (result.decision.reason !== 'operation') deps.log?.('info', 'pod skipped', { ...logFields, reason: result.decision.reason });
+      if (result.decision.reason !== SkipReasons.operation) deps.log?.('info', 'pod skipped', { ...logFields, reason: result.decision.reason });
       // UPDATE/DELETE are not the user's doing: no warning for them.
-      return answer({ allowed: true, warnings: result.decision.reason === 'operation' ? undefined : trimWarnings(warnings) });
+      return answer({ allowed: true, warnings: result.decision.reason === SkipReasons.operation ? undefined : trimWarnings(warnings) });
     }
     metrics?.admissions.inc({ result: 'injected', reason: 'none' });
     deps.log?.('info', 'pod injected', { ...logFields, tenant: lookup.tenant, tenantSource: lookup.source });

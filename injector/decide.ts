@@ -4,27 +4,9 @@
  * filter (they can be edited, and `tenant-dns inject` has no selectors).
  * Every "no" carries a stable reason, used in warnings and metric labels.
  */
-import type { InjectorConfig } from './config.ts';
-
-/** Label and annotation keys the injector reads or writes. */
-export const Keys = {
-  /** Namespace label that turns injection on (value `enabled`). */
-  namespaceInject: 'tenant-dns.io/inject',
-  /** Pod label to opt out (value `"false"`). */
-  podInject: 'tenant-dns.io/inject',
-  /** Pod annotation overriding ndots (integer 1–15). */
-  ndots: 'tenant-dns.io/ndots',
-  /** Pod annotation recording what was injected (JSON). */
-  status: 'tenant-dns.io/status',
-  /** Set by the kubelet on mirror pods of static pods. */
-  mirror: 'kubernetes.io/config.mirror',
-} as const;
-
-/** The name of the injected container; also used to recognise an injected pod. */
-export const SIDECAR_NAME = 'tenant-dns';
-
-/** Volume names the injector adds. */
-export const VOLUME_NAMES = { policy: 'tenant-dns-policy', podinfo: 'tenant-dns-podinfo', platform: 'tenant-dns-platform' } as const;
+import type { InjectorConfig } from './config-schema.ts';
+import { arr, obj } from './json.ts';
+import { InjectValues, Keys, SIDECAR_NAME, VOLUME_NAMES } from './names.ts';
 
 /** Why a pod was not injected. Stable: metric label values. */
 export const SkipReasons = {
@@ -38,7 +20,7 @@ export const SkipReasons = {
   hostNetwork: 'host-network',
   /** A mirror pod of a static pod: the API server cannot change it. */
   mirrorPod: 'mirror-pod',
-  /** The pod carries `tenant-dns.io/inject: "false"`. */
+  /** The pod carries the opt-out label (`tenant-dns.io/inject: "false"`). */
   optedOut: 'opted-out',
   /** The pod already has the sidecar container. */
   alreadyInjected: 'already-injected',
@@ -60,10 +42,6 @@ export interface DecideContext {
   readonly config: Pick<InjectorConfig, 'excludedNamespaces'>;
 }
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
 function names(list: unknown): string[] {
   return arr(list).map((c) => obj(c)?.name).filter((n): n is string => typeof n === 'string');
 }
@@ -81,12 +59,12 @@ export function decide(pod: unknown, ctx: DecideContext): Decision {
   const annotations = obj(meta.annotations) ?? {};
   if (spec.hostNetwork === true) return skip(SkipReasons.hostNetwork, 'pod uses hostNetwork');
   if (annotations[Keys.mirror] !== undefined) return skip(SkipReasons.mirrorPod, 'mirror pod of a static pod');
-  if (labels[Keys.podInject] === 'false') return skip(SkipReasons.optedOut, `pod label ${Keys.podInject}=false`);
+  if (labels[Keys.podInject] === InjectValues.podOptOut) return skip(SkipReasons.optedOut, `pod label ${Keys.podInject}=${InjectValues.podOptOut}`);
   // The container, not the status annotation, marks an injected pod: a pod
   // could set the annotation on itself, and it is rewritten on injection.
   const containers = [...names(spec.containers), ...names(spec.initContainers)];
   if (containers.includes(SIDECAR_NAME)) {
-    return skip(SkipReasons.alreadyInjected, 'pod already has the tenant-dns sidecar');
+    return skip(SkipReasons.alreadyInjected, `pod already has the ${SIDECAR_NAME} sidecar`);
   }
   const ephemeral = names(spec.ephemeralContainers);
   if (ephemeral.includes(SIDECAR_NAME)) return skip(SkipReasons.nameConflict, `an ephemeral container is named ${SIDECAR_NAME}`);

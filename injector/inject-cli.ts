@@ -8,12 +8,12 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
-import { loadInjectorConfig, type InjectorConfig } from './config.ts';
+import type { InjectorConfig } from './config-schema.ts';
+import { loadInjectorConfig } from './config.ts';
+import { SkipReasons } from './decide.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { obj, type JsonObject } from './json.ts';
 import { mutatePod } from './mutate.ts';
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
 
 /** Where the pod template sits, by kind. */
 export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
@@ -53,7 +53,7 @@ export interface InjectReport {
   readonly events: readonly InjectEvent[];
 }
 
-function refOf(o: Obj): string {
+function refOf(o: JsonObject): string {
   const meta = obj(o.metadata) ?? {};
   const name = (meta.name as string | undefined) ?? (meta.generateName ? `${String(meta.generateName)}*` : '<unnamed>');
   return `${String(o.kind ?? '<no kind>')} ${meta.namespace ? `${String(meta.namespace)}/` : ''}${name}`;
@@ -73,10 +73,10 @@ function injectObject(o: unknown, opts: InjectOptions, events: InjectEvent[]): u
     return o;
   }
   const out = structuredClone(top);
-  let holder: Obj | undefined = out;
+  let holder: JsonObject | undefined = out;
   for (const seg of path) holder = obj(holder?.[seg]);
   if (!holder) {
-    events.push({ ref, result: 'skipped', reason: 'not-a-pod', detail: `no pod template at ${path.join('.')}`, warnings: [] });
+    events.push({ ref, result: 'skipped', reason: SkipReasons.notAPod, detail: `no pod template at ${path.join('.')}`, warnings: [] });
     return o;
   }
   const namespace = (obj(top.metadata)?.namespace as string | undefined) ?? opts.namespace ?? 'default';

@@ -5,7 +5,8 @@
  * flight and resolve.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { loadInjectorConfig, type InjectorConfig } from './config.ts';
+import type { InjectorConfig } from './config-schema.ts';
+import { loadInjectorConfig } from './config.ts';
 import { createInjectorMetrics } from './metrics.ts';
 import { inClusterClient, NamespaceNameResolver, NamespaceWatchCache, type TenantResolver } from './namespaces.ts';
 import { startInjectorServer, type InjectorServer } from './server.ts';

@@ -4,8 +4,10 @@
  * unprivileged-port sysctl and records what was done. Shared by the webhook
  * and `tenant-dns inject`. Pure: no I/O.
  */
-import type { InjectorConfig } from './config.ts';
-import { decide, Keys, SIDECAR_NAME, type Decision } from './decide.ts';
+import type { InjectorConfig } from './config-schema.ts';
+import { decide, type Decision } from './decide.ts';
+import { arr, obj, type JsonObject } from './json.ts';
+import { HttpPaths, Keys, PORT_SYSCTL, PrometheusAnnotations, SIDECAR_NAME } from './names.ts';
 import { PatchBuilder, type PatchOperation } from './patch.ts';
 import { INJECTOR_VERSION, sidecarContainer, sidecarVolumes } from './sidecar-spec.ts';
 
@@ -32,20 +34,13 @@ export interface MutateResult {
 /** Kubernetes' resolver limits (pkg/apis/core/validation). */
 export const DnsLimits = { nameservers: 3, searches: 32, searchChars: 2048 } as const;
 
-/** The sysctl that lets the non-root sidecar bind port 53. */
-export const PORT_SYSCTL = 'net.ipv4.ip_unprivileged_port_start';
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
 function hostOf(hostPort: string): string {
   const i = hostPort.lastIndexOf(':');
   return hostPort.slice(0, i).replace(/^\[|\]$/g, '');
 }
 
 /** The ndots to use and a warning when the annotation was unusable. */
-function chooseNdots(options: unknown[], annotations: Obj, fallback: number): { value?: string; warning?: string } {
+function chooseNdots(options: unknown[], annotations: JsonObject, fallback: number): { value?: string; warning?: string } {
   if (options.some((o) => obj(o)?.name === 'ndots')) return {};
   const raw = annotations[Keys.ndots];
   if (raw === undefined) return { value: String(fallback) };
@@ -56,7 +51,7 @@ function chooseNdots(options: unknown[], annotations: Obj, fallback: number): { 
   };
 }
 
-function buildDnsConfig(spec: Obj, annotations: Obj, ctx: MutateContext, warnings: string[]): Obj {
+function buildDnsConfig(spec: JsonObject, annotations: JsonObject, ctx: MutateContext, warnings: string[]): JsonObject {
   const { config, namespace } = ctx;
   const existing = obj(spec.dnsConfig) ?? {};
   const domain = config.clusterDomain;
@@ -101,11 +96,11 @@ function mergeSysctl(b: PatchBuilder): void {
 export function mutatePod(pod: unknown, ctx: MutateContext): MutateResult {
   const decision = decide(pod, ctx);
   if (!decision.inject) {
-    return { decision, patch: [], warnings: [`tenant-dns: not injected (${decision.reason}): ${decision.detail}`], patched: (obj(pod) ?? {}) as Obj };
+    return { decision, patch: [], warnings: [`tenant-dns: not injected (${decision.reason}): ${decision.detail}`], patched: (obj(pod) ?? {}) as JsonObject };
   }
   const { config } = ctx;
   const warnings: string[] = [];
-  const b = new PatchBuilder(pod as Obj);
+  const b = new PatchBuilder(pod as JsonObject);
   const spec = obj(b.get(['spec'])) ?? {};
   const annotations = obj(b.get(['metadata', 'annotations'])) ?? {};
 
@@ -116,8 +111,8 @@ export function mutatePod(pod: unknown, ctx: MutateContext): MutateResult {
     const first = obj(arr(spec.containers)[0])?.name;
     b.insert(['spec', 'containers'], 0, container);
     // kubectl logs/exec pick the first container unless told otherwise.
-    if (typeof first === 'string' && annotations['kubectl.kubernetes.io/default-container'] === undefined) {
-      b.set(['metadata', 'annotations', 'kubectl.kubernetes.io/default-container'], first);
+    if (typeof first === 'string' && annotations[Keys.defaultContainer] === undefined) {
+      b.set(['metadata', 'annotations', Keys.defaultContainer], first);
     }
   }
   const volumes = sidecarVolumes(config);
@@ -129,7 +124,7 @@ export function mutatePod(pod: unknown, ctx: MutateContext): MutateResult {
   mergeSysctl(b);
 
   if (config.prometheusAnnotations) {
-    const prom = { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(config.metricsPort), 'prometheus.io/path': '/metrics' };
+    const prom = { [PrometheusAnnotations.scrape]: 'true', [PrometheusAnnotations.port]: String(config.metricsPort), [PrometheusAnnotations.path]: HttpPaths.metrics };
     if (Object.keys(prom).some((k) => annotations[k] !== undefined)) {
       warnings.push('tenant-dns: pod already has prometheus.io annotations; sidecar scrape annotations not added');
     } else {

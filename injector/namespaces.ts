@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { obj, type JsonObject } from './json.ts';
 
 /** Where a tenant name came from. */
 export type TenantSource = 'label' | 'namespace' | 'fallback';
@@ -152,9 +153,6 @@ export function inClusterClient(env: NodeJS.ProcessEnv = process.env, saDir = SA
   return createKubeClient({ baseUrl: `https://${h}:${port}`, ca, tokenFile: `${saDir}/token` });
 }
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
-
 /** Options of {@link NamespaceWatchCache}. */
 export interface WatchCacheOptions {
   readonly client: KubeClient;
@@ -222,7 +220,7 @@ export class NamespaceWatchCache implements TenantResolver {
           const status = await this.#opts.client.stream(
             q,
             (line) => {
-              const ev = JSON.parse(line) as { type?: string; object?: Obj };
+              const ev = JSON.parse(line) as { type?: string; object?: JsonObject };
               const meta = obj(ev.object?.metadata);
               if (ev.type === 'ERROR') {
                 gone = true;

@@ -7,6 +7,7 @@
  * makes a second injection a no-op). Pure: no I/O.
  */
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { obj } from './json.ts';
 
 /** One RFC 6902 operation (the subset the injector emits, plus test/remove for applying). */
 export type PatchOperation =
@@ -14,9 +15,6 @@ export type PatchOperation =
   | { op: 'replace'; path: string; value: unknown }
   | { op: 'remove'; path: string }
   | { op: 'test'; path: string; value: unknown };
-
-/** A JSON value as it comes off the wire. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Escapes one JSON Pointer reference token (RFC 6901 §3: `~` → `~0`, `/` → `~1`). */
 export function escapePointerToken(token: string | number): string {
@@ -31,10 +29,6 @@ export function unescapePointerToken(token: string): string {
 /** Builds a JSON Pointer from path segments. */
 export function pointer(segments: readonly (string | number)[]): string {
   return segments.map((s) => '/' + escapePointerToken(s)).join('');
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function fail(message: string): never {
@@ -73,24 +67,26 @@ export function applyPatch(doc: unknown, ops: readonly PatchOperation[]): unknow
     }
     let parent: unknown = root;
     for (const t of tokens.slice(0, -1)) {
+      const o = obj(parent);
       if (Array.isArray(parent)) parent = parent[arrayIndex(parent, t, false, op.path)];
-      else if (isObject(parent) && Object.hasOwn(parent, t)) parent = parent[t];
+      else if (o && Object.hasOwn(o, t)) parent = o[t];
       else fail(`applying patch at ${op.path}: parent ${JSON.stringify(t)} does not exist`);
     }
     const last = tokens[tokens.length - 1];
+    const object = obj(parent);
     if (Array.isArray(parent)) {
       const i = arrayIndex(parent, last, op.op === 'add', op.path);
       if (op.op === 'add') parent.splice(i, 0, structuredClone(op.value));
       else if (op.op === 'replace') parent[i] = structuredClone(op.value);
       else if (op.op === 'remove') parent.splice(i, 1);
       else if (JSON.stringify(parent[i]) !== JSON.stringify(op.value)) fail(`applying patch: test at ${op.path} failed`);
-    } else if (isObject(parent)) {
-      const exists = Object.hasOwn(parent, last);
-      if (op.op === 'add') parent[last] = structuredClone(op.value);
+    } else if (object) {
+      const exists = Object.hasOwn(object, last);
+      if (op.op === 'add') object[last] = structuredClone(op.value);
       else if (!exists) fail(`applying patch at ${op.path}: ${JSON.stringify(last)} does not exist`);
-      else if (op.op === 'replace') parent[last] = structuredClone(op.value);
-      else if (op.op === 'remove') delete parent[last];
-      else if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) fail(`applying patch: test at ${op.path} failed`);
+      else if (op.op === 'replace') object[last] = structuredClone(op.value);
+      else if (op.op === 'remove') delete object[last];
+      else if (JSON.stringify(object[last]) !== JSON.stringify(op.value)) fail(`applying patch: test at ${op.path} failed`);
     } else {
       fail(`applying patch at ${op.path}: parent is not a container`);
     }
@@ -125,8 +121,9 @@ export class PatchBuilder {
   get(path: readonly (string | number)[]): unknown {
     let cur: unknown = this.doc;
     for (const seg of path) {
+      const o = obj(cur);
       if (Array.isArray(cur) && typeof seg === 'number') cur = cur[seg];
-      else if (isObject(cur) && Object.hasOwn(cur, String(seg))) cur = cur[String(seg)];
+      else if (o && Object.hasOwn(o, String(seg))) cur = o[String(seg)];
       else return undefined;
     }
     return cur;

@@ -6,34 +6,12 @@
  */
 import { SIDECAR_FLAGS } from '../sidecar/config/schema.ts';
 import pkg from '../package.json' with { type: 'json' };
-import type { InjectorConfig } from './config.ts';
-import { SIDECAR_NAME, VOLUME_NAMES } from './decide.ts';
+import type { InjectorConfig } from './config-schema.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { Env, HttpPaths, METRICS_PORT_NAME, Paths, POD_LABELS_ITEM, SIDECAR_METRICS_PORT, SIDECAR_NAME, VOLUME_NAMES } from './names.ts';
 
 /** The version recorded in the status annotation. */
 export const INJECTOR_VERSION: string = pkg.version;
-
-/** Where the injected volumes are mounted in the sidecar. */
-export const Paths = {
-  policyDir: '/etc/tenant-dns/policy',
-  policyFile: '/etc/tenant-dns/policy/policy.yaml',
-  platformDir: '/etc/tenant-dns/platform',
-  platformFile: '/etc/tenant-dns/platform/policy.yaml',
-  podinfoDir: '/etc/tenant-dns/podinfo',
-  podLabelsFile: '/etc/tenant-dns/podinfo/labels',
-} as const;
-
-/** Environment variables set on the sidecar (the args refer to them with `$(NAME)`). */
-export const Env = { pod: 'POD_NAME', namespace: 'POD_NAMESPACE', tenant: 'TENANT_DNS_TENANT' } as const;
-
-/** The sidecar's default metrics and probe port (its `--metrics` default is 0.0.0.0:9153). */
-export const SIDECAR_METRICS_PORT = 9153;
-
-/** Name of the metrics port (≤ 15 characters), for a PodMonitor. */
-export const METRICS_PORT_NAME = 'tdns-metrics';
-
-/** The probe paths the sidecar serves on its metrics port. */
-export const ProbePaths = { ready: '/readyz', live: '/healthz' } as const;
 
 const flagsByField = new Map(SIDECAR_FLAGS.map((f) => [f.field, f]));
 
@@ -99,7 +77,7 @@ function httpProbe(path: string, port: number, periodSeconds: number, failureThr
  */
 function waitReadyHook(port: number) {
   const script =
-    `const d=Date.now()+60000;const t=()=>fetch('http://127.0.0.1:${port}${ProbePaths.ready}')` +
+    `const d=Date.now()+60000;const t=()=>fetch('http://127.0.0.1:${port}${HttpPaths.ready}')` +
     `.then(r=>{if(r.ok)process.exit(0);throw 0}).catch(()=>{if(Date.now()>d)process.exit(1);setTimeout(t,200)});t()`;
   return { postStart: { exec: { command: ['node', '-e', script] } } };
 }
@@ -116,7 +94,7 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
       { name: Env.pod, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: Env.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: Env.tenant, value: ctx.tenant },
-      ...(config.nodeOptions ? [{ name: 'NODE_OPTIONS', value: config.nodeOptions }] : []),
+      ...(config.nodeOptions ? [{ name: Env.nodeOptions, value: config.nodeOptions }] : []),
     ],
     ports: [{ name: METRICS_PORT_NAME, containerPort: port, protocol: 'TCP' }],
     resources: { requests: { ...config.resources.requests }, limits: { ...config.resources.limits } },
@@ -133,9 +111,9 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
     // init and app containers start only then. Once running, readiness is the process serving:
     // an outage of one upstream (say, a tenant's forward zone) must not take the pod out of its
     // Services; the sidecar answers stale or SERVFAIL and the alerts say why.
-    startupProbe: httpProbe(ProbePaths.ready, port, 1, 60),
-    readinessProbe: httpProbe(ProbePaths.live, port, 10, 3),
-    livenessProbe: httpProbe(ProbePaths.live, port, 10, 3),
+    startupProbe: httpProbe(HttpPaths.ready, port, 1, 60),
+    readinessProbe: httpProbe(HttpPaths.live, port, 10, 3),
+    livenessProbe: httpProbe(HttpPaths.live, port, 10, 3),
     volumeMounts: [
       { name: VOLUME_NAMES.policy, mountPath: Paths.policyDir, readOnly: true },
       ...(config.platformPolicyConfigMap ? [{ name: VOLUME_NAMES.platform, mountPath: Paths.platformDir, readOnly: true }] : []),
@@ -152,7 +130,7 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
 export function sidecarVolumes(config: InjectorConfig): Record<string, unknown>[] {
   const volumes: Record<string, unknown>[] = [
     { name: VOLUME_NAMES.policy, configMap: { name: config.tenantPolicyConfigMap, optional: true } },
-    { name: VOLUME_NAMES.podinfo, downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] } },
+    { name: VOLUME_NAMES.podinfo, downwardAPI: { items: [{ path: POD_LABELS_ITEM, fieldRef: { fieldPath: 'metadata.labels' } }] } },
   ];
   if (config.platformPolicyConfigMap) {
     volumes.push({ name: VOLUME_NAMES.platform, configMap: { name: config.platformPolicyConfigMap, optional: false } });

@@ -1,17 +1,14 @@
 /**
- * Process entry: parse the command line, load config, build and start the
- * sidecar; SIGHUP reloads the policy; SIGTERM/SIGINT stop accepting, answer
- * what is in flight, and exit 0.
+ * What the `tenant-dns sidecar` command runs: load config, build and start
+ * the sidecar; SIGHUP reloads the policy; SIGTERM/SIGINT stop accepting,
+ * answer what is in flight, and exit 0. The command line itself is built in
+ * bin/commands.ts, which registers this command with sidecar/cli.ts.
  */
-import { Command, CommanderError } from 'commander';
-import { registerInjectorCommands } from '../injector/cli.ts';
-import { registerSidecarCommand } from './cli.ts';
 import { buildConfig } from './config/flags.ts';
 import { loadYamlFile } from './config/load.ts';
 import { SidecarConfigSchema } from './config/schema.ts';
 import { describeError, errorCode } from './errors.ts';
 import { createLogger } from './log.ts';
-import { registerPolicyCommands } from './policy/cli.ts';
 import { startSidecar, type Sidecar } from './server.ts';
 import { HELPER_NICE, yieldHelperThreads } from './threads.ts';
 // node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
@@ -36,7 +33,7 @@ const DRAIN_TIMEOUT_MS = 5_000;
  * process. A SIGHUP during start-up reloads the policy once the sidecar
  * serves; a SIGTERM or SIGINT during start-up stops it then.
  */
-async function runSidecar(opts: Record<string, unknown>): Promise<number> {
+export async function runSidecar(opts: Record<string, unknown>): Promise<number> {
   const bootLog = createLogger({ component: 'sidecar' });
   let sidecar: Sidecar | undefined;
   let reloadWanted = false;
@@ -80,31 +77,4 @@ async function runSidecar(opts: Record<string, unknown>): Promise<number> {
     };
     if (stopWanted !== undefined) stop(stopWanted);
   });
-}
-
-/** Builds the command line program. `setExit` receives the exit code of the command that ran. */
-export function buildProgram(setExit: (code: number) => void): Command {
-  const program = new Command('tenant-dns')
-    .description('Per-pod DNS sidecar for multi-tenant Kubernetes: tenant policy, split DNS, encrypted upstreams, per-tenant telemetry.')
-    .version(VERSION)
-    .exitOverride()
-    .showHelpAfterError();
-  registerSidecarCommand(program, async (opts) => setExit(await runSidecar(opts)));
-  registerPolicyCommands(program, setExit);
-  registerInjectorCommands(program);
-  return program;
-}
-
-/** Runs the CLI with `argv` (process.argv shape) and resolves with the exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
-  let code = 0;
-  const program = buildProgram((c) => (code = c));
-  try {
-    await program.parseAsync([...argv]);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
-    process.stderr.write(`tenant-dns: ${describeError(err)}\n`);
-    return 1;
-  }
-  return code || (typeof process.exitCode === 'number' ? process.exitCode : 0);
 }

@@ -6,6 +6,7 @@ import { review, parseAdmissionReview } from '../../injector/admission.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
 import { NamespaceNameResolver, type TenantResolver } from '../../injector/namespaces.ts';
+import { Keys } from '../../injector/names.ts';
 import { admissionRequest, samplePod } from './fixtures.ts';
 import { validatePod } from '../helpers/k8s-schema.ts';
 
@@ -105,7 +106,7 @@ test('admission: a pod it cannot patch is denied in deny mode, allowed with a wa
 
 test('admission: warnings stay within the API server limits', async () => {
   const pod = samplePod() as any;
-  pod.metadata.annotations = { 'tenant-dns.io/ndots': 'x'.repeat(300) };
+  pod.metadata.annotations = { [Keys.ndots]: 'x'.repeat(300) };
   const res = await review(admissionRequest(pod), deps());
   for (const w of res.response.warnings ?? []) assert.ok(w.length <= 120, w);
 });

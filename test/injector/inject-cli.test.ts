@@ -8,6 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { registerInjectorCommands } from '../../injector/cli.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { injectManifests, runInjectCommand, TEMPLATE_PATHS } from '../../injector/inject-cli.ts';
+import { Env, Keys, SIDECAR_NAME } from '../../injector/names.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
 const FILE = join(import.meta.dirname, 'testdata', 'workloads.yaml');
@@ -27,7 +28,7 @@ test('inject: multi-document YAML with every workload kind', () => {
     if (d.kind === 'List') for (const i of d.items) validateK8sObject(i);
     else validateK8sObject(d);
   }
-  const injected = (o: any) => templateOf(o).spec.initContainers?.[0]?.name === 'tenant-dns';
+  const injected = (o: any) => templateOf(o).spec.initContainers?.[0]?.name === SIDECAR_NAME;
   for (const name of ['pod', 'deploy', 'sts', 'ds', 'rs', 'job', 'cron']) {
     assert.ok(injected(docs.find((d) => d.metadata?.name === name)), name);
   }
@@ -40,7 +41,7 @@ test('inject: multi-document YAML with every workload kind', () => {
   assert.equal(sts.spec.dnsConfig.searches[0], 'team-b.svc.cluster.local');
   assert.equal(templateOf(docs.find((d) => d.metadata?.name === 'deploy')).spec.dnsConfig.searches[0], 'team-a.svc.cluster.local');
   // Status annotation on the template, so every pod carries it.
-  assert.ok(templateOf(docs.find((d) => d.metadata?.name === 'cron')).metadata.annotations['tenant-dns.io/status']);
+  assert.ok(templateOf(docs.find((d) => d.metadata?.name === 'cron')).metadata.annotations[Keys.status]);
   const skipped = report.events.filter((e) => e.result === 'skipped').map((e) => `${e.ref}: ${e.reason}`);
   assert.deepEqual(skipped, ['DaemonSet node-exporter: host-network', 'Pod listed-opt-out: opted-out', 'Service svc: not-a-workload']);
 });
@@ -56,7 +57,7 @@ test('inject: --tenant sets the tenant; JSON input works too', () => {
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'b' }] } };
   const out = injectManifests(JSON.stringify(pod), { config, tenant: 'acme' });
   const doc = parseAllDocuments(out.output)[0].toJS();
-  assert.deepEqual(doc.spec.initContainers[0].env.find((e: any) => e.name === 'TENANT_DNS_TENANT'), { name: 'TENANT_DNS_TENANT', value: 'acme' });
+  assert.deepEqual(doc.spec.initContainers[0].env.find((e: any) => e.name === Env.tenant), { name: 'TENANT_DNS_TENANT', value: 'acme' });
 });
 
 test('inject: the command reads a file or stdin, prints YAML to stdout and skips to stderr', () => {

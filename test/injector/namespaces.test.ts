@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { Keys } from '../../injector/names.ts';
 import { createKubeClient, inClusterClient, isTenantName, NamespaceWatchCache, resolveTenant } from '../../injector/namespaces.ts';
 
 const ns = (name: string, labels: Record<string, string> = {}, rv = '1') => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, resourceVersion: rv } });
@@ -72,8 +73,8 @@ const until = async (cond: () => boolean, ms = 2_000) => {
 const signal = () => new AbortController().signal;
 
 test('namespaces: tenant from the label after the initial list, else the namespace name', async (t) => {
-  const api = await fakeApi(t, [ns('team-a', { 'tenant-dns.io/tenant': 'acme' }), ns('team-b')]);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: 'tenant-dns.io/tenant' });
+  const api = await fakeApi(t, [ns('team-a', { [Keys.namespaceTenant]: 'acme' }), ns('team-b')]);
+  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   cache.start();
   assert.equal(await cache.waitForSync(2_000), true);
@@ -84,13 +85,13 @@ test('namespaces: tenant from the label after the initial list, else the namespa
 
 test('namespaces: watch events update the cache; ERROR (410 Gone) relists', async (t) => {
   const api = await fakeApi(t, [ns('team-a')]);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: 'tenant-dns.io/tenant' });
+  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   cache.start();
   await until(() => api.watchers.length === 1);
   assert.match(api.requests.at(-1) ?? '', /watch=true.*resourceVersion=100/);
-  api.send({ type: 'MODIFIED', object: ns('team-a', { 'tenant-dns.io/tenant': 'acme' }, '101') });
-  api.send({ type: 'ADDED', object: ns('team-c', { 'tenant-dns.io/tenant': 'corp' }, '102') });
+  api.send({ type: 'MODIFIED', object: ns('team-a', { [Keys.namespaceTenant]: 'acme' }, '101') });
+  api.send({ type: 'ADDED', object: ns('team-c', { [Keys.namespaceTenant]: 'corp' }, '102') });
   await new Promise((r) => setTimeout(r, 50));
   assert.equal((await cache.resolve('team-a', signal())).tenant, 'acme');
   assert.equal((await cache.resolve('team-c', signal())).tenant, 'corp');
@@ -104,16 +105,16 @@ test('namespaces: watch events update the cache; ERROR (410 Gone) relists', asyn
 test('namespaces: an unseen namespace is fetched directly; a missing one is its own tenant', async (t) => {
   const items = [ns('team-a')];
   const api = await fakeApi(t, items);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: 'tenant-dns.io/tenant' });
+  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
-  items.push(ns('late', { 'tenant-dns.io/tenant': 'late-tenant' }));
+  items.push(ns('late', { [Keys.namespaceTenant]: 'late-tenant' }));
   assert.deepEqual(await cache.resolve('late', signal()), { tenant: 'late-tenant', source: 'label' });
   assert.deepEqual(await cache.resolve('gone', signal()), { tenant: 'gone', source: 'namespace' });
 });
 
 test('namespaces: an invalid label value falls back to the namespace name with a warning', async (t) => {
-  const api = await fakeApi(t, [ns('team-a', { 'tenant-dns.io/tenant': '-bad-' })]);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: 'tenant-dns.io/tenant' });
+  const api = await fakeApi(t, [ns('team-a', { [Keys.namespaceTenant]: '-bad-' })]);
+  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   const r = await cache.resolve('team-a', signal());
   assert.equal(r.tenant, 'team-a');
@@ -122,9 +123,9 @@ test('namespaces: an invalid label value falls back to the namespace name with a
 });
 
 test('namespaces: a slow API server is cut off by the deadline', async (t) => {
-  const api = await fakeApi(t, [ns('team-a', { 'tenant-dns.io/tenant': 'acme' })]);
+  const api = await fakeApi(t, [ns('team-a', { [Keys.namespaceTenant]: 'acme' })]);
   api.getDelayMs = 5_000;
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: 'tenant-dns.io/tenant' });
+  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   const started = Date.now();
   const r = await resolveTenant(cache, 'team-a', 100);

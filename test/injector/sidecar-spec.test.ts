@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SIDECAR_FLAGS } from '../../sidecar/config/schema.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
+import { Env, VOLUME_NAMES } from '../../injector/names.ts';
 import { sidecarArgs, sidecarContainer, sidecarFlag, sidecarVolumes } from '../../injector/sidecar-spec.ts';
 
 const full = {
@@ -42,7 +43,7 @@ test('sidecar-spec: env names used in $(…) args are defined on the container',
   const c = sidecarContainer(parseInjectorConfig(full), { tenant: 'acme' }) as { args: string[]; env: { name: string; value?: string }[] };
   const refs = c.args.flatMap((a) => [...a.matchAll(/\$\(([A-Z_]+)\)/g)].map((m) => m[1]));
   for (const r of refs) assert.ok(c.env.some((e) => e.name === r), r);
-  assert.deepEqual(c.env.find((e) => e.name === 'TENANT_DNS_TENANT'), { name: 'TENANT_DNS_TENANT', value: 'acme' });
+  assert.deepEqual(c.env.find((e) => e.name === Env.tenant), { name: 'TENANT_DNS_TENANT', value: 'acme' });
 });
 
 test('sidecar-spec: native sidecar, probes on the metrics port, restricted security context', () => {
@@ -69,7 +70,7 @@ test('sidecar-spec: every volume mount has a volume; the tenant policy is option
     assert.ok(vols.some((v) => v.name === m.name), m.name);
     assert.equal(m.readOnly, true);
   }
-  assert.deepEqual(vols.find((v) => v.name === 'tenant-dns-policy')?.configMap, { name: 'tenant-dns-policy', optional: true });
+  assert.deepEqual(vols.find((v) => v.name === VOLUME_NAMES.policy)?.configMap, { name: 'tenant-dns-policy', optional: true });
 });
 
 test('sidecar-spec: without upstreams the sidecar forwards to kube-dns, never to its own resolv.conf', () => {

@@ -62,7 +62,7 @@ test('meta dashboards: the README explains every panel and every alert', () => {
 });
 
 test('meta dashboards: the PodMonitor scrapes the port the injector names, and deploy/monitoring renders', async () => {
-  const { METRICS_PORT_NAME } = await import('../../injector/sidecar-spec.ts');
+  const { METRICS_PORT_NAME } = await import('../../injector/names.ts');
   const pm = parse(read('deploy/monitoring/podmonitor.yaml')) as { kind: string; spec: { podMetricsEndpoints: { port: string; path: string }[] } };
   assert.equal(pm.kind, 'PodMonitor');
   assert.deepEqual(pm.spec.podMetricsEndpoints.map((e) => [e.port, e.path]), [[METRICS_PORT_NAME, '/metrics']]);

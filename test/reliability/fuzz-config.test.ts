@@ -23,6 +23,7 @@ import { review } from '../../injector/admission.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { InjectorError } from '../../injector/errors.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
+import { Keys } from '../../injector/names.ts';
 import { NamespaceNameResolver } from '../../injector/namespaces.ts';
 import { startInjectorServer, type InjectorServer } from '../../injector/server.ts';
 import { SidecarError } from '../../sidecar/errors.ts';
@@ -171,7 +172,7 @@ function mutateJson(rnd: () => number, value: unknown, depth = 0): unknown {
 /** A mutated review: a sample pod with annotations, labels and containers varied, then random paths mutated. */
 function mutatedReview(rnd: () => number): Record<string, any> {
   const pod = samplePod();
-  if (rnd() < 0.5) pod.metadata.annotations = { 'tenant-dns.io/ndots': ['3', '0', '99', 'x', '', '1e1', ' 5'][pick(rnd, 7)], 'tenant-dns.io/inject': ['true', 'false', 'yes'][pick(rnd, 3)] };
+  if (rnd() < 0.5) pod.metadata.annotations = { [Keys.ndots]: ['3', '0', '99', 'x', '', '1e1', ' 5'][pick(rnd, 7)], [Keys.podInject]: ['true', 'false', 'yes'][pick(rnd, 3)] };
   const r = admissionRequest(pod, { operation: ['CREATE', 'UPDATE', 'DELETE', 'CONNECT', ''][pick(rnd, 5)]! });
   let out: unknown = r;
   for (let i = 0, n = pick(rnd, 4); i < n; i++) out = mutateJson(rnd, out);

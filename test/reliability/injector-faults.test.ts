@@ -22,6 +22,7 @@ import { Registry } from 'prom-client';
 import { review } from '../../injector/admission.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
+import { Keys, PrometheusAnnotations } from '../../injector/names.ts';
 import { createKubeClient, NamespaceNameResolver, NamespaceWatchCache } from '../../injector/namespaces.ts';
 import { startInjectorServer } from '../../injector/server.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
@@ -56,7 +57,7 @@ async function brokenApi(t: TestContext, mode: ApiMode): Promise<string> {
     }
     // slow: answers, but long after the deadline
     const timer = setTimeout(() => {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ metadata: { name: 'team-a', labels: { 'tenant-dns.io/tenant': 'slow-tenant' } } }));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ metadata: { name: 'team-a', labels: { [Keys.namespaceTenant]: 'slow-tenant' } } }));
     }, 3000);
     res.on('close', () => clearTimeout(timer));
   });
@@ -100,7 +101,7 @@ describe('namespace lookup faults', () => {
   for (const mode of ['hang', 'slow', 'error500', 'reset'] as ApiMode[]) {
     test(`API server that ${mode === 'hang' ? 'never answers' : mode === 'slow' ? 'answers after 3 s' : mode === 'error500' ? 'answers 500' : 'resets connections'}: admission answers within the ${LOOKUP_TIMEOUT_MS} ms lookup deadline, injected under the namespace name`, async (t) => {
       const url = await brokenApi(t, mode);
-      const tenants = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: url, timeoutMs: 10_000 }), label: 'tenant-dns.io/tenant', backoffMs: 50 });
+      const tenants = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: url, timeoutMs: 10_000 }), label: Keys.namespaceTenant, backoffMs: 50 });
       tenants.start();
       const pki = makeTestPki(['tenant-dns-injector.tenant-dns-system.svc']);
       const registry = new Registry();
@@ -141,7 +142,7 @@ describe('namespace lookup faults', () => {
 describe('annotations', () => {
   const SEED = fuzzSeed(0xa770);
   const VALUES = ['', ' ', '0', '1', '5', '15', '16', '-1', '1.5', '01', '1e1', 'five', 'true', 'false', 'yes', 'enabled', 'null', '{}', '[]', '{"injected":true}', 'x'.repeat(5000), 'ünïcødé', '\n', '5\n', '\u0000', '  3  '];
-  const KEYS = ['tenant-dns.io/ndots', 'tenant-dns.io/inject', 'tenant-dns.io/status', 'tenant-dns.io/tenant', 'tenant-dns.io/unknown', 'kubernetes.io/config.mirror', 'prometheus.io/scrape'];
+  const KEYS = [Keys.ndots, Keys.podInject, Keys.status, Keys.namespaceTenant, 'tenant-dns.io/unknown', Keys.mirror, PrometheusAnnotations.scrape];
 
   test('random values of the injector annotations (and pod DNS settings): every patched pod is a valid pod', async (t) => {
     t.diagnostic(`FUZZ_SEED=${SEED}`);
@@ -154,7 +155,7 @@ describe('annotations', () => {
       const annotations: Record<string, string> = {};
       for (let k = 0, n = 1 + pick(rnd, 4); k < n; k++) annotations[KEYS[pick(rnd, KEYS.length)]!] = VALUES[pick(rnd, VALUES.length)]!;
       pod.metadata.annotations = annotations;
-      if (rnd() < 0.3) pod.metadata.labels['tenant-dns.io/inject'] = ['true', 'false', 'disabled'][pick(rnd, 3)];
+      if (rnd() < 0.3) pod.metadata.labels[Keys.podInject] = ['true', 'false', 'disabled'][pick(rnd, 3)];
       if (rnd() < 0.3) pod.spec.dnsPolicy = ['ClusterFirst', 'Default', 'None', 'ClusterFirstWithHostNet'][pick(rnd, 4)];
       if (pod.spec.dnsPolicy === 'None' || rnd() < 0.3) {
         pod.spec.dnsConfig = {

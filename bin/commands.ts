@@ -1,0 +1,43 @@
+/**
+ * The tenant-dns command line: builds the commander program and registers
+ * every command from here, above the folders that implement them: `sidecar`
+ * and `policy` from sidecar/, `injector` and `inject` from injector/. So
+ * neither folder imports the other (test/meta/imports.test.ts).
+ *
+ * Start-up cost: `tenant-dns sidecar` loads only what it uses. The injector's
+ * commands are registered from injector/cli.ts, which imports their code when
+ * one of them runs (test/bench/README.md, "Start-up and idle memory").
+ */
+import { Command, CommanderError } from 'commander';
+import { registerInjectorCommands } from '../injector/cli.ts';
+import { registerSidecarCommand } from '../sidecar/cli.ts';
+import { describeError } from '../sidecar/errors.ts';
+import { runSidecar, VERSION } from '../sidecar/main.ts';
+import { registerPolicyCommands } from '../sidecar/policy/cli.ts';
+
+/** Builds the command line program. `setExit` receives the exit code of the command that ran. */
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('tenant-dns')
+    .description('Per-pod DNS sidecar for multi-tenant Kubernetes: tenant policy, split DNS, encrypted upstreams, per-tenant telemetry.')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError();
+  registerSidecarCommand(program, async (opts) => setExit(await runSidecar(opts)));
+  registerPolicyCommands(program, setExit);
+  registerInjectorCommands(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` (process.argv shape) and resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    process.stderr.write(`tenant-dns: ${describeError(err)}\n`);
+    return 1;
+  }
+  return code || (typeof process.exitCode === 'number' ? process.exitCode : 0);
+}

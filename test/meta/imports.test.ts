@@ -1,0 +1,82 @@
+/**
+ * Convention: the module structure of sidecar/, injector/ and bin/. The
+ * injector's modules import one another without a cycle (type-only imports
+ * count: a cycle of types is still two modules that cannot be read apart),
+ * and the sidecar imports nothing from the injector (the sidecar image starts
+ * `tenant-dns sidecar`; the commands are put together in bin/). Imports are
+ * read with TypeScript's own pre-processor (static imports, `export … from`,
+ * and `import('…')` with a literal path), relative paths to .ts files only.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, posix, relative, sep } from 'node:path';
+import ts from 'typescript';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FOLDERS = ['sidecar', 'injector', 'bin'];
+
+function sources(folder: string): string[] {
+  return readdirSync(join(ROOT, folder), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .map((f) => posix.join(folder, f.split(sep).join('/')));
+}
+
+/** Every module (repository-relative path) → the repository .ts modules it imports. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of FOLDERS.flatMap(sources)) {
+    const { importedFiles } = ts.preProcessFile(readFileSync(join(ROOT, file), 'utf8'), true, true);
+    const targets = importedFiles
+      .map((i) => i.fileName)
+      .filter((spec) => spec.startsWith('./') || spec.startsWith('../'))
+      .filter((spec) => spec.endsWith('.ts'))
+      .map((spec) => relative(ROOT, join(ROOT, dirname(file), spec)).split(sep).join('/'))
+      .filter((target) => existsSync(join(ROOT, target)));
+    graph.set(file, [...new Set(targets)]);
+  }
+  return graph;
+}
+
+/** The cycles among `nodes` (each reported once, as a path that starts and ends at the same module). */
+function cycles(graph: Map<string, string[]>, nodes: ReadonlySet<string>): string[][] {
+  const found: string[][] = [];
+  const seen = new Set<string>();
+  const done = new Set<string>();
+  const stack: string[] = [];
+  const visit = (n: string) => {
+    seen.add(n);
+    stack.push(n);
+    for (const m of graph.get(n) ?? []) {
+      if (!nodes.has(m)) continue;
+      if (!seen.has(m)) visit(m);
+      else if (!done.has(m)) found.push([...stack.slice(stack.indexOf(m)), m]);
+    }
+    stack.pop();
+    done.add(n);
+  };
+  for (const n of [...nodes].sort()) if (!seen.has(n)) visit(n);
+  return found;
+}
+
+const graph = importGraph();
+
+test('meta imports: the import graph is read (known edges of each folder are found)', () => {
+  assert.ok(graph.get('injector/mutate.ts')?.includes('injector/patch.ts'), 'injector/mutate.ts → injector/patch.ts not found');
+  assert.ok(graph.get('sidecar/server.ts')?.includes('sidecar/errors.ts'), 'sidecar/server.ts → sidecar/errors.ts not found');
+  assert.ok((graph.get('bin/tenant-dns.ts') ?? []).length > 0, 'bin/tenant-dns.ts imports nothing');
+});
+
+test('meta imports: no import cycle within injector/', () => {
+  const injector = new Set([...graph.keys()].filter((f) => f.startsWith('injector/')));
+  const found = cycles(graph, injector).map((c) => c.join(' → '));
+  assert.deepEqual(found, [], `import cycles in injector/:\n${found.join('\n')}`);
+});
+
+test('meta imports: sidecar/ imports nothing from injector/', () => {
+  const found = [...graph].flatMap(([from, targets]) =>
+    from.startsWith('sidecar/') ? targets.filter((t) => t.startsWith('injector/')).map((t) => `${from} → ${t}`) : [],
+  );
+  assert.deepEqual(found, [], `sidecar/ imports from injector/:\n${found.join('\n')}`);
+});
