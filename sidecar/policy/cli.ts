@@ -3,16 +3,14 @@
  * `explain`) plus their commander wiring ({@link registerPolicyCommands}).
  */
 import type { Command } from 'commander';
-import types from 'dns-packet/types.js';
 import { ConfigInvalidError, formatProblem } from '../config/load.ts';
-import { RRType } from '../dns/constants.ts';
+import type { DNSPolicy } from '../config/policy-schema.ts';
 import { normalizeName } from '../dns/wire.ts';
-import { CLUSTER_DEFAULTS, clusterZoneOf, clusterZones } from '../config/cluster.ts';
+import { CLUSTER_DEFAULTS, clusterZones } from '../config/cluster.ts';
 import { describeError, SidecarError } from '../errors.ts';
-import { compilePolicy, type DenyResponse, type Evaluation } from './compile.ts';
-import { evaluate, findForwardZone, findSplitZone } from './evaluate.ts';
+import { explainQuestion, renderExplanation, typeNumber } from '../route/explain.ts';
+import { compilePolicy } from './compile.ts';
 import { loadPodLabels, loadPolicyFile } from './manager.ts';
-import { isIP } from 'node:net';
 
 /** What a command prints and the exit code it ends with. */
 export interface CommandResult {
@@ -58,100 +56,32 @@ export interface ExplainInput {
   readonly clusterReverseZones?: readonly string[];
 }
 
-function typeNumber(t: string | number | undefined): number {
-  if (t === undefined) return RRType.A;
-  if (typeof t === 'number') return t;
-  if (/^\d+$/.test(t)) return Number(t);
-  const n = types.toType(t.toUpperCase());
-  if (!n) throw new SidecarError('CONFIG_INVALID', `unknown query type "${t}"`);
-  return n;
-}
-
-function typeText(t: number): string {
-  return types.toString(t);
-}
-
-function who(ev: Evaluation): string {
-  if (ev.layer === 'default') return 'the tenant default action';
-  if (ev.ruleName === '') return 'the platform default action';
-  return `${ev.layer} rule "${ev.ruleName}" (glob ${ev.ruleGlob})`;
-}
-
-function zoneText(zone: string): string {
-  return zone === '' ? '.' : zone;
-}
-
-function denyAnswer(r: DenyResponse, qtype: number, soaZone: string): string {
-  switch (r.type) {
-    case 'refused':
-      return 'REFUSED with EDE 15 (Blocked)';
-    case 'nodata':
-      return `NOERROR with no answer (NODATA), SOA ${zoneText(soaZone)} and EDE 15 (Blocked)`;
-    case 'sinkhole': {
-      const fam = qtype === RRType.A ? 4 : qtype === RRType.AAAA ? 6 : 0;
-      const addrs = r.addresses.filter((a) => isIP(a) === fam);
-      if (addrs.length === 0) return `NOERROR with no answer (NODATA), SOA ${zoneText(soaZone)} and EDE 15 (Blocked)`;
-      return `sinkhole ${typeText(qtype)} ${addrs.join(', ')} (TTL ${r.ttl}) with EDE 15 (Blocked)`;
-    }
-    default:
-      return `NXDOMAIN with SOA ${zoneText(soaZone)} and EDE 15 (Blocked)`;
-  }
+/** Names of the rules that have a podSelector, in both policies. */
+function selectorRules(...docs: (DNSPolicy | undefined)[]): string[] {
+  return docs.flatMap((d) => (d?.spec.rules ?? []).filter((r) => r.podSelector !== undefined).map((r) => r.name));
 }
 
 /**
  * Says which rule or zone decides `name`/`type` and the answer the sidecar
- * would give, one `key: value` per line.
+ * would give, one `key: value` per line: the sidecar's own classification
+ * (route/classify.ts) rendered by route/explain.ts. Without `podLabels`, the
+ * rules with a podSelector are left out (as for a pod without labels), and
+ * a `note:` line names them.
  *
- * @throws SidecarError CONFIG_READ / CONFIG_INVALID when a file cannot be loaded.
+ * @throws SidecarError CONFIG_READ / CONFIG_INVALID when a file cannot be loaded, or for an unknown type.
  */
 export function explain(input: ExplainInput): string {
   const tenant = input.policy ? loadPolicyFile(input.policy) : undefined;
   const platform = input.platformPolicy ? loadPolicyFile(input.platformPolicy) : undefined;
   const podLabels = input.podLabels ? loadPodLabels(input.podLabels) : undefined;
-  const compiled = compilePolicy({ tenant, platform, podLabels });
-  const qname = normalizeName(input.name);
   const qtype = typeNumber(input.type);
-  const lines = [`query: ${zoneText(qname)} ${typeText(qtype)}`];
-  const ev = evaluate(compiled, qname);
-  lines.push(`decided by: ${who(ev)}`);
-  lines.push(`action: ${ev.decision.action}${ev.decision.log && ev.decision.action !== 'log' ? ' (logged)' : ''}`);
-  if (ev.decision.action === 'deny') {
-    lines.push(`answer: ${denyAnswer(ev.response!, qtype, ev.soaZone)}`);
-    return lines.join('\n') + '\n';
-  }
-  const split = findSplitZone(compiled, qname);
-  if (split) {
-    const z = split.zone;
-    lines.push(`split zone: ${z.layer} "${z.name}" (glob ${split.glob})`);
-    if (z.cname !== undefined) {
-      lines.push(
-        qtype === RRType.CNAME
-          ? `answer: CNAME ${z.cname} (TTL ${z.ttl})`
-          : `answer: CNAME ${z.cname} (TTL ${z.ttl}) then ${typeText(qtype)} of ${z.cname} via group ${z.resolveVia}`,
-      );
-    } else {
-      const addrs = qtype === RRType.A ? z.v4 : qtype === RRType.AAAA ? z.v6 : qtype === RRType.ANY ? [...z.v4, ...z.v6] : [];
-      lines.push(
-        addrs.length > 0
-          ? `answer: ${typeText(qtype)} ${addrs.join(', ')} (TTL ${z.ttl})`
-          : `answer: NOERROR with no answer (NODATA) and SOA ${zoneText(split.soaZone)}`,
-      );
-    }
-    return lines.join('\n') + '\n';
-  }
+  if (qtype === undefined) throw new SidecarError('CONFIG_INVALID', `unknown query type "${input.type}"`);
+  const compiled = compilePolicy({ tenant, platform, podLabels });
   const zones = clusterZones(input.clusterDomain ?? CLUSTER_DEFAULTS.clusterDomain, input.clusterReverseZones ?? CLUSTER_DEFAULTS.clusterReverseZones);
-  const cluster = clusterZoneOf(qname, zones);
-  if (cluster !== undefined) {
-    lines.push(`answer: forwarded to the cluster DNS (cluster zone ${cluster})`);
-    return lines.join('\n') + '\n';
-  }
-  const fwd = findForwardZone(compiled, qname);
-  if (fwd) {
-    lines.push(`answer: forwarded to zone ${fwd.zone.name} (${fwd.matched}) via ${fwd.zone.upstreams.join(', ')}`);
-    return lines.join('\n') + '\n';
-  }
-  lines.push('answer: allowed: forwarded to the default upstreams');
-  return lines.join('\n') + '\n';
+  let out = renderExplanation(explainQuestion(compiled, zones, normalizeName(input.name), qtype));
+  const skipped = podLabels === undefined ? selectorRules(platform, tenant) : [];
+  if (skipped.length > 0) out += `note: no --pod-labels given: rules with a podSelector were left out (${skipped.join(', ')})\n`;
+  return out;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Pure policy evaluation over a {@link CompiledPolicy}: which rule decides a
- * name, and which split or forward zone (if any) it belongs to. No I/O.
+ * name. No I/O. The whole classification of a question (split, cluster and
+ * forward zones too) is route/classify.ts, which calls this first.
  *
  * Precedence (DESIGN §1, §5): the platform's policy is evaluated first; a
  * platform deny (a matching deny rule, or the platform's default when it is
@@ -8,7 +9,7 @@
  * specific matching rule decides; with no tenant match, a matching platform
  * allow/log rule applies; else the tenant's default action.
  */
-import type { CompiledPolicy, Evaluation, ForwardMatch, SplitMatch } from './compile.ts';
+import type { CompiledPolicy, Evaluation } from './compile.ts';
 
 function lastLabel(name: string): string {
   const i = name.lastIndexOf('.');
@@ -29,14 +30,4 @@ export function evaluate(compiled: CompiledPolicy, qname: string): Evaluation {
   if (tenant !== undefined) return tenant;
   if (platform !== undefined) return platform;
   return withSoa(compiled.tenantDefault, qname);
-}
-
-/** The most specific split zone `qname` falls in, or undefined. */
-export function findSplitZone(compiled: CompiledPolicy, qname: string): SplitMatch | undefined {
-  return compiled.splitZones.lookup(qname);
-}
-
-/** The most specific forward zone `qname` falls in, or undefined. */
-export function findForwardZone(compiled: CompiledPolicy, qname: string): ForwardMatch | undefined {
-  return compiled.forwardZones.lookup(qname);
 }

@@ -42,11 +42,10 @@ function reply(ctx: QueryContext, m: SplitMatch, rcode: number, answers: (SynthR
   return { kind: 'reply', body, rcode, source: 'local', reason: m.zone.name };
 }
 
+/** The CNAME answer of a split CNAME zone, with the target's records resolved through `resolve`. */
 async function answerCname(ctx: QueryContext, m: SplitMatch, resolve: ResolveFn): Promise<Outcome> {
   const q = ctx.query;
   const target = m.zone.cname!;
-  const cname: SynthRecord = { name: q.qname, type: 'CNAME', class: 'IN', ttl: m.zone.ttl, data: target };
-  if (q.qtype === RRType.CNAME) return reply(ctx, m, RCode.NOERROR, [cname]);
   // A failure of the target's resolution is thrown on: the composer answers SERVFAIL with its EDE.
   const body = await resolve(target, q.qtype, m.zone.resolveVia, ctx.signal);
   // The target's records are moved over as wire bytes (pointers expanded): re-encoding them through
@@ -54,15 +53,21 @@ async function answerCname(ctx: QueryContext, m: SplitMatch, resolve: ResolveFn)
   const scan = scanReply(body);
   const an = expandRecords(body, scan.questionEnd, scan.answerCount);
   const authorities = an.records.length === 0 ? expandRecords(body, an.end, body.readUInt16BE(8)).records : undefined;
-  return reply(ctx, m, scan.rcode & 0x0f, [cname, ...an.records], authorities);
+  return reply(ctx, m, scan.rcode & 0x0f, [cnameRecord(ctx, m), ...an.records], authorities);
+}
+
+function cnameRecord(ctx: QueryContext, m: SplitMatch): SynthRecord {
+  return { name: ctx.query.qname, type: 'CNAME', class: 'IN', ttl: m.zone.ttl, data: m.zone.cname! };
 }
 
 /**
- * The local answer of a split zone with static addresses: the addresses of
- * the query's type, else NODATA with the zone's SOA. Shared with `policy
- * explain`, which renders it.
+ * The answer of a split zone that needs no upstream, or undefined when the
+ * CNAME target must be resolved: static addresses of the query's type (else
+ * NODATA with the zone's SOA), or the CNAME alone when the CNAME itself is
+ * asked for. Shared with `policy explain`, which renders it.
  */
-export function staticSplitOutcome(ctx: QueryContext, m: SplitMatch): Outcome {
+export function localSplitOutcome(ctx: QueryContext, m: SplitMatch): Outcome | undefined {
+  if (m.zone.cname !== undefined) return ctx.query.qtype === RRType.CNAME ? reply(ctx, m, RCode.NOERROR, [cnameRecord(ctx, m)]) : undefined;
   const answers = addressRecords(ctx.query.qname, ctx.query.qtype, [...m.zone.v4, ...m.zone.v6], m.zone.ttl);
   if (answers.length > 0) return reply(ctx, m, RCode.NOERROR, answers);
   return reply(ctx, m, RCode.NOERROR, [], [syntheticSoa(m.soaZone, m.zone.ttl)]);
@@ -79,8 +84,7 @@ export function createSplitStage(resolve: ResolveFn): Stage {
     handle(ctx: QueryContext, next: Next): Answer {
       const route = ctx.route;
       if (route.kind !== 'split') return next(ctx);
-      const m = route.split;
-      return m.zone.cname !== undefined ? answerCname(ctx, m, resolve) : staticSplitOutcome(ctx, m);
+      return localSplitOutcome(ctx, route.split) ?? answerCname(ctx, route.split, resolve);
     },
   };
 }

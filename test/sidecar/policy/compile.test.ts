@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicy, NameTrie, selectorMatches, globBaseZone, TRIE_MEMO_NAMES } from '../../../sidecar/policy/compile.ts';
-import { evaluate, findForwardZone, findSplitZone } from '../../../sidecar/policy/evaluate.ts';
+import { evaluate } from '../../../sidecar/policy/evaluate.ts';
 import { compiled, policy } from './helpers.ts';
 
 function actionOf(c: ReturnType<typeof compiled>, name: string): string {
@@ -180,14 +180,14 @@ test('split zones: the most specific zone wins; forward zones match the apex and
       '  - {name: corp-eu, zones: [eu.corp.example], upstreams: ["udp://10.0.0.54:53"]}',
     ].join('\n'),
   );
-  assert.equal(findSplitZone(c, 'a.svc.example')?.zone.name, 'wide');
-  assert.equal(findSplitZone(c, 'a.db.svc.example')?.zone.name, 'narrow');
-  assert.equal(findSplitZone(c, 'svc.example'), undefined);
-  assert.equal(findForwardZone(c, 'corp.example')?.zone.name, 'corp');
-  assert.equal(findForwardZone(c, 'x.corp.example')?.zone.name, 'corp');
-  assert.equal(findForwardZone(c, 'x.eu.corp.example')?.zone.name, 'corp-eu');
-  assert.equal(findForwardZone(c, 'x.eu.corp.example')?.matched, 'eu.corp.example');
-  assert.equal(findForwardZone(c, 'notcorp.example'), undefined);
+  assert.equal(c.splitZones.lookup('a.svc.example')?.zone.name, 'wide');
+  assert.equal(c.splitZones.lookup('a.db.svc.example')?.zone.name, 'narrow');
+  assert.equal(c.splitZones.lookup('svc.example'), undefined);
+  assert.equal(c.forwardZones.lookup('corp.example')?.zone.name, 'corp');
+  assert.equal(c.forwardZones.lookup('x.corp.example')?.zone.name, 'corp');
+  assert.equal(c.forwardZones.lookup('x.eu.corp.example')?.zone.name, 'corp-eu');
+  assert.equal(c.forwardZones.lookup('x.eu.corp.example')?.matched, 'eu.corp.example');
+  assert.equal(c.forwardZones.lookup('notcorp.example'), undefined);
 });
 
 test('globBaseZone: the labels after the last wildcard label', () => {
