@@ -283,7 +283,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
 
   const deps: HandlerDeps = {
     chain, gate: new InflightGate(config.listener.maxInflight), signal: controller.signal, loopTag, onLoop,
-    onRejected: (rcode, proto) => telemetry.metrics.rejectedRequest(proto, rcode),
+    onRejected: (rcode, proto) => telemetry.metrics.listener.rejectedRequest(proto, rcode),
   };
   const limits = {
     idleTimeoutMs: config.listener.tcpIdleTimeoutMs,

@@ -12,31 +12,39 @@
  */
 import { performance } from 'node:perf_hooks';
 import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
+import type { PolicyMetrics } from '../policy/metrics.ts';
+import type { QueryMetrics } from './metrics.ts';
 import type { QueryLog } from './querylog.ts';
-import type { SidecarMetrics } from './registry.ts';
+
+/** The metrics the stage counts into: its own, and the policy's decisions (the policy stage sets `ctx.decision`). */
+export interface MetricsStageTargets {
+  readonly query: QueryMetrics;
+  readonly policy: Pick<PolicyMetrics, 'decision'>;
+}
 
 /** Creates the `metrics` stage over `metrics`, writing to `queryLog` when given. */
-export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog): Stage {
+export function createMetricsStage(metrics: MetricsStageTargets, queryLog?: QueryLog): Stage {
+  const { query, policy } = metrics;
   const log = queryLog !== undefined && queryLog.mode !== 'none' ? queryLog : undefined;
   /** Counts an answered query; returns the outcome unchanged. */
   const done = (ctx: QueryContext, outcome: Outcome): Outcome => {
-    metrics.inflight--;
+    query.inflight--;
     const seconds = (performance.now() - ctx.startedAt) / 1000;
-    metrics.response(outcome.source, outcome.rcode, seconds);
+    query.response(outcome.source, outcome.rcode, seconds);
     const d = ctx.decision;
-    if (d !== undefined) metrics.decision(d.action, d.rule);
+    if (d !== undefined) policy.decision(d.action, d.rule);
     if (log !== undefined) log.observe(ctx, outcome, seconds);
     return outcome;
   };
   const failed = (err: unknown): never => {
-    metrics.inflight--;
+    query.inflight--;
     throw err;
   };
   return {
     name: 'metrics',
     handle(ctx: QueryContext, next: Next): Answer {
-      metrics.request(ctx.proto, ctx.query.qtype);
-      metrics.inflight++;
+      query.request(ctx.proto, ctx.query.qtype);
+      query.inflight++;
       let result: Answer;
       try {
         result = next(ctx);
