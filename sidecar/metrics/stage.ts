@@ -12,8 +12,18 @@
  */
 import { performance } from 'node:perf_hooks';
 import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
+import type { ListenerMetrics } from '../listener/metrics.ts';
+import type { PolicyMetrics } from '../policy/metrics.ts';
+import type { QueryMetrics } from './metrics.ts';
 import type { QueryLog } from './querylog.ts';
-import type { SidecarMetrics } from './registry.ts';
+
+/** The metrics the stage counts into: its own, and the policy's decisions (the policy stage sets `ctx.decision`). */
+export interface MetricsStageTargets {
+  readonly query: QueryMetrics;
+  readonly policy: Pick<PolicyMetrics, 'decision'>;
+  /** Messages the listener rejected as malformed. */
+  readonly listener: Pick<ListenerMetrics, 'rejectedRequest'>;
+}
 
 /** The `metrics` stage, and the observer of the outcomes the listener makes without the pipeline. */
 export interface MetricsStage extends Stage {
@@ -27,30 +37,31 @@ export interface MetricsStage extends Stage {
 }
 
 /** Creates the `metrics` stage over `metrics`, writing to `queryLog` when given. */
-export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog): MetricsStage {
+export function createMetricsStage(metrics: MetricsStageTargets, queryLog?: QueryLog): MetricsStage {
+  const { query, policy, listener } = metrics;
   const log = queryLog !== undefined && queryLog.mode !== 'none' ? queryLog : undefined;
   /** Counts an answered query; returns the outcome unchanged. */
+  const done = (ctx: QueryContext, outcome: Outcome): Outcome => {
+    query.inflight--;
+    return counted(ctx, outcome);
+  };
   const counted = (ctx: QueryContext, outcome: Outcome): Outcome => {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
-    metrics.response(outcome.source, outcome.rcode, seconds);
+    query.response(outcome.source, outcome.rcode, seconds);
     const d = ctx.decision;
-    if (d !== undefined) metrics.decision(d.action, d.rule);
+    if (d !== undefined) policy.decision(d.action, d.rule);
     if (log !== undefined) log.observe(ctx, outcome, seconds);
     return outcome;
   };
-  const done = (ctx: QueryContext, outcome: Outcome): Outcome => {
-    metrics.inflight--;
-    return counted(ctx, outcome);
-  };
   const failed = (err: unknown): never => {
-    metrics.inflight--;
+    query.inflight--;
     throw err;
   };
   return {
     name: 'metrics',
     handle(ctx: QueryContext, next: Next): Answer {
-      metrics.request(ctx.proto, ctx.query.qtype);
-      metrics.inflight++;
+      query.request(ctx.proto, ctx.query.qtype);
+      query.inflight++;
       let result: Answer;
       try {
         result = next(ctx);
@@ -61,11 +72,11 @@ export function createMetricsStage(metrics: SidecarMetrics, queryLog?: QueryLog)
     },
     observe(ctx: QueryContext, outcome: Outcome): void {
       if (outcome.source === 'listener' && outcome.reason === 'malformed') {
-        metrics.rejectedRequest(ctx.proto, outcome.rcode);
+        listener.rejectedRequest(ctx.proto, outcome.rcode);
         if (log !== undefined) log.observe(ctx, outcome, 0);
         return;
       }
-      metrics.request(ctx.proto, ctx.query.qtype);
+      query.request(ctx.proto, ctx.query.qtype);
       counted(ctx, outcome);
     },
   };

@@ -1,18 +1,60 @@
 /**
- * Telemetry for one sidecar, assembled: the metrics (registry.ts), the query
- * log (querylog.ts), the `metrics` stage (stage.ts), the upstream hooks, and
- * the metrics and admin HTTP servers (http.ts). The server wiring creates it
- * first (so the upstream groups get its hooks), then {@link Telemetry.start}s
- * it once the policy, the cache and the groups exist, and closes it last.
+ * Telemetry for one sidecar, assembled: the metrics each folder declares
+ * (this folder's `metrics.ts`, `listener/`, `policy/`, `cache/`, `upstream/`),
+ * the query log (querylog.ts), the `metrics` stage (stage.ts), the upstream
+ * hooks, and the metrics and admin HTTP servers (http.ts). The server wiring
+ * creates it first (so the upstream groups get its hooks), then
+ * {@link Telemetry.start}s it once the policy, the cache and the groups
+ * exist, and closes it last.
  */
 import Registry from 'prom-client/lib/registry.js'; // not the index: see metrics/registry.ts
+import { CacheMetrics } from '../cache/metrics.ts';
+import type { CacheStats } from '../cache/store.ts';
 import type { HostPort } from '../listener/address.ts';
 import { parseHostPort } from '../listener/address.ts';
+import { ListenerMetrics } from '../listener/metrics.ts';
 import type { Logger } from '../log.ts';
+import type { RuleId } from '../policy/compile.ts';
+import { PolicyMetrics } from '../policy/metrics.ts';
+import { UpstreamMetrics, type UpstreamMetricsObserver } from '../upstream/metrics.ts';
 import { checkAdminAddress, readiness, startAdminServer, startMetricsServer, type HttpEndpoint, type ReadinessGroup } from './http.ts';
+import { QueryMetrics } from './metrics.ts';
 import { QueryLog, type LineSink, type LogQueries } from './querylog.ts';
-import { SidecarMetrics, type CacheStatsSource } from './registry.ts';
 import { createMetricsStage, type MetricsStage } from './stage.ts';
+
+/** Options of {@link SidecarMetrics}. */
+export interface SidecarMetricsOptions {
+  /** The tenant: the `tenant` label of every series (a registry default label). */
+  readonly tenant: string;
+  /** The package version, for build_info. */
+  readonly version: string;
+  /** Also collect prom-client's default process and Node.js metrics (default true). */
+  readonly processMetrics?: boolean;
+}
+
+/**
+ * All tenant-dns metrics of one sidecar: each folder's metrics module,
+ * declared in `registry` with the default label `tenant`.
+ */
+export class SidecarMetrics {
+  readonly registry: Registry;
+  /** The metrics stage's per-query metrics, the query log's drops, build_info, process metrics. */
+  readonly query: QueryMetrics;
+  readonly listener: ListenerMetrics;
+  readonly policy: PolicyMetrics;
+  readonly cache: CacheMetrics;
+  readonly upstream: UpstreamMetrics;
+
+  constructor(registry: Registry, options: SidecarMetricsOptions) {
+    this.registry = registry;
+    registry.setDefaultLabels({ tenant: options.tenant });
+    this.query = new QueryMetrics(registry, { version: options.version, processMetrics: options.processMetrics });
+    this.listener = new ListenerMetrics(registry);
+    this.policy = new PolicyMetrics(registry);
+    this.cache = new CacheMetrics(registry);
+    this.upstream = new UpstreamMetrics(registry);
+  }
+}
 
 /** Options of {@link Telemetry}: the telemetry fields of the sidecar config, and test seams. */
 export interface TelemetryOptions {
@@ -42,7 +84,7 @@ export interface TelemetryOptions {
 
 /** The policy manager as telemetry sees it. */
 export interface TelemetryPolicy {
-  readonly current: { readonly tenant: unknown; readonly platform: unknown; readonly podLabels: unknown };
+  readonly current: { readonly tenant: unknown; readonly platform: unknown; readonly podLabels: unknown; readonly ruleIds: readonly RuleId[] };
   readonly lastGoodAt: number;
   onReload(cb: (result: 'success' | 'failure') => void): () => void;
 }
@@ -51,43 +93,11 @@ export interface TelemetryPolicy {
 export interface TelemetryTargets {
   readonly policy: TelemetryPolicy;
   /** The cache stage (its store's stats and flush). */
-  readonly cache: { readonly store: { stats(): CacheStatsSource; flush(): number } };
+  readonly cache: { readonly store: { stats(): CacheStats; flush(): number } };
   /** The upstream groups by name, as they are now. */
   readonly groups: () => ReadonlyMap<string, ReadinessGroup>;
   /** The effective platform config (redacted before it is served). */
   readonly config: unknown;
-}
-
-/** The upstream hooks (the shape of UpstreamObserver plus fromUrl's onConnection). */
-export interface TelemetryObserver {
-  onAttempt(upstream: string, rcode: number | null, errorCode: string | null, seconds: number): void;
-  onConnection(upstream: string, delta: number): void;
-}
-
-type Action = 'allow' | 'deny' | 'log';
-
-/**
- * The (action, rule) pairs a policy can decide, as the policy stage names
- * them: tenant rules by name, platform rules as `platform:NAME`, the
- * defaults as `default` and `platform:default`. Reads the documents
- * defensively (they were validated when loaded).
- */
-export function policyRules(current: TelemetryPolicy['current']): { action: Action; rule: string }[] {
-  const out: { action: Action; rule: string }[] = [];
-  const read = (doc: unknown, prefix: string, platform: boolean) => {
-    const spec = (doc as { spec?: { rules?: unknown; defaultAction?: unknown } } | undefined)?.spec;
-    if (!spec) return;
-    const isAction = (a: unknown): a is Action => a === 'allow' || a === 'deny' || a === 'log';
-    if (Array.isArray(spec.rules)) {
-      for (const r of spec.rules as { name?: unknown; action?: unknown }[]) {
-        if (typeof r?.name === 'string' && isAction(r.action)) out.push({ action: r.action, rule: prefix + r.name });
-      }
-    }
-    if (isAction(spec.defaultAction) && (!platform || spec.defaultAction === 'deny')) out.push({ action: spec.defaultAction, rule: prefix + 'default' });
-  };
-  read(current.tenant, '', false);
-  read(current.platform, 'platform:', true);
-  return out;
 }
 
 /** One sidecar's telemetry. */
@@ -98,7 +108,7 @@ export class Telemetry {
   /** The `metrics` pipeline stage, and the observer of the listener's own outcomes. */
   readonly stage: MetricsStage;
   /** The hooks for every upstream group and every `fromUrl`. */
-  readonly observer: TelemetryObserver;
+  readonly observer: UpstreamMetricsObserver;
   readonly #options: TelemetryOptions;
   #servers: HttpEndpoint[] = [];
   #unsubscribe: (() => void) | undefined;
@@ -124,10 +134,10 @@ export class Telemetry {
       pod: options.pod,
       namespace: options.namespace,
       sink: options.queryLogSink,
-      onDrop: (n) => this.metrics.logDropped(n),
+      onDrop: (n) => this.metrics.query.logDropped(n),
     });
     this.stage = createMetricsStage(this.metrics, this.queryLog);
-    this.observer = this.metrics.upstreamObserver();
+    this.observer = this.metrics.upstream.observer();
   }
 
   /** The metrics server's address once started. */
@@ -147,19 +157,18 @@ export class Telemetry {
    */
   async start(targets: TelemetryTargets): Promise<void> {
     const { policy, cache, groups } = targets;
-    this.metrics.bindSources({
-      cacheStats: () => cache.store.stats(),
-      groups,
-      lastReloadSuccess: () => policy.lastGoodAt,
-    });
+    const metrics = this.metrics;
+    metrics.cache.bindStats(() => cache.store.stats());
+    metrics.upstream.bindGroups(groups);
+    metrics.policy.bindLastReloadSuccess(() => policy.lastGoodAt);
     const declare = () => {
-      this.metrics.declareRules(policyRules(policy.current));
-      this.metrics.declareUpstreams([...groups().values()].flatMap((g) => g.members().map((m) => m.address)));
+      metrics.policy.declareRules(policy.current.ruleIds);
+      metrics.upstream.declareUpstreams([...groups().values()].flatMap((g) => g.members().map((member) => member.address)));
     };
     declare();
     // Registered after the server's own listener, which rebuilds the forward-zone groups first.
     this.#unsubscribe = policy.onReload((result) => {
-      this.metrics.policyReload(result);
+      metrics.policy.reload(result);
       if (result === 'success') declare();
     });
     const ready = () => readiness(true, groups());
@@ -182,7 +191,7 @@ export class Telemetry {
           cacheStats: () => cache.store.stats(),
           flushCache: () => {
             const n = cache.store.flush();
-            this.metrics.cacheFlushed(n);
+            metrics.cache.flushed(n);
             return n;
           },
         },

@@ -293,6 +293,12 @@ export function selectorMatches(selector: PodSelector | undefined, labels: Reado
 /** A rule match stored in the trie: the evaluation minus the per-query SOA zone for defaults. */
 type RuleHit = Evaluation;
 
+/** An (action, rule id) pair a policy can decide, the rule named as {@link Decision} names it. */
+export interface RuleId {
+  readonly action: Decision['action'];
+  readonly rule: string;
+}
+
 /** The compiled policy for one pod: immutable, swapped whole on reload. */
 export interface CompiledPolicy {
   readonly platformRules: NameTrie<RuleHit>;
@@ -312,6 +318,14 @@ export interface CompiledPolicy {
   readonly platform: DNSPolicy;
   /** The pod labels rule selectors were resolved against. */
   readonly podLabels: Readonly<Record<string, string>>;
+  /**
+   * The (action, rule id) pairs of both documents: the tenant's rules by
+   * name, then `default`, the platform's as `platform:NAME`, then
+   * `platform:default` when it is deny. Rules whose podSelector leaves them
+   * out for this pod are listed too, so every pod of a tenant declares the
+   * same decision series.
+   */
+  readonly ruleIds: readonly RuleId[];
 }
 
 /** What {@link compilePolicy} takes. */
@@ -369,6 +383,16 @@ function addRules(trie: NameTrie<RuleHit>, p: DNSPolicy, layer: Layer, labels: R
   }
 }
 
+function ruleIds(tenant: DNSPolicy, platform: DNSPolicy): readonly RuleId[] {
+  const ids: RuleId[] = [];
+  const add = (action: Decision['action'], rule: string) => ids.push(Object.freeze({ action, rule }));
+  for (const rule of tenant.spec.rules) add(rule.action, rule.name);
+  add(tenant.spec.defaultAction, 'default');
+  for (const rule of platform.spec.rules) add(rule.action, `platform:${rule.name}`);
+  if (platform.spec.defaultAction === 'deny') add('deny', 'platform:default');
+  return Object.freeze(ids);
+}
+
 /** Compiles the platform's and the tenant's policies for a pod with `podLabels`. */
 export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
   const tenant = input.tenant ?? EMPTY_POLICY;
@@ -423,6 +447,7 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
     tenant,
     platform,
     podLabels,
+    ruleIds: ruleIds(tenant, platform),
   });
 }
 

@@ -64,7 +64,7 @@ const graph = importGraph();
 
 test('meta imports: the import graph is read (known edges of each folder are found)', () => {
   assert.ok(graph.get('injector/mutate.ts')?.includes('injector/patch.ts'), 'injector/mutate.ts → injector/patch.ts not found');
-  assert.ok(graph.get('sidecar/server.ts')?.includes('sidecar/errors.ts'), 'sidecar/server.ts → sidecar/errors.ts not found');
+  assert.ok(graph.get('sidecar/server.ts')?.includes('sidecar/route/classify.ts'), 'sidecar/server.ts → sidecar/route/classify.ts not found');
   assert.ok((graph.get('bin/tenant-dns.ts') ?? []).length > 0, 'bin/tenant-dns.ts imports nothing');
 });
 

@@ -1,34 +1,46 @@
 /**
- * Conventions as tests (DESIGN §6, §7): metric names and labels, the metrics
- * README listing every metric, and the dashboard and alerts querying only
- * metrics that exist.
+ * Conventions as tests (DESIGN §6, §7): metric names and labels, each
+ * folder's README listing exactly the metrics its metrics module declares,
+ * and the dashboard and alerts querying only metrics that exist.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { ALERTS, panelQueries } from '../../dashboards/build.ts';
-import { SidecarMetrics } from '../../sidecar/metrics/registry.ts';
+import { CacheMetrics } from '../../sidecar/cache/metrics.ts';
+import { ListenerMetrics } from '../../sidecar/listener/metrics.ts';
+import { QueryMetrics } from '../../sidecar/metrics/metrics.ts';
+import { SidecarMetrics } from '../../sidecar/metrics/telemetry.ts';
+import { PolicyMetrics } from '../../sidecar/policy/metrics.ts';
+import { UpstreamMetrics } from '../../sidecar/upstream/metrics.ts';
 
-const README = new URL('../../sidecar/metrics/README.md', import.meta.url);
+const SIDECAR = new URL('../../sidecar/', import.meta.url);
+
+/** Each folder's metrics module (`sidecar/<folder>/metrics.ts`), declaring its metrics in the registry given. */
+const MODULES: Readonly<Record<string, (registry: Registry) => unknown>> = {
+  metrics: (r) => new QueryMetrics(r, { version: '1.0.0', processMetrics: false }),
+  listener: (r) => new ListenerMetrics(r),
+  policy: (r) => new PolicyMetrics(r),
+  cache: (r) => new CacheMetrics(r),
+  upstream: (r) => new UpstreamMetrics(r),
+};
 
 /** A registry with every metric holding at least one series. */
 async function populated(): Promise<{ registry: Registry; text: string }> {
   const registry = new Registry();
   const m = new SidecarMetrics(registry, { tenant: 'team-a', version: '1.0.0', processMetrics: true });
-  m.bindSources({
-    cacheStats: () => ({ entries: 1, bytes: 2, hits: 3, misses: 4, evictions: 5, expired: 6, staleServed: 7 }),
-    groups: () => new Map([['default', { members: () => [{ address: 'udp://192.0.2.1:53', healthy: true }] }]]),
-    lastReloadSuccess: () => Date.now(),
-  });
-  m.request('udp', 1);
-  m.response('upstream', 0, 0.01);
-  m.decision('deny', 'no-ads');
-  m.upstreamAttempt('udp://192.0.2.1:53', 0, null, 0.01);
-  m.upstreamAttempt('udp://192.0.2.1:53', null, 'UPSTREAM_TIMEOUT', 1.5);
-  m.upstreamConnection('tcp://192.0.2.1:53', 1);
-  m.policyReload('success');
-  m.logDropped();
+  m.cache.bindStats(() => ({ entries: 1, bytes: 2, hits: 3, misses: 4, evictions: 5, expired: 6, staleServed: 7 }));
+  m.upstream.bindGroups(() => new Map([['default', { members: () => [{ address: 'udp://192.0.2.1:53', healthy: true }] }]]));
+  m.policy.bindLastReloadSuccess(() => Date.now());
+  m.query.request('udp', 1);
+  m.query.response('upstream', 0, 0.01);
+  m.policy.decision('deny', 'no-ads');
+  m.upstream.attempt('udp://192.0.2.1:53', 0, null, 0.01);
+  m.upstream.attempt('udp://192.0.2.1:53', null, 'UPSTREAM_TIMEOUT', 1.5);
+  m.upstream.connection('tcp://192.0.2.1:53', 1);
+  m.policy.reload('success');
+  m.query.logDropped();
   return { registry, text: await registry.metrics() };
 }
 
@@ -77,18 +89,61 @@ test('meta metrics: every series of ours carries tenant, and labels stay bounded
   assert.match(text, /process_cpu_seconds_total\{tenant="team-a"\}/);
 });
 
-test('meta metrics: every metric is listed in sidecar/metrics/README.md with its type', async () => {
-  const readme = readFileSync(README, 'utf8');
-  const { ours } = await families();
-  for (const f of ours) {
-    const row = readme.split('\n').find((l) => l.startsWith('|') && l.includes(`\`${f.name}\``));
-    assert.ok(row, `${f.name} is not in the README's metric table`);
-    assert.ok(row.includes(f.type), `${f.name}: the README row does not say ${f.type}`);
-    for (const l of f.labels) if (l !== 'tenant' && l !== 'le') assert.ok(row.includes(`\`${l}\``), `${f.name}: the README row does not list label ${l}`);
+/**
+ * The metrics a README lists in its "## Metrics" section: the rows of its
+ * tables whose first cell names a `tenant_dns_` metric, by that name.
+ */
+export function readmeMetrics(readme: string): Map<string, string> {
+  const lines = readme.split('\n');
+  const start = lines.indexOf('## Metrics');
+  const out = new Map<string, string>();
+  if (start < 0) return out;
+  for (const line of lines.slice(start + 1)) {
+    if (line.startsWith('## ')) break;
+    const m = /^\|\s*`(tenant_dns_[a-z0-9_]+)`\s*\|/.exec(line);
+    if (m) out.set(m[1]!, line);
   }
-  for (const m of readme.matchAll(/`(tenant_dns_[a-z0-9_]+)`/g)) {
-    const name = m[1]!.replace(/_(bucket|sum|count)$/, '');
-    assert.ok(ours.some((f) => f.name === name || f.name === m[1]), `the README names ${m[1]}, which does not exist`);
+  return out;
+}
+
+const sorted = (names: Iterable<string>) => [...names].sort();
+
+test('meta metrics: every folder under sidecar/ with a metrics.ts is checked below', () => {
+  const folders = readdirSync(SIDECAR, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(new URL(`${d.name}/metrics.ts`, SIDECAR)))
+    .map((d) => d.name);
+  assert.deepEqual(sorted(folders), sorted(Object.keys(MODULES)));
+});
+
+for (const [folder, declare] of Object.entries(MODULES)) {
+  test(`meta metrics: sidecar/${folder}/README.md lists exactly the metrics sidecar/${folder}/metrics.ts declares, with type and labels`, () => {
+    const registry = new Registry();
+    declare(registry);
+    const declared = registry.getMetricsAsArray() as unknown as { name: string; type: string; labelNames: readonly string[] }[];
+    const listed = readmeMetrics(readFileSync(new URL(`${folder}/README.md`, SIDECAR), 'utf8'));
+    const names = new Set(declared.map((d) => d.name));
+    assert.ok(names.size > 0, `sidecar/${folder}/metrics.ts declares nothing`);
+    assert.deepEqual(sorted([...names].filter((n) => !listed.has(n))), [], `declared in sidecar/${folder}/metrics.ts, missing from the README's Metrics section`);
+    assert.deepEqual(sorted([...listed.keys()].filter((n) => !names.has(n))), [], `listed in sidecar/${folder}/README.md, not declared by its metrics.ts`);
+    for (const d of declared) {
+      const row = listed.get(d.name)!;
+      assert.ok(row.includes(`| ${d.type} |`), `${d.name}: the README row does not say ${d.type}`);
+      for (const l of d.labelNames) assert.ok(row.includes(`\`${l}\``), `${d.name}: the README row does not list label ${l}`);
+    }
+  });
+}
+
+test('meta metrics: every tenant_dns_ metric a sidecar README names exists', async () => {
+  const { registry } = await populated();
+  const ours = registry.getMetricsAsArray().map((m) => m.name);
+  for (const folder of readdirSync(SIDECAR)) {
+    const path = new URL(`${folder}/README.md`, SIDECAR);
+    if (!existsSync(path)) continue;
+    // Whole names only: `tenant_dns_cache_*` names a family of names, not a metric.
+    for (const m of readFileSync(path, 'utf8').matchAll(/\b(tenant_dns_[a-z0-9_]*[a-z0-9])\b/g)) {
+      const name = m[1]!.replace(/_(bucket|sum|count)$/, '');
+      assert.ok(ours.includes(name) || ours.includes(m[1]!), `sidecar/${folder}/README.md names ${m[1]}, which does not exist`);
+    }
   }
 });
 

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { readQuery } from '../../../sidecar/dns/wire.ts';
-import { SidecarMetrics } from '../../../sidecar/metrics/registry.ts';
+import { SidecarMetrics } from '../../../sidecar/metrics/telemetry.ts';
 import type { Decision, Outcome, Proto, QueryContext, Source } from '../../../sidecar/pipeline/stage.ts';
 import { encodeQuery } from '../../helpers/dns-client.ts';
 import { internalRoute } from '../../../sidecar/route/classify.ts';

@@ -5,10 +5,10 @@ import { Registry } from 'prom-client';
 import { ErrorCodes, SidecarError } from '../../../sidecar/errors.ts';
 import { silentLogger } from '../../../sidecar/log.ts';
 import { checkAdminAddress, readiness, redact, startAdminServer, startMetricsServer, type AdminSource } from '../../../sidecar/metrics/http.ts';
-import { SidecarMetrics } from '../../../sidecar/metrics/registry.ts';
 import { createMetricsStage } from '../../../sidecar/metrics/stage.ts';
-import { Telemetry } from '../../../sidecar/metrics/telemetry.ts';
+import { SidecarMetrics, Telemetry } from '../../../sidecar/metrics/telemetry.ts';
 import { RCode } from '../../../sidecar/dns/constants.ts';
+import { compiled } from '../policy/helpers.ts';
 import { ctxFor, nextWith, outcome } from './fixtures.ts';
 
 const group = (healthy: boolean) => ({ healthy: () => healthy, members: () => [{ address: 'udp://192.0.2.1:53', healthy }] });
@@ -108,7 +108,7 @@ test('telemetry: start binds both servers, close closes them', async () => {
   let reload: ((r: 'success' | 'failure') => void) | undefined;
   await tel.start({
     policy: {
-      current: { tenant: { spec: { rules: [{ name: 'no-ads', action: 'deny' }], defaultAction: 'allow' } }, platform: { spec: { rules: [], defaultAction: 'allow' } }, podLabels: {} },
+      current: compiled('defaultAction: allow\nrules:\n  - {name: no-ads, action: deny, names: ["*.ads.example"]}', 'defaultAction: allow'),
       lastGoodAt: 1000,
       onReload: (cb) => ((reload = cb), () => (reload = undefined)),
     },

@@ -230,3 +230,26 @@ test('policy helper: empty spec compiles to default allow', () => {
   const c = compilePolicy({ tenant: policy('{}') });
   assert.equal(actionOf(c, 'anything.test'), 'allow:default');
 });
+
+test('rule ids: every rule and default as decisions name them, pod selectors aside, frozen', () => {
+  const tenant = 'defaultAction: deny\nrules:\n  - {name: no-ads, action: deny, names: ["*.ads.example"]}\n  - {name: fe, action: allow, names: ["*.com"], podSelector: {matchLabels: {app: frontend}}}\n  - {name: watch, action: log, names: [x.example]}';
+  const platform = 'defaultAction: deny\nrules:\n  - {name: onion, action: deny, names: ["*.onion"]}\n  - {name: ok, action: allow, names: ["*.ok.example"], podSelector: {matchLabels: {tier: none}}}';
+  const c = compiled(tenant, platform, { app: 'backend' });
+  assert.deepEqual(c.ruleIds, [
+    { action: 'deny', rule: 'no-ads' },
+    { action: 'allow', rule: 'fe' },
+    { action: 'log', rule: 'watch' },
+    { action: 'deny', rule: 'default' },
+    { action: 'deny', rule: 'platform:onion' },
+    { action: 'allow', rule: 'platform:ok' },
+    { action: 'deny', rule: 'platform:default' },
+  ]);
+  // Named as the decisions name them (fe does not apply to this pod, but is listed all the same).
+  assert.equal(actionOf(c, 'a.onion'), 'deny:platform:onion');
+  assert.equal(actionOf(c, 'x.com'), 'deny:platform:default');
+  assert.equal(actionOf(compiled(tenant, undefined, { app: 'backend' }), 'a.ads.example'), 'deny:no-ads');
+  assert.ok(Object.isFrozen(c.ruleIds) && c.ruleIds.every((id) => Object.isFrozen(id)));
+  // A platform that allows by default decides nothing by default; no policy at all: only the tenant default.
+  assert.deepEqual(compiled('{}', 'defaultAction: allow').ruleIds, [{ action: 'allow', rule: 'default' }]);
+  assert.deepEqual(compilePolicy().ruleIds, [{ action: 'allow', rule: 'default' }]);
+});

@@ -1,0 +1,131 @@
+/**
+ * The upstreams' metrics: each exchange with an upstream (its duration by
+ * reply rcode, or its failure by error code), the connections open to each,
+ * and each group member's health. Groups and transports report through the
+ * hooks of {@link UpstreamMetrics.observer}; health is read at scrape time.
+ * The `upstream` label is bounded by the configured upstream list.
+ */
+import type { Registry } from 'prom-client';
+import { Gauge, RCODE_VALUES, SlotCounter, SlotHistogram, rcodeSlot } from '../metrics/registry.ts';
+
+/** Buckets of the upstream exchange histogram, in seconds (an upstream round trip starts near 1 ms). */
+export const UPSTREAM_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5];
+
+/** The part of an upstream group the health gauge reads. */
+export interface HealthSource {
+  members(): readonly { readonly address: string; readonly healthy: boolean }[];
+}
+
+/** The hooks {@link UpstreamMetrics.observer} returns: the shape of UpstreamObserver plus fromUrl's `onConnection`. */
+export interface UpstreamMetricsObserver {
+  onAttempt(upstream: string, rcode: number | null, errorCode: string | null, seconds: number): void;
+  onConnection(upstream: string, delta: number): void;
+}
+
+/** The upstreams' metrics, declared in `registry`. */
+export class UpstreamMetrics {
+  readonly duration: SlotHistogram;
+  readonly failures: SlotCounter;
+  readonly connections: Gauge<'upstream'>;
+
+  /** upstream → slot per rcode label (-1: not created yet). */
+  readonly #durationSlots = new Map<string, Int32Array>();
+  /** upstream → error code → slot. */
+  readonly #failureSlots = new Map<string, Map<string, number>>();
+  readonly #connectionChildren = new Map<string, { inc(n: number): void }>();
+  #groups: (() => ReadonlyMap<string, HealthSource>) | undefined;
+
+  constructor(registry: Registry) {
+    this.duration = new SlotHistogram(registry, 'tenant_dns_upstream_request_duration_seconds', 'Seconds one exchange with one upstream took, by upstream address and the reply rcode (failed exchanges are in upstream_failures_total).', ['upstream', 'rcode'], UPSTREAM_BUCKETS);
+    this.failures = new SlotCounter(registry, 'tenant_dns_upstream_failures_total', 'Exchanges with an upstream that failed without a reply, by upstream address and error code (UPSTREAM_TIMEOUT, UPSTREAM_CONNECT, …).', ['upstream', 'code']);
+    this.connections = new Gauge({
+      name: 'tenant_dns_upstream_connections',
+      help: 'Connections open to an upstream (tcp, tls, https), by upstream address.',
+      labelNames: ['upstream'],
+      registers: [registry],
+    });
+    const self = this;
+    new Gauge({
+      name: 'tenant_dns_upstream_healthy',
+      help: 'Whether an upstream is up (1) or marked down after consecutive failures (0), by group and upstream address.',
+      labelNames: ['group', 'upstream'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const groups = self.#groups?.();
+        if (!groups) return;
+        for (const [group, g] of groups) for (const m of g.members()) this.set({ group, upstream: m.address }, m.healthy ? 1 : 0);
+      },
+    });
+  }
+
+  /** Sets where the health gauge reads the upstream groups, by name, as they are at each scrape. */
+  bindGroups(groups: () => ReadonlyMap<string, HealthSource>): void {
+    this.#groups = groups;
+  }
+
+  /** Records one upstream exchange (see UpstreamObserver.onAttempt): a reply's rcode, or an error code. */
+  attempt(upstream: string, rcode: number | null, code: string | null, seconds: number): void {
+    if (rcode === null) {
+      const c = code ?? 'INTERNAL';
+      const byCode = this.#failuresOf(upstream);
+      let slot = byCode.get(c);
+      if (slot === undefined) byCode.set(c, (slot = this.failures.slot({ upstream, code: c })));
+      this.failures.add(slot);
+      return;
+    }
+    this.duration.observe(this.#durationSlot(upstream, rcodeSlot(rcode)), seconds);
+  }
+
+  /** Connections to `upstream` opened (+1) or closed (-1). */
+  connection(upstream: string, delta: number): void {
+    let child = this.#connectionChildren.get(upstream);
+    if (child === undefined) {
+      this.connections.set({ upstream }, 0);
+      child = this.connections.labels({ upstream });
+      this.#connectionChildren.set(upstream, child);
+    }
+    child.inc(delta);
+  }
+
+  /** The hooks to pass to every upstream group (`createGroup(..., { observer })`) and `fromUrl` (`onConnection`). */
+  observer(): UpstreamMetricsObserver {
+    return {
+      onAttempt: (u, rcode, code, seconds) => this.attempt(u, rcode, code, seconds),
+      onConnection: (u, delta) => this.connection(u, delta),
+    };
+  }
+
+  /**
+   * Creates the series of each upstream at 0: failures for the usual error
+   * codes (timeout and connect; TLS for tls:// and https://, HTTP for
+   * https://) and the duration of NOERROR and NXDOMAIN replies, so that the
+   * first events of an upstream show in rate() and increase().
+   */
+  declareUpstreams(addresses: Iterable<string>): void {
+    for (const upstream of addresses) {
+      const byCode = this.#failuresOf(upstream);
+      const codes = ['UPSTREAM_TIMEOUT', 'UPSTREAM_CONNECT'];
+      if (/^(tls|https):/.test(upstream)) codes.push('UPSTREAM_TLS');
+      if (upstream.startsWith('https:')) codes.push('UPSTREAM_HTTP');
+      for (const code of codes) if (!byCode.has(code)) byCode.set(code, this.failures.slot({ upstream, code }));
+      for (const rcode of ['NOERROR', 'NXDOMAIN']) this.#durationSlot(upstream, RCODE_VALUES.indexOf(rcode));
+    }
+  }
+
+  /** The failure slots of `upstream` by error code. */
+  #failuresOf(upstream: string): Map<string, number> {
+    let byCode = this.#failureSlots.get(upstream);
+    if (byCode === undefined) this.#failureSlots.set(upstream, (byCode = new Map()));
+    return byCode;
+  }
+
+  /** The duration slot of `upstream` for the rcode label at index `r` of RCODE_VALUES, created on first use. */
+  #durationSlot(upstream: string, r: number): number {
+    let slots = this.#durationSlots.get(upstream);
+    if (slots === undefined) this.#durationSlots.set(upstream, (slots = new Int32Array(RCODE_VALUES.length).fill(-1)));
+    let slot = slots[r]!;
+    if (slot < 0) slot = slots[r] = this.duration.slot({ upstream, rcode: RCODE_VALUES[r]! });
+    return slot;
+  }
+}
