@@ -33,7 +33,7 @@ export interface StartOptions {
   readonly log: Logger;
   /** The package version. */
   readonly version: string;
-  /** Clock for the cache in ms (tests inject one); default Date.now. */
+  /** Clock in ms for the cache and the failure log's interval (tests inject one); default Date.now. */
   readonly clock?: () => number;
   /** Where query log lines go; default process.stdout. */
   readonly queryLogSink?: LineSink;
@@ -105,7 +105,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   // sends back to the sidecar is recognized and answered SERVFAIL instead of going round again.
   const loopTag = randomBytes(LOOP_TAG_LENGTH);
   const forward = forwardStage({ groups, loopTag });
-  const failures = failurePath({ log });
+  const failures = failurePath({ log, now: options.clock, count: (code) => telemetry.metrics.pipeline.failed(code) });
   const stages = {
     metrics: telemetry.stage,
     policy: createPolicyStage(),

@@ -13,6 +13,7 @@ import type { CacheStats } from '../cache/store.ts';
 import type { HostPort } from '../listener/address.ts';
 import { parseHostPort } from '../listener/address.ts';
 import { ListenerMetrics } from '../listener/metrics.ts';
+import { PipelineMetrics } from '../pipeline/metrics.ts';
 import type { Logger } from '../log.ts';
 import type { RuleId } from '../policy/compile.ts';
 import { PolicyMetrics } from '../policy/metrics.ts';
@@ -41,6 +42,8 @@ export class SidecarMetrics {
   /** The metrics stage's per-query metrics, the query log's drops, build_info, process metrics. */
   readonly query: QueryMetrics;
   readonly listener: ListenerMetrics;
+  /** The errors that ended client queries (pipeline/failures.ts). */
+  readonly pipeline: PipelineMetrics;
   readonly policy: PolicyMetrics;
   readonly cache: CacheMetrics;
   readonly upstream: UpstreamMetrics;
@@ -50,6 +53,7 @@ export class SidecarMetrics {
     registry.setDefaultLabels({ tenant: options.tenant });
     this.query = new QueryMetrics(registry, { version: options.version, processMetrics: options.processMetrics });
     this.listener = new ListenerMetrics(registry);
+    this.pipeline = new PipelineMetrics(registry);
     this.policy = new PolicyMetrics(registry);
     this.cache = new CacheMetrics(registry);
     this.upstream = new UpstreamMetrics(registry);

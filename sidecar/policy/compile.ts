@@ -140,31 +140,14 @@ export function normalizeGlob(glob: string): string {
   return g.endsWith('.') ? g.slice(0, -1) : g;
 }
 
-/** Most names a {@link NameTrie} remembers the answer for; it forgets them all when full. */
-export const TRIE_MEMO_NAMES = 2048;
-
 /**
- * A reversed-label trie of name globs. Lookup cost grows with the name's labels.
- *
- * It remembers the answer for the last names looked up (at most
- * {@link TRIE_MEMO_NAMES} by default, then it starts over): a pod asks for the same few
- * names again and again, and a remembered name costs one Map lookup instead
- * of splitting the name and walking the trie, about 0.5 µs per query with a
- * policy (test/bench/policy-trie.bench.ts). The trie of a policy never
- * changes once compiled; {@link add} forgets every answer all the same.
+ * A reversed-label trie of name globs. Lookup cost grows with the name's
+ * labels, not the glob count. Answers are remembered one level up, per
+ * question and policy version (route/classify.ts, Router).
  */
 export class NameTrie<T> {
   private readonly root: TrieNode<T> = newNode();
   private count = 0;
-  /** Answers by name; `null`: no glob matches. */
-  private readonly memo = new Map<string, T | null>();
-
-  private readonly memoNames: number;
-
-  /** `memoNames`: how many names to remember (0: none). */
-  constructor(memoNames = TRIE_MEMO_NAMES) {
-    this.memoNames = memoNames;
-  }
 
   /** Number of globs inserted. */
   get size(): number {
@@ -173,7 +156,6 @@ export class NameTrie<T> {
 
   /** Adds `glob` (already validated) with `value`. */
   add(glob: string, value: T, priority = 0): void {
-    this.memo.clear();
     const labels = normalizeGlob(glob).split('.');
     const subtree = labels[0] === '*';
     const path = subtree ? labels.slice(1) : labels;
@@ -217,15 +199,8 @@ export class NameTrie<T> {
   /** The most specific value matching `name` (sidecar form), or undefined. */
   lookup(name: string): T | undefined {
     if (this.count === 0) return undefined;
-    const known = this.memo.get(name);
-    if (known !== undefined) return known ?? undefined;
     const labels = name === '' ? [] : name.split('.');
-    const value = walk(this.root, labels, 0, undefined)?.value;
-    if (this.memoNames > 0) {
-      if (this.memo.size >= this.memoNames) this.memo.clear();
-      this.memo.set(name, value ?? null);
-    }
-    return value;
+    return walk(this.root, labels, 0, undefined)?.value;
   }
 }
 
@@ -336,8 +311,6 @@ export interface CompileInput {
   readonly platform?: DNSPolicy;
   /** The pod's labels; {} when absent (selectors with matchLabels then leave their rules out). */
   readonly podLabels?: Readonly<Record<string, string>>;
-  /** Names each trie remembers the answer for (default {@link TRIE_MEMO_NAMES}; 0: none, every lookup walks). */
-  readonly memoNames?: number;
 }
 
 function denyResponse(spec: DenyResponseSpec | undefined, fallback: DenyResponseSpec | undefined): DenyResponse {
@@ -398,14 +371,13 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
   const tenant = input.tenant ?? EMPTY_POLICY;
   const platform = input.platform ?? EMPTY_POLICY;
   const podLabels = Object.freeze({ ...(input.podLabels ?? {}) });
-  const memo = input.memoNames;
-  const platformRules = new NameTrie<RuleHit>(memo);
-  const tenantRules = new NameTrie<RuleHit>(memo);
+  const platformRules = new NameTrie<RuleHit>();
+  const tenantRules = new NameTrie<RuleHit>();
   addRules(platformRules, platform, 'platform', podLabels);
   addRules(tenantRules, tenant, 'tenant', podLabels);
 
-  const splitZones = new NameTrie<SplitMatch>(memo);
-  const forwardZones = new NameTrie<ForwardMatch>(memo);
+  const splitZones = new NameTrie<SplitMatch>();
+  const forwardZones = new NameTrie<ForwardMatch>();
   const splitZoneList: CompiledSplitZone[] = [];
   const forwardZoneList: CompiledForwardZone[] = [];
   // Platform zones first: on equal specificity the one declared first wins.

@@ -1,8 +1,10 @@
 /**
- * Micro-benchmark of policy lookup (DESIGN §4, issue 7): `evaluate` over a
- * policy compiled by `compilePolicy` with 10, 1,000 and 100,000 rules. The
- * policy is a reversed-label trie, so a lookup should cost the name's labels,
- * not the rule count: the ns/op should stay flat across the three sizes.
+ * Micro-benchmark of the classification of a question (DESIGN §4, issue 7;
+ * route/classify.ts): the policy's tries (platform, tenant, split, forward)
+ * and the cluster zones, over a policy compiled by `compilePolicy` with 10,
+ * 1,000 and 100,000 rules. The policy is a reversed-label trie, so a lookup
+ * should cost the name's labels, not the rule count: the ns/op should stay
+ * flat across the three sizes.
  *
  * Run:    node test/bench/policy-trie.bench.ts        (about 10 s; no arguments)
  * Rules:  half exact names (`host<i>.corp<i%97>.net`, allow), half subtree
@@ -11,12 +13,12 @@
  * Names:  query names of 2 to 6 labels, a third matching an exact rule,
  *         a third below a subtree glob, a third matching nothing (the default);
  *         each lookup gets a fresh name string. Three cases:
- *         - memo: 1,000 recurring names, which the tries' memo answers
- *           (NameTrie, TRIE_MEMO_NAMES: a pod's usual traffic);
- *         - walk: the same 1,000 names with the memo off (memoNames 0), so
- *           every lookup walks the tries: the trie's own cost, and the one
- *           that must stay flat in the rule count;
- *         - new names: 20,000 names with the memo on, each looked up again
+ *         - memo: 1,000 recurring names, which the Router's memo answers
+ *           (ROUTE_MEMO_NAMES: a pod's usual traffic);
+ *         - walk: the same 1,000 names through `classify`, which walks the
+ *           tries every time: their own cost, and the one that must stay
+ *           flat in the rule count;
+ *         - new names: 20,000 names through the Router, each looked up again
  *           only after the memo has been emptied several times (a stream of
  *           names never asked before: the walk plus the memo's upkeep; with
  *           100,000 rules these names spread over most of the trie, which
@@ -25,8 +27,8 @@
  *         10-rule case; then the in-label pattern case, which is the one that
  *         is NOT flat: the patterns of one parent zone are tried one by one.
  */
-import { compilePolicy, TRIE_MEMO_NAMES, type CompiledPolicy } from '../../sidecar/policy/compile.ts';
-import { evaluate } from '../../sidecar/policy/evaluate.ts';
+import { compilePolicy, type CompiledPolicy } from '../../sidecar/policy/compile.ts';
+import { classify, ROUTE_MEMO_NAMES, Router } from '../../sidecar/route/classify.ts';
 import type { DNSPolicy, PolicyRule } from '../../sidecar/config/policy-schema.ts';
 
 function policy(name: string, rules: PolicyRule[]): DNSPolicy {
@@ -55,7 +57,7 @@ const PLATFORM = policy(
 
 /** Names in the set that walks the tries: enough that none is still remembered when it comes again. */
 const WALK_NAMES = 20_000;
-if (WALK_NAMES < 4 * TRIE_MEMO_NAMES) throw new Error('WALK_NAMES must outnumber the memo several times over');
+if (WALK_NAMES < 4 * ROUTE_MEMO_NAMES) throw new Error('WALK_NAMES must outnumber the memo several times over');
 
 /** `n` query names for a policy of `count` rules: matching ones drawn from its own rules. */
 function queryNames(count: number, n: number): string[] {
@@ -77,14 +79,24 @@ function queryNames(count: number, n: number): string[] {
 
 let sink = 0;
 
-/** ns per lookup: `evaluate` on a fresh copy of each name (so its hash is not cached). */
-function measure(compiled: CompiledPolicy, names: readonly string[], ms: number): number {
+const ZONES = ['cluster.local', 'in-addr.arpa', 'ip6.arpa'];
+
+/** A classifier over `compiled`: the Router (memo) or `classify` itself (walk). */
+type Classifier = (name: string) => { readonly evaluation: { readonly decision: { readonly action: string } } };
+const viaRouter = (compiled: CompiledPolicy): Classifier => {
+  const router = new Router({ current: compiled }, ZONES);
+  return (name) => router.route(name);
+};
+const walking = (compiled: CompiledPolicy): Classifier => (name) => classify(compiled, ZONES, name);
+
+/** ns per lookup: `lookup` on a fresh copy of each name (so its hash is not cached). */
+function measure(lookup: Classifier, names: readonly string[], ms: number): number {
   // Fresh strings per lookup: concatenation with a non-constant empty string defeats interning.
   const empty = String(Date.now()).slice(0, 0);
   const run = (n: number): void => {
     for (let i = 0; i < n; i++) {
       const name = names[i % names.length]! + empty;
-      sink ^= evaluate(compiled, name).decision.action.length;
+      sink ^= lookup(name).evaluation.decision.action.length;
     }
   };
   run(200_000); // warm up
@@ -101,14 +113,13 @@ function measure(compiled: CompiledPolicy, names: readonly string[], ms: number)
 }
 
 const SIZES = [10, 1_000, 100_000];
-console.log(`policy lookup (evaluate: platform trie, then tenant trie), node ${process.version}`);
+console.log(`classification (route/classify.ts: platform and tenant rules, split, cluster and forward zones), node ${process.version}`);
 const results: number[] = [];
 for (const size of SIZES) {
   const t0 = performance.now();
   const input = { tenant: policy('tenant', tenantRules(size)), platform: PLATFORM };
   const compiled = compilePolicy(input);
   const compileMs = performance.now() - t0;
-  const walker = compilePolicy({ ...input, memoNames: 0 });
   const recurring = queryNames(size, 1000);
   const fresh = queryNames(size, WALK_NAMES);
   // Three interleaved repetitions of each case; the medians are reported.
@@ -116,14 +127,14 @@ for (const size of SIZES) {
   const walkRuns: number[] = [];
   const freshRuns: number[] = [];
   for (let r = 0; r < 3; r++) {
-    memoRuns.push(measure(compiled, recurring, 300));
-    walkRuns.push(measure(walker, recurring, 500));
-    freshRuns.push(measure(compiled, fresh, 300));
+    memoRuns.push(measure(viaRouter(compiled), recurring, 300));
+    walkRuns.push(measure(walking(compiled), recurring, 500));
+    freshRuns.push(measure(viaRouter(compiled), fresh, 300));
   }
   const median = (runs: number[]) => runs.sort((a, b) => a - b)[1]!;
   const ns = median(walkRuns);
   results.push(ns);
-  const matched = recurring.filter((n) => evaluate(compiled, n).ruleName !== '').length;
+  const matched = recurring.filter((n) => classify(compiled, ZONES, n).evaluation.ruleName !== '').length;
   console.log(
     `${String(size).padStart(7)} rules  memo ${median(memoRuns).toFixed(0).padStart(4)} ns  ` +
       `walk ${ns.toFixed(0).padStart(5)} ns (${(ns / results[0]!).toFixed(2)}× the 10-rule case)  new names ${median(freshRuns).toFixed(0).padStart(5)} ns` +
@@ -136,9 +147,9 @@ console.log(`flat in the rule count: ${flat <= 1.5 ? 'yes' : 'NO'} (the walk: 10
 // In-label patterns under one parent are tried one by one (NameTrie.walk: node.patterns); this is the exception.
 for (const patterns of [10, 1_000]) {
   const rules = Array.from({ length: patterns }, (_, i) => ({ name: `ads-${i}`, action: 'deny', names: [`ads-${i}-*.example.org`] }) as PolicyRule);
-  const compiled = compilePolicy({ tenant: policy('tenant', rules), memoNames: 0 });
+  const compiled = compilePolicy({ tenant: policy('tenant', rules) });
   const names = Array.from({ length: 1000 }, (_, k) => `x${k}.example.org`);
-  const ns = measure(compiled, names, 500);
+  const ns = measure(walking(compiled), names, 500);
   console.log(`${String(patterns).padStart(7)} in-label patterns under one zone  ${ns.toFixed(0).padStart(6)} ns/lookup (walk)`);
 }
 if (sink === -1) console.log('');

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { buildConfig } from '../../sidecar/config/flags.ts';
 import { parseHostPort, type HostPort } from '../../sidecar/listener/address.ts';
 import { silentLogger, type Logger } from '../../sidecar/log.ts';
+import type { LineSink } from '../../sidecar/metrics/querylog.ts';
 import { startSidecar, type Sidecar } from '../../sidecar/server.ts';
 
 /** The repository root. */
@@ -31,12 +32,12 @@ export interface TestSidecar {
  */
 export async function startTestSidecar(
   flags: Record<string, unknown>,
-  opts: { clock?: () => number; log?: Logger } = {},
+  opts: { clock?: () => number; log?: Logger; queryLogSink?: LineSink } = {},
 ): Promise<TestSidecar> {
   // Kernel-chosen ports for the metrics and admin servers too: tests run sidecars side by side.
   // No query log on the test runner's stdout unless a test asks for one.
   const config = buildConfig({ listen: ['127.0.0.1:0'], metrics: '127.0.0.1:0', admin: '127.0.0.1:0', logQueries: 'none', ...flags });
-  const sidecar = await startSidecar(config, { log: opts.log ?? silentLogger, version: 'test', clock: opts.clock });
+  const sidecar = await startSidecar(config, { log: opts.log ?? silentLogger, version: 'test', clock: opts.clock, queryLogSink: opts.queryLogSink });
   const addr = sidecar.addresses[0]!;
   return { sidecar, host: addr.host, port: addr.port, stop: () => sidecar.shutdown(1000) };
 }

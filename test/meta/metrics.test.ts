@@ -14,6 +14,7 @@ import { QueryMetrics } from '../../sidecar/metrics/metrics.ts';
 import { SidecarMetrics } from '../../sidecar/metrics/telemetry.ts';
 import { PolicyMetrics } from '../../sidecar/policy/metrics.ts';
 import { UpstreamMetrics } from '../../sidecar/upstream/metrics.ts';
+import { PipelineMetrics } from '../../sidecar/pipeline/metrics.ts';
 
 const SIDECAR = new URL('../../sidecar/', import.meta.url);
 
@@ -24,6 +25,7 @@ const MODULES: Readonly<Record<string, (registry: Registry) => unknown>> = {
   policy: (r) => new PolicyMetrics(r),
   cache: (r) => new CacheMetrics(r),
   upstream: (r) => new UpstreamMetrics(r),
+  pipeline: (r) => new PipelineMetrics(r),
 };
 
 /** A registry with every metric holding at least one series. */
@@ -41,6 +43,7 @@ async function populated(): Promise<{ registry: Registry; text: string }> {
   m.upstream.connection('tcp://192.0.2.1:53', 1);
   m.policy.reload('success');
   m.query.logDropped();
+  m.pipeline.failed('UPSTREAM_GROUP_FAILED');
   return { registry, text: await registry.metrics() };
 }
 

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { classify, internalRoute, Router, ROUTE_MEMO_NAMES, type Route } from '../../../sidecar/route/classify.ts';
+import { compiled } from '../policy/helpers.ts';
+
+const ZONES = ['cluster.local', 'in-addr.arpa', 'ip6.arpa'];
+
+const TENANT = [
+  'rules:',
+  '  - {name: no-com, action: deny, names: ["*.com"]}',
+  '  - {name: shop, action: allow, names: [shop.example.com]}',
+  '  - {name: audit, action: log, names: ["*.audit.test"]}',
+  'splitZones:',
+  '  - {name: kafka, names: ["*.kafka.test"], cname: vpce.example.net, resolveVia: corp}',
+  '  - {name: in-cluster, names: [special.svc.cluster.local], addresses: [10.9.9.9]}',
+  'forwardZones:',
+  '  - {name: corp, zones: [corp.test], upstreams: ["udp://127.0.0.1:5300"]}',
+].join('\n');
+const PLATFORM = ['rules:', '  - {name: no-onion, action: deny, names: ["*.onion", "*.kafka.test"]}'].join('\n');
+
+/** A route as one comparable line: kind, deciding rule, and where it goes. */
+function line(r: Route): string {
+  const rule = r.evaluation.decision.rule;
+  if (r.kind === 'deny') return `deny ${rule}`;
+  if (r.kind === 'split') return `split ${r.split.zone.name} ${rule}`;
+  return `${r.kind} ${r.group} ${r.zone} ${rule}`;
+}
+
+test('classify: deny, then split, then cluster, then forward zones, then default; platform first', () => {
+  const c = compiled(TENANT, PLATFORM);
+  const cases: [string, string][] = [
+    ['www.example.com', 'deny no-com'],
+    ['shop.example.com', 'default default  shop'],
+    ['b-1.kafka.test', 'deny platform:no-onion'], // the platform denies what the tenant splits
+    ['x.onion', 'deny platform:no-onion'],
+    ['special.svc.cluster.local', 'split in-cluster default'], // a split zone inside the cluster zone answers first
+    ['kube-dns.kube-system.svc.cluster.local', 'cluster cluster cluster.local default'],
+    ['4.3.2.1.in-addr.arpa', 'cluster cluster in-addr.arpa default'],
+    ['git.corp.test', 'forward corp corp.test default'],
+    ['a.audit.test', 'default default  audit'],
+    ['example.org', 'default default  default'],
+  ];
+  for (const [name, want] of cases) assert.equal(line(classify(c, ZONES, name)), want, name);
+});
+
+test('classify: a route is frozen, and internal routes name the group they were sent through', () => {
+  const r = classify(compiled(TENANT), ZONES, 'git.corp.test');
+  assert.ok(Object.isFrozen(r));
+  assert.deepEqual([internalRoute('default').kind, internalRoute('cluster').kind, internalRoute('corp').kind], ['default', 'cluster', 'forward']);
+  assert.equal(internalRoute('corp').group, 'corp');
+});
+
+test('router: remembered routes equal classified ones past the memo size, and a new policy version forgets them', () => {
+  const holder = { current: compiled(TENANT, PLATFORM) };
+  const router = new Router(holder, ZONES);
+  const names = ['www.example.com', 'shop.example.com', 'git.corp.test', 'x.svc.cluster.local', 'b.kafka.test'];
+  for (let i = 0; i < ROUTE_MEMO_NAMES * 2 + 10; i++) names.push(`n${i}.${i % 2 ? 'com' : 'test'}`);
+  for (const pass of [1, 2]) {
+    for (const name of names) assert.equal(line(router.route(name)), line(classify(holder.current, ZONES, name)), `pass ${pass}: ${name}`);
+  }
+  assert.equal(router.route('www.example.com').kind, 'deny');
+  holder.current = compiled('{}');
+  assert.equal(router.route('www.example.com').kind, 'default', 'a reload acts on the next question');
+});
