@@ -49,7 +49,9 @@ const STALE_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  * The part of a query's cache key beside its name: type, class, and the DO
  * and CD bits (a reply to a DNSSEC-aware or checking-disabled query differs
  * from the plain one, RFC 4035 §3.2), packed into one number that stays a
- * small integer for class IN.
+ * small integer for class IN. The AD bit is not in the key: the sidecar
+ * always asks with AD=1 and gives each client AD only when it asked for it
+ * (listener/handle.ts).
  */
 export function subKey(q: ParsedQuery): number {
   const bits = (q.dnssecOk ? 1 : 0) | (q.flags & Flags.CD ? 2 : 0);
@@ -65,9 +67,14 @@ export function keyName(ctx: QueryContext): string {
   return ctx.internal && ctx.route.kind !== 'deny' && ctx.route.kind !== 'split' ? `${ctx.route.group}\u0000${ctx.query.qname}` : ctx.query.qname;
 }
 
-/** The whole cache key of a context as one string (name and {@link subKey}), for coalescing and logs. */
+/**
+ * The key of an exchange in flight, which identical queries share: the cache
+ * key ({@link subKey} and name) plus RD. Queries share an exchange only when
+ * the upstream would answer them alike, and a non-recursive query (RD=0, a
+ * health probe) is answered differently from a recursive one.
+ */
 export function cacheKey(ctx: QueryContext): string {
-  return `${subKey(ctx.query)}/${keyName(ctx)}`;
+  return `${ctx.query.flags & Flags.RD ? '' : 'norec:'}${subKey(ctx.query)}/${keyName(ctx)}`;
 }
 
 /** A miss being resolved by its leader, and what the queries that wait for it share. */
@@ -87,9 +94,10 @@ interface Shared {
 /**
  * Writes the client's view into a reply body taken from the cache or from
  * another query: its ID, its spelling of the question (0x20 case, RFC 5452
- * §9.3) and its RD and CD bits.
+ * §9.3) and its RD and CD bits. AD stays as the upstream gave it: the
+ * listener passes it on only to clients that asked (listener/handle.ts).
  */
-function personalize(body: Buffer, ctx: QueryContext): void {
+export function personalize(body: Buffer, ctx: QueryContext): void {
   const q = ctx.query;
   body[0] = q.id >>> 8;
   body[1] = q.id & 0xff;
@@ -149,17 +157,25 @@ export class CacheStage implements Stage {
     }
     const key = cacheKey(ctx);
     const flight = this.#inflight.get(key);
-    return flight === undefined ? this.#lead(ctx, next, key) : this.#wait(ctx, next, flight);
+    return flight === undefined ? this.#lead(ctx, next, key) : this.#staleInTime(ctx, this.#wait(ctx, next, flight));
   }
 
   /**
-   * Resolves a miss through `next`. When a stale entry exists and the
-   * upstreams take longer than the stale answer timeout, answers stale at
-   * once and lets the exchange finish in the background, where its answer
-   * refreshes the entry (RFC 8767 §5).
+   * Resolves a miss through `next`, with the stale answer timer
+   * ({@link #staleInTime}).
    */
   #lead(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
-    const work = this.#resolve(ctx, next, key);
+    return this.#staleInTime(ctx, this.#resolve(ctx, next, key));
+  }
+
+  /**
+   * `work`, or a stale answer when one exists and `work` takes longer than the
+   * stale answer timeout: the client then gets the stale answer at once and
+   * the exchange goes on in the background, where its answer refreshes the
+   * entry (RFC 8767 §5, the client response timer). Every client query gets
+   * this timer, the ones that joined an exchange in flight included.
+   */
+  #staleInTime(ctx: QueryContext, work: Promise<Outcome>): Promise<Outcome> {
     if (this.#staleAnswerTimeoutMs <= 0 || !this.store.hasStale(keyName(ctx), subKey(ctx.query))) return work;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => {
@@ -172,7 +188,7 @@ export class CacheStage implements Stage {
       }
       const stale = this.#stale(ctx);
       if (stale === undefined) return work;
-      work.catch(() => {}); // The background refresh's failure is the group's to log.
+      work.catch(() => {}); // The background refresh's failure is the group's to report.
       return stale;
     });
   }
@@ -240,9 +256,14 @@ export class CacheStage implements Stage {
     return { ...outcome, body };
   }
 
-  /** Stores an upstream's answer when it is cacheable (never a policy or local outcome). */
+  /**
+   * Stores an upstream's answer when it is cacheable: never a policy or local
+   * outcome, and never the answer to a non-recursive query (RD=0: what the
+   * upstream happened to hold, maybe a referral), which recursive queries must
+   * not be given. A non-recursive query may still be answered from the cache.
+   */
   #maybeStore(ctx: QueryContext, outcome: Outcome): void {
-    if (outcome.kind !== 'reply' || outcome.source !== 'upstream') return;
+    if (outcome.kind !== 'reply' || outcome.source !== 'upstream' || (ctx.query.flags & Flags.RD) === 0) return;
     if (outcome.rcode !== RCode.NOERROR && outcome.rcode !== RCode.NXDOMAIN) return;
     let scan = outcome.scan;
     if (scan === undefined) {

@@ -4,7 +4,7 @@
  * into the bytes to send.
  */
 import { performance } from 'node:perf_hooks';
-import { RCode } from '../dns/constants.ts';
+import { Flags, RCode } from '../dns/constants.ts';
 import { errorReply, finishReply, optRecord } from '../dns/reply.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery, type ParsedQuery, type Rejected } from '../dns/wire.ts';
@@ -189,6 +189,8 @@ function finishObserved(ctx: QueryContext, outcome: Outcome, deps: HandlerDeps):
 function finish(ctx: QueryContext, outcome: Outcome): Reply {
   if (outcome.kind === 'drop') return null;
   const q = ctx.query;
+  // AD only to a client that asked with AD or DO (RFC 6840 §5.7, RFC 4035 §3.2.3); the body is the receiver's.
+  if (!q.dnssecOk && (q.flags & Flags.AD) === 0 && outcome.body.length > 3) outcome.body[3]! &= ~Flags.AD;
   try {
     return finishReply(outcome.body, q, ctx.proto === 'udp' ? clientUdpLimit(q) : 0, outcome.rcode, outcome.ede);
   } catch {

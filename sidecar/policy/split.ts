@@ -7,9 +7,10 @@
  */
 import type { SynthRecord } from '../dns/reply.ts';
 import { performance } from 'node:perf_hooks';
-import { synthesize } from '../dns/reply.ts';
+import { errorReply, synthesize } from '../dns/reply.ts';
+import { skipName } from '../dns/wire.ts';
 import { buildQuery } from '../dns/query.ts';
-import { RCode, RRType } from '../dns/constants.ts';
+import { CLASS_IN, RCode, RRType } from '../dns/constants.ts';
 import { expandRecords, scanReply } from '../dns/records.ts';
 import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
 import { internalRoute } from '../route/classify.ts';
@@ -52,8 +53,19 @@ async function answerCname(ctx: QueryContext, m: SplitMatch, resolve: ResolveFn)
   // dns-packet would change names holding bytes that are not UTF-8 text, or dots inside a label.
   const scan = scanReply(body);
   const an = expandRecords(body, scan.questionEnd, scan.answerCount);
-  const authorities = an.records.length === 0 ? expandRecords(body, an.end, body.readUInt16BE(8)).records : undefined;
+  // No record of the type at the end of the chain (NODATA, NXDOMAIN): the target zone's SOA goes along, so the
+  // client can cache the negative answer (RFC 2308 §2.2).
+  const answered = an.records.some((r) => {
+    const t = recordType(r);
+    return t === q.qtype || (q.qtype === RRType.ANY && t !== RRType.CNAME);
+  });
+  const authorities = answered ? undefined : expandRecords(body, an.end, body.readUInt16BE(8)).records;
   return reply(ctx, m, scan.rcode & 0x0f, [cnameRecord(ctx, m), ...an.records], authorities);
+}
+
+/** The TYPE of one expanded record (its owner name is uncompressed). */
+function recordType(record: Buffer): number {
+  return record.readUInt16BE(skipName(record, 0));
 }
 
 function cnameRecord(ctx: QueryContext, m: SplitMatch): SynthRecord {
@@ -67,6 +79,10 @@ function cnameRecord(ctx: QueryContext, m: SplitMatch): SynthRecord {
  * asked for. Shared with `policy explain`, which renders it.
  */
 export function localSplitOutcome(ctx: QueryContext, m: SplitMatch): Outcome | undefined {
+  // Split zones hold class IN data: another class is refused rather than answered with IN records.
+  if (ctx.query.qclass !== CLASS_IN) {
+    return { kind: 'reply', body: errorReply(ctx.wire, RCode.REFUSED, ctx.query.questionEnd), rcode: RCode.REFUSED, source: 'local', reason: m.zone.name };
+  }
   if (m.zone.cname !== undefined) return ctx.query.qtype === RRType.CNAME ? reply(ctx, m, RCode.NOERROR, [cnameRecord(ctx, m)]) : undefined;
   const answers = addressRecords(ctx.query.qname, ctx.query.qtype, [...m.zone.v4, ...m.zone.v6], m.zone.ttl);
   if (answers.length > 0) return reply(ctx, m, RCode.NOERROR, answers);

@@ -4,7 +4,7 @@
  */
 import type { SynthRecord } from '../dns/reply.ts';
 import { synthesize, errorReply } from '../dns/reply.ts';
-import { EDECode, RCode, RRType } from '../dns/constants.ts';
+import { CLASS_IN, EDECode, RCode, RRType } from '../dns/constants.ts';
 import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
 import type { DenyResponse } from './compile.ts';
 import { isIP } from 'node:net';
@@ -44,7 +44,8 @@ export function addressRecords(name: string, qtype: number, addresses: readonly 
  * The answer to a denied query, per the rule's response: nxdomain (NXDOMAIN
  * + SOA), refused (REFUSED), nodata (NOERROR + SOA), sinkhole (the addresses
  * of the query type, else NODATA + SOA). Each carries EDE 15 "Blocked"
- * (RFC 8914 §4.16) naming the rule; source `policy`, reason the rule.
+ * (RFC 8914 §4.16) naming the rule; source `policy`, reason the rule. A
+ * query of a class other than IN is answered REFUSED whatever the response.
  */
 export function denyOutcome(ctx: QueryContext, rule: string, response: DenyResponse, soaZone: string): Outcome {
   const q = ctx.query;
@@ -52,7 +53,8 @@ export function denyOutcome(ctx: QueryContext, rule: string, response: DenyRespo
   const soa = [syntheticSoa(soaZone, response.ttl)];
   let rcode: number = RCode.NXDOMAIN;
   let body: Buffer;
-  switch (response.type) {
+  // The synthesized records are class IN: a query of another class is refused (still denied, still named).
+  switch (q.qclass === CLASS_IN ? response.type : 'refused') {
     case 'refused':
       rcode = RCode.REFUSED;
       body = errorReply(ctx.wire, rcode, q.questionEnd);

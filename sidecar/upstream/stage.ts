@@ -30,7 +30,9 @@ export interface GroupSource {
 
 /**
  * The query the sidecar sends upstream for `q`: ID 0 (transports choose
- * their own), RD, CD and AD as the client set them, the client's question
+ * their own), RD and CD as the client set them, AD set (RFC 6840 §5.7: the
+ * reply then says whether the upstream validated it; the listener passes AD
+ * on only to clients that asked), the client's question
  * bytes, and an OPT record asking for 1232-byte UDP replies with DO as the
  * client set it (RFC 6891; the client's own EDNS options are not forwarded).
  * With `loopTag`, the OPT record carries it as option {@link LOOP_OPTION_CODE}
@@ -40,7 +42,7 @@ export function upstreamQuery(wire: Buffer, q: ParsedQuery, loopTag?: Buffer): B
   const qEnd = q.questionEnd;
   const optData = loopTag ? 4 + LOOP_TAG_LENGTH : 0;
   const out = Buffer.alloc(qEnd + 11 + optData);
-  out.writeUInt16BE(q.flags & (Flags.RD | Flags.CD | Flags.AD), 2);
+  out.writeUInt16BE((q.flags & (Flags.RD | Flags.CD)) | Flags.AD, 2);
   out.writeUInt16BE(1, 4);
   out.writeUInt16BE(1, 10);
   wire.copy(out, HEADER_LENGTH, HEADER_LENGTH, qEnd);

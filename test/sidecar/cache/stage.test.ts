@@ -276,3 +276,45 @@ test('cache stage: a slow upstream gets the stale answer sent after the stale an
   assert.equal(hit.source, 'cache');
   assert.deepEqual(ttls(hit.body), [300], 'the background refresh stored the fresh answer');
 });
+
+test('cache stage: a query that joins an exchange in flight gets the stale answer after the same timeout (RFC 8767 §5)', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const c = clock();
+  const s = new CacheStage({ config: CONFIG, clock: c.now, staleMaxAgeSec: 60, staleAnswerTimeoutMs: 1800 });
+  await s.handle(context(query('example.com')), upstream(answerFor(10)).next);
+  c.advance(20_000);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow: Next = async (ctx) => {
+    await gate;
+    return upstream(answerFor(300)).next(ctx);
+  };
+  const settled: string[] = [];
+  const leader = s.handle(context(query('example.com', { id: 1 })), slow) as Promise<Outcome>;
+  const joined = s.handle(context(query('example.com', { id: 2 })), slow) as Promise<Outcome>;
+  void leader.then((o) => settled.push(`leader ${o.reason}`));
+  void joined.then((o) => settled.push(`joined ${o.reason}`));
+  await Promise.resolve();
+  t.mock.timers.tick(1800);
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  assert.deepEqual(settled.sort(), ['joined stale', 'leader stale'], 'both clients answered stale while the upstream still waits');
+  assert.equal((await joined).body.readUInt16BE(0), 2);
+  release();
+});
+
+test('cache stage: an RD=0 query in flight is not shared with RD=1 queries, nor is its answer cached for them', async () => {
+  const { s } = stage();
+  const up = upstream((ctx) => (ctx.query.flags & Flags.RD ? answerFor(60)(ctx) : reply(ctx.query.qname, { rcode: RCode.REFUSED })));
+  const [probe, client] = await Promise.all([
+    s.handle(context(query('example.com', { rd: false })), up.next),
+    s.handle(context(query('example.com')), up.next),
+  ]);
+  assert.equal(probe.rcode, RCode.REFUSED);
+  assert.equal(client.rcode, RCode.NOERROR);
+  assert.equal(up.calls.length, 2, 'two exchanges: the upstream answers them differently');
+  assert.notEqual(cacheKey(context(query('example.com', { rd: false }))), cacheKey(context(query('example.com'))));
+  const norecFirst = upstream(answerFor(60));
+  await s.handle(context(query('probe.example.com', { rd: false })), norecFirst.next);
+  await s.handle(context(query('probe.example.com')), norecFirst.next);
+  assert.equal(norecFirst.calls.length, 2, 'the RD=0 answer was not stored');
+});
