@@ -11,7 +11,6 @@ import { buildQuery } from './dns/query.ts';
 import { clusterZoneOf, clusterZones } from './config/cluster.ts';
 import { LOOP_TAG_LENGTH } from './dns/wire.ts';
 import { describeError, errorCode, ErrorCodes, SidecarError } from './errors.ts';
-import { compactHeapAfterStartup } from './heap.ts';
 import { formatHostPort, parseHostPort, type HostPort } from './listener/address.ts';
 import { InflightGate, type HandlerDeps } from './listener/handle.ts';
 import { listenTcp, type TcpListener } from './listener/tcp.ts';
@@ -31,9 +30,8 @@ import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } f
 import { parseUpstreamSpec } from './upstream/spec.ts';
 import { createGroup, type UpstreamGroup } from './upstream/group.ts';
 import { forwardStage, type Route } from './upstream/stage.ts';
-// node:fs and node:crypto through getBuiltinModule, not ESM imports: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { readFileSync } = process.getBuiltinModule('node:fs');
-const { randomBytes } = process.getBuiltinModule('node:crypto');
+import { randomBytes, readFileSync } from './runtime/builtins.ts';
+import { compactHeapAfterStartup } from './runtime/heap.ts';
 
 /** What {@link startSidecar} takes besides the config. */
 export interface StartOptions {

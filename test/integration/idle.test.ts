@@ -3,15 +3,15 @@
  * fire while no query comes cost CPU on every node all day. The sidecar runs
  * as the README starts it, with its metrics on; the test counts how often
  * its main thread is woken (voluntary context switches, /proc) while idle,
- * checks the one heap compaction after start-up (sidecar/heap.ts), and that
- * V8's helper threads run at a lower priority than the main one (sidecar/threads.ts).
+ * checks the one heap compaction after start-up (sidecar/runtime/heap.ts), and that
+ * V8's helper threads run at a lower priority than the main one (sidecar/runtime/threads.ts).
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { getPriority } from 'node:os';
 import { runInNewContext } from 'node:vm';
-import { compactHeap } from '../../sidecar/heap.ts';
+import { compactHeap } from '../../sidecar/runtime/heap.ts';
 import { decodeReply, encodeQuery, exchangeUdpRaw } from '../helpers/dns-client.ts';
 import { spawnServing, waitFor } from '../helpers/sidecar.ts';
 
