@@ -77,3 +77,27 @@ export function referenceTimer(ms: number): ReferenceTimer {
     cancel: () => clearTimeout(timer),
   };
 }
+
+/** What {@link connectionEvents} records. */
+export interface ConnectionEvents {
+  /** +1 per connection opened, -1 per connection closed, in order. */
+  readonly events: number[];
+  /** The transport's connection hook (`onConnection`). */
+  readonly hook: (upstream: string, delta: number) => void;
+  /** Resolves when a connection has closed. */
+  readonly closed: Promise<void>;
+}
+
+/** Records an upstream transport's connections opening and closing, to wait for a close instead of sleeping past an idle timeout. */
+export function connectionEvents(): ConnectionEvents {
+  const events: number[] = [];
+  const closed = Promise.withResolvers<void>();
+  return {
+    events,
+    hook: (_upstream, delta) => {
+      events.push(delta);
+      if (delta < 0) closed.resolve();
+    },
+    closed: closed.promise,
+  };
+}
