@@ -10,7 +10,7 @@
  * back to the namespace name, so a slow API never blocks admission.
  */
 import { readFileSync } from 'node:fs';
-import type http from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
 import { obj, type JsonObject } from './json.ts';
@@ -95,8 +95,7 @@ export interface KubeClientOptions {
 /** A {@link KubeClient} over node:http(s). */
 export function createKubeClient(opts: KubeClientOptions): KubeClient {
   const base = new URL(opts.baseUrl);
-  // node:http through getBuiltinModule: its ESM facade would load Node's internal undici (see sidecar/metrics/http.ts).
-  const mod = base.protocol === 'https:' ? https : process.getBuiltinModule('node:http');
+  const mod = base.protocol === 'https:' ? https : http;
   const headers = (): Record<string, string> => {
     const h: Record<string, string> = { Accept: 'application/json' };
     if (opts.tokenFile) h.Authorization = `Bearer ${readFileSync(opts.tokenFile, 'utf8').trim()}`;

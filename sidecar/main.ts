@@ -10,9 +10,8 @@ import { SidecarConfigSchema } from './config/schema.ts';
 import { describeError, errorCode } from './errors.ts';
 import { createLogger } from './log.ts';
 import { startSidecar, type Sidecar } from './server.ts';
-import { HELPER_NICE, yieldHelperThreads } from './threads.ts';
-// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { readFileSync } = process.getBuiltinModule('node:fs');
+import { readFileSync } from './runtime/builtins.ts';
+import { HELPER_NICE, yieldHelperThreads } from './runtime/threads.ts';
 
 /** The package version, for `--version`, logs and build info. */
 export const VERSION: string = (

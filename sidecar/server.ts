@@ -7,7 +7,6 @@ import { CacheStage } from './cache/stage.ts';
 import { clusterZones } from './config/cluster.ts';
 import type { SidecarConfig } from './config/schema.ts';
 import { LOOP_TAG_LENGTH } from './dns/wire.ts';
-import { compactHeapAfterStartup } from './heap.ts';
 import { formatHostPort, parseHostPort, type HostPort } from './listener/address.ts';
 import { bindListeners, type Listeners } from './listener/bind.ts';
 import { InflightGate, type HandlerDeps } from './listener/handle.ts';
@@ -20,12 +19,12 @@ import { PolicyManager, type ReloadResult } from './policy/manager.ts';
 import { createSplitStage, innerResolver } from './policy/split.ts';
 import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
+import { randomBytes } from './runtime/builtins.ts';
+import { compactHeapAfterStartup } from './runtime/heap.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
 import type { UpstreamGroup } from './upstream/group.ts';
 import { UpstreamGroups } from './upstream/groups.ts';
 import { forwardStage } from './upstream/stage.ts';
-// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { randomBytes } = process.getBuiltinModule('node:crypto');
 
 /** What {@link startSidecar} takes besides the config. */
 export interface StartOptions {

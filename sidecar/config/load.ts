@@ -8,8 +8,7 @@ import { LineCounter, parseDocument, isNode, visit, type Document } from 'yaml';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value, type ValueError } from '@sinclair/typebox/value';
 import { ErrorCodes, SidecarError } from '../errors.ts';
-// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { readFileSync } = process.getBuiltinModule('node:fs');
+import { readFileSync } from '../runtime/builtins.ts';
 
 /** One semantic problem found in a schema-valid value. */
 export interface Problem {

@@ -6,8 +6,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, type HostPort } from '../listener/address.ts';
-// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { readFileSync } = process.getBuiltinModule('node:fs');
+import { readFileSync } from '../runtime/builtins.ts';
 
 /** Whether an IP literal is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x). */
 export function isLoopback(ip: string): boolean {

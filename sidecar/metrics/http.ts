@@ -18,16 +18,7 @@ import { isLoopback } from '../config/resolv.ts';
 import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
 import type { Logger } from '../log.ts';
-
-/**
- * node:http through process.getBuiltinModule, not an ESM import: the ESM
- * facade of a built-in module reads every export, the lazy ones too. For
- * node:http that compiles Node's internal undici for its WebSocket export
- * (about 10 ms of start-up for nothing); for node:fs it loads fs/promises
- * and readline, for node:crypto WebCrypto. The sidecar takes node:fs and
- * node:crypto the same way (together 0.8 MiB of idle RSS).
- */
-const { createServer } = process.getBuiltinModule('node:http');
+import { createServer } from '../runtime/builtins.ts';
 
 /** The readiness report of /readyz. */
 export interface Readiness {

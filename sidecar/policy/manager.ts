@@ -12,8 +12,7 @@ import { loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
 import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts';
 import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
 import type { FSWatcher } from 'node:fs';
-// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { watch } = process.getBuiltinModule('node:fs');
+import { watch } from '../runtime/builtins.ts';
 
 /** A log function: level, message, structured fields. */
 export type PolicyLogger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;

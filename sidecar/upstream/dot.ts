@@ -18,8 +18,7 @@ import { upstreamError } from './message.ts';
 import { formatHostPort } from '../listener/address.ts';
 import { StreamUpstream } from './stream.ts';
 import type { StreamTuning } from './stream.ts';
-// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { createHash, X509Certificate } = process.getBuiltinModule('node:crypto');
+import { createHash, tlsModule, X509Certificate } from '../runtime/builtins.ts';
 
 /** How an encrypted upstream's certificate is checked. */
 export interface TlsTrust {
@@ -66,8 +65,7 @@ export function connectTls(params: TlsConnectParams): Promise<TLSSocket> {
   const servername = isIP(trust.tlsName) ? undefined : trust.tlsName;
   return new Promise((resolve, reject) => {
     let tcpConnected = false;
-    // Loaded on first use: a sidecar without a DoT upstream never pays for node:tls at start-up.
-    const tls = process.getBuiltinModule('node:tls');
+    const tls = tlsModule();
     const socket = tls.connect({
       host,
       port,

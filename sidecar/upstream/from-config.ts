@@ -13,8 +13,7 @@ import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } f
 import { createGroup, type UpstreamObserver } from './group.ts';
 import type { GroupFactory } from './groups.ts';
 import { parseUpstreamSpec } from './spec.ts';
-// node:fs through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { readFileSync } = process.getBuiltinModule('node:fs');
+import { readFileSync } from '../runtime/builtins.ts';
 
 /** The default upstream URLs: `--upstream`, else the non-loopback nameservers of resolv.conf. */
 export function defaultUpstreams(config: SidecarConfig): string[] {

@@ -6,8 +6,7 @@
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { skipName } from '../dns/wire.ts';
-// node:crypto through getBuiltinModule, not an ESM import: the ESM facade reads every export, lazy ones too (metrics/http.ts).
-const { randomFillSync } = process.getBuiltinModule('node:crypto');
+import { randomFillSync } from '../runtime/builtins.ts';
 
 const POOL_SIZE = 4096;
 const idPool = new Uint16Array(POOL_SIZE);

@@ -15,7 +15,7 @@
  *         `callgrind_control --dump` writes the counters so far, and the
  *         process is stopped. All threads are counted (V8's helpers too).
  *         Valgrind runs a process ~50× slower, so the sidecar's one heap
- *         compaction (sidecar/heap.ts, 200 ms after it serves) comes before
+ *         compaction (sidecar/runtime/heap.ts, 200 ms after it serves) comes before
  *         its first answer here; callgrind leaves it out
  *         (--toggle-collect), as it is out of the start in real time.
  * Output: a markdown table on stdout, median and (min–max) over the runs.

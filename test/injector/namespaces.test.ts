@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Keys } from '../../injector/names.ts';
 import { createKubeClient, inClusterClient, isTenantName, NamespaceWatchCache, resolveTenant } from '../../injector/namespaces.ts';
+import { referenceTimer } from '../helpers/events.ts';
 
 const ns = (name: string, labels: Record<string, string> = {}, rv = '1') => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, resourceVersion: rv } });
 
@@ -92,7 +93,9 @@ test('namespaces: watch events update the cache; ERROR (410 Gone) relists', asyn
   assert.match(api.requests.at(-1) ?? '', /watch=true.*resourceVersion=100/);
   api.send({ type: 'MODIFIED', object: ns('team-a', { [Keys.namespaceTenant]: 'acme' }, '101') });
   api.send({ type: 'ADDED', object: ns('team-c', { [Keys.namespaceTenant]: 'corp' }, '102') });
-  await new Promise((r) => setTimeout(r, 50));
+  // Events are applied in order as the watch stream is read: ask until the later one shows (a namespace
+  // not seen yet is fetched directly, and the fake API does not know team-c).
+  for (let i = 0; i < 200 && (await cache.resolve('team-c', signal())).tenant !== 'corp'; i++);
   assert.equal((await cache.resolve('team-a', signal())).tenant, 'acme');
   assert.equal((await cache.resolve('team-c', signal())).tenant, 'corp');
   api.send({ type: 'BOOKMARK', object: { kind: 'Namespace', metadata: { resourceVersion: '150' } } });
@@ -127,10 +130,13 @@ test('namespaces: a slow API server is cut off by the deadline', async (t) => {
   api.getDelayMs = 5_000;
   const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
-  const started = Date.now();
+  // The deadline's timer is started after the reference timer, and timers fire in the order they expire.
+  const late = referenceTimer(1_000);
+  t.after(() => late.cancel());
   const r = await resolveTenant(cache, 'team-a', 100);
-  assert.ok(Date.now() - started < 1_000);
+  assert.ok(!late.fired, 'the slow lookup was cut off at its deadline');
   assert.deepEqual({ tenant: r.tenant, source: r.source }, { tenant: 'team-a', source: 'fallback' });
+  assert.match(r.warning ?? '', /timed out/);
 });
 
 test('namespaces: an unreachable API server means fallback, and the watch loop retries', async (t) => {

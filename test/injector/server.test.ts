@@ -153,7 +153,7 @@ test('server: a slow client is cut off by the request timeout instead of hanging
     deps: { config: parseInjectorConfig({}), tenants: new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) },
   });
   t.after(() => server.close(100));
-  const started = Date.now();
+  // The request never completes: only the server's request timeout can end it, and it ends with 408.
   const ended = await new Promise<string>((resolve) => {
     const sock = connect({ host: '127.0.0.1', port: server.address.port, ca: pki.ca, servername: 'localhost' }, () => {
       sock.write('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{');
@@ -163,7 +163,6 @@ test('server: a slow client is cut off by the request timeout instead of hanging
     sock.on('close', () => resolve(data));
     sock.on('error', () => resolve(data));
   });
-  assert.ok(Date.now() - started < 5_000);
   assert.match(ended, /^HTTP\/1\.1 408/);
 });
 

@@ -3,15 +3,16 @@
  * fire while no query comes cost CPU on every node all day. The sidecar runs
  * as the README starts it, with its metrics on; the test counts how often
  * its main thread is woken (voluntary context switches, /proc) while idle,
- * checks the one heap compaction after start-up (sidecar/heap.ts), and that
- * V8's helper threads run at a lower priority than the main one (sidecar/threads.ts).
+ * checks the one heap compaction after start-up (sidecar/runtime/heap.ts), and that
+ * V8's helper threads run at a lower priority than the main one (sidecar/runtime/threads.ts).
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { getPriority } from 'node:os';
 import { runInNewContext } from 'node:vm';
-import { compactHeap } from '../../sidecar/heap.ts';
+import { compactHeap } from '../../sidecar/runtime/heap.ts';
 import { decodeReply, encodeQuery, exchangeUdpRaw } from '../helpers/dns-client.ts';
 import { spawnServing, waitFor } from '../helpers/sidecar.ts';
 
@@ -27,7 +28,9 @@ test('idle: the main thread wakes at most a few times a second when no query com
   const sc = await spawnServing(['sidecar', '--upstream', 'udp://127.0.0.1:9', '--metrics', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
   t.after(() => sc.kill());
   const pid = sc.child.pid!;
-  await new Promise((r) => setTimeout(r, 1000)); // start-up work done
+  // Start-up work done: the heap compaction is the last of it, after the helper threads are reniced.
+  const logged = (msg: string) => sc.stderr().includes(`"msg":"${msg}"`);
+  await waitFor('the start-up work to finish', () => logged('helper threads yield to the main thread') && logged('start-up heap compacted'), 5000, () => sc.stderr());
   const before = wakeups(pid);
   const seconds = 3;
   await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -49,7 +52,11 @@ test('idle: once serving, the sidecar compacts its start-up heap once, and goes 
   const status = encodeQuery({ name: 'example.com', type: 'A' });
   status.writeUInt16BE(2 << 11, 2); // opcode STATUS
   assert.equal(decodeReply(await exchangeUdpRaw('127.0.0.1', sc.port, status)).rcode, 'NOTIMP');
-  await new Promise((r) => setTimeout(r, 500));
+  // Once in the process's life: stop it (SIGTERM drains and exits 0) and count in its whole log.
+  const closed = once(sc.child, 'close');
+  sc.child.kill('SIGTERM');
+  const [code] = (await closed) as [number | null];
+  assert.equal(code, 0, sc.stderr());
   assert.equal(lines().length, 1, 'once');
 });
 

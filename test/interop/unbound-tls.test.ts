@@ -13,6 +13,7 @@ import type { UpstreamOptions } from '../../sidecar/upstream/from-url.ts';
 import { createGroup } from '../../sidecar/upstream/group.ts';
 import type { Upstream } from '../../sidecar/upstream/upstream.ts';
 import { encodeQuery } from '../helpers/dns-client.ts';
+import { connectionEvents } from '../helpers/events.ts';
 import { freePort } from '../helpers/ports.ts';
 import { testPki } from '../helpers/tls.ts';
 import { bigTxtRecords, startUnbound, unboundTlsConfig } from '../helpers/unbound.ts';
@@ -89,9 +90,10 @@ describe('interop: unbound as DoT and DoH server', () => {
   });
 
   it('unbound: DoT resumes its TLS session after an idle close', async () => {
-    const u = make(`tls://dns.test:${tlsPort}`, { idleTimeoutMs: 100 }) as DotUpstream;
+    const conns = connectionEvents();
+    const u = make(`tls://dns.test:${tlsPort}`, { idleTimeoutMs: 100, onConnection: conns.hook }) as DotUpstream;
     await u.exchange(encodeQuery({ name: 'www.interop.test', type: 'A' }), AbortSignal.timeout(3000));
-    await new Promise((r) => setTimeout(r, 250));
+    await conns.closed; // the idle connection was closed
     await u.exchange(encodeQuery({ name: 'www.interop.test', type: 'A' }), AbortSignal.timeout(3000));
     assert.equal(u.connectionsOpened, 2);
     assert.equal(u.sessionsResumed, 1);

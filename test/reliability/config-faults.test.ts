@@ -136,10 +136,19 @@ describe('policy file faults at reload', () => {
       }
     });
 
+    /** Reloads the sidecar has logged so far: all of them, the successful ones, the failed ones. */
+    const logged = (re: RegExp) => () => (p.stderr().match(re) ?? []).length;
+    const reloads = logged(/"msg":"policy reload(ed| failed)/g);
+    const loaded = logged(/"msg":"policy reloaded"/g);
+    const failedReloads = logged(/"msg":"policy reload failed/g);
+    /** Waits until `count` is above `after`. */
+    const nextReload = (what: string, after: number, count: () => number) =>
+      waitFor(what, () => count() > after, 5000, () => `the sidecar's last log lines: ${p.stderr().trim().split('\n').slice(-6).join(' | ')}`);
     /** What the file holds now, and the last valid address written. */
     let lastGood = '10.0.0.1';
     for (let i = 0; i < 50; i++) {
       const kind = ['valid', 'invalid', 'half', 'deleted', 'unreadable'][i % 5]!;
+      const loadedBefore = loaded();
       switch (kind) {
         case 'valid':
           lastGood = lastGood === '10.0.0.1' ? '10.0.0.2' : '10.0.0.1';
@@ -150,11 +159,12 @@ describe('policy file faults at reload', () => {
           writeFileSync(path, policy('300.0.0.1').replace('addresses', 'adresses'));
           break;
         case 'half': {
-          // Written in two parts with a pause longer than the watcher's debounce: the watcher sees the half.
+          // Written in two parts, the second once the watcher has reloaded the half (and failed, or not).
           const text = policy(lastGood === '10.0.0.1' ? '10.0.0.2' : '10.0.0.1');
           const fd = openSync(path, 'w');
+          const seen = reloads();
           writeSync(fd, text.slice(0, text.length / 2));
-          await sleep(150);
+          await nextReload(`step ${i}: the watcher to reload the half-written file`, seen, reloads);
           closeSync(fd);
           writeFileSync(path, policy('not-an-address'));
           break;
@@ -168,8 +178,10 @@ describe('policy file faults at reload', () => {
           break;
       }
       if (i % 2 === 0) p.child.kill('SIGHUP');
-      // After a valid write, a pause longer than the watcher's debounce, so the watcher alone (odd steps) loads it.
-      await sleep(kind === 'valid' ? 250 : 60);
+      // After a valid write, the reload that loads it (on odd steps the watcher's alone); after a fault, the
+      // next rewrite comes within the watcher's debounce, as in a burst.
+      if (kind === 'valid') await nextReload(`step ${i}: the valid policy to load`, loadedBefore, loaded);
+      else await sleep(60);
     }
     // A known good policy, then end on a fault: the last good policy must be the one serving.
     lastGood = '10.0.0.1';
@@ -181,13 +193,14 @@ describe('policy file faults at reload', () => {
       3000,
       () => `the sidecar's last log lines: ${p.stderr().trim().split('\n').slice(-6).join(' | ')}`,
     );
+    const failedBefore = failedReloads();
     writeFileSync(path, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nspec:\n  splitZones: [{ name: svc, names: [');
     p.child.kill('SIGHUP');
-    await sleep(300);
+    await nextReload('the broken file to be rejected', failedBefore, failedReloads);
     running = false;
     await Promise.all(loops);
     const final = await udpAsk(port, rawQuery('final.svc.faults.example', 1, 3), 1000);
-    const failures = (p.stderr().match(/policy reload failed/g) ?? []).length;
+    const failures = failedReloads();
     t.diagnostic(`queries: ${tally.sent} sent, ${tally.answered} answered, by address ${JSON.stringify(tally.byAddress)}; reload failures logged: ${failures}; last good ${lastGood}${ROOT_USER ? '; sidecar ran as uid 65534' : ''}`);
     assert.deepEqual(problems.slice(0, 10), []);
     assert.equal(tally.answered, tally.sent, 'every query answered');

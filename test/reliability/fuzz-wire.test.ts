@@ -456,9 +456,10 @@ describe('wire fuzz against a running sidecar', () => {
     const b = await tcpClient(sc.port);
     for (let i = 0; i < 200; i++) b.send(generate(rnd), pick(rnd, 40));
     b.send(good);
-    await sleep(300);
+    // Our FIN: the sidecar answers what it has read, then closes; every reply is in when the connection is.
+    b.sock.end();
+    assert.ok(await b.until(() => b.closed(), 3000), 'the sidecar closes the connection after our FIN');
     for (const r of b.replies) assert.equal(typeof checkMessage(r), 'object', `malformed reply ${hex(r)}`);
-    b.close();
     // Random bytes written raw (prefixes included), then reset.
     for (let i = 0; i < 20; i++) {
       const c = await tcpClient(sc.port);

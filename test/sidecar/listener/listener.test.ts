@@ -4,9 +4,9 @@
  * per-connection caps, the UDP size limit, IPv6 loopback, drop outcomes.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import net from 'node:net';
-import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { test, type TestContext } from 'node:test';
 import { RCode } from '../../../sidecar/dns/constants.ts';
 import { synthesize } from '../../../sidecar/dns/reply.ts';
 import { InflightGate, type HandlerDeps } from '../../../sidecar/listener/handle.ts';
@@ -17,28 +17,51 @@ import { listenUdp } from '../../../sidecar/listener/udp.ts';
 import { silentLogger } from '../../../sidecar/log.ts';
 import { dropOutcome, type Next } from '../../../sidecar/pipeline/stage.ts';
 import { decodeReply, encodeQuery, exchangeUdpRaw, queryUdp, type DecodedReply } from '../../helpers/dns-client.ts';
+import { Gates } from '../../helpers/events.ts';
 import { waitFor } from '../../helpers/sidecar.ts';
 import { frame, onFrames } from '../../helpers/tcp-frames.ts';
 
-/** A chain answering A 192.0.2.<n> for `n.delay-<ms>.test` after <ms> milliseconds; `drop.test` is dropped. */
-const scripted: Next = async (ctx) => {
-  const name = ctx.query.qname;
-  if (name === 'drop.test') return dropOutcome('local', 'test');
-  const m = /^(\d+)\.delay-(\d+)\.test$/.exec(name);
-  if (m) await sleep(Number(m[2]));
-  const answers = name.startsWith('big')
-    ? Array.from({ length: 60 }, (_, i) => ({ name, type: 'TXT' as const, class: 'IN' as const, ttl: 60, data: 'x'.repeat(40) + i }))
-    : [{ name, type: 'A' as const, class: 'IN' as const, ttl: 60, data: `192.0.2.${m ? m[1] : 1}` }];
-  return { kind: 'reply', body: synthesize(ctx.wire, ctx.query, { rcode: RCode.NOERROR, answers }), rcode: RCode.NOERROR, source: 'local', reason: 'test' };
-};
+/**
+ * A chain answering A 192.0.2.<n> for `n.test` at once, and for `n.held.test`
+ * once the test opens gate `n.held.test` of `gates`; `drop.test` is dropped.
+ */
+function scripted(gates: Gates): Next {
+  return async (ctx) => {
+    const name = ctx.query.qname;
+    if (name === 'drop.test') return dropOutcome('local', 'test');
+    const m = /^(\d+)\.(held\.)?test$/.exec(name);
+    if (m?.[2]) await gates.pass(name);
+    const answers = name.startsWith('big')
+      ? Array.from({ length: 60 }, (_, i) => ({ name, type: 'TXT' as const, class: 'IN' as const, ttl: 60, data: 'x'.repeat(40) + i }))
+      : [{ name, type: 'A' as const, class: 'IN' as const, ttl: 60, data: `192.0.2.${m ? m[1] : 1}` }];
+    return { kind: 'reply', body: synthesize(ctx.wire, ctx.query, { rcode: RCode.NOERROR, answers }), rcode: RCode.NOERROR, source: 'local', reason: 'test' };
+  };
+}
 
-function deps(limit = 100): HandlerDeps {
+/** Handler deps over the scripted chain; the gates it holds queries at are opened when the test ends. */
+function deps(t: TestContext, limit = 100, gate = new InflightGate(limit)): HandlerDeps & { gates: Gates } {
+  const gates = new Gates();
+  t.after(() => gates.openAll());
   return {
-    chain: scripted,
+    chain: scripted(gates),
     router: { route: () => internalRoute('default') },
-    gate: new InflightGate(limit),
+    gate,
     signal: new AbortController().signal,
     fail: (err, ctx) => servfail(ctx, err),
+    gates,
+  };
+}
+
+/** A UDP client socket that keeps every reply, by message ID. */
+async function udpClient(t: TestContext, port: number) {
+  const sock = dgram.createSocket('udp4');
+  t.after(() => sock.close());
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  const replies: DecodedReply[] = [];
+  sock.on('message', (msg) => replies.push(decodeReply(msg)));
+  return {
+    replies,
+    send: (name: string, id: number) => sock.send(encodeQuery({ name, type: 'A', id }), port, '127.0.0.1'),
   };
 }
 
@@ -58,62 +81,82 @@ async function connect(port: number, host = '127.0.0.1') {
 const limits = { idleTimeoutMs: 300, maxConnections: 3, maxPipelined: 4 };
 
 test('tcp listener: pipelined queries on one connection are answered as they complete, out of order', async (t) => {
-  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), limits, silentLogger);
+  const d = deps(t);
+  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, d, limits, silentLogger);
   t.after(() => l.close());
   const c = await connect(l.address.port);
   t.after(() => c.sock.destroy());
-  c.send('1.delay-150.test');
-  c.send('2.delay-10.test');
-  c.send('3.delay-80.test');
-  await waitFor('three replies', () => c.replies.length === 3, 3000);
+  c.send('1.held.test');
+  c.send('2.held.test');
+  c.send('3.held.test');
+  await Promise.all(['1', '2', '3'].map((n) => d.gates.arrived(`${n}.held.test`)));
+  // All three are in flight; each completes when the test says, in the order 2, 3, 1.
+  for (const [n, count] of [['2', 1], ['3', 2], ['1', 3]] as const) {
+    d.gates.open(`${n}.held.test`);
+    await waitFor(`reply ${count}`, () => c.replies.length === count, 3000);
+  }
   assert.deepEqual(c.replies.map((r) => r.answers[0]!.data), ['192.0.2.2', '192.0.2.3', '192.0.2.1']);
 });
 
 test('tcp listener: a message split across segments, and several in one segment, are read correctly', async (t) => {
-  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), limits, silentLogger);
+  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(t), limits, silentLogger);
   t.after(() => l.close());
-  const c = await connect(l.address.port);
-  t.after(() => c.sock.destroy());
-  const q1 = encodeQuery({ name: '7.delay-0.test', type: 'A' });
-  const q2 = encodeQuery({ name: '8.delay-0.test', type: 'A' });
-  const framed = Buffer.concat([Buffer.from([0, q1.length]), q1, Buffer.from([0, q2.length]), q2]);
-  c.sock.write(framed.subarray(0, 1));
-  await sleep(20);
-  c.sock.write(framed.subarray(1, 9));
-  await sleep(20);
-  c.sock.write(framed.subarray(9));
-  await waitFor('two replies', () => c.replies.length === 2, 3000);
-  assert.deepEqual(c.replies.map((r) => r.answers[0]!.data).sort(), ['192.0.2.7', '192.0.2.8']);
+  // A write that ends inside a message, after a whole query: that query's reply shows the listener has read
+  // the write, so the rest of the message, and the next message with it, arrive in a later read. Cut inside
+  // the length prefix, then inside the header.
+  for (const cut of [1, 9]) {
+    const c = await connect(l.address.port);
+    t.after(() => c.sock.destroy());
+    const marker = frame(encodeQuery({ name: '9.test', type: 'A' }));
+    const q1 = encodeQuery({ name: '7.test', type: 'A' });
+    const q2 = encodeQuery({ name: '8.test', type: 'A' });
+    const framed = Buffer.concat([Buffer.from([0, q1.length]), q1, Buffer.from([0, q2.length]), q2]);
+    c.sock.write(Buffer.concat([marker, framed.subarray(0, cut)]));
+    await waitFor(`cut at ${cut}: the reply to the query before the cut`, () => c.replies.length === 1, 3000);
+    c.sock.write(framed.subarray(cut));
+    await waitFor(`cut at ${cut}: two more replies`, () => c.replies.length === 3, 3000);
+    assert.equal(c.replies[0]!.answers[0]!.data, '192.0.2.9');
+    assert.deepEqual(c.replies.slice(1).map((r) => r.answers[0]!.data).sort(), ['192.0.2.7', '192.0.2.8']);
+  }
 });
 
 test('tcp listener: more pipelined queries than the cap get SERVFAIL at once', async (t) => {
-  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), limits, silentLogger);
+  const d = deps(t);
+  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, d, limits, silentLogger);
   t.after(() => l.close());
   const c = await connect(l.address.port);
   t.after(() => c.sock.destroy());
-  for (let i = 1; i <= 6; i++) c.send(`${i}.delay-200.test`);
-  await waitFor('two SERVFAILs', () => c.replies.filter((r) => r.rcode === 'SERVFAIL').length === 2, 150);
+  for (let i = 1; i <= 6; i++) c.send(`${i}.held.test`);
+  await waitFor('two SERVFAILs', () => c.replies.filter((r) => r.rcode === 'SERVFAIL').length === 2, 3000);
+  // At once: while the four queries under the cap are still held, nothing else has been answered.
+  assert.equal(c.replies.length, 2);
+  for (let i = 1; i <= 6; i++) d.gates.open(`${i}.held.test`);
   await waitFor('all six replies', () => c.replies.length === 6, 3000);
   assert.equal(c.replies.filter((r) => r.rcode === 'NOERROR').length, 4);
 });
 
 test('tcp listener: an idle connection is closed; one with a query in flight is not', async (t) => {
-  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), limits, silentLogger);
+  const d = deps(t);
+  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, d, limits, silentLogger);
   t.after(() => l.close());
-  const idle = await connect(l.address.port);
   const busy = await connect(l.address.port);
   t.after(() => busy.sock.destroy());
-  busy.send('1.delay-500.test');
-  await waitFor('the idle connection to close', () => idle.closed(), 2000);
+  busy.send('1.held.test');
+  await d.gates.arrived('1.held.test');
+  // The idle connection's timeout starts after the busy one's last read, and timers of one length fire in
+  // the order they were started: once the idle connection is closed, the busy one's timeout has fired too.
+  const idle = await connect(l.address.port);
+  await waitFor('the idle connection to close', () => idle.closed(), 3000);
   assert.equal(busy.closed(), false);
-  await waitFor('the slow reply', () => busy.replies.length === 1, 3000);
+  d.gates.open('1.held.test');
+  await waitFor('the held reply', () => busy.replies.length === 1, 3000);
 });
 
 test('tcp listener: a message dripped slower than the idle timeout is cut off', async (t) => {
-  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), { ...limits, idleTimeoutMs: 200 }, silentLogger);
+  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(t), { ...limits, idleTimeoutMs: 200 }, silentLogger);
   t.after(() => l.close());
   const c = await connect(l.address.port);
-  const q = encodeQuery({ name: '1.delay-0.test', type: 'A' });
+  const q = encodeQuery({ name: '1.test', type: 'A' });
   const framed = Buffer.concat([Buffer.from([0, q.length]), q]);
   let i = 0;
   const drip = setInterval(() => {
@@ -125,7 +168,7 @@ test('tcp listener: a message dripped slower than the idle timeout is cut off', 
 });
 
 test('tcp listener: connections past the cap are closed at accept', async (t) => {
-  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), { ...limits, idleTimeoutMs: 5000 }, silentLogger);
+  const l = await listenTcp({ host: '127.0.0.1', port: 0, family: 4 }, deps(t), { ...limits, idleTimeoutMs: 5000 }, silentLogger);
   t.after(() => l.close());
   const conns = [];
   for (let i = 0; i < 3; i++) conns.push(await connect(l.address.port));
@@ -139,7 +182,7 @@ test('tcp listener: connections past the cap are closed at accept', async (t) =>
 });
 
 test('udp listener: replies over the client limit are cut with TC; drop outcomes send nothing', async (t) => {
-  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), silentLogger);
+  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, deps(t), silentLogger);
   t.after(() => l.close());
   const small = await queryUdp('127.0.0.1', l.address.port, { name: 'big.test', type: 'TXT', edns: false });
   assert.equal(small.flag_tc, true);
@@ -147,38 +190,60 @@ test('udp listener: replies over the client limit are cut with TC; drop outcomes
   const large = await queryUdp('127.0.0.1', l.address.port, { name: 'big.test', type: 'TXT', edns: { udpSize: 4096 } });
   assert.equal(large.flag_tc, false);
   assert.equal(large.answers.length, 60);
-  await assert.rejects(queryUdp('127.0.0.1', l.address.port, { name: 'drop.test', type: 'A' }, 300), /no UDP reply/);
+  // Datagrams of one socket are read in order: once the query sent after the dropped one is answered,
+  // a reply to the dropped one would have come before it.
+  const client = await udpClient(t, l.address.port);
+  client.send('drop.test', 1);
+  client.send('5.test', 2);
+  await waitFor('the reply to the query after the dropped one', () => client.replies.some((r) => r.id === 2), 3000);
+  assert.deepEqual(client.replies.map((r) => r.id), [2], 'no reply to the dropped query');
 });
 
 test('udp listener: past the in-flight cap UDP queries are dropped, and served again once below it', async (t) => {
-  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, deps(1), silentLogger);
+  /** The cap, counting the queries it turns away. */
+  class CountingGate extends InflightGate {
+    refused = 0;
+    override enter(): boolean {
+      const entered = super.enter();
+      if (!entered) this.refused++;
+      return entered;
+    }
+  }
+  const gate = new CountingGate(1);
+  const d = deps(t, 1, gate);
+  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, d, silentLogger);
   t.after(() => l.close());
-  const slow = queryUdp('127.0.0.1', l.address.port, { name: '1.delay-300.test', type: 'A' }, 2000);
-  await sleep(50);
-  await assert.rejects(queryUdp('127.0.0.1', l.address.port, { name: '2.delay-0.test', type: 'A' }, 150), /no UDP reply/);
-  assert.equal((await slow).rcode, 'NOERROR');
-  assert.equal((await queryUdp('127.0.0.1', l.address.port, { name: '3.delay-0.test', type: 'A' })).rcode, 'NOERROR');
+  const client = await udpClient(t, l.address.port);
+  client.send('1.held.test', 1);
+  await d.gates.arrived('1.held.test');
+  client.send('2.test', 2);
+  await waitFor('the query past the cap to be turned away', () => gate.refused === 1, 3000);
+  d.gates.open('1.held.test');
+  await waitFor('the held reply', () => client.replies.length === 1, 3000);
+  client.send('3.test', 3);
+  await waitFor('the reply once below the cap', () => client.replies.length === 2, 3000);
+  assert.deepEqual(client.replies.map((r) => [r.id, r.rcode]), [[1, 'NOERROR'], [3, 'NOERROR']], 'nothing for the query past the cap');
 });
 
 test('listeners: IPv6 loopback works for UDP and TCP', async (t) => {
   const at = { host: '::1', port: 0, family: 6 as const };
-  const u = await listenUdp(at, deps(), silentLogger);
+  const u = await listenUdp(at, deps(t), silentLogger);
   t.after(() => u.close());
-  const tc = await listenTcp(u.address, deps(), limits, silentLogger);
+  const tc = await listenTcp(u.address, deps(t), limits, silentLogger);
   t.after(() => tc.close());
-  const r = await queryUdp('::1', u.address.port, { name: '5.delay-0.test', type: 'A' });
+  const r = await queryUdp('::1', u.address.port, { name: '5.test', type: 'A' });
   assert.equal(r.answers[0]!.data, '192.0.2.5');
   const c = await connect(u.address.port, '::1');
   t.after(() => c.sock.destroy());
-  c.send('6.delay-0.test');
+  c.send('6.test');
   await waitFor('the TCP reply', () => c.replies.length === 1, 3000);
   assert.equal(c.replies[0]!.answers[0]!.data, '192.0.2.6');
 });
 
 test('listeners: an EDNS version above 0 gets BADVERS, carried in an OPT record (RFC 6891 §6.1.3)', async (t) => {
-  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, deps(), silentLogger);
+  const l = await listenUdp({ host: '127.0.0.1', port: 0, family: 4 }, deps(t), silentLogger);
   t.after(() => l.close());
-  const q = encodeQuery({ name: '1.delay-0.test', type: 'A' });
+  const q = encodeQuery({ name: '1.test', type: 'A' });
   // The OPT record is last: TTL bytes are ext-rcode, version, DO/Z; set the version to 1.
   q[q.length - 11 + 6] = 1;
   const r = decodeReply(await exchangeUdpRaw('127.0.0.1', l.address.port, q));

@@ -11,6 +11,7 @@ import type { Upstream } from '../../../sidecar/upstream/upstream.ts';
 import { encodeQuery } from '../../helpers/dns-client.ts';
 import { defaultAnswer, startDnsServer } from '../../helpers/dns-server.ts';
 import type { Face, TestDnsServer } from '../../helpers/dns-server.ts';
+import { Gates, referenceTimer } from '../../helpers/events.ts';
 import { testPki } from '../../helpers/tls.ts';
 
 interface Transport {
@@ -96,22 +97,29 @@ for (const tr of transports) {
       });
     });
 
-    it(`${tr.name}: a reply with a mismatched ID is never accepted`, async () => {
-      const u = make();
-      server.setHandler(() => 'wrong-id');
-      await rejectsWith(u.exchange(encodeQuery({ name: 'spoof.example.test', type: 'A' }), AbortSignal.timeout(300)), [
+    /**
+     * Asks for spoof.example.test, which the server answers with `wrong` only, then for a later name on the
+     * same upstream: the server replies in the order it was asked, so once the later answer is in, the wrong
+     * reply has been read. Then the first exchange's deadline passes; it must not have taken the wrong reply.
+     */
+    async function wrongReplyOutcome(u: Upstream, wrong: 'wrong-id' | 'wrong-question'): Promise<void> {
+      server.setHandler((q) => (q.questions?.[0]?.name === 'spoof.example.test' ? wrong : defaultAnswer(q)));
+      const deadline = new AbortController();
+      const spoofed = rejectsWith(u.exchange(encodeQuery({ name: 'spoof.example.test', type: 'A' }), deadline.signal), [
         'UPSTREAM_TIMEOUT',
         'UPSTREAM_BAD_REPLY',
       ]);
+      await u.exchange(encodeQuery({ name: 'later.example.test', type: 'A' }), AbortSignal.timeout(2000));
+      deadline.abort(new DOMException('the test deadline passed', 'TimeoutError'));
+      await spoofed;
+    }
+
+    it(`${tr.name}: a reply with a mismatched ID is never accepted`, async () => {
+      await wrongReplyOutcome(make(), 'wrong-id');
     });
 
     it(`${tr.name}: a reply with another question is never accepted`, async () => {
-      const u = make();
-      server.setHandler(() => 'wrong-question');
-      await rejectsWith(u.exchange(encodeQuery({ name: 'spoof.example.test', type: 'A' }), AbortSignal.timeout(300)), [
-        'UPSTREAM_TIMEOUT',
-        'UPSTREAM_BAD_REPLY',
-      ]);
+      await wrongReplyOutcome(make(), 'wrong-question');
     });
 
     it(`${tr.name}: the right reply after spoofed ones is accepted`, { skip: tr.skips?.['spoof'] }, async () => {
@@ -123,26 +131,36 @@ for (const tr of transports) {
       assert.equal(p.questions?.[0]?.name, 'ok.example.test');
     });
 
-    it(`${tr.name}: the caller's abort rejects with UPSTREAM_ABORTED at once`, async () => {
+    it(`${tr.name}: the caller's abort rejects with UPSTREAM_ABORTED at once`, async (t) => {
       const u = make();
-      server.setHandler((q) => ({ delayMs: 2000, then: defaultAnswer(q) }));
+      const gates = new Gates();
+      t.after(() => gates.openAll());
+      server.setHandler(async (q) => {
+        await gates.pass('answer');
+        return defaultAnswer(q);
+      });
       const ac = new AbortController();
-      const started = performance.now();
-      setTimeout(() => ac.abort(), 50);
-      await rejectsWith(u.exchange(encodeQuery({ name: 'slow.example.test', type: 'A' }), ac.signal), ['UPSTREAM_ABORTED']);
-      assert.ok(performance.now() - started < 500, 'abort took too long');
+      const aborted = rejectsWith(u.exchange(encodeQuery({ name: 'slow.example.test', type: 'A' }), ac.signal), ['UPSTREAM_ABORTED']);
+      await gates.arrived('answer'); // the query is at the server, which holds its answer
+      ac.abort();
+      // At once: the answer is let go right after the abort, and an exchange still waiting would take it.
+      gates.open('answer');
+      await aborted;
       await rejectsWith(u.exchange(encodeQuery({ name: 'x.example.test', type: 'A' }), ac.signal), ['UPSTREAM_ABORTED']);
     });
 
     it(`${tr.name}: a silent server rejects with UPSTREAM_TIMEOUT at the deadline`, async () => {
       const u = make();
       server.setHandler(() => 'drop');
-      const started = performance.now();
+      // Reference timers started just before the 250 ms deadline: timers fire in the order they expire, so
+      // the rejection comes after the first and before the second however slowly the machine runs.
+      const early = referenceTimer(240);
+      const late = referenceTimer(1000);
       const err = await rejectsWith(u.exchange(encodeQuery({ name: 'silent.example.test', type: 'A' }), AbortSignal.timeout(250)), [
         'UPSTREAM_TIMEOUT',
       ]);
-      const took = performance.now() - started;
-      assert.ok(took >= 240 && took < 1000, `took ${took} ms`);
+      late.cancel();
+      assert.ok(early.fired && !late.fired, `rejected ${early.fired ? 'long after' : 'before'} the deadline`);
       assert.ok(err.message.includes(u.address), err.message);
       // And the upstream still works afterwards.
       server.setHandler((q) => defaultAnswer(q));
@@ -171,9 +189,13 @@ for (const tr of transports) {
 
     it(`${tr.name}: close fails pending exchanges with CLOSED, is idempotent, and refuses new ones`, async () => {
       const u = make();
-      server.setHandler(() => 'drop');
+      const atServer = Promise.withResolvers<void>();
+      server.setHandler(() => {
+        atServer.resolve();
+        return 'drop';
+      });
       const pending = rejectsWith(u.exchange(encodeQuery({ name: 'pending.example.test', type: 'A' }), AbortSignal.timeout(3000)), ['CLOSED']);
-      await new Promise((r) => setTimeout(r, 100));
+      await atServer.promise;
       await u.close();
       await u.close();
       await pending;

@@ -13,6 +13,7 @@ import type { GroupOptions, UpstreamGroup } from '../../../sidecar/upstream/grou
 import { encodeQuery } from '../../helpers/dns-client.ts';
 import { defaultAnswer, startDnsServer } from '../../helpers/dns-server.ts';
 import type { Handler, TestDnsServer } from '../../helpers/dns-server.ts';
+import { Gates, referenceTimer } from '../../helpers/events.ts';
 
 async function servers(t: TestContext, ...handlers: Handler[]): Promise<TestDnsServer[]> {
   const out = await Promise.all(handlers.map((handler) => startDnsServer({ handler })));
@@ -73,11 +74,12 @@ describe('upstream group', () => {
   it('group: marks a failing upstream down, skips it, probes it back', async (t) => {
     const [a, b] = await servers(t, answer, answer);
     const health: [string, boolean][] = [];
+    const attempts: string[] = [];
     const g = group(t, [a!.url('tcp'), b!.url('tcp')], {
       failuresBeforeDown: 2,
       probeIntervalMs: 100,
       attemptTimeoutMs: 300,
-      observer: { onHealth: (u, h) => health.push([u, h]) },
+      observer: { onHealth: (u, h) => health.push([u, h]), onAttempt: (u) => attempts.push(u) },
     });
     await a!.stop();
     for (let i = 0; i < 2; i++) {
@@ -89,10 +91,10 @@ describe('upstream group', () => {
       { address: b!.url('tcp'), healthy: true },
     ]);
     assert.ok(g.healthy());
-    const started = performance.now();
+    attempts.length = 0;
     const r = await g.resolve(encodeQuery({ name: 'skip.example.test', type: 'A' }), AbortSignal.timeout(2000));
     assert.equal(r.upstream, b!.url('tcp'));
-    assert.ok(performance.now() - started < 100, 'a down upstream is skipped, not tried');
+    assert.deepEqual(attempts, [b!.url('tcp')], 'a down upstream is skipped, not tried');
     await a!.restart();
     await waitFor(() => g.members()[0]!.healthy, 2000);
     assert.deepEqual(health, [
@@ -137,36 +139,62 @@ describe('upstream group', () => {
 
   it('group: the total deadline is respected', async (t) => {
     const [a, b, c] = await servers(t, () => 'drop', () => 'drop', () => 'drop');
-    const g = group(t, [a!.url('udp'), b!.url('tcp'), c!.url('udp')], { attemptTimeoutMs: 250, deadlineMs: 600 });
-    const started = performance.now();
+    const attempts: [string, string | null][] = [];
+    const g = group(t, [a!.url('udp'), b!.url('tcp'), c!.url('udp')], {
+      attemptTimeoutMs: 250,
+      deadlineMs: 600,
+      observer: { onAttempt: (u, _rcode, code) => attempts.push([u, code]) },
+    });
+    // Reference timers started just before the query: timers fire in the order they expire, so the group's
+    // failure comes after the first (not before the deadline) and before the second (the last upstream got
+    // the 100 ms left, not an attempt of its own) however slowly the machine runs.
+    const early = referenceTimer(590);
+    const late = referenceTimer(700);
+    t.after(() => late.cancel());
     await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.timeout(5000)), (err: unknown) => {
       assert.ok(err instanceof SidecarError);
       assert.equal(err.code, 'UPSTREAM_GROUP_FAILED');
       assert.equal((err.cause as SidecarError).code, 'UPSTREAM_TIMEOUT');
       return true;
     });
-    const took = performance.now() - started;
-    assert.ok(took >= 590 && took < 1000, `took ${took} ms`);
-    assert.equal(c!.counts.total, 1, 'the last upstream gets what is left of the deadline');
+    assert.ok(early.fired && !late.fired, `failed ${early.fired ? 'after' : 'before'} the deadline`);
+    assert.deepEqual(attempts, [
+      [a!.url('udp'), 'UPSTREAM_TIMEOUT'],
+      [b!.url('tcp'), 'UPSTREAM_TIMEOUT'],
+      [c!.url('udp'), 'UPSTREAM_TIMEOUT'],
+    ]);
+    await waitFor(() => c!.counts.total === 1, 2000); // its query reached it ('the last upstream gets what is left of the deadline')
   });
 
   it("group: the caller's abort rejects with UPSTREAM_ABORTED and marks nobody down", async (t) => {
-    const [a] = await servers(t, () => 'drop');
+    const atServer = Promise.withResolvers<void>();
+    const [a] = await servers(t, () => {
+      atServer.resolve();
+      return 'drop';
+    });
     const g = group(t, [a!.url('udp')], { failuresBeforeDown: 1 });
     await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.abort()), { code: 'UPSTREAM_ABORTED' });
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 50);
-    await assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), ac.signal), { code: 'UPSTREAM_ABORTED' });
+    const aborted = assert.rejects(g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), ac.signal), { code: 'UPSTREAM_ABORTED' });
+    await atServer.promise; // aborted while the upstream has the query
+    ac.abort();
+    await aborted;
     assert.ok(g.healthy());
   });
 
   it('group: a race of the first two returns the fastest good reply', async (t) => {
-    const [a, b] = await servers(t, (q) => ({ delayMs: 1000, then: defaultAnswer(q) }), answer);
+    const gates = new Gates();
+    t.after(() => gates.openAll());
+    const slow: Handler = async (q) => {
+      await gates.pass('slow');
+      return defaultAnswer(q);
+    };
+    const [a, b] = await servers(t, slow, answer);
     const g = group(t, [a!.url('udp'), b!.url('udp')], { race: 2, attemptTimeoutMs: 1500 });
-    const started = performance.now();
     const r = await g.resolve(encodeQuery({ name: 'x.example.test', type: 'A' }), AbortSignal.timeout(3000));
     assert.equal(r.upstream, b!.url('udp'));
-    assert.ok(performance.now() - started < 500);
+    // The slow upstream had the query and holds its answer until the test ends: the race did not wait for it.
+    await gates.arrived('slow');
     assert.ok(g.members().every((m) => m.healthy), 'the loser of a race is not counted as failing');
   });
 

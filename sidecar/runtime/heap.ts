@@ -1,21 +1,13 @@
 /**
- * One memory-reducing garbage collection after start-up.
- *
- * Loading the CLI and building the sidecar (commander, TypeBox, the policy
- * compiler, prom-client's metrics) leaves a few MiB of garbage and a young
- * generation grown to its maximum. V8 does not give either back while the
- * process idles, and a sidecar in every pod idles most of its life: the
- * bench measured the idle RSS at 60 MiB and still 60 MiB 45 s later.
- * V8's "last resort" collection (what it runs before it gives up on memory)
- * compacts the heap, shrinks the young generation and returns the freed
- * pages: about 2-3 MiB of idle RSS for one pause of about 20 ms
- * (test/bench/README.md, "Start-up and idle memory").
- *
- * Node exposes the collector only under --expose-gc. The flag is switched on
- * just long enough to take `gc` from a new context and switched off again,
- * so the process runs with its usual flags (and the compile cache, which is
+ * One memory-reducing garbage collection 200 ms after the sidecar starts
+ * serving: V8 keeps the start-up garbage and a grown young generation while
+ * the process idles, and this gives 2-3 MiB of idle RSS back for one pause of
+ * about 20 ms (test/bench/README.md, "Start-up and idle memory", "Heap
+ * compaction"). `gc` is taken from a new context with --expose-gc switched on
+ * only for that moment, so the process keeps its flags (and the compile cache,
  * keyed by V8's flags, stays valid).
  */
+import { v8Module, vmModule } from './builtins.ts';
 
 /** How long after the sidecar starts serving the collection runs: after the first queries of a starting pod, not before them. */
 export const STARTUP_GC_DELAY_MS = 200;
@@ -36,8 +28,8 @@ function rssMiB(): number {
 
 /** Runs one full, memory-reducing collection now and says what it did. */
 export function compactHeap(): HeapCompaction {
-  const v8 = process.getBuiltinModule('node:v8');
-  const vm = process.getBuiltinModule('node:vm');
+  const v8 = v8Module();
+  const vm = vmModule();
   let gc: Gc;
   v8.setFlagsFromString('--expose-gc');
   try {

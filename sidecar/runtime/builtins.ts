@@ -1,0 +1,38 @@
+/**
+ * The Node built-ins the sidecar takes through `process.getBuiltinModule`
+ * instead of an ESM import: the ESM facade of a built-in reads every export,
+ * the lazy ones too, and loads what they need at start-up (node:http compiles
+ * Node's internal undici, node:fs loads fs/promises and readline, node:crypto
+ * WebCrypto, node:tls decodes every root certificate). Measured in
+ * test/bench/README.md, "Start-up and idle memory" ("Loading only what is
+ * used"). Other built-ins (node:net, node:dgram, node:os, …) are imported as
+ * usual: their facades load nothing extra.
+ */
+
+const fs = process.getBuiltinModule('node:fs');
+const crypto = process.getBuiltinModule('node:crypto');
+const http = process.getBuiltinModule('node:http');
+
+/** node:fs functions the sidecar uses. */
+export const { readFileSync, readdirSync, watch } = fs;
+
+/** node:crypto functions and classes the sidecar uses. */
+export const { createHash, randomBytes, randomFillSync, X509Certificate } = crypto;
+
+/** node:http's createServer, for the metrics and admin servers. */
+export const { createServer } = http;
+
+/** node:tls, loaded on the first call: a sidecar without a DoT or DoH upstream never loads it. */
+export function tlsModule(): typeof import('node:tls') {
+  return process.getBuiltinModule('node:tls');
+}
+
+/** node:v8, loaded on the first call (the start-up heap compaction, after the sidecar serves). */
+export function v8Module(): typeof import('node:v8') {
+  return process.getBuiltinModule('node:v8');
+}
+
+/** node:vm, loaded on the first call (the start-up heap compaction, after the sidecar serves). */
+export function vmModule(): typeof import('node:vm') {
+  return process.getBuiltinModule('node:vm');
+}
