@@ -65,14 +65,28 @@ export interface CompiledSplitZone {
   readonly v6: readonly string[];
   /** Seconds. */
   readonly ttl: number;
-  /** Upstream group that resolves the CNAME target: `default`, `cluster` or a forward zone name. */
+  /**
+   * Key of the upstream group that resolves the CNAME target: `default`,
+   * `cluster`, or the {@link forwardGroupKey} of a forward zone of the same layer.
+   */
   readonly resolveVia: string;
+}
+
+/**
+ * The key of a forward zone's upstream group: the tenant's zones by name, the
+ * platform's as `platform:NAME` (as rule ids are), so a tenant zone of the
+ * same name can never take over a platform zone's upstreams.
+ */
+export function forwardGroupKey(layer: Layer, name: string): string {
+  return layer === 'platform' ? `platform:${name}` : name;
 }
 
 /** A compiled forward zone. */
 export interface CompiledForwardZone {
   readonly name: string;
   readonly layer: Layer;
+  /** Its group's key in the group owner ({@link forwardGroupKey}). */
+  readonly group: string;
   /** Zones as normalized names. */
   readonly zones: readonly string[];
   readonly upstreams: readonly string[];
@@ -386,6 +400,7 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
       const zone: CompiledForwardZone = Object.freeze({
         name: f.name,
         layer,
+        group: forwardGroupKey(layer, f.name),
         zones: Object.freeze(f.zones.map(normalizeGlob)),
         upstreams: Object.freeze([...f.upstreams]),
       });
@@ -401,7 +416,7 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
         v4: Object.freeze(addrs.filter((a) => isIP(a) === 4)),
         v6: Object.freeze(addrs.filter((a) => isIP(a) === 6)),
         ttl: s.ttl,
-        resolveVia: s.resolveVia,
+        resolveVia: s.resolveVia === 'default' || s.resolveVia === 'cluster' ? s.resolveVia : forwardGroupKey(layer, s.resolveVia),
       });
       splitZoneList.push(zone);
       for (const g of s.names) splitZones.add(g, Object.freeze({ zone, glob: g, soaZone: globBaseZone(g) }));

@@ -7,7 +7,8 @@
  * platform deny (a matching deny rule, or the platform's default when it is
  * deny and no platform rule matches) is final. Otherwise the tenant's most
  * specific matching rule decides; with no tenant match, a matching platform
- * allow/log rule applies; else the tenant's default action.
+ * allow/log rule applies; else the tenant's default action. A matching
+ * platform rule that logs makes the decision logged whichever rule decides.
  */
 import type { CompiledPolicy, Evaluation } from './compile.ts';
 
@@ -21,13 +22,19 @@ function withSoa(ev: Evaluation, qname: string): Evaluation {
   return { ...ev, soaZone: lastLabel(qname) };
 }
 
+/** `ev` with its decision logged. */
+function logged(ev: Evaluation): Evaluation {
+  return Object.freeze({ ...ev, decision: Object.freeze({ ...ev.decision, log: true }) });
+}
+
 /** The evaluation for `qname` (sidecar form: lower case, no trailing dot). */
 export function evaluate(compiled: CompiledPolicy, qname: string): Evaluation {
   const platform = compiled.platformRules.lookup(qname);
   if (platform !== undefined && platform.decision.action === 'deny') return platform;
   if (platform === undefined && compiled.platformDefault !== undefined) return withSoa(compiled.platformDefault, qname);
   const tenant = compiled.tenantRules.lookup(qname);
-  if (tenant !== undefined) return tenant;
+  // `log` is an OR across layers: a platform rule that says log is logged whatever the tenant's rule decides.
+  if (tenant !== undefined) return platform?.decision.log && !tenant.decision.log ? logged(tenant) : tenant;
   if (platform !== undefined) return platform;
   return withSoa(compiled.tenantDefault, qname);
 }

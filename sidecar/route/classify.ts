@@ -39,7 +39,7 @@ export interface UpstreamRoute {
   /** cluster: the cluster zone; forward: a forward zone of the policy; default: everything else. */
   readonly kind: 'cluster' | 'forward' | 'default';
   readonly evaluation: Evaluation;
-  /** The group's key in the group owner (upstream/groups.ts): `cluster`, `default` or the forward zone's name. */
+  /** The group's key in the group owner (upstream/groups.ts): `cluster`, `default` or the forward zone's (`platform:NAME` for the platform's). */
   readonly group: string;
   /** The zone the name lies in (cluster or forward zone); '' for the default group. */
   readonly zone: string;
@@ -59,7 +59,7 @@ export function classify(policy: CompiledPolicy, clusterZones: readonly string[]
   const cluster = findZone(qname, clusterZones);
   if (cluster !== undefined) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
   const forward = policy.forwardZones.lookup(qname);
-  if (forward !== undefined) return Object.freeze({ kind: 'forward', evaluation, group: forward.zone.name, zone: forward.matched, forward });
+  if (forward !== undefined) return Object.freeze({ kind: 'forward', evaluation, group: forward.zone.group, zone: forward.matched, forward });
   return Object.freeze({ kind: 'default', evaluation, group: DEFAULT_GROUP, zone: '' });
 }
 

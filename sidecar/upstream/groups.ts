@@ -118,16 +118,16 @@ export class UpstreamGroups {
   sync(policy: CompiledPolicy): void {
     const seen = new Set<string>([DEFAULT_GROUP, CLUSTER_GROUP]);
     for (const fz of policy.forwardZoneList) {
-      seen.add(fz.name);
+      seen.add(fz.group);
       const key = fz.upstreams.join(' ');
-      const old = this.#current.get(fz.name);
+      const old = this.#current.get(fz.group);
       if (old?.key === key) continue;
       try {
-        this.#install(fz.name, fz.upstreams);
+        this.#install(fz.group, fz.upstreams);
       } catch (err) {
         const why = describeError(err);
-        this.#opts.log('error', 'forward zone upstreams are unusable; its names are answered SERVFAIL', { zone: fz.name, error: why });
-        this.#hold(fz.name, key, unusableGroup(fz.name, why));
+        this.#opts.log('error', 'forward zone upstreams are unusable; its names are answered SERVFAIL', { zone: fz.group, error: why });
+        this.#hold(fz.group, key, unusableGroup(fz.group, why));
       }
       if (old) this.#retire(old);
     }

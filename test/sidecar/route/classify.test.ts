@@ -62,3 +62,21 @@ test('router: remembered routes equal classified ones past the memo size, and a 
   holder.current = compiled('{}');
   assert.equal(router.route('www.example.com').kind, 'default', 'a reload acts on the next question');
 });
+
+test('layers: a tenant allow rule does not silence a platform log rule (log is an OR across layers)', () => {
+  const c = compiled('rules:\n  - {name: quiet, action: allow, log: false, names: ["*.exfil.example"]}', 'rules:\n  - {name: watch, action: log, names: ["*.exfil.example"]}');
+  const r = classify(c, ZONES, 'data.exfil.example');
+  assert.equal(r.evaluation.decision.rule, 'quiet', 'the tenant rule decides');
+  assert.equal(r.evaluation.decision.log, true, 'and the platform still logs it');
+});
+
+test('layers: a tenant forward zone named like a platform one gets its own group and cannot take over the platform zone', () => {
+  const platform = 'forwardZones:\n  - {name: corp, zones: [corp.example], upstreams: ["udp://127.0.0.1:5301"]}';
+  const tenant = 'forwardZones:\n  - {name: corp, zones: [other.example], upstreams: ["udp://127.0.0.1:5302"]}';
+  const c = compiled(tenant, platform);
+  const platformRoute = classify(c, ZONES, 'git.corp.example');
+  const tenantRoute = classify(c, ZONES, 'x.other.example');
+  assert.equal(platformRoute.kind === 'forward' && platformRoute.group, 'platform:corp');
+  assert.equal(tenantRoute.kind === 'forward' && tenantRoute.group, 'corp');
+  assert.deepEqual(c.forwardZoneList.map((z) => `${z.group} ${z.upstreams.join(',')}`), ['platform:corp udp://127.0.0.1:5301', 'corp udp://127.0.0.1:5302']);
+});
