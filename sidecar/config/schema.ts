@@ -79,6 +79,11 @@ export const SidecarConfigSchema = Type.Object(
       description: 'Plain DNS servers (udp:// or tcp:// with an IP) that re-resolve upstream host names periodically; without them the bootstrap addresses are used as given.',
     }),
     upstreamCa: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'PEM file of a CA trusted for tls:// and https:// upstreams, besides the system roots.' }),
+    allowPlainFallback: Type.Boolean({
+      default: false,
+      description:
+        'Allow a group that mixes encrypted (tls://, https://) and plain (udp://, tcp://) upstreams; without it such a group is refused, so a failing TLS upstream never fails over to plain DNS silently.',
+    }),
     resolvConf: Type.String({ default: '/etc/resolv.conf', description: 'File read for default upstreams when none are given.' }),
     cache: CacheConfigSchema,
     listener: ListenerConfigSchema,

@@ -6,9 +6,9 @@
 import { isIP } from 'node:net';
 import { assertNoLoop, readResolvConf } from '../config/resolv.ts';
 import type { SidecarConfig } from '../config/schema.ts';
-import { ErrorCodes, SidecarError } from '../errors.ts';
+import { ErrorCodes, SidecarError, describeError } from '../errors.ts';
 import { parseHostPort, type HostPort } from '../listener/address.ts';
-import type { Logger } from '../log.ts';
+import { throttledLogger, type Logger } from '../log.ts';
 import { fromUrl, parseBootstrapList, upstreamHostPort, type UpstreamOptions } from './from-url.ts';
 import { createGroup, type UpstreamObserver } from './group.ts';
 import type { GroupFactory } from './groups.ts';
@@ -65,21 +65,62 @@ function upstreamOptions(config: SidecarConfig, log: Logger, observer: UpstreamO
   };
 }
 
+/** Milliseconds between two log lines about one upstream's failed TLS verification. */
+export const TLS_FAILURE_LOG_INTERVAL_MS = 60_000;
+
+/** Whether an upstream URL (with its `#` options) is DoT or DoH. */
+function encrypted(text: string): boolean {
+  const url = parseUpstreamSpec(text).url;
+  return url.startsWith('tls://') || url.startsWith('https://');
+}
+
+/**
+ * Refuses a group that mixes encrypted and plain upstreams unless
+ * `allowPlainFallback`: a TLS upstream that fails verification would
+ * otherwise fail over to plain DNS without anyone noticing.
+ *
+ * @throws SidecarError CONFIG_INVALID naming the group and the flag.
+ */
+export function checkNoDowngrade(name: string, urls: readonly string[], allowPlainFallback: boolean): void {
+  if (allowPlainFallback) return;
+  const secure = urls.filter(encrypted);
+  if (secure.length === 0 || secure.length === urls.length) return;
+  const plain = urls.filter((u) => !encrypted(u));
+  throw new SidecarError(
+    ErrorCodes.CONFIG_INVALID,
+    `upstream group ${name} mixes encrypted (${secure.join(', ')}) and plain (${plain.join(', ')}) upstreams: a failing TLS upstream would fail over to plain DNS; use only one kind, or give --allow-plain-fallback`,
+  );
+}
+
 /**
  * The factory of the sidecar's upstream groups: each URL (with its `#`
  * options) becomes an upstream, the group gets the configured timing and
- * the metric hooks of `observer`.
+ * the metric hooks of `observer`. A group mixing encrypted and plain
+ * upstreams is refused ({@link checkNoDowngrade}); a failed TLS verification
+ * or pin is logged at most once a minute per upstream (and counted by the
+ * upstream metrics, code UPSTREAM_TLS).
  *
  * @throws SidecarError CONFIG_READ when an `--upstream-ca` file cannot be read.
  */
 export function groupFactory(config: SidecarConfig, log: Logger, observer: UpstreamObserver): GroupFactory {
   const options = upstreamOptions(config, log, observer);
   const { attemptTimeoutMs, deadlineMs, race } = config.upstreamTiming;
+  const tlsLog = throttledLogger(log, TLS_FAILURE_LOG_INTERVAL_MS);
+  const observed: UpstreamObserver = {
+    ...observer,
+    onAttempt(upstream, rcode, code, seconds, error) {
+      observer.onAttempt?.(upstream, rcode, code, seconds, error);
+      if (code === ErrorCodes.UPSTREAM_TLS) {
+        tlsLog(upstream, 'warn', 'upstream failed TLS verification (certificate or pin); no fallback to plain DNS', { upstream, error: describeError(error) });
+      }
+    },
+  };
   return (name, urls) => {
+    checkNoDowngrade(name, urls, config.allowPlainFallback);
     const members = urls.map((text) => {
       const spec = parseUpstreamSpec(text);
       return fromUrl(spec.url, { ...options, tlsName: spec.tlsName, spkiPin: spec.spkiPins, dohMethod: spec.dohMethod });
     });
-    return createGroup(name, members, { attemptTimeoutMs, deadlineMs, race, observer });
+    return createGroup(name, members, { attemptTimeoutMs, deadlineMs, race, observer: observed });
   };
 }

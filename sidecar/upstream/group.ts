@@ -28,7 +28,7 @@ export interface UpstreamObserver {
    * error), the SidecarError code (null on a reply), the seconds it took.
    * A TCP fallback after TC is its own attempt, under the TCP upstream's address.
    */
-  onAttempt?(upstream: string, rcode: number | null, errorCode: string | null, seconds: number): void;
+  onAttempt?(upstream: string, rcode: number | null, errorCode: string | null, seconds: number, error?: unknown): void;
   /** Connections of an upstream opened (+1) or closed (-1); wired by fromUrl's `onConnection`. */
   onConnection?(upstream: string, delta: number): void;
   /** A member was marked down (false) or came back (true). */
@@ -225,13 +225,13 @@ class Attempt {
   };
 
   readonly #onError = (error: unknown): void => {
-    this.#report(null, errorCode(error));
+    this.#report(null, errorCode(error), error);
     this.error = error;
     this.#owner.attemptDone(this);
   };
 
-  #report(rcode: number | null, code: string | null): void {
-    this.#observer?.onAttempt?.(this.#target.address, rcode, code, (performance.now() - this.#start) / 1000);
+  #report(rcode: number | null, code: string | null, error?: unknown): void {
+    this.#observer?.onAttempt?.(this.#target.address, rcode, code, (performance.now() - this.#start) / 1000, error);
   }
 }
 
