@@ -104,10 +104,11 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   // sends back to the sidecar is recognized and answered SERVFAIL instead of going round again.
   const loopTag = randomBytes(LOOP_TAG_LENGTH);
   const forward = forwardStage({ groups, loopTag });
+  const router = new Router(policy, clusterZones(config.clusterDomain, config.clusterReverseZones));
   const failures = failurePath({ log, now: options.clock, count: (code) => telemetry.metrics.pipeline.failed(code) });
   const stages = {
     metrics: telemetry.stage,
-    policy: createPolicyStage(),
+    policy: createPolicyStage(router),
     // Split-zone CNAME targets go through the cache and the forwarder only.
     split: createSplitStage(innerResolver(chain({ cache, forward }))),
     cache,
@@ -116,7 +117,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const controller = new AbortController();
   const deps: HandlerDeps = {
     chain: compose(stages, failures.report),
-    router: new Router(policy, clusterZones(config.clusterDomain, config.clusterReverseZones)),
+    router,
     gate: new InflightGate(config.listener.maxInflight),
     signal: controller.signal,
     fail: failures.fail,

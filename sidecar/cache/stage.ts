@@ -123,7 +123,7 @@ export class CacheStage implements Stage {
   readonly #staleAnswerTimeoutMs: number;
   #coalesced = 0;
   /** Reused for every lookup: the stage reads it synchronously right after `get`. */
-  readonly #info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0 };
+  readonly #info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0, names: undefined };
 
   constructor(options: CacheStageOptions) {
     this.#config = options.config;
@@ -153,7 +153,9 @@ export class CacheStage implements Stage {
     const body = this.store.get(ctx.internal ? keyName(ctx) : q.qname, subKey(q), info);
     if (body !== undefined && info.questionEnd === q.questionEnd) {
       personalize(body, ctx);
-      return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' };
+      return info.names === undefined
+        ? { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' }
+        : { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit', names: info.names };
     }
     const key = cacheKey(ctx);
     const flight = this.#inflight.get(key);
@@ -275,16 +277,16 @@ export class CacheStage implements Stage {
     }
     // Cluster-zone negative answers are capped short, so a new Service appears quickly.
     const cap = ctx.route.kind === 'cluster' ? this.#config.clusterNegativeMaxTtl : undefined;
-    this.store.set(keyName(ctx), subKey(ctx.query), outcome.body, scan, { negativeCap: cap });
+    this.store.set(keyName(ctx), subKey(ctx.query), outcome.body, scan, { negativeCap: cap, names: outcome.names });
   }
 
   /** A stale answer to the query (RFC 8767), or undefined when there is none to serve. */
   #stale(ctx: QueryContext): Outcome | undefined {
     if (!this.store.serveStale) return undefined;
-    const info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0 };
+    const info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0, names: undefined };
     const body = this.store.getStale(keyName(ctx), subKey(ctx.query), info);
     if (body === undefined || info.questionEnd !== ctx.query.questionEnd) return undefined;
     personalize(body, ctx);
-    return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'stale', stale: true, ede: STALE_EDE };
+    return { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'stale', stale: true, ede: STALE_EDE, ...(info.names ? { names: info.names } : {}) };
   }
 }

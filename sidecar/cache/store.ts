@@ -40,6 +40,8 @@ export interface CacheStoreOptions {
 export interface SetOptions {
   /** Seconds: the cap on negative caching for this entry instead of `negativeMaxTtl` (the cluster zone's). */
   readonly negativeCap?: number;
+  /** The names the reply leads to besides the question (Outcome.names), given back with every hit. */
+  readonly names?: readonly string[];
 }
 
 /** Facts about a hit, filled in by {@link CacheStore.get} when the caller passes an object. */
@@ -50,6 +52,8 @@ export interface HitInfo {
   questionEnd: number;
   /** Whole seconds the entry stays fresh. */
   remainingTtl: number;
+  /** The names the reply leads to besides the question, as stored ({@link SetOptions.names}). */
+  names?: readonly string[] | undefined;
 }
 
 /** Counters of {@link CacheStore.stats}. */
@@ -86,6 +90,8 @@ class Entry {
   readonly storedAt: number;
   readonly expiresAt: number;
   readonly questionEnd: number;
+  /** The names the reply leads to besides the question; undefined for most replies. */
+  names: readonly string[] | undefined = undefined;
   prev: Entry | null = null;
   next: Entry | null = null;
   /** The second (clock / 1000) of the last stale answer and how many were served in it. */
@@ -199,6 +205,7 @@ export class CacheStore {
     if (old !== undefined) this.#remove(old);
     const now = this.#now();
     const entry = new Entry(name, sub, bytes, ttls, now, now + lifetime * 1000, scan.questionEnd);
+    entry.names = options?.names;
     entry.sibling = this.#map.get(name) ?? null;
     this.#map.set(name, entry);
     this.#entries++;
@@ -250,6 +257,7 @@ export class CacheStore {
       info.rcode = stored[3]! & 0x0f;
       info.questionEnd = entry.questionEnd;
       info.remainingTtl = Math.floor((entry.expiresAt - now) / 1000);
+      info.names = entry.names;
     }
     return out;
   }
@@ -301,6 +309,7 @@ export class CacheStore {
       info.rcode = out[3]! & 0x0f;
       info.questionEnd = entry.questionEnd;
       info.remainingTtl = 0;
+      info.names = entry.names;
     }
     return out;
   }

@@ -78,6 +78,13 @@ export interface Outcome {
   /** True when the answer is stale (served from an expired cache entry, RFC 8767). */
   readonly stale?: boolean;
   /**
+   * The names the answer leads to besides the question: owner names and
+   * CNAME/DNAME targets of its answer section (dns/chain.ts), a split zone's
+   * CNAME target. The policy stage checks each (DESIGN §1: the policy checks
+   * every name in an answer). Undefined when there are none.
+   */
+  readonly names?: readonly string[];
+  /**
    * The layout of `body` when the stage that made it has read it (upstream
    * replies: the group scans each one), so the cache need not scan it again.
    * Valid only while the body's layout is unchanged (ID, flags and question

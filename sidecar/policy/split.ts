@@ -9,6 +9,7 @@ import type { SynthRecord } from '../dns/reply.ts';
 import { performance } from 'node:perf_hooks';
 import { errorReply, synthesize } from '../dns/reply.ts';
 import { skipName } from '../dns/wire.ts';
+import { chainNames } from '../dns/chain.ts';
 import { buildQuery } from '../dns/query.ts';
 import { CLASS_IN, RCode, RRType } from '../dns/constants.ts';
 import { expandRecords, scanReply } from '../dns/records.ts';
@@ -38,9 +39,21 @@ export function innerResolver(inner: Next): ResolveFn {
   };
 }
 
-function reply(ctx: QueryContext, m: SplitMatch, rcode: number, answers: (SynthRecord | Buffer)[], authorities?: (SynthRecord | Buffer)[]): Outcome {
+function reply(
+  ctx: QueryContext,
+  m: SplitMatch,
+  rcode: number,
+  answers: (SynthRecord | Buffer)[],
+  authorities?: (SynthRecord | Buffer)[],
+  names?: readonly string[],
+): Outcome {
   const body = synthesize(ctx.wire, ctx.query, { rcode, answers, ...(authorities ? { authorities } : {}) });
-  return { kind: 'reply', body, rcode, source: 'local', reason: m.zone.name };
+  return { kind: 'reply', body, rcode, source: 'local', reason: m.zone.name, ...(names ? { names } : {}) };
+}
+
+/** The names a CNAME answer leads to: the zone's target and whatever the target's own answer names. */
+function cnameNames(target: string, more: readonly string[] | undefined): readonly string[] {
+  return more === undefined ? [target] : [target, ...more.filter((n) => n !== target)];
 }
 
 /** The CNAME answer of a split CNAME zone, with the target's records resolved through `resolve`. */
@@ -60,7 +73,8 @@ async function answerCname(ctx: QueryContext, m: SplitMatch, resolve: ResolveFn)
     return t === q.qtype || (q.qtype === RRType.ANY && t !== RRType.CNAME);
   });
   const authorities = answered ? undefined : expandRecords(body, an.end, body.readUInt16BE(8)).records;
-  return reply(ctx, m, scan.rcode & 0x0f, [cnameRecord(ctx, m), ...an.records], authorities);
+  const names = cnameNames(target, chainNames(body, scan.questionEnd, scan.answerCount, target));
+  return reply(ctx, m, scan.rcode & 0x0f, [cnameRecord(ctx, m), ...an.records], authorities, names);
 }
 
 /** The TYPE of one expanded record (its owner name is uncompressed). */
@@ -83,7 +97,9 @@ export function localSplitOutcome(ctx: QueryContext, m: SplitMatch): Outcome | u
   if (ctx.query.qclass !== CLASS_IN) {
     return { kind: 'reply', body: errorReply(ctx.wire, RCode.REFUSED, ctx.query.questionEnd), rcode: RCode.REFUSED, source: 'local', reason: m.zone.name };
   }
-  if (m.zone.cname !== undefined) return ctx.query.qtype === RRType.CNAME ? reply(ctx, m, RCode.NOERROR, [cnameRecord(ctx, m)]) : undefined;
+  if (m.zone.cname !== undefined) {
+    return ctx.query.qtype === RRType.CNAME ? reply(ctx, m, RCode.NOERROR, [cnameRecord(ctx, m)], undefined, cnameNames(m.zone.cname, undefined)) : undefined;
+  }
   const answers = addressRecords(ctx.query.qname, ctx.query.qtype, [...m.zone.v4, ...m.zone.v6], m.zone.ttl);
   if (answers.length > 0) return reply(ctx, m, RCode.NOERROR, answers);
   return reply(ctx, m, RCode.NOERROR, [], [syntheticSoa(m.soaZone, m.zone.ttl)]);

@@ -5,7 +5,8 @@
 import type { SynthRecord } from '../dns/reply.ts';
 import { synthesize, errorReply } from '../dns/reply.ts';
 import { CLASS_IN, EDECode, RCode, RRType } from '../dns/constants.ts';
-import type { Answer, Outcome, QueryContext, Next, Stage } from '../pipeline/stage.ts';
+import { isPending, type Answer, type Outcome, type QueryContext, type Next, type Stage } from '../pipeline/stage.ts';
+import type { Route } from '../route/classify.ts';
 import type { DenyResponse } from './compile.ts';
 import { isIP } from 'node:net';
 
@@ -75,20 +76,50 @@ export function denyOutcome(ctx: QueryContext, rule: string, response: DenyRespo
   return { kind: 'reply', body, rcode, source: 'policy', reason: rule, ede };
 }
 
+/** What the policy stage classifies the names of an answer with (route/classify.ts, Router). */
+export interface NameRouter {
+  route(qname: string): Route;
+}
+
+/**
+ * The outcome for `ctx` once every name `outcome` leads to is checked: the
+ * deny answer of the first name the policy denies (its rule named in EDE 15,
+ * and `ctx.decision` set to that rule's, so the metrics and the query log
+ * count it there), else `outcome` itself.
+ */
+function checkedAnswer(ctx: QueryContext, outcome: Outcome, router: NameRouter): Outcome {
+  const names = outcome.names;
+  if (names === undefined) return outcome;
+  for (const name of names) {
+    const route = router.route(name);
+    if (route.kind !== 'deny') continue;
+    const ev = route.evaluation;
+    ctx.decision = ev.decision;
+    return denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone);
+  }
+  return outcome;
+}
+
 /**
  * Creates the policy stage: answers the queries whose route is a deny
  * (route/classify.ts decided it when the query arrived, under the policy
  * serving then: a reload takes effect from the next query, and no query sees
- * half a policy). The sidecar's own queries never have a deny route.
+ * half a policy), and checks every name an answer leads to (a CNAME or DNAME
+ * chain, a split zone's target) with `router`, as response policy zones do:
+ * a denied name anywhere in the chain denies the answer. The sidecar's own
+ * queries never pass here; their names reach it in the answer they are part of.
  */
-export function createPolicyStage(): Stage {
+export function createPolicyStage(router: NameRouter): Stage {
   return {
     name: 'policy',
     handle(ctx: QueryContext, next: Next): Answer {
       const route = ctx.route;
-      if (route.kind !== 'deny') return next(ctx);
-      const ev = route.evaluation;
-      return denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone);
+      if (route.kind === 'deny') {
+        const ev = route.evaluation;
+        return denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone);
+      }
+      const answer = next(ctx);
+      return isPending(answer) ? answer.then((o) => checkedAnswer(ctx, o, router)) : checkedAnswer(ctx, answer, router);
     },
   };
 }

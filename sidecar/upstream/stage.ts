@@ -7,6 +7,7 @@
 import { Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
 import { synthesize } from '../dns/reply.ts';
 import { stripOpt } from '../dns/records.ts';
+import { chainNames } from '../dns/chain.ts';
 import type { GroupReply } from './group.ts';
 import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
@@ -114,5 +115,6 @@ function replyOutcome(ctx: QueryContext, group: ResolvingGroup, result: GroupRep
     reason: group.name,
     upstream: result.upstream,
     scan,
+    names: chainNames(body, scan.questionEnd, scan.answerCount, q.qname),
   };
 }

@@ -19,8 +19,9 @@ const SPEC = [
 const UPSTREAM: Outcome = { kind: 'reply', body: Buffer.alloc(12), rcode: 0, source: 'upstream', reason: 'fake' };
 
 async function run(name: string, type: packet.RecordType = 'A', opts: { edns?: boolean; internal?: boolean } = {}) {
-  const stage = createPolicyStage();
-  const ctx = queryContext(name, type, { ...opts, policy: compiled(SPEC) });
+  const policy = compiled(SPEC);
+  const stage = createPolicyStage(new Router({ current: policy }, []));
+  const ctx = queryContext(name, type, { ...opts, policy });
   let nextCalls = 0;
   const outcome = await stage.handle(ctx, async (c: QueryContext) => {
     nextCalls++;
@@ -113,7 +114,7 @@ test('policy stage: internal queries are not checked again', async () => {
 test('policy stage: a policy swapped in the router acts on the next query', async () => {
   const holder = { current: compiled('{}') };
   const router = new Router(holder, []);
-  const stage = createPolicyStage();
+  const stage = createPolicyStage(router);
   const next = async () => UPSTREAM;
   const ctx = (name: string): QueryContext => {
     const base = queryContext(name);
