@@ -25,13 +25,15 @@ export interface ExtendedError {
 }
 
 /**
- * The flags word of a reply to a query with `queryFlags`: QR and RA set,
- * opcode, RD and CD copied, AA as asked, rcode's low 4 bits.
+ * The flags word of a reply to a query with `queryFlags`: QR set, RA set
+ * when the opcode is QUERY (recursion is what the sidecar offers for
+ * queries, not for NOTIFY or UPDATE; as unbound), opcode, RD and CD copied,
+ * AA as asked, rcode's low 4 bits.
  */
 export function replyFlags(queryFlags: number, rcode: number, authoritative = false): number {
   return (
     Flags.QR |
-    Flags.RA |
+    ((queryFlags & 0x7800) === 0 ? Flags.RA : 0) |
     (queryFlags & (0x7800 | Flags.RD | Flags.CD)) |
     (authoritative ? Flags.AA : 0) |
     (rcode & 0x0f)
@@ -40,14 +42,15 @@ export function replyFlags(queryFlags: number, rcode: number, authoritative = fa
 
 /**
  * An error reply body to the client message `wire`: the header with `rcode`,
- * echoing the question when `questionEnd` > 0 (it was readable), no records.
+ * echoing the question section [12, questionEnd) with the message's QDCOUNT
+ * when `questionEnd` > 0 (it was readable), no records.
  */
 export function errorReply(wire: Buffer, rcode: number, questionEnd: number): Buffer {
   const qEnd = questionEnd > 0 ? questionEnd : HEADER_LENGTH;
   const out = Buffer.allocUnsafe(qEnd);
   wire.copy(out, 0, 0, qEnd);
   out.writeUInt16BE(replyFlags(wire.readUInt16BE(2), rcode), 2);
-  out.writeUInt16BE(questionEnd > 0 ? 1 : 0, 4);
+  out.writeUInt16BE(questionEnd > 0 ? wire.readUInt16BE(4) : 0, 4);
   out.writeUInt32BE(0, 6);
   out.writeUInt16BE(0, 10);
   return out;

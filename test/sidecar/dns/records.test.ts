@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { RCode } from '../../../sidecar/dns/constants.ts';
 import { scanReply, stripOpt } from '../../../sidecar/dns/records.ts';
-import { readQuery } from '../../../sidecar/dns/wire.ts';
+import { readQuery, type Rejected } from '../../../sidecar/dns/wire.ts';
 import { SidecarError } from '../../../sidecar/errors.ts';
 import { a, opt, query, reply, soa, ttls } from '../cache/fixtures.ts';
 
@@ -139,7 +139,7 @@ test('stripOpt: without OPT returns the same buffer', () => {
 
 // ---- wire.ts: readQuery ----
 
-function rejected(buf: Buffer): { rcode: number; why: string } {
+function rejected(buf: Buffer): Rejected {
   const r = readQuery(buf);
   assert.ok(r.rejected, 'expected a rejection');
   return r.rejected;
@@ -172,19 +172,31 @@ test('readQuery: truncated header and QR set are dropped', () => {
   assert.equal(rejected(qr).rcode, -1);
 });
 
-test('readQuery: opcode other than QUERY is NOTIMP', () => {
-  const notify = query('example.com');
+test('readQuery: opcode other than QUERY is NOTIMP, with the question and the OPT record it had', () => {
+  const notify = query('example.com', { dnssecOk: true });
   notify[2] = (notify[2]! & 0x87) | (4 << 3);
-  assert.equal(rejected(notify).rcode, RCode.NOTIMP);
+  const r = rejected(notify);
+  assert.equal(r.rcode, RCode.NOTIMP);
+  assert.deepEqual([r.questionEnd, r.edns, r.dnssecOk], [12 + 13 + 4, true, true]);
+  const plain = query('example.com');
+  plain[2] = (plain[2]! & 0x87) | (5 << 3);
+  assert.deepEqual([rejected(plain).rcode, rejected(plain).edns], [RCode.NOTIMP, false]);
 });
 
-test('readQuery: QDCOUNT 0 or 2 is FORMERR', () => {
-  const zero = query('example.com');
+test('readQuery: QDCOUNT 0 or 2 is FORMERR, echoing what is readable', () => {
+  const zero = query('example.com', { edns: true });
   zero.writeUInt16BE(0, 4);
-  assert.equal(rejected(zero).rcode, RCode.FORMERR);
-  const two = query('example.com');
+  // With no question the bytes after the header are read as records: the question is not an OPT record.
+  const z = rejected(Buffer.concat([zero.subarray(0, 12), zero.subarray(12 + 13 + 4)]));
+  assert.deepEqual([z.rcode, z.questionEnd, z.edns], [RCode.FORMERR, 12, true]);
+  const one = query('example.com', { edns: true });
+  const question = one.subarray(12, 12 + 13 + 4);
+  const two = Buffer.concat([one.subarray(0, 12), question, question, one.subarray(12 + 13 + 4)]);
   two.writeUInt16BE(2, 4);
-  assert.equal(rejected(two).rcode, RCode.FORMERR);
+  const t = rejected(two);
+  assert.deepEqual([t.rcode, t.questionEnd, t.edns], [RCode.FORMERR, 12 + 2 * (13 + 4), true]);
+  const cut = Buffer.from(two.subarray(0, 12 + 13 + 4 + 5));
+  assert.deepEqual([rejected(cut).rcode, rejected(cut).questionEnd, rejected(cut).edns], [RCode.FORMERR, 0, false], 'unreadable second question: nothing echoed');
 });
 
 test('readQuery: a label past the end, a pointer or a bad label type in the question is FORMERR', () => {
@@ -210,9 +222,11 @@ test('readQuery: two OPT records are FORMERR, EDNS version 1 is BADVERS', () => 
   const r = rejected(two);
   assert.equal(r.rcode, RCode.FORMERR);
   assert.match(r.why, /more than one OPT/);
+  assert.equal(r.edns, true, 'the first OPT record was sound: the reply carries one');
   const v1 = Buffer.from(one);
   v1[one.length - 11 + 6] = 1; // version byte of the OPT TTL
   assert.equal(rejected(v1).rcode, RCode.BADVERS);
+  assert.equal(rejected(v1).edns, true);
 });
 
 test('readQuery: EDNS options that do not tile the OPT data are FORMERR', () => {
