@@ -156,6 +156,7 @@ function dataText(type: string, data: unknown): string {
     case 'DS':
       return `${d.keyTag} ${d.algorithm} ${d.digestType} ${(d.digest as Buffer).toString('hex')}`;
     default:
+      if (typeof data === 'string') return data; // A, AAAA
       return Buffer.isBuffer(data) ? data.toString('hex') : JSON.stringify(data);
   }
 }

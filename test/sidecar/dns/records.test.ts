@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { RCode } from '../../../sidecar/dns/constants.ts';
 import { scanReply, stripOpt } from '../../../sidecar/dns/records.ts';
+import { finishReply } from '../../../sidecar/dns/reply.ts';
 import { readQuery, type Rejected } from '../../../sidecar/dns/wire.ts';
 import { SidecarError } from '../../../sidecar/errors.ts';
 import { a, opt, query, reply, soa, ttls } from '../cache/fixtures.ts';
@@ -130,6 +131,45 @@ test('stripOpt: OPT before other records falls back to a rebuild', () => {
   assert.deepEqual(ttls(out), [60, 70]);
   assert.equal(scanReply(out).optStart, -1);
   assert.deepEqual(outScan, scanReply(out), 'the scan returned describes the rebuilt body');
+});
+
+/** An OPT record with `options` (code and data), extended rcode `ext`. */
+function optWith(options: { code: number; data: Buffer }[], ext = 0): packet.Answer {
+  return { type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: ext, flags: 0, options } as unknown as packet.Answer;
+}
+
+const edeOption = (code: number, text: string) => ({ code: 15, data: Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(text)]) });
+
+test('stripOpt: an OPT record with EDE options stays last, holding only those options (RFC 8914)', () => {
+  const wire = reply('example.com', {
+    answers: [a('example.com', 60)],
+    additionals: [optWith([{ code: 3, data: Buffer.from('nsid') }, edeOption(6, 'bogus'), { code: 10, data: Buffer.alloc(8) }, edeOption(22, '')])],
+  });
+  const scan = scanReply(wire);
+  const { body, scan: outScan } = stripOpt(wire, scan);
+  assert.deepEqual(outScan, scanReply(body), 'the scan returned describes the body returned');
+  assert.equal(body.readUInt16BE(10), 1, 'one OPT record');
+  const kept = (packet.decode(body).additionals![0] as unknown as { options: { code: number; data: Buffer }[] }).options;
+  assert.deepEqual(kept.map((o) => [o.code, o.data.readUInt16BE(0)]), [[15, 6], [15, 22]], 'EDEs only, in order: NSID and cookie go');
+  const rebuilt = reply('example.com', { answers: [a('example.com', 60)], additionals: [optWith([edeOption(18, 'x')], 1), a('ns.example.com', 70)] });
+  const r = stripOpt(rebuilt, scanReply(rebuilt));
+  assert.deepEqual(packet.decode(r.body).additionals!.map((x) => x.type), ['A', 'OPT'], 'moved last when records followed it');
+  assert.equal(r.scan.rcode, scanReply(rebuilt).rcode, 'the extended rcode is kept');
+});
+
+test('finishReply: the carried EDEs join the sidecar\'s own in the client\'s OPT record; without EDNS they go', () => {
+  const wire = reply('example.com', { answers: [a('example.com', 60)], additionals: [optWith([edeOption(6, 'bogus')])] });
+  const { body } = stripOpt(wire, scanReply(wire));
+  const withEdns = readQuery(query('example.com', { dnssecOk: true })).query!;
+  const out = packet.decode(finishReply(body, withEdns, 1232, 0, { code: 3, text: 'stale answer' }));
+  const o = out.additionals!.find((x) => x.type === 'OPT') as unknown as { udpPayloadSize: number; flags: number; options: { code: number; data: Buffer }[] };
+  assert.equal(out.additionals!.length, 1);
+  assert.equal(o.udpPayloadSize, 1232, 'the sidecar\'s OPT, not the upstream\'s');
+  assert.equal(o.flags & 0x8000, 0x8000, 'DO mirrored');
+  assert.deepEqual(o.options.map((x) => [x.data.readUInt16BE(0), x.data.subarray(2).toString()]), [[3, 'stale answer'], [6, 'bogus']]);
+  const plain = finishReply(body, readQuery(query('example.com')).query!, 512, 0);
+  assert.equal(plain.readUInt16BE(10), 0, 'no OPT record for a client without EDNS');
+  assert.deepEqual(packet.decode(plain).answers!.map((x) => (x as { data: unknown }).data), ['192.0.2.1']);
 });
 
 test('stripOpt: without OPT returns the same buffer', () => {
