@@ -7,7 +7,7 @@
  * policy keeps serving.
  */
 import { dirname, resolve as resolvePath } from 'node:path';
-import { DNSPolicySchema, checkPolicy, type DNSPolicy } from '../config/policy-schema.ts';
+import { DNSPolicySchema, checkPolicy, type DNSPolicy, type PolicyCheckOptions } from '../config/policy-schema.ts';
 import { loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
 import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts';
 import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
@@ -18,14 +18,14 @@ const { watch } = process.getBuiltinModule('node:fs');
 /** A log function: level, message, structured fields. */
 export type PolicyLogger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
-/** Loads and validates a DNSPolicy file (CONFIG_READ / CONFIG_INVALID on failure). */
-export function loadPolicyFile(path: string): DNSPolicy {
-  return loadYamlFile(path, DNSPolicySchema, checkPolicy);
+/** Loads and validates a DNSPolicy file (CONFIG_READ / CONFIG_INVALID on failure); `options` as for {@link checkPolicy}. */
+export function loadPolicyFile(path: string, options?: PolicyCheckOptions): DNSPolicy {
+  return loadYamlFile(path, DNSPolicySchema, (p) => checkPolicy(p, options));
 }
 
-/** Parses DNSPolicy YAML text named `file` in messages. */
-export function parsePolicy(text: string, file: string): DNSPolicy {
-  return parseYaml(text, file, DNSPolicySchema, checkPolicy);
+/** Parses DNSPolicy YAML text named `file` in messages; `options` as for {@link checkPolicy}. */
+export function parsePolicy(text: string, file: string, options?: PolicyCheckOptions): DNSPolicy {
+  return parseYaml(text, file, DNSPolicySchema, (p) => checkPolicy(p, options));
 }
 
 /**
@@ -105,6 +105,12 @@ export interface PolicyManagerOptions {
   readonly platformPolicy?: string;
   /** The pod's downward API labels file (`--pod-labels`). */
   readonly podLabels?: string;
+  /**
+   * The cluster zones (`clusterZones(config.clusterDomain,
+   * config.clusterReverseZones)`): a forward zone inside one is rejected, as
+   * the cluster DNS answers those names. Unchecked when absent.
+   */
+  readonly clusterZones?: readonly string[];
   /** Where reload results are logged. */
   readonly log?: PolicyLogger;
   /** Watch the files and reload on change (default true). */
@@ -169,8 +175,9 @@ export class PolicyManager implements PolicyHolder {
       texts.push(t);
       return t;
     };
-    const tenant = policy ? parsePolicy(read(policy), policy) : undefined;
-    const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy) : undefined;
+    const checks = { clusterZones: this.opts.clusterZones };
+    const tenant = policy ? parsePolicy(read(policy), policy, checks) : undefined;
+    const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy, checks) : undefined;
     const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
     return { compiled: compilePolicy({ tenant, platform, podLabels: labels }), signature: texts.join('\u0000') };
   }
