@@ -15,6 +15,7 @@ import {
   EDNS_UDP_SIZE,
   Flags,
   HEADER_LENGTH,
+  RCode,
   RRType,
 } from './constants.ts';
 import { skipName, type ParsedQuery } from './wire.ts';
@@ -29,15 +30,13 @@ export interface ExtendedError {
 }
 
 /**
- * The flags word of a reply to a query with `queryFlags`: QR set, RA set
- * when the opcode is QUERY (recursion is what the sidecar offers for
- * queries, not for NOTIFY or UPDATE; as unbound), opcode, RD and CD copied,
- * AA as asked, rcode's low 4 bits.
+ * The flags word of a reply to a query with `queryFlags`: QR and RA set,
+ * opcode, RD and CD copied, AA as asked, rcode's low 4 bits.
  */
 export function replyFlags(queryFlags: number, rcode: number, authoritative = false): number {
   return (
     Flags.QR |
-    ((queryFlags & 0x7800) === 0 ? Flags.RA : 0) |
+    Flags.RA |
     (queryFlags & (0x7800 | Flags.RD | Flags.CD)) |
     (authoritative ? Flags.AA : 0) |
     (rcode & 0x0f)
@@ -47,13 +46,16 @@ export function replyFlags(queryFlags: number, rcode: number, authoritative = fa
 /**
  * An error reply body to the client message `wire`: the header with `rcode`,
  * echoing the question section [12, questionEnd) with the message's QDCOUNT
- * when `questionEnd` > 0 (it was readable), no records.
+ * when `questionEnd` > 0 (it was readable), no records. FORMERR and NOTIMP
+ * say the message was not taken as a query at all: they carry no RA, as
+ * unbound's do.
  */
 export function errorReply(wire: Buffer, rcode: number, questionEnd: number): Buffer {
   const qEnd = questionEnd > 0 ? questionEnd : HEADER_LENGTH;
   const out = Buffer.allocUnsafe(qEnd);
   wire.copy(out, 0, 0, qEnd);
-  out.writeUInt16BE(replyFlags(wire.readUInt16BE(2), rcode), 2);
+  const flags = replyFlags(wire.readUInt16BE(2), rcode);
+  out.writeUInt16BE(rcode === RCode.FORMERR || rcode === RCode.NOTIMP ? flags & ~Flags.RA : flags, 2);
   out.writeUInt16BE(questionEnd > 0 ? wire.readUInt16BE(4) : 0, 4);
   out.writeUInt32BE(0, 6);
   out.writeUInt16BE(0, 10);
