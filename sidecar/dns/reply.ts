@@ -110,18 +110,26 @@ function unbuildable(what: string): never {
   throw new SidecarError(ErrorCodes.INTERNAL, `finishing a reply: ${what}`);
 }
 
-/** The layout of a body, whose names and counts its maker already checked; throws INTERNAL when it does not hold. */
-function layoutOf(body: Buffer): Layout {
+/** The offset after a body's question section; throws INTERNAL when it runs past the end. */
+function questionSectionEnd(body: Buffer): number {
   let pos = HEADER_LENGTH;
   for (let i = body.readUInt16BE(4); i > 0; i--) {
     pos = skipName(body, pos);
     if (pos < 0 || pos + 4 > body.length) unbuildable('question runs past the end');
     pos += 4;
   }
-  const questionEnd = pos;
-  const an = body.readUInt16BE(6);
-  const ns = body.readUInt16BE(8);
-  const total = an + ns + body.readUInt16BE(10);
+  return pos;
+}
+
+/**
+ * The layout of a body of `an`, `ns` and `ar` records (its header's counts
+ * may include a carried OPT record cut off the end), whose names and counts
+ * its maker already checked; throws INTERNAL when it does not hold.
+ */
+function layoutOf(body: Buffer, an: number, ns: number, ar: number): Layout {
+  const questionEnd = questionSectionEnd(body);
+  let pos = questionEnd;
+  const total = an + ns + ar;
   const starts: number[] = [];
   const types: number[] = [];
   for (let i = 0; i < total; i++) {
@@ -134,6 +142,25 @@ function layoutOf(body: Buffer): Layout {
   }
   starts.push(pos);
   return { questionEnd, an, ns, starts, types };
+}
+
+/**
+ * The offset of the last record of a body with at least one record, found
+ * without reading the records into a layout (the common reply with
+ * additional records only needs to know whether its last one is a carried
+ * OPT record); throws INTERNAL when the body does not hold together.
+ */
+function lastRecordStart(body: Buffer): number {
+  let pos = questionSectionEnd(body);
+  let last = pos;
+  for (let i = body.readUInt16BE(6) + body.readUInt16BE(8) + body.readUInt16BE(10); i > 0; i--) {
+    last = pos;
+    pos = skipName(body, pos);
+    if (pos < 0 || pos + 10 > body.length) unbuildable('a record runs past the end');
+    pos += 10 + body.readUInt16BE(pos + 8);
+  }
+  if (pos !== body.length) unbuildable('the records do not end where the message does');
+  return last;
 }
 
 /** The owner name of the record at `offset`, lower case, compression pointers followed (at most 127). */
@@ -256,22 +283,20 @@ export function finishReply(
   let ns = body.readUInt16BE(8);
   let ar = body.readUInt16BE(10);
   let end = body.length;
-  let lay: Layout | undefined;
   let carried: Buffer | undefined;
   if (ar > 0) {
-    lay = layoutOf(body);
-    const last = lay.types.length - 1;
-    for (let i = an + ns; i < last; i++) if (lay.types[i] === RRType.OPT) unbuildable('an OPT record that is not the last record');
-    if (lay.types[last] === RRType.OPT && last >= an + ns) {
-      end = lay.starts[last]!;
-      carried = body.subarray(end + 11, body.length);
+    const last = lastRecordStart(body);
+    // The root owner (one zero byte), then the type.
+    if (body[last] === 0 && body.readUInt16BE(last + 1) === RRType.OPT) {
+      end = last;
+      carried = body.subarray(last + 11, body.length);
       ar--;
     }
   }
   let opt = q.edns ? optRecord(rcode, q.dnssecOk, ede, carried) : undefined;
   if (end + (opt?.length ?? 0) <= limit) return assemble(body, end, an, ns, ar, opt);
 
-  lay ??= layoutOf(body);
+  const lay = layoutOf(body.subarray(0, end), an, ns, ar);
   // The OPT record stays (RFC 6891 §7); should the EDE texts make it too long for the question alone, they go.
   if (opt && lay.questionEnd + opt.length > limit) opt = optRecord(rcode, q.dnssecOk, ede);
   if (opt && lay.questionEnd + opt.length > limit) opt = optRecord(rcode, q.dnssecOk);
