@@ -2,8 +2,10 @@
 # Installs the Debian packages the test suite and the benchmarks run against:
 # kubectl (kustomize rendering of deploy/; Debian's kubernetes-client when the
 # machine has no kubectl),
-# real DNS servers (unbound, dnsdist, knot-resolver, dnsmasq), dig, Prometheus
-# and promtool, openssl for test certificates, dnsperf for load.
+# real DNS servers (unbound, dnsdist, knot-resolver, dnsmasq, nsd as the
+# authoritative of the differential conformance suite), ldnsutils to sign its
+# zone (ldns-keygen, ldns-signzone), dig, Prometheus and promtool, openssl for
+# test certificates, dnsperf for load.
 # Installs only what is missing; services are never started by the install.
 set -euo pipefail
 
@@ -14,6 +16,9 @@ declare -A pkg_for=(
   [promtool]=prometheus
   [dnsdist]=dnsdist
   [kresd]=knot-resolver
+  [nsd]=nsd
+  [ldns-keygen]=ldnsutils
+  [ldns-signzone]=ldnsutils
   [dnsmasq]=dnsmasq-base
   [dnsperf]=dnsperf
   [openssl]=openssl

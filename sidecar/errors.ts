@@ -62,6 +62,12 @@ export interface SidecarErrorOptions {
    * a query (pipeline/compose.ts); without it, the composer picks one by code.
    */
   readonly ede?: ErrorEde;
+  /**
+   * An upstream's OPT record holding only its Extended DNS Errors (as
+   * dns/records.ts `stripOpt` keeps it): the client's SERVFAIL carries them
+   * beside the sidecar's own (RFC 8914).
+   */
+  readonly carriedOpt?: Buffer;
 }
 
 /** An error with a stable code and the low-level error as its cause. */
@@ -69,12 +75,15 @@ export class SidecarError extends Error {
   readonly code: ErrorCode;
   /** The Extended DNS Error for the client, when the thrower knows a better one than the code's. */
   readonly ede: ErrorEde | undefined;
+  /** The upstream's EDE-only OPT record, when an upstream's answer ended the query. */
+  readonly carriedOpt: Buffer | undefined;
 
   constructor(code: ErrorCode, message: string, options?: SidecarErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SidecarError';
     this.code = code;
     this.ede = options?.ede;
+    this.carriedOpt = options?.carriedOpt;
   }
 }
 

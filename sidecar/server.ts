@@ -83,7 +83,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     log,
     queryLogSink: options.queryLogSink,
   });
-  const policy = new PolicyManager({ policy: config.policy, platformPolicy: config.platformPolicy, podLabels: config.podLabels, log });
+  const zones = clusterZones(config.clusterDomain, config.clusterReverseZones);
+  const policy = new PolicyManager({ policy: config.policy, platformPolicy: config.platformPolicy, podLabels: config.podLabels, clusterZones: zones, log });
   let groups: UpstreamGroups;
   try {
     groups = new UpstreamGroups({ create: groupFactory(config, log, telemetry.observer), defaultUrls, clusterDns: config.clusterDns, log });
@@ -104,7 +105,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   // sends back to the sidecar is recognized and answered SERVFAIL instead of going round again.
   const loopTag = randomBytes(LOOP_TAG_LENGTH);
   const forward = forwardStage({ groups, loopTag });
-  const router = new Router(policy, clusterZones(config.clusterDomain, config.clusterReverseZones));
+  const router = new Router(policy, zones);
   const failures = failurePath({ log, now: options.clock, count: (code) => telemetry.metrics.pipeline.failed(code) });
   const stages = {
     metrics: telemetry.stage,

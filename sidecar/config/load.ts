@@ -4,10 +4,10 @@
  * `file:line: field.path: message`, with the line of the YAML node at the
  * failing path (or of its nearest existing parent).
  */
-import { LineCounter, parseDocument, isNode, visit, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, isNode, isScalar, visit, type Document } from 'yaml';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value, type ValueError } from '@sinclair/typebox/value';
-import { ErrorCodes, SidecarError } from '../errors.ts';
+import { ErrorCodes, SidecarError, type ErrorCode } from '../errors.ts';
 import { readFileSync } from '../runtime/builtins.ts';
 
 /** One semantic problem found in a schema-valid value. */
@@ -21,29 +21,65 @@ export interface Problem {
 /** A located problem, as listed in a CONFIG_INVALID message. */
 export interface LocatedProblem {
   readonly file: string;
-  /** 1-based line; 0 when unknown. */
+  /** 1-based line; 0 when the problem has no line (the file cannot be read). */
   readonly line: number;
-  /** Dotted field path (`spec.rules[0].name`), or `(document)` for the whole file. */
+  /** Dotted field path (`spec.rules[0].name`), `(document)` for the whole document, `(file)` for the file itself. */
   readonly field: string;
   readonly message: string;
 }
 
-/** A SidecarError CONFIG_INVALID that also carries its problems, one per line of its message. */
+/**
+ * A SidecarError that carries the located problems of a configuration file,
+ * one per line of its message: CONFIG_INVALID for what the file says
+ * ({@link ConfigReadError}, a subclass, is CONFIG_READ: the file cannot be read).
+ */
 export class ConfigInvalidError extends SidecarError {
   readonly problems: readonly LocatedProblem[];
 
-  constructor(problems: readonly LocatedProblem[]) {
-    super(ErrorCodes.CONFIG_INVALID, problems.map(formatProblem).join('\n'));
+  constructor(problems: readonly LocatedProblem[], code: ErrorCode = ErrorCodes.CONFIG_INVALID, options?: { cause?: unknown }) {
+    super(code, problems.map(formatProblem).join('\n'), options);
     this.problems = problems;
   }
 }
 
-/** `file:line: field: message`. */
-export function formatProblem(p: LocatedProblem): string {
-  return `${p.file}:${p.line}: ${p.field}: ${p.message}`;
+/** Why a file cannot be read, in words, from the fs error's code. */
+function unreadable(err: unknown): string {
+  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'a directory, not a file';
+    default:
+      return (err as Error | undefined)?.message ?? String(err);
+  }
 }
 
-/** Semantic checks run on a value that passed the schema (defaults applied). */
+/**
+ * A configuration file that cannot be read (missing, unreadable, a
+ * directory): SidecarError CONFIG_READ with the fs error as its cause and
+ * one problem, `file: (file): cannot be read: …`, which has no line.
+ */
+export class ConfigReadError extends ConfigInvalidError {
+  constructor(file: string, cause: unknown) {
+    super([{ file, line: 0, field: '(file)', message: `cannot be read: ${unreadable(cause)}` }], ErrorCodes.CONFIG_READ, { cause });
+  }
+}
+
+/** `file:line: field: message`, or `file: field: message` for a problem without a line. */
+export function formatProblem(p: LocatedProblem): string {
+  return p.line > 0 ? `${p.file}:${p.line}: ${p.field}: ${p.message}` : `${p.file}: ${p.field}: ${p.message}`;
+}
+
+/**
+ * Semantic checks run on a parsed value (defaults applied). They run even
+ * when the schema found problems, so that one look at a file shows all of
+ * them: a checker must not assume the value has the schema's shape where
+ * the schema failed (it may skip those parts; if it throws, its problems are
+ * left out).
+ */
 export type Checker<T> = (value: T) => Problem[];
 
 /** Dotted form of a path: `spec.rules[0].name`. */
@@ -128,25 +164,46 @@ export function deepFreeze<T>(v: T): T {
   return v;
 }
 
+/** Whether a document of a YAML stream holds nothing (an empty stream part, or one after a trailing `---`). */
+function emptyDocument(doc: Document): boolean {
+  const c = doc.contents;
+  return c === null || (isScalar(c) && c.value === null && c.source === '' && doc.errors.length === 0);
+}
+
 /**
  * Parses YAML `text` (named `file` in messages), applies the schema's
- * defaults, validates, runs `check`, and returns the frozen value.
+ * defaults, validates, runs `check`, and returns the frozen value. The text
+ * holds one YAML document (empty ones around it, a trailing `---` say, do
+ * not count).
  *
  * @throws ConfigInvalidError (code CONFIG_INVALID) listing every problem.
  */
 export function parseYaml<S extends TSchema>(text: string, file: string, schema: S, check?: Checker<Static<S>>): Static<S> {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const all = Array.isArray(docs) ? docs : [];
+  const filled = all.filter((d) => !emptyDocument(d));
+  if (filled.length > 1) {
+    throw new ConfigInvalidError([
+      {
+        file,
+        line: lc.linePos(filled[1]!.range[0]).line,
+        field: '(document)',
+        message: `the file holds ${filled.length} YAML documents; it must hold exactly one (the second starts here)`,
+      },
+    ]);
+  }
+  const doc = filled[0] ?? all[0];
+  if (doc && doc.errors.length > 0) {
     throw new ConfigInvalidError(
       doc.errors.map((e) => ({ file, line: e.linePos?.[0].line ?? lc.linePos(e.pos[0]).line, field: '(document)', message: `YAML syntax: ${e.message.split('\n')[0]}` })),
     );
   }
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: 100 });
+    value = doc?.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigInvalidError(aliasProblems(doc, lc, file, err));
+    throw new ConfigInvalidError(aliasProblems(doc!, lc, file, err));
   }
   if (value === undefined || value === null) {
     throw new ConfigInvalidError([{ file, line: 1, field: '(document)', message: 'the file is empty' }]);
@@ -160,11 +217,19 @@ export function parseYaml<S extends TSchema>(text: string, file: string, schema:
     // One problem per field: the first TypeBox reports is the most telling.
     if (seen.has(field)) continue;
     seen.add(field);
-    problems.push({ file, line: lineOf(doc, lc, path), field, message: messageOf(e) });
+    problems.push({ file, line: lineOf(doc!, lc, path), field, message: messageOf(e) });
   }
-  if (problems.length === 0 && check) {
-    for (const p of check(value as Static<S>)) {
-      problems.push({ file, line: lineOf(doc, lc, p.path), field: fieldPath(p.path), message: p.message });
+  if (check) {
+    let found: Problem[] = [];
+    try {
+      found = check(value as Static<S>);
+    } catch {
+      // The value is not of the schema's shape where the checker looked: the schema's problems say so.
+    }
+    for (const p of found) {
+      const field = fieldPath(p.path);
+      if (seen.has(field)) continue;
+      problems.push({ file, line: lineOf(doc!, lc, p.path), field, message: p.message });
     }
   }
   if (problems.length > 0) throw new ConfigInvalidError(problems.sort((a, b) => a.line - b.line));
@@ -174,19 +239,19 @@ export function parseYaml<S extends TSchema>(text: string, file: string, schema:
 /**
  * Reads `path` and loads it with {@link parseYaml}.
  *
- * @throws SidecarError CONFIG_READ when the file cannot be read (the fs error as cause);
- *   CONFIG_INVALID when it does not validate.
+ * @throws ConfigReadError (CONFIG_READ) when the file cannot be read (the fs error as cause);
+ *   ConfigInvalidError (CONFIG_INVALID) when it does not validate.
  */
 export function loadYamlFile<S extends TSchema>(path: string, schema: S, check?: Checker<Static<S>>): Static<S> {
   return parseYaml(readTextFile(path), path, schema, check);
 }
 
-/** Reads a UTF-8 file, turning fs errors into SidecarError CONFIG_READ. */
+/** Reads a UTF-8 file, turning fs errors into a {@link ConfigReadError} (CONFIG_READ). */
 export function readTextFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
     // The fs error (ENOENT, EACCES, EISDIR…) is the cause; describeError prints both.
-    throw new SidecarError(ErrorCodes.CONFIG_READ, `reading ${path}`, { cause: err });
+    throw new ConfigReadError(path, err);
   }
 }

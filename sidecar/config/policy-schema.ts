@@ -5,12 +5,14 @@
  * Kubernetes object so it can later become a CRD.
  *
  * Checks a JSON Schema cannot express (glob syntax, unique rule names,
- * sinkhole addresses, cname xor addresses, resolveVia targets) live in
- * {@link checkPolicy}, which the loader runs after the schema passes.
+ * sinkhole addresses, cname xor addresses, resolveVia targets, one answer
+ * per split-zone glob, forward zones outside the cluster zone) live in
+ * {@link checkPolicy}, which the loader runs beside the schema.
  */
 import { isIP } from 'node:net';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { Problem } from './load.ts';
+import { checkUpstreamUrl, parseUpstreamSpec } from '../upstream/spec.ts';
 
 /** The apiVersion every DNSPolicy carries. */
 export const POLICY_API_VERSION = 'tenant-dns.io/v1alpha1';
@@ -237,38 +239,97 @@ export function hostProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** `v` when it is an array, else none: the semantic checks skip what the schema already rejected. */
+function list<T>(v: readonly T[] | undefined): readonly T[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** `v` when it is a string, else undefined. */
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** A name or glob in the sidecar's form: lower case, no trailing dot. */
+function canonical(name: string): string {
+  const n = name.trim().toLowerCase();
+  return n.endsWith('.') ? n.slice(0, -1) : n;
+}
+
+/** Whether `name` is `zone` or lies below it (both canonical). */
+function within(name: string, zone: string): boolean {
+  return name === zone || name.endsWith(`.${zone}`);
+}
+
 function checkResponse(r: DenyResponseSpec | undefined, path: (string | number)[], out: Problem[]): void {
-  if (!r) return;
+  if (!r || typeof r !== 'object') return;
   if (r.type === 'sinkhole' && (!r.addresses || r.addresses.length === 0)) out.push({ path: [...path, 'addresses'], message: 'a sinkhole response needs addresses' });
   if (r.type !== 'sinkhole' && r.addresses) out.push({ path: [...path, 'addresses'], message: `addresses only apply to sinkhole responses, not ${r.type}` });
-  r.addresses?.forEach((a, i) => {
-    if (isIP(a) === 0) out.push({ path: [...path, 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+  list(r.addresses).forEach((a, i) => {
+    if (typeof a === 'string' && isIP(a) === 0) out.push({ path: [...path, 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
   });
 }
 
 /** Names a split zone's resolveVia may use besides forward zone names. */
 export const BUILTIN_GROUPS = ['default', 'cluster'] as const;
 
+/** What the semantic checks of a policy know beside the document. */
+export interface PolicyCheckOptions {
+  /**
+   * The cluster zones (cluster domain and reverse zones, in the sidecar's
+   * name form): names in the cluster domain always go to the cluster DNS, so
+   * a forward zone inside it is refused. Unchecked when absent.
+   */
+  readonly clusterZones?: readonly string[];
+  /**
+   * The platform layer, when the document checked is the tenant's: a tenant
+   * may not shadow it (DESIGN §1). Unchecked when absent.
+   */
+  readonly platform?: PlatformView;
+}
+
+/** What the checks of a tenant policy know of the platform's. */
+export interface PlatformView {
+  /** The platform's forward zones (sidecar name form) with the name of the forward zone each belongs to. */
+  readonly forwardZones: readonly { readonly zone: string; readonly name: string }[];
+  /** The platform rule that denies `name` (sidecar form) whatever the pod, or undefined. */
+  denied(name: string): string | undefined;
+}
+
+/** What a split zone answers, comparable: its target or addresses, TTL and resolving group. */
+function splitAnswer(z: SplitZone): string {
+  const addresses = [...list(z.addresses)].map((a) => String(a).toLowerCase()).sort();
+  return JSON.stringify([typeof z.cname === 'string' ? canonical(z.cname) : null, addresses, z.ttl, z.resolveVia]);
+}
+
 /**
- * The semantic checks of a schema-valid DNSPolicy: glob syntax, unique rule
- * and zone names, response addresses, selector operators, split zone shape.
+ * The semantic checks of a DNSPolicy: glob syntax, unique rule and zone
+ * names, response addresses, selector operators, split zone shape, one
+ * answer per split-zone glob, one forward zone per zone, upstream URLs of a
+ * usable shape, and no forward zone inside the cluster zone (with
+ * `options.clusterZones`). With `options.platform` (a tenant's policy): no
+ * forward zone equal to or inside a platform forward zone, and no split zone
+ * whose CNAME target the platform denies. Parts of the value that are not
+ * of the schema's shape are skipped (the schema reports them).
  */
-export function checkPolicy(p: DNSPolicy): Problem[] {
+export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Problem[] {
   const out: Problem[] = [];
   const s = p.spec;
+  if (!s || typeof s !== 'object') return out;
   const seen = new Map<string, number>();
-  s.rules.forEach((rule, i) => {
+  list(s.rules).forEach((rule, i) => {
+    if (!rule || typeof rule !== 'object') return;
     const path = ['spec', 'rules', i];
     const prev = seen.get(rule.name);
     if (prev !== undefined) out.push({ path: [...path, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${prev}])` });
     else seen.set(rule.name, i);
-    rule.names.forEach((g, j) => {
-      const why = globProblem(g);
+    list(rule.names).forEach((g, j) => {
+      const why = text(g) === undefined ? undefined : globProblem(g);
       if (why) out.push({ path: [...path, 'names', j], message: why });
     });
     if (rule.response && rule.action !== 'deny') out.push({ path: [...path, 'response'], message: `response only applies to deny rules, not ${rule.action}` });
     checkResponse(rule.response, [...path, 'response'], out);
-    rule.podSelector?.matchExpressions?.forEach((e, j) => {
+    list(rule.podSelector?.matchExpressions).forEach((e, j) => {
+      if (!e || typeof e !== 'object') return;
       const needs = e.operator === 'In' || e.operator === 'NotIn';
       if (needs && (!e.values || e.values.length === 0)) out.push({ path: [...path, 'podSelector', 'matchExpressions', j, 'values'], message: `operator ${e.operator} needs values` });
       if (!needs && e.values && e.values.length > 0) out.push({ path: [...path, 'podSelector', 'matchExpressions', j, 'values'], message: `operator ${e.operator} takes no values` });
@@ -276,37 +337,95 @@ export function checkPolicy(p: DNSPolicy): Problem[] {
   });
   checkResponse(s.defaultResponse, ['spec', 'defaultResponse'], out);
 
+  const forwardZones = list(s.forwardZones);
   const fwdNames = new Set<string>();
-  s.forwardZones.forEach((z, i) => {
+  const zoneOwner = new Map<string, { name: string; index: number }>();
+  forwardZones.forEach((z, i) => {
+    if (!z || typeof z !== 'object') return;
     const path = ['spec', 'forwardZones', i];
     if (fwdNames.has(z.name)) out.push({ path: [...path, 'name'], message: `duplicate forward zone name "${z.name}"` });
     if ((BUILTIN_GROUPS as readonly string[]).includes(z.name)) out.push({ path: [...path, 'name'], message: `"${z.name}" is reserved for a built-in upstream group` });
     fwdNames.add(z.name);
-    z.zones.forEach((zone, j) => {
+    list(z.upstreams).forEach((u, j) => {
+      if (text(u) === undefined) return;
+      let why: string | undefined;
+      try {
+        const checked = checkUpstreamUrl(parseUpstreamSpec(u).url);
+        if (typeof checked === 'string') why = checked;
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      if (why) out.push({ path: [...path, 'upstreams', j], message: `"${u}" cannot be used (${why}): the zone's names would be answered SERVFAIL` });
+    });
+    list(z.zones).forEach((zone, j) => {
+      if (text(zone) === undefined) return;
       const why = hostProblem(zone);
-      if (why) out.push({ path: [...path, 'zones', j], message: why });
+      if (why) {
+        out.push({ path: [...path, 'zones', j], message: why });
+        return;
+      }
+      const name = canonical(zone);
+      const owner = zoneOwner.get(name);
+      if (owner !== undefined && owner.index !== i) {
+        out.push({ path: [...path, 'zones', j], message: `"${zone}" is also a zone of forward zone "${owner.name}" (forwardZones[${owner.index}]): only one of them could ever be used` });
+      } else zoneOwner.set(name, { name: z.name, index: i });
+      const shadowed = options.platform?.forwardZones.find((f) => within(name, f.zone));
+      if (shadowed !== undefined) {
+        out.push({
+          path: [...path, 'zones', j],
+          message: `"${zone}" lies in the platform's forward zone ${shadowed.zone} ("${shadowed.name}"): a tenant cannot take over names the platform forwards`,
+        });
+      }
+      // The cluster domain only: a forward zone below a cluster reverse zone (a corporate 10.in-addr.arpa) is more
+      // specific and is used (route/classify.ts).
+      const cluster = list(options.clusterZones).find((c) => within(name, c) && c !== 'arpa' && !c.endsWith('.arpa'));
+      if (cluster !== undefined) {
+        out.push({
+          path: [...path, 'zones', j],
+          message: `"${zone}" lies in the cluster zone ${cluster}, whose names always go to the cluster DNS: this forward zone would never be used`,
+        });
+      }
     });
   });
 
   const splitNames = new Set<string>();
-  s.splitZones.forEach((z, i) => {
+  const globOwner = new Map<string, { name: string; index: number; answer: string }>();
+  list(s.splitZones).forEach((z, i) => {
+    if (!z || typeof z !== 'object') return;
     const path = ['spec', 'splitZones', i];
     if (splitNames.has(z.name)) out.push({ path: [...path, 'name'], message: `duplicate split zone name "${z.name}"` });
     splitNames.add(z.name);
-    z.names.forEach((g, j) => {
+    const answer = splitAnswer(z);
+    list(z.names).forEach((g, j) => {
+      if (text(g) === undefined) return;
       const why = globProblem(g);
-      if (why) out.push({ path: [...path, 'names', j], message: why });
+      if (why) {
+        out.push({ path: [...path, 'names', j], message: why });
+        return;
+      }
+      const owner = globOwner.get(canonical(g));
+      if (owner === undefined) globOwner.set(canonical(g), { name: z.name, index: i, answer });
+      else if (owner.index !== i && owner.answer !== answer) {
+        out.push({
+          path: [...path, 'names', j],
+          message: `"${g}" is also a name of split zone "${owner.name}" (splitZones[${owner.index}]), which answers it another way: only one of them could ever answer`,
+        });
+      }
     });
     if (z.cname !== undefined && z.addresses !== undefined) out.push({ path: [...path, 'cname'], message: 'give either cname or addresses, not both' });
     if (z.cname === undefined && z.addresses === undefined) out.push({ path, message: 'a split zone needs cname or addresses' });
-    if (z.cname !== undefined) {
-      const why = hostProblem(z.cname);
+    if (text(z.cname) !== undefined) {
+      const why = hostProblem(z.cname!);
       if (why) out.push({ path: [...path, 'cname'], message: why });
+      const rule = why ? undefined : options.platform?.denied(canonical(z.cname!));
+      if (rule !== undefined) {
+        out.push({ path: [...path, 'cname'], message: `target "${z.cname}" is denied by platform rule ${rule}: the split zone would hand out a name the platform denies` });
+      }
     }
-    z.addresses?.forEach((a, j) => {
-      if (isIP(a) === 0) out.push({ path: [...path, 'addresses', j], message: `"${a}" is not an IPv4 or IPv6 address` });
+    list(z.addresses).forEach((a, j) => {
+      if (typeof a === 'string' && isIP(a) === 0) out.push({ path: [...path, 'addresses', j], message: `"${a}" is not an IPv4 or IPv6 address` });
     });
-    if (!(BUILTIN_GROUPS as readonly string[]).includes(z.resolveVia) && !s.forwardZones.some((f) => f.name === z.resolveVia))
+    if (typeof z.resolveVia === 'string' && !(BUILTIN_GROUPS as readonly string[]).includes(z.resolveVia) && !forwardZones.some((f) => f?.name === z.resolveVia))
       out.push({ path: [...path, 'resolveVia'], message: `"${z.resolveVia}" is neither "default", "cluster" nor a forward zone of this policy` });
   });
   return out;

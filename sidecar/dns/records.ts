@@ -6,7 +6,7 @@
  * strictly backwards (no loops, no forward pointers reach a client).
  */
 import * as packet from 'dns-packet';
-import { HEADER_LENGTH, RRType } from './constants.ts';
+import { EDNS_OPTION_EDE, HEADER_LENGTH, RRType } from './constants.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 
 /** What {@link scanReply} learned from a well-formed reply. */
@@ -180,19 +180,62 @@ export interface ScannedReply {
 }
 
 /**
- * The message without its OPT record, ARCOUNT decremented, with the scan of
- * what is returned (its `rcode` stays the full rcode read with the OPT
- * record). Returns `buf` itself when there is no OPT record, otherwise a new
- * buffer. When the OPT record is the last record (the usual case) its bytes
- * are cut off and every other offset of the scan still holds; when records
- * follow it, the message is rebuilt with dns-packet so that their
- * compression pointers stay valid, and scanned again.
+ * The Extended DNS Error options (code 15, RFC 8914) of the OPT record whose
+ * data is [start, end), concatenated as they are on the wire; an empty
+ * buffer when there are none. Options that run past the data end the walk.
+ */
+export function edeOptions(buf: Buffer, start: number, end: number): Buffer {
+  const found: Buffer[] = [];
+  let pos = start;
+  while (pos + 4 <= end) {
+    const next = pos + 4 + buf.readUInt16BE(pos + 2);
+    if (next > end) break;
+    if (buf.readUInt16BE(pos) === EDNS_OPTION_EDE) found.push(buf.subarray(pos, next));
+    pos = next;
+  }
+  return found.length === 1 ? found[0]! : Buffer.concat(found);
+}
+
+/**
+ * The OPT record a pipeline body may carry: the upstream's, reduced to its
+ * Extended DNS Error options, as the last record (see {@link stripOpt}).
+ * Its owner, type, UDP size and TTL field (extended rcode, version, flags)
+ * are the upstream's.
+ */
+function carriedOpt(buf: Buffer, optStart: number, ede: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(11 + ede.length);
+  buf.copy(out, 0, optStart, optStart + 9);
+  out.writeUInt16BE(ede.length, 9);
+  ede.copy(out, 11);
+  return out;
+}
+
+/**
+ * The message as a pipeline body: its OPT record is hop by hop (RFC 6891
+ * §6.1.1) and goes, except for the upstream's Extended DNS Errors, which the
+ * client must still get (RFC 8914): when the OPT record holds EDE options,
+ * it stays as the body's last record with those options only, and
+ * finishReply (dns/reply.ts) moves them into the OPT record the client
+ * gets; otherwise it is removed and ARCOUNT decremented. The returned scan
+ * describes the returned body (its `rcode` stays the full rcode read with
+ * the OPT record). Returns `buf` itself when there is no OPT record,
+ * otherwise a new buffer. When the OPT record is the last record (the usual
+ * case) the bytes before it are kept and every other offset of the scan
+ * still holds; when records follow it, the message is rebuilt with
+ * dns-packet so that their compression pointers stay valid, and scanned
+ * again.
  */
 export function stripOpt(buf: Buffer, scan: ReplyScan): ScannedReply {
   if (scan.optStart < 0) return { body: buf, scan };
+  const ede = edeOptions(buf, scan.optStart + 11, scan.optEnd);
+  const kept = ede.length > 0 ? carriedOpt(buf, scan.optStart, ede) : undefined;
   if (scan.optEnd === buf.length) {
-    const out = Buffer.allocUnsafe(scan.optStart);
+    const out = Buffer.allocUnsafe(scan.optStart + (kept?.length ?? 0));
     buf.copy(out, 0, 0, scan.optStart);
+    if (kept) {
+      kept.copy(out, scan.optStart);
+      return { body: out, scan: { ...scan, optEnd: out.length } };
+    }
     out.writeUInt16BE(buf.readUInt16BE(10) - 1, 10);
     return { body: out, scan: { ...scan, optStart: -1, optEnd: -1 } };
   }
@@ -203,10 +246,14 @@ export function stripOpt(buf: Buffer, scan: ReplyScan): ScannedReply {
     throw new SidecarError(ErrorCodes.UPSTREAM_BAD_REPLY, 'decoding upstream reply to remove its OPT record', { cause: err });
   }
   decoded.additionals = (decoded.additionals ?? []).filter((r) => r.type !== 'OPT');
-  const out = packet.encode(decoded);
+  let out = packet.encode(decoded);
   // dns-packet rebuilds the flags word from parts; keep the original bits.
   out.writeUInt16BE(scan.id, 0);
   out.writeUInt16BE(scan.flags, 2);
+  if (kept) {
+    out = Buffer.concat([out, kept]);
+    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  }
   return { body: out, scan: { ...scanReply(out), rcode: scan.rcode } };
 }
 

@@ -58,8 +58,20 @@ export interface Rejected {
   readonly rcode: number;
   /** Why, for logs and tests. */
   readonly why: string;
-  /** Offset after the question if it was readable, else 0 (the reply then echoes no question). */
+  /**
+   * Offset after the question section if every question in it was readable
+   * (the reply echoes [12, questionEnd) with the message's QDCOUNT; 12 when
+   * QDCOUNT is 0), else 0 (the reply echoes no question).
+   */
   readonly questionEnd: number;
+  /**
+   * Whether the message carried an OPT record owned by the root in its
+   * additional section (its options may be what is malformed): the reply
+   * then carries one too (RFC 6891 §7).
+   */
+  readonly edns: boolean;
+  /** The DO bit of that OPT record, mirrored in the reply's (RFC 3225). */
+  readonly dnssecOk: boolean;
 }
 
 /** The result of {@link readQuery}: exactly one of `query` or `rejected` is set. */
@@ -69,8 +81,8 @@ export type ReadResult =
 
 const DROP = -1;
 
-function reject(rcode: number, why: string, questionEnd = 0): ReadResult {
-  return { query: undefined, rejected: { rcode, why, questionEnd } };
+function reject(rcode: number, why: string, questionEnd = 0, edns = false, dnssecOk = false): ReadResult {
+  return { query: undefined, rejected: { rcode, why, questionEnd, edns, dnssecOk } };
 }
 
 /** The largest wire length of a name (RFC 1035 §3.1). */
@@ -201,6 +213,109 @@ export function skipName(buf: Buffer, offset: number): number {
   return -1;
 }
 
+/** What {@link scanEdns} found in the records after the question; one object, reused (the reader is synchronous). */
+interface EdnsScan {
+  /** 0: well-formed; FORMERR or BADVERS: the message deserves that answer, for {@link EdnsScan.why}. */
+  rcode: number;
+  why: string;
+  /** Whether an OPT record owned by the root was found in the additional section (before any problem). */
+  edns: boolean;
+  udpSize: number;
+  dnssecOk: boolean;
+  loopTagOffset: number;
+}
+
+const EDNS_SCAN: EdnsScan = { rcode: 0, why: '', edns: false, udpSize: 0, dnssecOk: false, loopTagOffset: -1 };
+
+/**
+ * Walks the answer, authority and additional records from `start` (the end
+ * of the question section) and reads the OPT record: at most one, in the
+ * additional section, owned by the root, EDNS version 0, its options tiling
+ * its data (RFC 6891 §6.1). Returns {@link EDNS_SCAN}, overwritten.
+ */
+function scanEdns(buf: Buffer, start: number): EdnsScan {
+  const out = EDNS_SCAN;
+  out.rcode = 0;
+  out.why = '';
+  out.edns = false;
+  out.udpSize = 0;
+  out.dnssecOk = false;
+  out.loopTagOffset = -1;
+  const ancount = buf.readUInt16BE(6);
+  const nscount = buf.readUInt16BE(8);
+  const total = ancount + nscount + buf.readUInt16BE(10);
+  const fail = (rcode: number, why: string) => {
+    out.rcode = rcode;
+    out.why = why;
+    return out;
+  };
+  let pos = start;
+  for (let i = 0; i < total; i++) {
+    const nameStart = pos;
+    pos = skipName(buf, pos);
+    if (pos < 0 || pos + 10 > buf.length) return fail(RCode.FORMERR, `record ${i + 1} runs past the end of the message`);
+    const type = buf.readUInt16BE(pos);
+    const rdataEnd = pos + 10 + buf.readUInt16BE(pos + 8);
+    if (rdataEnd > buf.length) return fail(RCode.FORMERR, `record ${i + 1} data runs past the end of the message`);
+    if (type === RRType.OPT) {
+      if (i < ancount + nscount) return fail(RCode.FORMERR, 'OPT record outside the additional section');
+      if (out.edns) return fail(RCode.FORMERR, 'more than one OPT record');
+      if (buf[nameStart] !== 0) return fail(RCode.FORMERR, 'OPT record owner is not the root');
+      out.edns = true;
+      out.udpSize = buf.readUInt16BE(pos + 2);
+      out.dnssecOk = (buf[pos + 6]! & 0x80) !== 0;
+      const version = buf[pos + 5]!;
+      if (version !== 0) return fail(RCode.BADVERS, `EDNS version ${version} not supported`);
+      // Options must tile the rdata exactly (RFC 6891 §6.1.2).
+      let opt = pos + 10;
+      while (opt < rdataEnd) {
+        if (opt + 4 > rdataEnd) return fail(RCode.FORMERR, 'truncated EDNS option');
+        const optLen = buf.readUInt16BE(opt + 2);
+        if (buf.readUInt16BE(opt) === LOOP_OPTION_CODE && optLen === LOOP_TAG_LENGTH) out.loopTagOffset = opt + 4;
+        opt += 4 + optLen;
+      }
+      if (opt !== rdataEnd) return fail(RCode.FORMERR, 'EDNS option runs past the OPT record');
+    }
+    pos = rdataEnd;
+  }
+  return out;
+}
+
+/**
+ * The offset after the uncompressed name at `offset` (labels of at most 63
+ * bytes, 255 bytes in all), or -1 when it is not one.
+ */
+function plainNameEnd(buf: Buffer, offset: number): number {
+  let pos = offset;
+  for (;;) {
+    if (pos >= buf.length) return -1;
+    const len = buf[pos]!;
+    if (len === 0) return pos + 1;
+    if (len > 63 || pos + 1 + len - offset + 1 > MAX_NAME_WIRE) return -1;
+    pos += 1 + len;
+  }
+}
+
+/**
+ * The rejection of a message whose opcode is not QUERY (NOTIMP, RFC 1035
+ * §4.1.1) or whose QDCOUNT is not 1 (FORMERR), with what its reply echoes,
+ * as unbound does: the question section when every question in it is
+ * readable, and an OPT record when the message has a readable one
+ * (RFC 6891 §7).
+ */
+function rejectMessage(buf: Buffer, opcode: number, qdcount: number): ReadResult {
+  const rcode = opcode !== OPCODE_QUERY ? RCode.NOTIMP : RCode.FORMERR;
+  const why = opcode !== OPCODE_QUERY ? `opcode ${opcode} not implemented` : `QDCOUNT is ${qdcount}, expected 1`;
+  let pos = HEADER_LENGTH;
+  for (let i = 0; i < qdcount; i++) {
+    const end = plainNameEnd(buf, pos);
+    if (end < 0 || end + 4 > buf.length) return reject(rcode, why);
+    pos = end + 4;
+  }
+  const e = scanEdns(buf, pos);
+  return reject(rcode, why, pos, e.edns, e.dnssecOk);
+}
+
 /**
  * Reads a client query: the header, the single question and, when present,
  * the OPT record of the additional section.
@@ -210,15 +325,17 @@ export function skipName(buf: Buffer, offset: number): number {
  * - QDCOUNT other than 1, a malformed question, malformed or repeated OPT
  *   records: FORMERR (RFC 6891 §6.1.1);
  * - EDNS version above 0: BADVERS (RFC 6891 §6.1.3).
+ *
+ * A rejection says what its reply echoes: the question when readable, and
+ * an OPT record when the message had a readable one.
  */
 export function readQuery(buf: Buffer): ReadResult {
   if (buf.length < HEADER_LENGTH) return reject(DROP, 'message shorter than a DNS header');
   const flags = buf.readUInt16BE(2);
   if (flags & Flags.QR) return reject(DROP, 'QR set: a response, not a query');
   const opcode = (flags >>> 11) & 0x0f;
-  if (opcode !== OPCODE_QUERY) return reject(RCode.NOTIMP, `opcode ${opcode} not implemented`);
   const qdcount = buf.readUInt16BE(4);
-  if (qdcount !== 1) return reject(RCode.FORMERR, `QDCOUNT is ${qdcount}, expected 1`);
+  if (opcode !== OPCODE_QUERY || qdcount !== 1) return rejectMessage(buf, opcode, qdcount);
   const name = readPlainName(buf, HEADER_LENGTH);
   if (typeof name === 'string') return reject(RCode.FORMERR, name);
   const questionEnd = name.end + 4;
@@ -226,45 +343,17 @@ export function readQuery(buf: Buffer): ReadResult {
   const qtype = buf.readUInt16BE(name.end);
   const qclass = buf.readUInt16BE(name.end + 2);
 
-  const ancount = buf.readUInt16BE(6);
-  const nscount = buf.readUInt16BE(8);
-  const arcount = buf.readUInt16BE(10);
   let edns = false;
   let ednsUdpSize = 0;
   let dnssecOk = false;
   let loopTagOffset = -1;
-  if (ancount + nscount + arcount > 0) {
-    let pos = questionEnd;
-    const total = ancount + nscount + arcount;
-    for (let i = 0; i < total; i++) {
-      const nameStart = pos;
-      pos = skipName(buf, pos);
-      if (pos < 0 || pos + 10 > buf.length) return reject(RCode.FORMERR, `record ${i + 1} runs past the end of the message`, questionEnd);
-      const type = buf.readUInt16BE(pos);
-      const rdlength = buf.readUInt16BE(pos + 8);
-      const rdataEnd = pos + 10 + rdlength;
-      if (rdataEnd > buf.length) return reject(RCode.FORMERR, `record ${i + 1} data runs past the end of the message`, questionEnd);
-      if (type === RRType.OPT) {
-        if (i < ancount + nscount) return reject(RCode.FORMERR, 'OPT record outside the additional section', questionEnd);
-        if (edns) return reject(RCode.FORMERR, 'more than one OPT record', questionEnd);
-        if (buf[nameStart] !== 0) return reject(RCode.FORMERR, 'OPT record owner is not the root', questionEnd);
-        edns = true;
-        ednsUdpSize = buf.readUInt16BE(pos + 2);
-        const version = buf[pos + 5]!;
-        dnssecOk = (buf[pos + 6]! & 0x80) !== 0;
-        if (version !== 0) return reject(RCode.BADVERS, `EDNS version ${version} not supported`, questionEnd);
-        // Options must tile the rdata exactly (RFC 6891 §6.1.2).
-        let opt = pos + 10;
-        while (opt < rdataEnd) {
-          if (opt + 4 > rdataEnd) return reject(RCode.FORMERR, 'truncated EDNS option', questionEnd);
-          const optLen = buf.readUInt16BE(opt + 2);
-          if (buf.readUInt16BE(opt) === LOOP_OPTION_CODE && optLen === LOOP_TAG_LENGTH) loopTagOffset = opt + 4;
-          opt += 4 + optLen;
-        }
-        if (opt !== rdataEnd) return reject(RCode.FORMERR, 'EDNS option runs past the OPT record', questionEnd);
-      }
-      pos = rdataEnd;
-    }
+  if (buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10) > 0) {
+    const e = scanEdns(buf, questionEnd);
+    if (e.rcode !== 0) return reject(e.rcode, e.why, questionEnd, e.edns, e.dnssecOk);
+    edns = e.edns;
+    ednsUdpSize = e.udpSize;
+    dnssecOk = e.dnssecOk;
+    loopTagOffset = e.loopTagOffset;
   }
   return {
     query: { id: buf.readUInt16BE(0), flags, qname: name.name, qtype, qclass, questionEnd, edns, ednsUdpSize, dnssecOk, loopTagOffset },

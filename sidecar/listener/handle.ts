@@ -206,14 +206,14 @@ function servfailReply(wire: Buffer, q: ParsedQuery): Buffer {
 
 /**
  * The reply to a message the wire reader rejected: null for "send nothing",
- * else the error reply, with an OPT record for BADVERS, whose extended rcode
- * bits only an OPT record can carry (RFC 6891 §6.1.3).
+ * else the error reply, with an OPT record when the message had one
+ * (RFC 6891 §7; BADVERS always has one, its extended rcode bits need it).
  */
 function rejectionReply(wire: Buffer, rejected: Rejected): Buffer | null {
   if (rejected.rcode < 0) return null;
   const body = errorReply(wire, rejected.rcode, rejected.questionEnd);
-  if (rejected.rcode !== RCode.BADVERS) return body;
-  const opt = optRecord(rejected.rcode, false);
+  if (!rejected.edns) return body;
+  const opt = optRecord(rejected.rcode, rejected.dnssecOk);
   const out = Buffer.concat([body, opt]);
   out.writeUInt16BE(1, 10);
   return out;

@@ -36,6 +36,8 @@ export interface Readiness {
 export interface ReadinessGroup {
   healthy(): boolean;
   members(): readonly { readonly address: string; readonly healthy: boolean }[];
+  /** Why the group's upstreams cannot be used; undefined for a working group. */
+  readonly unusable?: string;
 }
 
 /** Builds the readiness report from the policy state and the upstream groups. */
@@ -46,7 +48,8 @@ export function readiness(policyLoaded: boolean, groups: ReadonlyMap<string, Rea
   for (const [name, g] of groups) {
     const healthy = g.healthy();
     out[name] = { healthy, members: g.members().map((m) => ({ address: m.address, healthy: m.healthy })) };
-    if (!healthy) notReady.push(`group ${name}: no healthy upstream`);
+    if (g.unusable !== undefined) notReady.push(`group ${name}: upstreams unusable: ${g.unusable}`);
+    else if (!healthy) notReady.push(`group ${name}: no healthy upstream`);
   }
   return { ready: notReady.length === 0, policyLoaded, groups: out, notReady };
 }

@@ -88,15 +88,23 @@ const EDE_BY_CODE: Partial<Record<ErrorCode, ExtendedError>> = {
 
 /**
  * The SERVFAIL outcome for a query that ended in `err`: the error's
- * Extended DNS Error (or its code's), reason the error code, source
- * `upstream` for upstream failures and `local` otherwise.
+ * Extended DNS Error (or its code's) and the upstream's own EDEs when it
+ * carries them, reason the error code, source `upstream` for upstream
+ * failures and `local` otherwise.
  */
 export function servfail(ctx: QueryContext, err: unknown): Outcome {
   const code = errorCode(err);
-  const ede = (err instanceof SidecarError ? err.ede : undefined) ?? EDE_BY_CODE[code];
+  const known = err instanceof SidecarError ? err : undefined;
+  const ede = known?.ede ?? EDE_BY_CODE[code];
+  let body = errorReply(ctx.wire, RCode.SERVFAIL, ctx.query.questionEnd);
+  if (known?.carriedOpt !== undefined) {
+    // The upstream's EDE options ride as the body's last record; the listener merges them into the client's OPT.
+    body = Buffer.concat([body, known.carriedOpt]);
+    body.writeUInt16BE(body.readUInt16BE(10) + 1, 10);
+  }
   return {
     kind: 'reply',
-    body: errorReply(ctx.wire, RCode.SERVFAIL, ctx.query.questionEnd),
+    body,
     rcode: RCode.SERVFAIL,
     source: code.startsWith('UPSTREAM_') ? 'upstream' : 'local',
     reason: code,

@@ -4,13 +4,13 @@
  */
 import type { Command } from 'commander';
 import { ConfigInvalidError, formatProblem } from '../config/load.ts';
-import type { DNSPolicy } from '../config/policy-schema.ts';
+import type { DNSPolicy, PlatformView, PolicyCheckOptions } from '../config/policy-schema.ts';
 import { normalizeName } from '../dns/wire.ts';
 import { CLUSTER_DEFAULTS, clusterZones } from '../config/cluster.ts';
 import { describeError, SidecarError } from '../errors.ts';
 import { explainQuestion, renderExplanation, typeNumber } from '../route/explain.ts';
 import { compilePolicy } from './compile.ts';
-import { loadPodLabels, loadPolicyFile } from './manager.ts';
+import { loadPodLabels, loadPolicyFile, platformView } from './manager.ts';
 
 /** What a command prints and the exit code it ends with. */
 export interface CommandResult {
@@ -18,23 +18,41 @@ export interface CommandResult {
   readonly exitCode: number;
 }
 
+/** What {@link validateFiles} checks the files against besides themselves. */
+export interface ValidateOptions {
+  /** The platform's policy: each file is checked as a tenant's policy under it (no shadowing, no denied split targets). */
+  readonly platformPolicy?: string;
+  /** The cluster domain (default cluster.local): no forward zone may lie in it or in the cluster reverse zones. */
+  readonly clusterDomain?: string;
+}
+
 /**
  * Validates DNSPolicy files: `file: ok` for each good one, else one
- * `file:line: field: message` per problem. Exit code 1 when any file fails.
+ * `file:line: field: message` per problem. Exit code 1 when any file fails
+ * (the platform file included, when one is given).
  */
-export function validateFiles(paths: readonly string[]): CommandResult {
+export function validateFiles(paths: readonly string[], options: ValidateOptions = {}): CommandResult {
   const lines: string[] = [];
   let exitCode = 0;
-  for (const path of paths) {
+  const clusterZonesList = clusterZones(options.clusterDomain ?? CLUSTER_DEFAULTS.clusterDomain, CLUSTER_DEFAULTS.clusterReverseZones);
+  const check = (path: string, opts: PolicyCheckOptions): DNSPolicy | undefined => {
     try {
-      loadPolicyFile(path);
+      const doc = loadPolicyFile(path, opts);
       lines.push(`${path}: ok`);
+      return doc;
     } catch (err) {
       exitCode = 1;
       if (err instanceof ConfigInvalidError) lines.push(...err.problems.map(formatProblem));
-      else lines.push(`${path}:0: (file): ${describeError(err)}`);
+      else lines.push(`${path}: (file): ${describeError(err)}`);
+      return undefined;
     }
+  };
+  let platform: PlatformView | undefined;
+  if (options.platformPolicy !== undefined) {
+    const doc = check(options.platformPolicy, { clusterZones: clusterZonesList });
+    if (doc !== undefined) platform = platformView(doc);
   }
+  for (const path of paths) check(path, { clusterZones: clusterZonesList, ...(platform ? { platform } : {}) });
   return { output: lines.join('\n') + '\n', exitCode };
 }
 
@@ -95,8 +113,10 @@ export function registerPolicyCommands(program: Command, setExit: (code: number)
     .command('validate')
     .description('Validate DNSPolicy files; prints file:line: field: message per problem and exits non-zero on any.')
     .argument('<file...>', 'DNSPolicy YAML files')
-    .action((files: string[]) => {
-      const r = validateFiles(files);
+    .option('--platform-policy <file>', "the platform's DNSPolicy: the files are checked as tenant policies under it")
+    .option('--cluster-domain <domain>', 'cluster domain', CLUSTER_DEFAULTS.clusterDomain)
+    .action((files: string[], opts: ValidateOptions) => {
+      const r = validateFiles(files, opts);
       (r.exitCode === 0 ? process.stdout : process.stderr).write(r.output);
       setExit(r.exitCode);
     });

@@ -7,9 +7,10 @@
  * policy keeps serving.
  */
 import { dirname, resolve as resolvePath } from 'node:path';
-import { DNSPolicySchema, checkPolicy, type DNSPolicy } from '../config/policy-schema.ts';
+import { DNSPolicySchema, checkPolicy, type DNSPolicy, type PolicyCheckOptions, type PlatformView } from '../config/policy-schema.ts';
 import { loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
 import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts';
+import { evaluate } from './evaluate.ts';
 import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
 import type { FSWatcher } from 'node:fs';
 import { watch } from '../runtime/builtins.ts';
@@ -17,14 +18,30 @@ import { watch } from '../runtime/builtins.ts';
 /** A log function: level, message, structured fields. */
 export type PolicyLogger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
-/** Loads and validates a DNSPolicy file (CONFIG_READ / CONFIG_INVALID on failure). */
-export function loadPolicyFile(path: string): DNSPolicy {
-  return loadYamlFile(path, DNSPolicySchema, checkPolicy);
+/** Loads and validates a DNSPolicy file (CONFIG_READ / CONFIG_INVALID on failure); `options` as for {@link checkPolicy}. */
+export function loadPolicyFile(path: string, options?: PolicyCheckOptions): DNSPolicy {
+  return loadYamlFile(path, DNSPolicySchema, (p) => checkPolicy(p, options));
 }
 
-/** Parses DNSPolicy YAML text named `file` in messages. */
-export function parsePolicy(text: string, file: string): DNSPolicy {
-  return parseYaml(text, file, DNSPolicySchema, checkPolicy);
+/**
+ * What a tenant's policy is checked against of the platform's: its forward
+ * zones, and the rule that denies a name for every pod (rules with a
+ * podSelector are left out: they do not hold for every pod).
+ */
+export function platformView(platform: DNSPolicy): PlatformView {
+  const compiled = compilePolicy({ platform });
+  return {
+    forwardZones: compiled.forwardZoneList.flatMap((z) => z.zones.map((zone) => ({ zone, name: z.name }))),
+    denied(name) {
+      const ev = evaluate(compiled, name);
+      return ev.decision.action === 'deny' ? ev.decision.rule : undefined;
+    },
+  };
+}
+
+/** Parses DNSPolicy YAML text named `file` in messages; `options` as for {@link checkPolicy}. */
+export function parsePolicy(text: string, file: string, options?: PolicyCheckOptions): DNSPolicy {
+  return parseYaml(text, file, DNSPolicySchema, (p) => checkPolicy(p, options));
 }
 
 /**
@@ -104,6 +121,12 @@ export interface PolicyManagerOptions {
   readonly platformPolicy?: string;
   /** The pod's downward API labels file (`--pod-labels`). */
   readonly podLabels?: string;
+  /**
+   * The cluster zones (`clusterZones(config.clusterDomain,
+   * config.clusterReverseZones)`): a forward zone inside one is rejected, as
+   * the cluster DNS answers those names. Unchecked when absent.
+   */
+  readonly clusterZones?: readonly string[];
   /** Where reload results are logged. */
   readonly log?: PolicyLogger;
   /** Watch the files and reload on change (default true). */
@@ -168,8 +191,10 @@ export class PolicyManager implements PolicyHolder {
       texts.push(t);
       return t;
     };
-    const tenant = policy ? parsePolicy(read(policy), policy) : undefined;
-    const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy) : undefined;
+    const checks = { clusterZones: this.opts.clusterZones };
+    // The platform first: the tenant's policy is checked against it (no shadowing, no denied split targets).
+    const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy, checks) : undefined;
+    const tenant = policy ? parsePolicy(read(policy), policy, { ...checks, ...(platform ? { platform: platformView(platform) } : {}) }) : undefined;
     const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
     return { compiled: compilePolicy({ tenant, platform, podLabels: labels }), signature: texts.join('\u0000') };
   }

@@ -7,9 +7,12 @@
  * Precedence, first match wins:
  * 1. the policy (platform layer first, see policy/evaluate.ts): a deny is the answer;
  * 2. a split zone: answered locally (static addresses, or a CNAME to a target resolved upstream);
- * 3. the cluster zone (the cluster domain and the reverse zones): the cluster group (kube-dns);
- * 4. a forward zone: that zone's group;
- * 5. everything else: the default group.
+ * 3. the cluster domain: the cluster group (kube-dns), whatever forward zone a policy has below it
+ *    (the validation refuses one);
+ * 4. a forward zone: that zone's group (a corporate reverse zone such as `10.in-addr.arpa` is more
+ *    specific than the cluster's reverse zones, and wins over them);
+ * 5. the cluster reverse zones: the cluster group;
+ * 6. everything else: the default group.
  */
 import { findZone } from '../dns/wire.ts';
 import type { CompiledPolicy, Evaluation, ForwardMatch, PolicyHolder, SplitMatch } from '../policy/compile.ts';
@@ -50,6 +53,11 @@ export interface UpstreamRoute {
 /** Where one question goes. One frozen object per name and policy version, shared between queries. */
 export type Route = DenyRoute | SplitRoute | UpstreamRoute;
 
+/** Whether a cluster zone is a reverse zone (under `arpa`) rather than the cluster domain. */
+export function isReverseZone(zone: string): boolean {
+  return zone === 'arpa' || zone.endsWith('.arpa');
+}
+
 /** Classifies `qname` (sidecar form: lower case, no trailing dot) under `policy` and the cluster zones. */
 export function classify(policy: CompiledPolicy, clusterZones: readonly string[], qname: string): Route {
   const evaluation = evaluate(policy, qname);
@@ -57,9 +65,10 @@ export function classify(policy: CompiledPolicy, clusterZones: readonly string[]
   const split = policy.splitZones.lookup(qname);
   if (split !== undefined) return Object.freeze({ kind: 'split', evaluation, split });
   const cluster = findZone(qname, clusterZones);
-  if (cluster !== undefined) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
+  if (cluster !== undefined && !isReverseZone(cluster)) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
   const forward = policy.forwardZones.lookup(qname);
   if (forward !== undefined) return Object.freeze({ kind: 'forward', evaluation, group: forward.zone.group, zone: forward.matched, forward });
+  if (cluster !== undefined) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
   return Object.freeze({ kind: 'default', evaluation, group: DEFAULT_GROUP, zone: '' });
 }
 

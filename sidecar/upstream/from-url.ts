@@ -16,6 +16,7 @@
 import { isIP } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { ReResolvingAddresses } from './bootstrap.ts';
+import { checkUpstreamUrl, DEFAULT_PORTS } from './spec.ts';
 import type { AddressSource } from './bootstrap.ts';
 import { DohUpstream } from './doh.ts';
 import { DotUpstream } from './dot.ts';
@@ -63,7 +64,6 @@ export interface UpstreamOptions {
   readonly onConnection?: ConnectionHook;
 }
 
-const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'udp:': 53, 'tcp:': 53, 'tls:': 853, 'https:': 443 };
 
 /**
  * Host (an IPv6 literal without brackets) and port of an upstream URL
@@ -95,23 +95,9 @@ function lookupBootstrap(options: UpstreamOptions, host: string): readonly strin
  * udp/tcp URL, or a host name without a bootstrap address.
  */
 export function fromUrl(url: string, options: UpstreamOptions = {}): Upstream {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (cause) {
-    throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${url}: not a URL`, { cause });
-  }
-  const defaultPort = DEFAULT_PORTS[u.protocol];
-  if (defaultPort === undefined) throw invalid(url, `unknown scheme ${u.protocol} (udp://, tcp://, tls://, https://)`);
-  if (u.username || u.password) throw invalid(url, 'credentials are not allowed');
-  // WHATWG URL drops a default port only for special schemes (https); read it ourselves.
-  const port = u.port === '' ? defaultPort : Number(u.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(url, `bad port ${u.port}`);
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  if (host === '') throw invalid(url, 'no host');
-  if (u.protocol !== 'https:' && ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash)) {
-    throw invalid(url, 'a path, query or fragment is only meaningful for https://');
-  }
+  const checked = checkUpstreamUrl(url);
+  if (typeof checked === 'string') throw invalid(url, checked);
+  const { u, host, port } = checked;
   const ip = isIP(host) !== 0;
   const tuning: StreamTuning = {
     connectTimeoutMs: options.connectTimeoutMs,
@@ -122,7 +108,6 @@ export function fromUrl(url: string, options: UpstreamOptions = {}): Upstream {
   };
 
   if (u.protocol === 'udp:' || u.protocol === 'tcp:') {
-    if (!ip) throw invalid(url, 'plain DNS upstreams need an IP address, not a host name');
     return u.protocol === 'udp:' ? new UdpUpstream(host, port, { tcp: tuning, maxInFlight: options.maxInFlight }) : new TcpUpstream(host, port, tuning);
   }
 

@@ -75,6 +75,8 @@ export interface UpstreamGroup {
   members(): { address: string; healthy: boolean }[];
   /** Stops probes and closes every member. Idempotent. */
   close(): Promise<void>;
+  /** Why the group's upstreams cannot be used (upstream/groups.ts's stand-in); undefined for a real group. */
+  readonly unusable?: string;
 }
 
 /** An upstream that can repeat an exchange over TCP (UDP upstreams). */

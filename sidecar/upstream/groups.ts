@@ -60,6 +60,7 @@ function unusableGroup(name: string, why: string): UpstreamGroup {
     healthy: () => false,
     members: () => [],
     close: async () => {},
+    unusable: why,
   };
 }
 

@@ -14,6 +14,8 @@ export const UPSTREAM_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 
 /** The part of an upstream group the health gauge reads. */
 export interface HealthSource {
   members(): readonly { readonly address: string; readonly healthy: boolean }[];
+  /** Why the group's upstreams cannot be used (a forward zone's stand-in group); undefined for a working group. */
+  readonly unusable?: string;
 }
 
 /** The hooks {@link UpstreamMetrics.observer} returns: the shape of UpstreamObserver plus fromUrl's `onConnection`. */
@@ -57,9 +59,19 @@ export class UpstreamMetrics {
         for (const [group, g] of groups) for (const m of g.members()) this.set({ group, upstream: m.address }, m.healthy ? 1 : 0);
       },
     });
+    new Gauge({
+      name: 'tenant_dns_upstream_groups_unusable',
+      help: 'Forward zones whose upstreams cannot be used (a tls:// host without a bootstrap address, a group mixing encrypted and plain upstreams): their names are answered SERVFAIL until the policy or the config is fixed.',
+      registers: [registry],
+      collect() {
+        let n = 0;
+        for (const g of self.#groups?.().values() ?? []) if (g.unusable !== undefined) n++;
+        this.set(n);
+      },
+    });
   }
 
-  /** Sets where the health gauge reads the upstream groups, by name, as they are at each scrape. */
+  /** Sets where the health gauges read the upstream groups, by name, as they are at each scrape. */
   bindGroups(groups: () => ReadonlyMap<string, HealthSource>): void {
     this.#groups = groups;
   }

@@ -4,6 +4,7 @@
  * path): `tls://10.0.0.1:853#tls-name=dns.example&spki-pin=BASE64`,
  * `https://dns.example/dns-query#method=get`.
  */
+import { isIP } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 
 /** One upstream as configured. */
@@ -39,4 +40,45 @@ export function parseUpstreamSpec(text: string): UpstreamSpec {
   }
   if (dohMethod && !url.startsWith('https://')) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${text}: method= is for https:// upstreams`);
   return { url, tlsName, spkiPins, dohMethod };
+}
+
+/** The port of each upstream scheme when the URL gives none. */
+export const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'udp:': 53, 'tcp:': 53, 'tls:': 853, 'https:': 443 };
+
+/** An upstream URL read and checked: its URL, host (no brackets) and port. */
+export interface CheckedUrl {
+  readonly u: URL;
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Checks the shape of an upstream URL (without its `#` options): a known
+ * scheme, no credentials, a port in range, a host, no path but for https://,
+ * an IP address for plain DNS. Returns the reason it cannot be used, or the
+ * parts. Pure: shared by {@link fromUrl} and the policy's validation (which
+ * cannot know the bootstrap addresses a host name needs).
+ */
+export function checkUpstreamUrl(url: string): CheckedUrl | string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    // The URL parser refuses a port over 65535 outright: say which part is wrong.
+    const port = /:(\d+)(?:[/?#]|$)/.exec(url.replace(/^[a-z]+:\/\//, ''))?.[1];
+    return port !== undefined && Number(port) > 65535 ? `bad port ${port}` : 'not a URL';
+  }
+  const defaultPort = DEFAULT_PORTS[u.protocol];
+  if (defaultPort === undefined) return `unknown scheme ${u.protocol} (udp://, tcp://, tls://, https://)`;
+  if (u.username || u.password) return 'credentials are not allowed';
+  // WHATWG URL drops a default port only for special schemes (https); read it ourselves.
+  const port = u.port === '' ? defaultPort : Number(u.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return `bad port ${u.port}`;
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  if (host === '') return 'no host';
+  if (u.protocol !== 'https:' && ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash)) {
+    return 'a path, query or fragment is only meaningful for https://';
+  }
+  if ((u.protocol === 'udp:' || u.protocol === 'tcp:') && isIP(host) === 0) return 'plain DNS upstreams need an IP address, not a host name';
+  return { u, host, port };
 }

@@ -100,11 +100,14 @@ export function forwardStage(options: ForwardOptions): Stage {
 
 /** The client's outcome for a group's reply: its OPT record removed, the client's ID and question spelling (0x20) written in. */
 function replyOutcome(ctx: QueryContext, group: ResolvingGroup, result: GroupReply): Outcome {
-  if (result.scan.rcode === RCode.SERVFAIL) {
-    throw new SidecarError(ErrorCodes.UPSTREAM_SERVFAIL, `every upstream of group ${group.name} that answered said SERVFAIL (last: ${result.upstream})`);
-  }
   const q = ctx.query;
   const { body, scan } = stripOpt(result.reply, result.scan);
+  if (scan.rcode === RCode.SERVFAIL) {
+    // The upstream's Extended DNS Errors (EDE 6 "DNSSEC Bogus" from a validating resolver) go with the error.
+    throw new SidecarError(ErrorCodes.UPSTREAM_SERVFAIL, `every upstream of group ${group.name} that answered said SERVFAIL (last: ${result.upstream})`, {
+      ...(scan.optStart >= 0 ? { carriedOpt: Buffer.from(body.subarray(scan.optStart)) } : {}),
+    });
+  }
   body.writeUInt16BE(q.id, 0);
   ctx.wire.copy(body, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
   return {

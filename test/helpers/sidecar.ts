@@ -10,6 +10,8 @@ import { parseHostPort, type HostPort } from '../../sidecar/listener/address.ts'
 import { silentLogger, type Logger } from '../../sidecar/log.ts';
 import type { LineSink } from '../../sidecar/metrics/querylog.ts';
 import { startSidecar, type Sidecar } from '../../sidecar/server.ts';
+import { startDnsServer, type Handler, type TestDnsServer } from './dns-server.ts';
+import { streamSession, udpSession, type DnsSession } from './dns-sessions.ts';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -145,4 +147,38 @@ export async function spawnServing(args: readonly string[], opts: { timeoutMs?: 
   const address = (text: string | null, what: string) => (text === null ? null : parseHostPort(text, what));
   const listen = fields.listen.map((a) => parseHostPort(a, 'listen'));
   return { ...p, port: listen[0]!.port, listen, metrics: address(fields.metrics, 'metrics'), admin: address(fields.admin, 'admin') };
+}
+
+/** A sidecar in process in front of a scripted upstream, with a UDP and a TCP session to it. */
+export interface SidecarBehind {
+  readonly sc: TestSidecar;
+  readonly upstream: TestDnsServer;
+  /** One UDP socket to the sidecar. */
+  readonly udp: DnsSession;
+  /** One pipelined TCP connection to the sidecar. */
+  readonly tcp: DnsSession;
+}
+
+/**
+ * Starts a scripted upstream (test/helpers/dns-server.ts, `handler` or its
+ * default answers) and an in-process sidecar forwarding to it over UDP, with
+ * `flags` added; everything is closed after the test `t`.
+ */
+export async function sidecarBehind(
+  t: { after(fn: () => Promise<void>): void },
+  handler?: Handler,
+  flags: Record<string, unknown> = {},
+  opts: { clock?: () => number } = {},
+): Promise<SidecarBehind> {
+  const upstream = await startDnsServer(handler ? { handler } : {});
+  const sc = await startTestSidecar({ upstream: [upstream.url('udp')], ...flags }, opts);
+  const udp = await udpSession(sc.port);
+  const tcp = streamSession({ port: sc.port });
+  t.after(async () => {
+    udp.close();
+    tcp.close();
+    await sc.stop();
+    await upstream.close();
+  });
+  return { sc, upstream, udp, tcp };
 }

@@ -112,6 +112,70 @@ export function unboundTlsConfig(tlsPort: number, httpsPort: number, keyPair: { 
   ].join('\n');
 }
 
+/** What {@link startValidatingUnbound} takes. */
+export interface ValidatingUnboundOptions {
+  /** Zones resolved from an authoritative server on 127.0.0.1 (stub zones). */
+  readonly stubs: readonly { readonly zone: string; readonly port: number }[];
+  /** DS (or DNSKEY) records, presentation format, trusted as anchors. */
+  readonly trustAnchors: readonly string[];
+  /** Serve DoT and DoH too, with this key pair. */
+  readonly tls?: { readonly keyFile: string; readonly certFile: string };
+}
+
+/** A running validating unbound. */
+export interface ValidatingUnbound extends UnboundServer {
+  /** DoT port; 0 without `tls`. */
+  readonly tlsPort: number;
+  /** DoH port (path /dns-query); 0 without `tls`. */
+  readonly httpsPort: number;
+}
+
+/**
+ * The unbound.conf text of a validating recursive resolver for `stubs` only:
+ * the validator in front of the iterator, the given trust anchors and no
+ * other (no root anchor, so nothing is ever fetched), every name outside the
+ * stub zones answered from a static empty root, full responses (additional
+ * data included), Extended DNS Errors on.
+ */
+export function validatingUnboundConfig(dir: string, port: number, opts: ValidatingUnboundOptions, tlsLines = ''): string {
+  const lines = [
+    ...unboundServerLines(dir, port).map((l) => (l.includes('module-config') ? '  module-config: "validator iterator"' : l)),
+    '  msg-buffer-size: 65552',
+    '  max-udp-size: 4096',
+    '  edns-buffer-size: 1232',
+    '  minimal-responses: no',
+    '  do-not-query-localhost: no',
+    '  ede: yes',
+    '  val-log-level: 0',
+    '  local-zone: "." static',
+  ];
+  for (const s of opts.stubs) lines.push(`  local-zone: "${s.zone}." transparent`);
+  for (const ta of opts.trustAnchors) lines.push(`  trust-anchor: "${ta.replace(/"/g, '')}"`);
+  if (tlsLines) lines.push(tlsLines);
+  for (const s of opts.stubs) lines.push('stub-zone:', `  name: "${s.zone}."`, `  stub-addr: 127.0.0.1@${s.port}`);
+  lines.push('remote-control:', '  control-enable: no', '');
+  return lines.join('\n');
+}
+
+/** Starts a validating unbound (see {@link validatingUnboundConfig}); resolves once it answers the first stub zone's SOA. */
+export async function startValidatingUnbound(opts: ValidatingUnboundOptions): Promise<ValidatingUnbound> {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-unbound-v-'));
+  const port = await freePort();
+  const tlsPort = opts.tls ? await freePort() : 0;
+  const httpsPort = opts.tls ? await freePort() : 0;
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(conf, validatingUnboundConfig(dir, port, opts, opts.tls ? unboundTlsConfig(tlsPort, httpsPort, opts.tls) : ''));
+  const daemon = await startDaemon({
+    name: 'unbound (validating)',
+    pkg: 'unbound',
+    command: 'unbound',
+    args: ['-d', '-p', '-c', conf],
+    dir,
+    probe: { port, name: opts.stubs[0]?.zone ?? '.', type: 'SOA' },
+  });
+  return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, tlsPort, httpsPort, stop: () => daemon.stop() };
+}
+
 /** Records of a TXT RRset big enough that the answer exceeds `bytes`. */
 export function bigTxtRecords(owner: string, bytes: number): string[] {
   const out: string[] = [];

@@ -127,3 +127,27 @@ test('load: an unquoted glob starting with * gets a hint instead of an alias err
   const text = HEAD + 'spec:\n  rules:\n    - name: r\n      action: deny\n      names:\n        - *.com\n';
   assert.deepEqual(problems(text), ['p.yaml:10: (document): YAML reads *.com as an alias: quote a glob that starts with "*" ("*.com")']);
 });
+
+test('load: one glob in two split zones is fine when both answer alike; a zone in two forward zones is not', () => {
+  const text =
+    HEAD +
+    'spec:\n' +
+    '  splitZones:\n' +
+    '    - { name: a, names: ["*.x.test"], addresses: ["10.0.0.1", "fd00::1"] }\n' +
+    '    - { name: b, names: ["*.X.test."], addresses: ["fd00::1", "10.0.0.1"] }\n' +
+    '  forwardZones:\n' +
+    '    - { name: f1, zones: [corp.test], upstreams: ["udp://192.0.2.1"] }\n' +
+    '    - { name: f2, zones: [Corp.Test.], upstreams: ["udp://192.0.2.2"] }\n';
+  assert.deepEqual(problems(text), ['p.yaml:11: spec.forwardZones[1].zones[0]: "Corp.Test." is also a zone of forward zone "f1" (forwardZones[0]): only one of them could ever be used']);
+});
+
+test('load: empty documents around the one document do not count; only empty documents are an empty file', () => {
+  const text = HEAD + 'spec: {}\n';
+  assert.deepEqual(problems(`---\n${text}---\n`), []);
+  assert.deepEqual(problems('---\n---\n'), ['p.yaml:1: (document): the file is empty']);
+});
+
+test('load: a value of the wrong shape is reported by the schema while the checks look at the rest', () => {
+  const text = HEAD + 'spec:\n  rules: "deny everything"\n  splitZones:\n    - { name: s, names: ["a..test"], addresses: ["10.0.0.1"] }\n';
+  assert.deepEqual(problems(text), ['p.yaml:6: spec.rules: expected array', 'p.yaml:8: spec.splitZones[0].names[0]: empty label in "a..test"']);
+});

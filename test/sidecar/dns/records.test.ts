@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { RCode } from '../../../sidecar/dns/constants.ts';
 import { scanReply, stripOpt } from '../../../sidecar/dns/records.ts';
-import { readQuery } from '../../../sidecar/dns/wire.ts';
+import { finishReply } from '../../../sidecar/dns/reply.ts';
+import { readQuery, type Rejected } from '../../../sidecar/dns/wire.ts';
 import { SidecarError } from '../../../sidecar/errors.ts';
 import { a, opt, query, reply, soa, ttls } from '../cache/fixtures.ts';
 
@@ -132,6 +133,45 @@ test('stripOpt: OPT before other records falls back to a rebuild', () => {
   assert.deepEqual(outScan, scanReply(out), 'the scan returned describes the rebuilt body');
 });
 
+/** An OPT record with `options` (code and data), extended rcode `ext`. */
+function optWith(options: { code: number; data: Buffer }[], ext = 0): packet.Answer {
+  return { type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: ext, flags: 0, options } as unknown as packet.Answer;
+}
+
+const edeOption = (code: number, text: string) => ({ code: 15, data: Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(text)]) });
+
+test('stripOpt: an OPT record with EDE options stays last, holding only those options (RFC 8914)', () => {
+  const wire = reply('example.com', {
+    answers: [a('example.com', 60)],
+    additionals: [optWith([{ code: 3, data: Buffer.from('nsid') }, edeOption(6, 'bogus'), { code: 10, data: Buffer.alloc(8) }, edeOption(22, '')])],
+  });
+  const scan = scanReply(wire);
+  const { body, scan: outScan } = stripOpt(wire, scan);
+  assert.deepEqual(outScan, scanReply(body), 'the scan returned describes the body returned');
+  assert.equal(body.readUInt16BE(10), 1, 'one OPT record');
+  const kept = (packet.decode(body).additionals![0] as unknown as { options: { code: number; data: Buffer }[] }).options;
+  assert.deepEqual(kept.map((o) => [o.code, o.data.readUInt16BE(0)]), [[15, 6], [15, 22]], 'EDEs only, in order: NSID and cookie go');
+  const rebuilt = reply('example.com', { answers: [a('example.com', 60)], additionals: [optWith([edeOption(18, 'x')], 1), a('ns.example.com', 70)] });
+  const r = stripOpt(rebuilt, scanReply(rebuilt));
+  assert.deepEqual(packet.decode(r.body).additionals!.map((x) => x.type), ['A', 'OPT'], 'moved last when records followed it');
+  assert.equal(r.scan.rcode, scanReply(rebuilt).rcode, 'the extended rcode is kept');
+});
+
+test('finishReply: the carried EDEs join the sidecar\'s own in the client\'s OPT record; without EDNS they go', () => {
+  const wire = reply('example.com', { answers: [a('example.com', 60)], additionals: [optWith([edeOption(6, 'bogus')])] });
+  const { body } = stripOpt(wire, scanReply(wire));
+  const withEdns = readQuery(query('example.com', { dnssecOk: true })).query!;
+  const out = packet.decode(finishReply(body, withEdns, 1232, 0, { code: 3, text: 'stale answer' }));
+  const o = out.additionals!.find((x) => x.type === 'OPT') as unknown as { udpPayloadSize: number; flags: number; options: { code: number; data: Buffer }[] };
+  assert.equal(out.additionals!.length, 1);
+  assert.equal(o.udpPayloadSize, 1232, 'the sidecar\'s OPT, not the upstream\'s');
+  assert.equal(o.flags & 0x8000, 0x8000, 'DO mirrored');
+  assert.deepEqual(o.options.map((x) => [x.data.readUInt16BE(0), x.data.subarray(2).toString()]), [[3, 'stale answer'], [6, 'bogus']]);
+  const plain = finishReply(body, readQuery(query('example.com')).query!, 512, 0);
+  assert.equal(plain.readUInt16BE(10), 0, 'no OPT record for a client without EDNS');
+  assert.deepEqual(packet.decode(plain).answers!.map((x) => (x as { data: unknown }).data), ['192.0.2.1']);
+});
+
 test('stripOpt: without OPT returns the same buffer', () => {
   const wire = reply('example.com', { answers: [a('example.com', 60)] });
   assert.equal(stripOpt(wire, scanReply(wire)).body, wire);
@@ -139,7 +179,7 @@ test('stripOpt: without OPT returns the same buffer', () => {
 
 // ---- wire.ts: readQuery ----
 
-function rejected(buf: Buffer): { rcode: number; why: string } {
+function rejected(buf: Buffer): Rejected {
   const r = readQuery(buf);
   assert.ok(r.rejected, 'expected a rejection');
   return r.rejected;
@@ -172,19 +212,31 @@ test('readQuery: truncated header and QR set are dropped', () => {
   assert.equal(rejected(qr).rcode, -1);
 });
 
-test('readQuery: opcode other than QUERY is NOTIMP', () => {
-  const notify = query('example.com');
+test('readQuery: opcode other than QUERY is NOTIMP, with the question and the OPT record it had', () => {
+  const notify = query('example.com', { dnssecOk: true });
   notify[2] = (notify[2]! & 0x87) | (4 << 3);
-  assert.equal(rejected(notify).rcode, RCode.NOTIMP);
+  const r = rejected(notify);
+  assert.equal(r.rcode, RCode.NOTIMP);
+  assert.deepEqual([r.questionEnd, r.edns, r.dnssecOk], [12 + 13 + 4, true, true]);
+  const plain = query('example.com');
+  plain[2] = (plain[2]! & 0x87) | (5 << 3);
+  assert.deepEqual([rejected(plain).rcode, rejected(plain).edns], [RCode.NOTIMP, false]);
 });
 
-test('readQuery: QDCOUNT 0 or 2 is FORMERR', () => {
-  const zero = query('example.com');
+test('readQuery: QDCOUNT 0 or 2 is FORMERR, echoing what is readable', () => {
+  const zero = query('example.com', { edns: true });
   zero.writeUInt16BE(0, 4);
-  assert.equal(rejected(zero).rcode, RCode.FORMERR);
-  const two = query('example.com');
+  // With no question the bytes after the header are read as records: the question is not an OPT record.
+  const z = rejected(Buffer.concat([zero.subarray(0, 12), zero.subarray(12 + 13 + 4)]));
+  assert.deepEqual([z.rcode, z.questionEnd, z.edns], [RCode.FORMERR, 12, true]);
+  const one = query('example.com', { edns: true });
+  const question = one.subarray(12, 12 + 13 + 4);
+  const two = Buffer.concat([one.subarray(0, 12), question, question, one.subarray(12 + 13 + 4)]);
   two.writeUInt16BE(2, 4);
-  assert.equal(rejected(two).rcode, RCode.FORMERR);
+  const t = rejected(two);
+  assert.deepEqual([t.rcode, t.questionEnd, t.edns], [RCode.FORMERR, 12 + 2 * (13 + 4), true]);
+  const cut = Buffer.from(two.subarray(0, 12 + 13 + 4 + 5));
+  assert.deepEqual([rejected(cut).rcode, rejected(cut).questionEnd, rejected(cut).edns], [RCode.FORMERR, 0, false], 'unreadable second question: nothing echoed');
 });
 
 test('readQuery: a label past the end, a pointer or a bad label type in the question is FORMERR', () => {
@@ -210,9 +262,11 @@ test('readQuery: two OPT records are FORMERR, EDNS version 1 is BADVERS', () => 
   const r = rejected(two);
   assert.equal(r.rcode, RCode.FORMERR);
   assert.match(r.why, /more than one OPT/);
+  assert.equal(r.edns, true, 'the first OPT record was sound: the reply carries one');
   const v1 = Buffer.from(one);
   v1[one.length - 11 + 6] = 1; // version byte of the OPT TTL
   assert.equal(rejected(v1).rcode, RCode.BADVERS);
+  assert.equal(rejected(v1).edns, true);
 });
 
 test('readQuery: EDNS options that do not tile the OPT data are FORMERR', () => {
