@@ -395,13 +395,18 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
   const splitZoneList: CompiledSplitZone[] = [];
   const forwardZoneList: CompiledForwardZone[] = [];
   // Platform zones first: on equal specificity the one declared first wins.
+  const platformZones: string[] = [];
   for (const [p, layer] of [[platform, 'platform'], [tenant, 'tenant']] as const) {
     for (const f of p.spec.forwardZones) {
+      // A tenant zone equal to or below a platform zone is left out: the platform's forwarding cannot be
+      // shadowed (validation refuses such a tenant file; this holds when a platform change makes one).
+      const zones = f.zones.map(normalizeGlob).filter((z) => layer === 'platform' || !platformZones.some((pz) => z === pz || z.endsWith(`.${pz}`)));
+      if (layer === 'platform') platformZones.push(...zones);
       const zone: CompiledForwardZone = Object.freeze({
         name: f.name,
         layer,
         group: forwardGroupKey(layer, f.name),
-        zones: Object.freeze(f.zones.map(normalizeGlob)),
+        zones: Object.freeze(zones),
         upstreams: Object.freeze([...f.upstreams]),
       });
       forwardZoneList.push(zone);

@@ -8,7 +8,7 @@
  */
 import { dirname, resolve as resolvePath } from 'node:path';
 import { DNSPolicySchema, checkPolicy, type DNSPolicy, type PolicyCheckOptions, type PlatformView } from '../config/policy-schema.ts';
-import { loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
+import { ConfigInvalidError, formatProblem, loadYamlFile, parseYaml, readTextFile } from '../config/load.ts';
 import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts';
 import { evaluate } from './evaluate.ts';
 import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
@@ -162,6 +162,10 @@ export class PolicyManager implements PolicyHolder {
   private readonly listeners = new Set<ReloadListener>();
   private readonly watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The tenant file's text of the policy serving now. */
+  private lastTenantText: string | undefined;
+  /** The tenant file's text of the load in progress. */
+  private pendingTenantText: string | undefined;
   private lastSignature: string;
   private closed = false;
 
@@ -175,6 +179,7 @@ export class PolicyManager implements PolicyHolder {
     const first = this.load();
     this.current = first.compiled;
     this.lastSignature = first.signature;
+    this.lastTenantText = this.pendingTenantText;
     this.lastGoodAt = this.now();
     if (opts.watch ?? true) this.startWatching();
   }
@@ -194,7 +199,24 @@ export class PolicyManager implements PolicyHolder {
     const checks = { clusterZones: this.opts.clusterZones };
     // The platform first: the tenant's policy is checked against it (no shadowing, no denied split targets).
     const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy, checks) : undefined;
-    const tenant = policy ? parsePolicy(read(policy), policy, { ...checks, ...(platform ? { platform: platformView(platform) } : {}) }) : undefined;
+    let tenant: DNSPolicy | undefined;
+    if (policy) {
+      const text = read(policy);
+      try {
+        tenant = parsePolicy(text, policy, { ...checks, ...(platform ? { platform: platformView(platform) } : {}) });
+      } catch (err) {
+        // A tenant file that was good and has not changed, now in conflict with a new platform policy: the
+        // platform's change must never wait on a tenant's file. It loads, the platform wins at query time
+        // (a denied split target is denied, a tenant forward zone below a platform one is left out), and
+        // the conflict is logged. A changed tenant file in conflict is refused like any invalid one.
+        if (!(err instanceof ConfigInvalidError) || text !== this.lastTenantText) throw err;
+        tenant = parsePolicy(text, policy, checks);
+        this.opts.log?.('warn', 'the platform policy now conflicts with the unchanged tenant policy; the platform wins', {
+          problems: err.problems.map(formatProblem),
+        });
+      }
+      this.pendingTenantText = text;
+    }
     const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
     return { compiled: compilePolicy({ tenant, platform, podLabels: labels }), signature: texts.join('\u0000') };
   }
@@ -231,6 +253,7 @@ export class PolicyManager implements PolicyHolder {
     }
     if (!force && loaded.signature === this.lastSignature) return { ok: true };
     this.lastSignature = loaded.signature;
+    this.lastTenantText = this.pendingTenantText;
     this.current = loaded.compiled;
     this.lastGoodAt = this.now();
     this.opts.log?.('info', 'policy reloaded', {

@@ -77,3 +77,24 @@ test('shadowing: the sidecar refuses such a tenant policy at start, and keeps th
   const route = classify(manager.current, [], 'git.corp.example');
   assert.equal(route.kind === 'forward' && route.group, 'platform:corp', 'the platform zone still answers its names');
 });
+
+test('shadowing: a tenant file cannot hold back a platform change; the platform wins where they conflict', (t) => {
+  const { platform, tenant } = files(t);
+  // Before: the platform forwards nothing the tenant's zones touch, and denies nothing its split zone names.
+  writeFileSync(platform, DOC('  rules: []'));
+  const lines: string[] = [];
+  const manager = new PolicyManager({ policy: tenant, platformPolicy: platform, watch: false, log: (_l, msg, f) => lines.push(`${msg} ${JSON.stringify(f)}`) });
+  t.after(() => manager.close());
+  assert.equal(classify(manager.current, [], 'git.corp.example').kind === 'forward' && (classify(manager.current, [], 'git.corp.example') as { group: string }).group, 'mine');
+  // The platform takes corp.example and denies *.exfil.example: the unchanged tenant file now conflicts with it.
+  writeFileSync(platform, PLATFORM);
+  assert.equal(manager.reload().ok, true, 'the platform change loads');
+  const route = classify(manager.current, [], 'git.corp.example');
+  assert.equal(route.kind === 'forward' && route.group, 'platform:corp', "the tenant's zone below the platform's is left out");
+  assert.equal(classify(manager.current, [], 'x.own.example').kind === 'forward', true, "the tenant's other zone still works");
+  assert.ok(lines.some((l) => l.includes('the platform policy now conflicts with the unchanged tenant policy') && l.includes('tenant.yaml:9')));
+  // A tenant file changed into such a conflict is refused, and the last good policy keeps serving.
+  writeFileSync(tenant, TENANT.replace('own.example', 'own2.example'));
+  assert.equal(manager.reload().ok, false);
+  assert.equal(classify(manager.current, [], 'x.own.example').kind, 'forward');
+});
