@@ -3,7 +3,9 @@
 # kubectl (kustomize rendering of deploy/; Debian's kubernetes-client when the
 # machine has no kubectl),
 # real DNS servers (unbound, dnsdist, knot-resolver, dnsmasq), dig, Prometheus
-# and promtool, openssl for test certificates, dnsperf for load.
+# and promtool, openssl for test certificates, dnsperf for load; for the pods
+# of test/pod/ (network namespaces, as root): ip (iproute2), nft (nftables),
+# setpriv (util-linux) and musl-gcc (musl-tools, the musl stub resolver probe).
 # Installs only what is missing; services are never started by the install.
 set -euo pipefail
 
@@ -18,6 +20,10 @@ declare -A pkg_for=(
   [dnsperf]=dnsperf
   [openssl]=openssl
   [taskset]=util-linux
+  [setpriv]=util-linux
+  [ip]=iproute2
+  [nft]=nftables
+  [musl-gcc]=musl-tools
   [kubectl]=kubernetes-client
 )
 # Debian installs some daemons under /usr/sbin, which a non-root PATH may lack.
