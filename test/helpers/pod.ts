@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { mutatePod } from '../../injector/mutate.ts';
 import { CAPTURE_NAME, SIDECAR_NAME } from '../../injector/names.ts';
+import { buildCaptureRules, redirectTargets } from '../../sidecar/capture/rules.ts';
 import type { QueryLogLine } from '../../sidecar/metrics/querylog.ts';
 import { BARRIER_ZONE, PodNet, type HostQuery } from './pod-hosts.ts';
 import { CLI, spawnCli, spawnServing, waitFor, type ServingSidecar } from './sidecar.ts';
@@ -70,6 +71,29 @@ export function podSkipReason(): string | undefined {
     return undefined;
   })();
   return skipReason;
+}
+
+let nftReason: string | undefined | null = null;
+
+/**
+ * Why the capture rules cannot be loaded here (no pods, or a kernel without
+ * nf_tables, NAT, conntrack zones), or undefined when they can: loads the
+ * default capture rules in a throwaway namespace.
+ */
+export function captureSkipReason(): string | undefined {
+  if (nftReason !== null) return nftReason;
+  nftReason = podSkipReason();
+  if (nftReason !== undefined) return nftReason;
+  const probe = `tdns-nft-${process.pid}`;
+  spawnSync('ip', ['netns', 'add', probe], { env: ENV });
+  const r = spawnSync('ip', ['netns', 'exec', probe, 'nft', '-f', '-'], {
+    env: ENV,
+    encoding: 'utf8',
+    input: buildCaptureRules({ sidecarUid: 65532, redirect: redirectTargets([]) }).script,
+  });
+  spawnSync('ip', ['netns', 'del', probe], { env: ENV });
+  nftReason = r.status === 0 ? undefined : `the kernel does not load the capture rules (nf_tables, NAT, conntrack zones): ${(r.stderr ?? '').trim()}`;
+  return nftReason;
 }
 
 /** Runs a command to completion, failing with its stderr. */
@@ -202,7 +226,6 @@ export async function startPod(t: { after(fn: () => Promise<void>): void }, opts
   }
 
   async function build(): Promise<Pod> {
-
     // The injector's output for the pod.
     const namespace = opts.namespace ?? 'team-a';
     const pod = {

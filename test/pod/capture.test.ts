@@ -10,9 +10,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { HostAnswers, PodNet } from '../helpers/pod-hosts.ts';
-import { muslProbe, podSkipReason, startPod, type Pod, type RunResult } from '../helpers/pod.ts';
+import { captureSkipReason, muslProbe, startPod, type Pod, type RunResult } from '../helpers/pod.ts';
 
-const skip = podSkipReason();
+const skip = captureSkipReason();
 
 const POLICY = `apiVersion: tenant-dns.io/v1alpha1
 kind: DNSPolicy
