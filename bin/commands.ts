@@ -1,7 +1,7 @@
 /**
  * The tenant-dns command line: builds the commander program and registers
- * every command from here, above the folders that implement them: `sidecar`
- * and `policy` from sidecar/, `injector` and `inject` from injector/. So
+ * every command from here, above the folders that implement them: `sidecar`,
+ * `policy` and `capture` from sidecar/, `injector` and `inject` from injector/. So
  * neither folder imports the other (test/meta/imports.test.ts).
  *
  * Start-up cost: `tenant-dns sidecar` loads only what it uses. The injector's
@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerInjectorCommands } from '../injector/cli.ts';
+import { registerCaptureCommand } from '../sidecar/capture/cli.ts';
 import { registerSidecarCommand } from '../sidecar/cli.ts';
 import { describeError } from '../sidecar/errors.ts';
 import { runSidecar, VERSION } from '../sidecar/main.ts';
@@ -24,6 +25,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError();
   registerSidecarCommand(program, async (opts) => setExit(await runSidecar(opts)));
   registerPolicyCommands(program, setExit);
+  registerCaptureCommand(program, setExit);
   registerInjectorCommands(program);
   return program;
 }

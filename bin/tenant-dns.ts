@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * tenant-dns: the command line. `tenant-dns sidecar`, `tenant-dns policy`,
- * `tenant-dns injector`, `tenant-dns inject` (registered in commands.ts).
+ * `tenant-dns capture`, `tenant-dns injector`, `tenant-dns inject` (registered in commands.ts).
  */
 import { main } from './commands.ts';
 

@@ -38,6 +38,11 @@ export const InjectorConfigSchema = Type.Object(
         "NODE_OPTIONS of the sidecar container. The default caps V8's heap so a query flood stays within the 128Mi limit (measured about 110 MB of RSS under a UDP flood; uncapped, V8 grows past 230 MB). Empty: Node's defaults.",
     }),
     failureMode: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'deny', description: 'When a pod cannot be handled: admit it unpatched with a warning (allow) or reject it (deny).' }),
+    capture: Type.Union([Type.Literal('none'), Type.Literal('init')], {
+      default: 'none',
+      description:
+        "DNS capture: init adds the tenant-dns-capture init container (root with NET_ADMIN and NET_RAW, outside Pod Security baseline) that redirects port 53 to the sidecar and refuses port 853; none: the pod's resolv.conf only.",
+    }),
     nativeSidecar: Type.Boolean({ default: true, description: 'Inject as a native sidecar (Kubernetes >= 1.29); false: first container with a postStart wait.' }),
     metricsPort: Type.Integer({ minimum: 1, maximum: 65535, default: SIDECAR_METRICS_PORT, description: 'The sidecar metrics and probe port.' }),
     prometheusAnnotations: Type.Boolean({ default: false, description: 'Add prometheus.io/scrape, port and path annotations.' }),

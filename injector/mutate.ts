@@ -4,10 +4,11 @@
  * unprivileged-port sysctl and records what was done. Shared by the webhook
  * and `tenant-dns inject`. Pure: no I/O.
  */
+import { captureContainer } from './capture-spec.ts';
 import type { InjectorConfig } from './config-schema.ts';
 import { decide, type Decision } from './decide.ts';
 import { arr, obj, type JsonObject } from './json.ts';
-import { HttpPaths, Keys, PORT_SYSCTL, PrometheusAnnotations, SIDECAR_NAME } from './names.ts';
+import { CAPTURE_NAME, HttpPaths, Keys, PORT_SYSCTL, PrometheusAnnotations, SIDECAR_NAME } from './names.ts';
 import { PatchBuilder, type PatchOperation } from './patch.ts';
 import { INJECTOR_VERSION, sidecarContainer, sidecarVolumes } from './sidecar-spec.ts';
 
@@ -115,6 +116,9 @@ export function mutatePod(pod: unknown, ctx: MutateContext): MutateResult {
       b.set(['metadata', 'annotations', Keys.defaultContainer], first);
     }
   }
+  // DNS capture runs first and exits: the sidecar starts with the rules in place.
+  const capture = config.capture === 'init';
+  if (capture) b.insert(['spec', 'initContainers'], 0, captureContainer(config, spec));
   const volumes = sidecarVolumes(config);
   for (const v of volumes) b.append(['spec', 'volumes'], v);
 
@@ -136,7 +140,7 @@ export function mutatePod(pod: unknown, ctx: MutateContext): MutateResult {
     tenant: ctx.tenant,
     image: config.image,
     mode: config.nativeSidecar ? 'native' : 'legacy',
-    containers: [SIDECAR_NAME],
+    containers: capture ? [CAPTURE_NAME, SIDECAR_NAME] : [SIDECAR_NAME],
     volumes: volumes.map((v) => v.name),
   };
   b.set(['metadata', 'annotations', Keys.status], JSON.stringify(status));

@@ -1,6 +1,6 @@
 /**
  * Every name the injector writes into a pod or reads from one: the sidecar
- * container, its volumes, mount paths and files, env vars, port, probe paths,
+ * container and the capture init container, the sidecar's uid, its volumes, mount paths and files, env vars, port, probe paths,
  * the sysctl, and the label and annotation keys. Defined here once; the other
  * injector modules import them. Changing one changes what running pods carry
  * (the golden files in test/injector/golden/ show it) and may need the same
@@ -37,6 +37,12 @@ export const PrometheusAnnotations = {
 
 /** The name of the injected container; also used to recognise an injected pod. */
 export const SIDECAR_NAME = 'tenant-dns';
+
+/** The name of the DNS capture init container (`capture: init`); it runs before the sidecar and exits. */
+export const CAPTURE_NAME = 'tenant-dns-capture';
+
+/** The uid (and gid) the sidecar runs as, the image's `USER`: capture never redirects its traffic. */
+export const SIDECAR_UID = 65532;
 
 /** Volume names the injector adds. */
 export const VOLUME_NAMES = { policy: 'tenant-dns-policy', podinfo: 'tenant-dns-podinfo', platform: 'tenant-dns-platform' } as const;

@@ -8,7 +8,7 @@ import { SIDECAR_FLAGS } from '../sidecar/config/schema.ts';
 import pkg from '../package.json' with { type: 'json' };
 import type { InjectorConfig } from './config-schema.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
-import { Env, HttpPaths, METRICS_PORT_NAME, Paths, POD_LABELS_ITEM, SIDECAR_METRICS_PORT, SIDECAR_NAME, VOLUME_NAMES } from './names.ts';
+import { Env, HttpPaths, METRICS_PORT_NAME, Paths, POD_LABELS_ITEM, SIDECAR_METRICS_PORT, SIDECAR_NAME, SIDECAR_UID, VOLUME_NAMES } from './names.ts';
 
 /** The version recorded in the status annotation. */
 export const INJECTOR_VERSION: string = pkg.version;
@@ -100,8 +100,8 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
     resources: { requests: { ...config.resources.requests }, limits: { ...config.resources.limits } },
     securityContext: {
       runAsNonRoot: true,
-      runAsUser: 65532,
-      runAsGroup: 65532,
+      runAsUser: SIDECAR_UID,
+      runAsGroup: SIDECAR_UID,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },

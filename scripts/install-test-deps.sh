@@ -5,7 +5,9 @@
 # real DNS servers (unbound, dnsdist, knot-resolver, dnsmasq, nsd as the
 # authoritative of the differential conformance suite), ldnsutils to sign its
 # zone (ldns-keygen, ldns-signzone), dig, Prometheus and promtool, openssl for
-# test certificates, dnsperf for load.
+# test certificates, dnsperf for load; for the pods of test/pod/ (network
+# namespaces, as root): ip (iproute2), nft (nftables), setpriv (util-linux) and
+# musl-gcc (musl-tools, the musl stub resolver probe).
 # Installs only what is missing; services are never started by the install.
 set -euo pipefail
 
@@ -23,6 +25,10 @@ declare -A pkg_for=(
   [dnsperf]=dnsperf
   [openssl]=openssl
   [taskset]=util-linux
+  [setpriv]=util-linux
+  [ip]=iproute2
+  [nft]=nftables
+  [musl-gcc]=musl-tools
   [kubectl]=kubernetes-client
 )
 # Debian installs some daemons under /usr/sbin, which a non-root PATH may lack.

@@ -5,7 +5,8 @@ import { Command, Option } from 'commander';
 import { describe, fieldSchema, SIDECAR_FLAGS } from './config/schema.ts';
 import { optionKey } from './config/flags.ts';
 
-function collect(value: string, previous: string[] | undefined): string[] {
+/** Commander's argParser for a repeatable flag: each value appended. */
+export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 

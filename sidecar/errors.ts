@@ -40,6 +40,8 @@ export const ErrorCodes = {
   FORWARDING_LOOP: 'FORWARDING_LOOP',
   /** An upstream was closed and can no longer be used. */
   CLOSED: 'CLOSED',
+  /** `tenant-dns capture` could not install or list its nftables rules. */
+  CAPTURE_FAILED: 'CAPTURE_FAILED',
   /** An invariant was broken: a bug. */
   INTERNAL: 'INTERNAL',
 } as const;

@@ -1,5 +1,6 @@
 /**
- * A small scriptable DNS server for upstream tests, on 127.0.0.1 port 0, with
+ * A small scriptable DNS server for upstream tests, on 127.0.0.1 port 0 (or a
+ * given address and ports: the test hosts of test/helpers/pod-hosts.ts), with
  * four faces: UDP, TCP (pipelined, RFC 7766), TLS (DoT) and HTTPS over HTTP/2
  * (DoH, RFC 8484; HTTP/1.1 allowed too). UDP and TCP share one port. A
  * handler decides each answer.
@@ -42,12 +43,18 @@ export type HandlerResult =
   | { delayMs: number; then?: HandlerResult }
   | { httpStatus?: number; contentType?: string };
 
-/** Decides the answer to a decoded query. */
-export type Handler = (query: packet.Packet, face: Face) => HandlerResult | Promise<HandlerResult>;
+/** Where a query came from: the client's address and port. */
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Decides the answer to a decoded query; `peer` is the client (undefined when the socket no longer says). */
+export type Handler = (query: packet.Packet, face: Face, peer?: Peer) => HandlerResult | Promise<HandlerResult>;
 
 /** A running test server. */
 export interface TestDnsServer {
-  readonly host: '127.0.0.1';
+  readonly host: string;
   readonly udpPort: number;
   readonly tcpPort: number;
   /** 0 when no TLS key pair was given. */
@@ -57,7 +64,7 @@ export interface TestDnsServer {
   readonly counts: Record<Face | 'total', number>;
   /** TCP, TLS and HTTPS connections accepted so far. */
   readonly connections: number;
-  /** The URL of a face for fromUrl: udp://127.0.0.1:P, tcp://…, tls://dns.test:P, https://dns.test:P/dns-query. */
+  /** The URL of a face for fromUrl: udp://HOST:P, tcp://…, tls://dns.test:P, https://dns.test:P/dns-query. */
   url(face: Face): string;
   /** Replaces the handler. */
   setHandler(handler: Handler): void;
@@ -74,6 +81,12 @@ export interface TestDnsServerOptions {
   readonly handler?: Handler;
   /** The key pair for the TLS and HTTPS faces (e.g. testPki().good); without it those faces are off. */
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+  /** The IPv4 address every face listens on (default 127.0.0.1). */
+  readonly host?: string;
+  /** The UDP and TCP port (default: pre-picked below the ephemeral range). */
+  readonly port?: number;
+  /** The TLS face's port (default: pre-picked). */
+  readonly tlsPort?: number;
 }
 
 /** A TXT record set of about 5 KB: 20 strings of 250 bytes. */
@@ -162,7 +175,11 @@ function truncate(wire: Buffer): Buffer {
   return packet.encode({ ...p, flags: (p.flags ?? 0) | packet.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: [] });
 }
 
-/** Starts a server with every face on its own kernel-chosen port. */
+function peerOf(socket: net.Socket): Peer | undefined {
+  return socket.remoteAddress === undefined || socket.remotePort === undefined ? undefined : { address: socket.remoteAddress, port: socket.remotePort };
+}
+
+/** Starts a server with every face on its own port: pre-picked, unless given in `options`. */
 export async function startDnsServer(options: TestDnsServerOptions = {}): Promise<TestDnsServer> {
   let handler: Handler = options.handler ?? ((q) => defaultAnswer(q));
   const counts = { udp: 0, tcp: 0, tls: 0, https: 0, total: 0 };
@@ -173,10 +190,11 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
   let tcp: net.Server | undefined;
   let tlsServer: tls.Server | undefined;
   let https: http2.Http2SecureServer | undefined;
-  const ports = { udp: 0, tcp: 0, tls: 0, https: 0 };
+  const host = options.host ?? '127.0.0.1';
+  const ports = { udp: options.port ?? 0, tcp: options.port ?? 0, tls: options.tlsPort ?? 0, https: 0 };
   let closed = false;
 
-  async function decide(raw: Buffer, face: Face): Promise<{ query: packet.Packet; result: HandlerResult } | undefined> {
+  async function decide(raw: Buffer, face: Face, peer?: Peer): Promise<{ query: packet.Packet; result: HandlerResult } | undefined> {
     let query: packet.Packet;
     try {
       query = packet.decode(raw);
@@ -185,7 +203,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     }
     counts[face]++;
     counts.total++;
-    return { query, result: await handler(query, face) };
+    return { query, result: await handler(query, face, peer) };
   }
 
   function onStream(socket: net.Socket, face: 'tcp' | 'tls'): void {
@@ -195,7 +213,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     socket.on('error', () => {});
     onFrames(socket, (raw) => {
       void (async () => {
-        const d = await decide(raw, face);
+        const d = await decide(raw, face, peerOf(socket));
         if (!d) return;
         const out = await render(d.result, d.query, raw, face);
         if (out.close) {
@@ -211,7 +229,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     const u = dgram.createSocket('udp4');
     u.on('message', (raw, rinfo) => {
       void (async () => {
-        const d = await decide(raw, 'udp');
+        const d = await decide(raw, 'udp', { address: rinfo.address, port: rinfo.port });
         if (!d) return;
         const out = await render(d.result, d.query, raw, 'udp');
         for (let w of out.wires) {
@@ -229,7 +247,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
 
   async function start(): Promise<void> {
     // UDP and TCP share one port, like a real server (TC fallback goes to the same port).
-    const pair = await listenUdpAndTcp('127.0.0.1', ports.udp, () => ({ udp: makeUdp(), tcp: net.createServer((s) => onStream(s, 'tcp')) }));
+    const pair = await listenUdpAndTcp(host, ports.udp, () => ({ udp: makeUdp(), tcp: net.createServer((s) => onStream(s, 'tcp')) }));
     udp = pair.udp;
     tcp = pair.tcp;
     ports.udp = ports.tcp = pair.port;
@@ -238,7 +256,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
       tlsServer = tls.createServer({ key: options.tls.key, cert: options.tls.cert }, (s) => onStream(s, 'tls'));
       tlsServer.on('tlsClientError', () => {});
       // Pre-picked below the ephemeral range, as for UDP and TCP: a restart then finds the port free.
-      ports.tls = await listenOn(tlsServer, '127.0.0.1', ports.tls || (await freePort()));
+      ports.tls = await listenOn(tlsServer, host, ports.tls || (await freePort(host)));
 
       const h = http2.createSecureServer({ key: options.tls.key, cert: options.tls.cert, allowHTTP1: true });
       h.on('session', (s) => {
@@ -256,7 +274,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
         void onHttp(req, res);
       });
       https = h;
-      ports.https = await listenOn(h as unknown as net.Server, '127.0.0.1', ports.https || (await freePort()));
+      ports.https = await listenOn(h as unknown as net.Server, host, ports.https || (await freePort(host)));
     }
   }
 
@@ -275,7 +293,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
       for await (const c of req) chunks.push(c as Buffer);
       raw = Buffer.concat(chunks);
     }
-    const d = await decide(raw, 'https');
+    const d = await decide(raw, 'https', peerOf(req.socket));
     if (!d) {
       res.writeHead(400).end();
       return;
@@ -312,7 +330,7 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
 
   await start();
   return {
-    host: '127.0.0.1',
+    host,
     get udpPort() {
       return ports.udp;
     },
@@ -332,9 +350,9 @@ export async function startDnsServer(options: TestDnsServerOptions = {}): Promis
     url(face: Face): string {
       switch (face) {
         case 'udp':
-          return `udp://127.0.0.1:${ports.udp}`;
+          return `udp://${host}:${ports.udp}`;
         case 'tcp':
-          return `tcp://127.0.0.1:${ports.tcp}`;
+          return `tcp://${host}:${ports.tcp}`;
         case 'tls':
           return `tls://dns.test:${ports.tls}`;
         case 'https':

@@ -72,11 +72,15 @@ export interface ChildSidecar {
  * Runs `tenant-dns <args>` as a child process (Node from PATH, the project's
  * pinned Node under npm); `options` adds spawn options (env, uid, gid);
  * `entry` runs another build of the CLI (the bundle), optionally preceded by
- * node flags (`[...flags, bundle]`).
+ * node flags (`[...flags, bundle]`); `prefix` is a command that runs node
+ * (`['ip', 'netns', 'exec', NS, 'setpriv', …]`: it must exec node, so that
+ * killing the child kills node).
  */
-export function spawnCli(args: readonly string[], options: SpawnOptions = {}, entry: string | readonly string[] = CLI): ChildSidecar {
+export function spawnCli(args: readonly string[], options: SpawnOptions = {}, entry: string | readonly string[] = CLI, prefix: readonly string[] = []): ChildSidecar {
   const head = typeof entry === 'string' ? [entry] : entry;
-  const child = spawn(process.execPath, [...head, ...withTestPorts(args)], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, ...head, ...withTestPorts(args)];
+  const [command, ...rest] = [...prefix, ...argv] as [string, ...string[]];
+  const child = spawn(command, rest, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -127,10 +131,13 @@ export interface ServingSidecar extends ChildSidecar {
  * process in between. Fails at once, with the child's stderr, if it exits, and
  * after `timeoutMs` (the child is then killed).
  */
-export async function spawnServing(args: readonly string[], opts: { timeoutMs?: number; spawn?: SpawnOptions; entry?: string | readonly string[] } = {}): Promise<ServingSidecar> {
+export async function spawnServing(
+  args: readonly string[],
+  opts: { timeoutMs?: number; spawn?: SpawnOptions; entry?: string | readonly string[]; prefix?: readonly string[] } = {},
+): Promise<ServingSidecar> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const full = args.some((a) => a === '--listen' || a.startsWith('--listen=')) ? [...args] : [...args, '--listen=127.0.0.1:0'];
-  const p = spawnCli(full, opts.spawn, opts.entry);
+  const p = spawnCli(full, opts.spawn, opts.entry, opts.prefix);
   let exitCode: number | undefined;
   void p.exited.then((c) => (exitCode = c));
   const servingLine = () => p.stderr().split('\n').find((l) => l.includes('"msg":"sidecar serving"'));

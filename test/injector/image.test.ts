@@ -92,6 +92,15 @@ test('image: the bundle answers --version, sidecar --help and injector --help', 
   assert.match(run(['inject', '--help']), /--filename/);
 });
 
+test('image: the runtime stage has Debian nftables for capture, and the bundle prints the capture rules (its chunk loads on demand)', () => {
+  const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
+  assert.match(runtime, /apt-get install -y --no-install-recommends nftables\b/);
+  assert.match(runtime, /rm -rf \/var\/lib\/apt\/lists\/\*/);
+  const script = run(['capture', '--dry-run', '--redirect-to=127.0.0.1:53']);
+  assert.match(script, /^table inet tenant-dns-capture$/m);
+  assert.match(script, /meta nfproto ipv4 udp dport 53 dnat ip to 127\.0\.0\.1:53/);
+});
+
 test('image: inject from the bundle turns manifests on stdin into valid injected manifests', () => {
   const outYaml = run(['inject', '-f', '-', '--namespace', 'team-a'], readFileSync(join(import.meta.dirname, 'testdata', 'workloads.yaml'), 'utf8'));
   const docs = parseAllDocuments(outYaml).map((d) => d.toJS());

@@ -1,0 +1,46 @@
+/**
+ * The DNS capture init container (`capture: init`) as raw Kubernetes JSON:
+ * `tenant-dns capture` from the sidecar's image, root with NET_ADMIN and
+ * NET_RAW only, which installs the nftables rules of sidecar/capture/ in the
+ * pod's network namespace and exits before the sidecar starts. Its flags are
+ * written through the command's own flag names ({@link CAPTURE_FLAGS}). Pure:
+ * no I/O.
+ */
+import { CAPTURE_FLAGS } from '../sidecar/capture/rules.ts';
+import type { InjectorConfig } from './config-schema.ts';
+import { InjectorError, InjectorErrorCodes } from './errors.ts';
+import { arr, obj, type JsonObject } from './json.ts';
+import { CAPTURE_NAME, SIDECAR_UID } from './names.ts';
+
+/**
+ * The capture init container for a pod whose spec is `spec` (raw JSON).
+ * Captured queries go to the sidecar's listen address; the sidecar's uid is
+ * left alone.
+ *
+ * @throws InjectorError PATCH_FAILED when a container of the pod is already
+ *   named tenant-dns-capture: a pod must not stand in its own capture
+ *   container (the failure mode decides what happens to the pod).
+ */
+export function captureContainer(config: Pick<InjectorConfig, 'image' | 'imagePullPolicy' | 'listen' | 'resources'>, spec: JsonObject): Record<string, unknown> {
+  const taken = [spec.containers, spec.initContainers, spec.ephemeralContainers].flatMap(arr).some((c) => obj(c)?.name === CAPTURE_NAME);
+  if (taken) {
+    throw new InjectorError(InjectorErrorCodes.PATCH_FAILED, `adding DNS capture: the pod already has a container named ${CAPTURE_NAME}`);
+  }
+  return {
+    name: CAPTURE_NAME,
+    image: config.image,
+    imagePullPolicy: config.imagePullPolicy,
+    args: ['capture', `${CAPTURE_FLAGS.sidecarUid}=${SIDECAR_UID}`, `${CAPTURE_FLAGS.redirectTo}=${config.listen}`],
+    resources: { requests: { ...config.resources.requests }, limits: { ...config.resources.limits } },
+    securityContext: {
+      // nft needs CAP_NET_ADMIN in the pod's network namespace; the image's user is the sidecar's.
+      runAsUser: 0,
+      runAsNonRoot: false,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
