@@ -38,6 +38,15 @@ export const InjectorConfigSchema = Type.Object(
         "NODE_OPTIONS of the sidecar container. The default caps V8's heap so a query flood stays within the 128Mi limit (measured about 110 MB of RSS under a UDP flood; uncapped, V8 grows past 230 MB). Empty: Node's defaults.",
     }),
     failureMode: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'deny', description: 'When a pod cannot be handled: admit it unpatched with a warning (allow) or reject it (deny).' }),
+    optOut: Type.Union([Type.Literal('deny'), Type.Literal('allow')], {
+      default: 'deny',
+      description:
+        'The pod label tenant-dns.io/inject: "false": deny such pods, except in namespaces labelled tenant-dns.io/allow-opt-out: "true" (deny), or let them run without the sidecar everywhere (allow).',
+    }),
+    hostNetworkPods: Type.Union([Type.Literal('deny'), Type.Literal('allow')], {
+      default: 'deny',
+      description: "hostNetwork pods share the node's 127.0.0.1 and cannot have the sidecar: deny them, or admit them without it (allow).",
+    }),
     nativeSidecar: Type.Boolean({ default: true, description: 'Inject as a native sidecar (Kubernetes >= 1.29); false: first container with a postStart wait.' }),
     metricsPort: Type.Integer({ minimum: 1, maximum: 65535, default: SIDECAR_METRICS_PORT, description: 'The sidecar metrics and probe port.' }),
     prometheusAnnotations: Type.Boolean({ default: false, description: 'Add prometheus.io/scrape, port and path annotations.' }),

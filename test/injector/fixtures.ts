@@ -1,10 +1,18 @@
 /**
  * Shared test inputs: a pod as a ReplicaSet creates it, an AdmissionReview
  * shaped as the API server sends it (admission.k8s.io/v1), the defaults the
- * API server adds to a patched pod, and an HTTPS client for the injector.
+ * API server adds to a patched pod, and the injector's HTTPS server with a
+ * client for it.
  */
 import { randomUUID } from 'node:crypto';
 import https from 'node:https';
+import type { TestContext } from 'node:test';
+import { Registry } from 'prom-client';
+import { parseInjectorConfig } from '../../injector/config.ts';
+import { createInjectorMetrics } from '../../injector/metrics.ts';
+import { NamespaceNameResolver, type TenantResolver } from '../../injector/namespaces.ts';
+import { startInjectorServer, type InjectorServer } from '../../injector/server.ts';
+import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 
 /** A pod without a name (generateName), as a ReplicaSet creates it. */
 export function samplePod(): Record<string, any> {
@@ -144,3 +152,43 @@ export function postJson(ca: Buffer, port: number, path: string, body: unknown):
   });
 }
 
+/** Options of {@link startTestInjector}. */
+export interface TestInjectorOptions {
+  /** Injector config (defaults applied); default: kube-dns at 10.96.0.10:53. */
+  readonly config?: Record<string, unknown>;
+  /** Default: the namespace name is the tenant. */
+  readonly tenants?: TenantResolver;
+  readonly maxBodyBytes?: number;
+  /** Default 0: certificates are reloaded only when the test asks. */
+  readonly certCheckIntervalMs?: number;
+}
+
+/** A running injector for a test. */
+export interface TestInjector {
+  readonly pki: TestPki;
+  readonly server: InjectorServer;
+  readonly port: number;
+  readonly registry: Registry;
+}
+
+/**
+ * Starts the injector's HTTPS server on 127.0.0.1:0 with a certificate for its
+ * Service name, closed (and the certificate removed) in `t.after`.
+ */
+export async function startTestInjector(t: TestContext, opts: TestInjectorOptions = {}): Promise<TestInjector> {
+  const pki = makeTestPki(['tenant-dns-injector.tenant-dns-system.svc']);
+  t.after(() => pki.cleanup());
+  const registry = new Registry();
+  const server = await startInjectorServer({
+    host: '127.0.0.1',
+    port: 0,
+    certFile: pki.certFile,
+    keyFile: pki.keyFile,
+    registry,
+    maxBodyBytes: opts.maxBodyBytes,
+    certCheckIntervalMs: opts.certCheckIntervalMs ?? 0,
+    deps: { config: parseInjectorConfig(opts.config ?? { clusterDns: '10.96.0.10:53' }), tenants: opts.tenants ?? new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) },
+  });
+  t.after(() => server.close(100));
+  return { pki, server, port: server.address.port, registry };
+}
