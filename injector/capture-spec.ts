@@ -8,24 +8,16 @@
  */
 import { CAPTURE_FLAGS } from '../sidecar/capture/rules.ts';
 import type { InjectorConfig } from './config-schema.ts';
-import { InjectorError, InjectorErrorCodes } from './errors.ts';
-import { arr, obj, type JsonObject } from './json.ts';
+import type { JsonObject } from './json.ts';
 import { CAPTURE_NAME, SIDECAR_UID } from './names.ts';
 
 /**
- * The capture init container for a pod whose spec is `spec` (raw JSON).
- * Captured queries go to the sidecar's listen address; the sidecar's uid is
- * left alone.
- *
- * @throws InjectorError PATCH_FAILED when a container of the pod is already
- *   named tenant-dns-capture: a pod must not stand in its own capture
- *   container (the failure mode decides what happens to the pod).
+ * The capture init container. Captured queries go to the sidecar's listen
+ * address; the sidecar's uid is left alone. A pod that already has a
+ * container of this name is denied by mutate.ts (a name the injector needs,
+ * or a capture container that is not exactly this one).
  */
-export function captureContainer(config: Pick<InjectorConfig, 'image' | 'imagePullPolicy' | 'listen' | 'resources'>, spec: JsonObject): Record<string, unknown> {
-  const taken = [spec.containers, spec.initContainers, spec.ephemeralContainers].flatMap(arr).some((c) => obj(c)?.name === CAPTURE_NAME);
-  if (taken) {
-    throw new InjectorError(InjectorErrorCodes.PATCH_FAILED, `adding DNS capture: the pod already has a container named ${CAPTURE_NAME}`);
-  }
+export function captureContainer(config: Pick<InjectorConfig, 'image' | 'imagePullPolicy' | 'listen' | 'resources'>): JsonObject {
   return {
     name: CAPTURE_NAME,
     image: config.image,

@@ -17,7 +17,7 @@ function positiveInt(v: string): number {
 export function registerInjectorCommands(program: Command): void {
   program
     .command('injector')
-    .description('Run the mutating admission webhook that injects the tenant-dns sidecar (HTTPS: /mutate, /healthz, /readyz, /metrics).')
+    .description('Run the admission webhooks that inject the tenant-dns sidecar and keep it exact (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics).')
     .requiredOption('--tls-cert <file>', 'PEM certificate (chain); re-read when it changes')
     .requiredOption('--tls-key <file>', 'PEM private key; re-read when it changes')
     .option('--listen <addr:port>', 'address to serve HTTPS on', '0.0.0.0:8443')

@@ -43,6 +43,15 @@ export const InjectorConfigSchema = Type.Object(
       description:
         "DNS capture: init adds the tenant-dns-capture init container (root with NET_ADMIN and NET_RAW, outside Pod Security baseline) that redirects port 53 to the sidecar and refuses port 853; none: the pod's resolv.conf only.",
     }),
+    optOut: Type.Union([Type.Literal('deny'), Type.Literal('allow')], {
+      default: 'deny',
+      description:
+        'The pod label tenant-dns.io/inject: "false": deny such pods, except in namespaces labelled tenant-dns.io/allow-opt-out: "true" (deny), or let them run without the sidecar everywhere (allow).',
+    }),
+    hostNetworkPods: Type.Union([Type.Literal('deny'), Type.Literal('allow')], {
+      default: 'deny',
+      description: "hostNetwork pods share the node's 127.0.0.1 and cannot have the sidecar: deny them, or admit them without it (allow).",
+    }),
     nativeSidecar: Type.Boolean({ default: true, description: 'Inject as a native sidecar (Kubernetes >= 1.29); false: first container with a postStart wait.' }),
     metricsPort: Type.Integer({ minimum: 1, maximum: 65535, default: SIDECAR_METRICS_PORT, description: 'The sidecar metrics and probe port.' }),
     prometheusAnnotations: Type.Boolean({ default: false, description: 'Add prometheus.io/scrape, port and path annotations.' }),

@@ -4,7 +4,9 @@
  * Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers,
  * Jobs and CronJobs are injected, Lists are walked, multi-document YAML is
  * kept as documents; everything else passes through unchanged. Skips and
- * warnings go to stderr, the YAML to stdout.
+ * warnings go to stderr, the YAML to stdout. A workload the webhook would
+ * deny (it collides with the injection, or opts out where that is not
+ * allowed) is an error: every denial on stderr, no YAML, exit 1.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -14,6 +16,7 @@ import { SkipReasons } from './decide.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
 import { obj, type JsonObject } from './json.ts';
 import { mutatePod } from './mutate.ts';
+import { isTenantName } from './namespaces.ts';
 
 /** Where the pod template sits, by kind. */
 export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
@@ -32,7 +35,10 @@ export interface InjectOptions {
   readonly config: InjectorConfig;
   /** Namespace for objects without metadata.namespace. Default `default`. */
   readonly namespace?: string;
-  /** Tenant name; default the object's namespace (the namespace label cannot be read offline). */
+  /**
+   * Tenant name; default the object's namespace (namespace labels cannot be
+   * read offline, so the opt-out label is honoured only with `optOut: allow`).
+   */
   readonly tenant?: string;
 }
 
@@ -40,7 +46,7 @@ export interface InjectOptions {
 export interface InjectEvent {
   /** `Kind namespace/name`. */
   readonly ref: string;
-  readonly result: 'injected' | 'skipped';
+  readonly result: 'injected' | 'skipped' | 'denied';
   readonly reason?: string;
   readonly detail?: string;
   readonly warnings: readonly string[];
@@ -82,8 +88,9 @@ function injectObject(o: unknown, opts: InjectOptions, events: InjectEvent[]): u
   const namespace = (obj(top.metadata)?.namespace as string | undefined) ?? opts.namespace ?? 'default';
   const pod = { metadata: holder.metadata ?? {}, spec: holder.spec };
   const result = mutatePod(pod, { namespace, tenant: opts.tenant ?? namespace, config: opts.config });
-  if (!result.decision.inject) {
-    events.push({ ref, result: 'skipped', reason: result.decision.reason, detail: result.decision.detail, warnings: [] });
+  const d = result.decision;
+  if (d.outcome !== 'inject') {
+    events.push({ ref, result: d.outcome === 'deny' ? 'denied' : 'skipped', reason: d.reason, detail: d.detail, warnings: [] });
     return o;
   }
   holder.metadata = result.patched.metadata;
@@ -92,8 +99,14 @@ function injectObject(o: unknown, opts: InjectOptions, events: InjectEvent[]): u
   return out;
 }
 
-/** Injects every workload in `text` (YAML or JSON, one or more documents). Pure. */
+/**
+ * Injects every workload in `text` (YAML or JSON, one or more documents).
+ * Denied workloads are passed through unchanged with a `denied` event. Pure.
+ */
 export function injectManifests(text: string, opts: InjectOptions): InjectReport {
+  if (opts.tenant !== undefined && !isTenantName(opts.tenant)) {
+    throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, `--tenant ${JSON.stringify(opts.tenant)}: a tenant is a label value (1-63 letters, digits, -, _ or ., starting and ending with a letter or digit)`);
+  }
   const docs = parseAllDocuments(text);
   if (!Array.isArray(docs)) throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, 'parsing manifests: not YAML documents');
   const events: InjectEvent[] = [];
@@ -131,15 +144,24 @@ const processIo: InjectIo = {
   stderr: (s) => process.stderr.write(s),
 };
 
-/** Runs `tenant-dns inject`; returns the exit code (0, or 1 after printing the error). */
+/**
+ * Runs `tenant-dns inject`; returns the exit code: 0, or 1 after printing the
+ * error, or every denied workload (then nothing is written: a partial result
+ * piped into `kubectl apply` would apply the rest).
+ */
 export function runInjectCommand(opts: InjectCommandOptions, io: InjectIo = processIo): number {
   try {
     const config: InjectorConfig = loadInjectorConfig(opts.config);
     const text = opts.filename === '-' ? io.readStdin() : readFileSync(opts.filename, 'utf8');
     const report = injectManifests(text, { config, namespace: opts.namespace, tenant: opts.tenant });
     for (const e of report.events) {
-      if (e.result === 'skipped') io.stderr(`tenant-dns inject: skipped ${e.ref}: ${e.reason} (${e.detail})\n`);
+      if (e.result !== 'injected') io.stderr(`tenant-dns inject: ${e.result} ${e.ref}: ${e.reason} (${e.detail})\n`);
       for (const w of e.warnings) io.stderr(`tenant-dns inject: ${e.ref}: ${w}\n`);
+    }
+    const denied = report.events.filter((e) => e.result === 'denied').length;
+    if (denied > 0) {
+      io.stderr(`tenant-dns inject: ${denied} workload${denied === 1 ? '' : 's'} would be denied by the injector; nothing written\n`);
+      return 1;
     }
     if (opts.output) writeFileSync(opts.output, report.output);
     else io.stdout(report.output);

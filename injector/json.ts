@@ -20,3 +20,20 @@ export function obj(v: unknown): JsonObject | undefined {
 export function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
+
+/**
+ * Structural equality of two JSON values: objects compare by their keys in
+ * any order, arrays element by element. `undefined` members count as absent.
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
+  }
+  const x = obj(a);
+  const y = obj(b);
+  if (!x || !y) return false;
+  const keys = (o: JsonObject) => Object.keys(o).filter((k) => o[k] !== undefined);
+  const kx = keys(x);
+  return kx.length === keys(y).length && kx.every((k) => Object.hasOwn(y, k) && jsonEqual(x[k], y[k]));
+}

@@ -1,15 +1,22 @@
 /**
  * The injector's Prometheus metrics, declared against a registry passed in
- * (tests get a fresh one). Labels are bounded: result, reason (a skip reason
- * or error code), source, path.
+ * (tests get a fresh one). Labels are bounded: webhook, result, reason (a
+ * skip or deny reason, or an error code), source, path.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 
+/** The two admission webhooks: the `webhook` label of the admission counter. */
+export type Webhook = 'mutate' | 'validate';
+
 /** The injector's metrics. */
 export interface InjectorMetrics {
-  /** Admission decisions: result = injected | skipped | error; reason = skip reason, error code or `none`. */
-  readonly admissions: Counter<'result' | 'reason'>;
-  /** HTTP request duration by path (`/mutate`, `other`) and status code. */
+  /**
+   * Admission decisions by webhook (mutate, validate). result: injected,
+   * skipped, denied or error for mutate; allowed, denied or error for
+   * validate. reason: the skip or deny reason, the error code, or `none`.
+   */
+  readonly admissions: Counter<'webhook' | 'result' | 'reason'>;
+  /** HTTP request duration by path (`/mutate`, `/validate`, `other`) and status code. */
   readonly requestDuration: Histogram<'path' | 'code'>;
   /** Where a tenant name came from: label, namespace (no label), fallback (lookup failed or timed out). */
   readonly tenantLookups: Counter<'source'>;
@@ -22,8 +29,8 @@ export function createInjectorMetrics(registry: Registry): InjectorMetrics {
   return {
     admissions: new Counter({
       name: 'tenant_dns_injector_admissions_total',
-      help: 'Admission requests handled, by result (injected, skipped, error) and reason.',
-      labelNames: ['result', 'reason'],
+      help: 'Admission requests handled, by webhook (mutate, validate), result (injected, skipped, allowed, denied, error) and reason.',
+      labelNames: ['webhook', 'result', 'reason'],
       registers: [registry],
     }),
     requestDuration: new Histogram({

@@ -15,6 +15,10 @@ export const Keys = {
   podInject: 'tenant-dns.io/inject',
   /** Namespace label naming the tenant: the default of the `tenantLabel` setting. */
   namespaceTenant: 'tenant-dns.io/tenant',
+  /** Pod label the injector sets to the pod's tenant; /validate keeps it from changing (telemetry reads it). */
+  podTenant: 'tenant-dns.io/tenant',
+  /** Namespace label that lets pods there opt out (value {@link InjectValues.namespaceAllowOptOut}); set by the platform. */
+  namespaceAllowOptOut: 'tenant-dns.io/allow-opt-out',
   /** Pod annotation overriding ndots (integer 1–15). */
   ndots: 'tenant-dns.io/ndots',
   /** Pod annotation recording what was injected (JSON). */
@@ -26,7 +30,7 @@ export const Keys = {
 } as const;
 
 /** The values of the inject labels that mean something (the webhook's selectors in deploy/ use the same). */
-export const InjectValues = { namespaceEnabled: 'enabled', podOptOut: 'false' } as const;
+export const InjectValues = { namespaceEnabled: 'enabled', podOptOut: 'false', namespaceAllowOptOut: 'true' } as const;
 
 /** The `prometheus.io/*` annotations added with `prometheusAnnotations: true`. */
 export const PrometheusAnnotations = {
@@ -81,6 +85,13 @@ export const METRICS_PORT_NAME = 'tdns-metrics';
 
 /** The paths the sidecar serves on its metrics port: probes and the scrape path. */
 export const HttpPaths = { ready: '/readyz', live: '/healthz', metrics: '/metrics' } as const;
+
+/**
+ * Where the ServiceAccount admission plugin mounts the API token into every
+ * container, the injector's sidecar included when the webhook is reinvoked:
+ * the one mount the sidecar may carry besides its own.
+ */
+export const SERVICE_ACCOUNT_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** The sysctl that lets the non-root sidecar bind port 53. */
 export const PORT_SYSCTL = 'net.ipv4.ip_unprivileged_port_start';

@@ -1,7 +1,8 @@
 /**
  * Tenant names: the namespace's tenant label (default `tenant-dns.io/tenant`)
  * when the injector may read namespaces, else the namespace name. Never a
- * value the pod sets on itself.
+ * value the pod sets on itself. With it, whether the namespace lets its pods
+ * opt out (`tenant-dns.io/allow-opt-out: "true"`; false when unknown).
  *
  * {@link NamespaceWatchCache} keeps every namespace's labels from a list +
  * watch on the API server's REST API (service-account token, cluster CA), so
@@ -14,6 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
 import { obj, type JsonObject } from './json.ts';
+import { InjectValues, Keys } from './names.ts';
 
 /** Where a tenant name came from. */
 export type TenantSource = 'label' | 'namespace' | 'fallback';
@@ -24,6 +26,8 @@ export interface TenantLookup {
   readonly source: TenantSource;
   /** Set when the lookup failed and the namespace name was used. */
   readonly warning?: string;
+  /** The namespace carries `tenant-dns.io/allow-opt-out: "true"`; absent when unknown (no lookup, or it failed), which counts as false. */
+  readonly allowOptOut?: boolean;
 }
 
 /** Resolves a namespace to its tenant. Implementations honour `signal`. */
@@ -163,10 +167,17 @@ export interface WatchCacheOptions {
   readonly backoffMs?: number;
 }
 
+/** What the cache keeps of one namespace. */
+interface NamespaceLabels {
+  /** The tenant label's value, if any. */
+  readonly tenant: string | undefined;
+  readonly allowOptOut: boolean;
+}
+
 /** Namespace labels from a list + watch, with a direct GET for a namespace not yet seen. */
 export class NamespaceWatchCache implements TenantResolver {
   readonly #opts: WatchCacheOptions;
-  readonly #labels = new Map<string, string | undefined>();
+  readonly #labels = new Map<string, NamespaceLabels>();
   readonly #stop = new AbortController();
   #synced = false;
   #loop: Promise<void> | undefined;
@@ -196,8 +207,9 @@ export class NamespaceWatchCache implements TenantResolver {
     const meta = obj(obj(ns)?.metadata);
     const name = meta?.name;
     if (typeof name !== 'string') return;
-    const v = obj(meta?.labels)?.[this.#opts.label];
-    this.#labels.set(name, typeof v === 'string' ? v : undefined);
+    const labels = obj(meta?.labels);
+    const v = labels?.[this.#opts.label];
+    this.#labels.set(name, { tenant: typeof v === 'string' ? v : undefined, allowOptOut: labels?.[Keys.namespaceAllowOptOut] === InjectValues.namespaceAllowOptOut });
   }
 
   async #run(): Promise<void> {
@@ -243,21 +255,22 @@ export class NamespaceWatchCache implements TenantResolver {
   }
 
   async resolve(namespace: string, signal: AbortSignal): Promise<TenantLookup> {
-    if (this.#labels.has(namespace)) return this.#lookup(namespace, this.#labels.get(namespace));
+    const known = this.#labels.get(namespace);
+    if (known) return this.#lookup(namespace, known);
     const res = await this.#opts.client.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`, signal);
     if (res.status === 404) return { tenant: namespace, source: 'namespace' };
     if (res.status !== 200) throw new InjectorError(InjectorErrorCodes.KUBE_API, `getting namespace ${namespace}: HTTP ${res.status}`);
     const ns = JSON.parse(res.body) as unknown;
     this.#record(ns);
-    return this.#lookup(namespace, this.#labels.get(namespace));
+    return this.#lookup(namespace, this.#labels.get(namespace) ?? { tenant: undefined, allowOptOut: false });
   }
 
-  #lookup(namespace: string, label: string | undefined): TenantLookup {
-    if (label === undefined || label === '') return { tenant: namespace, source: 'namespace' };
+  #lookup(namespace: string, { tenant: label, allowOptOut }: NamespaceLabels): TenantLookup {
+    if (label === undefined || label === '') return { tenant: namespace, source: 'namespace', allowOptOut };
     if (!isTenantName(label)) {
-      return { tenant: namespace, source: 'fallback', warning: `tenant-dns: namespace label ${this.#opts.label} is not a valid tenant name; using ${namespace}` };
+      return { tenant: namespace, source: 'fallback', allowOptOut, warning: `tenant-dns: namespace label ${this.#opts.label} is not a valid tenant name; using ${namespace}` };
     }
-    return { tenant: label, source: 'label' };
+    return { tenant: label, source: 'label', allowOptOut };
   }
 
   close(): void {

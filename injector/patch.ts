@@ -7,7 +7,7 @@
  * makes a second injection a no-op). Pure: no I/O.
  */
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
-import { obj } from './json.ts';
+import { jsonEqual, obj } from './json.ts';
 
 /** One RFC 6902 operation (the subset the injector emits, plus test/remove for applying). */
 export type PatchOperation =
@@ -61,7 +61,7 @@ export function applyPatch(doc: unknown, ops: readonly PatchOperation[]): unknow
     if (tokens.length === 0) {
       if (op.op === 'add' || op.op === 'replace') root = structuredClone(op.value);
       else if (op.op === 'test') {
-        if (JSON.stringify(root) !== JSON.stringify(op.value)) fail(`applying patch: test at / failed`);
+        if (!jsonEqual(root, op.value)) fail(`applying patch: test at / failed`);
       } else fail('applying patch: cannot remove the whole document');
       continue;
     }
@@ -79,14 +79,14 @@ export function applyPatch(doc: unknown, ops: readonly PatchOperation[]): unknow
       if (op.op === 'add') parent.splice(i, 0, structuredClone(op.value));
       else if (op.op === 'replace') parent[i] = structuredClone(op.value);
       else if (op.op === 'remove') parent.splice(i, 1);
-      else if (JSON.stringify(parent[i]) !== JSON.stringify(op.value)) fail(`applying patch: test at ${op.path} failed`);
+      else if (!jsonEqual(parent[i], op.value)) fail(`applying patch: test at ${op.path} failed`);
     } else if (object) {
       const exists = Object.hasOwn(object, last);
       if (op.op === 'add') object[last] = structuredClone(op.value);
       else if (!exists) fail(`applying patch at ${op.path}: ${JSON.stringify(last)} does not exist`);
       else if (op.op === 'replace') object[last] = structuredClone(op.value);
       else if (op.op === 'remove') delete object[last];
-      else if (JSON.stringify(object[last]) !== JSON.stringify(op.value)) fail(`applying patch: test at ${op.path} failed`);
+      else if (!jsonEqual(object[last], op.value)) fail(`applying patch: test at ${op.path} failed`);
     } else {
       fail(`applying patch at ${op.path}: parent is not a container`);
     }
@@ -145,7 +145,7 @@ export class PatchBuilder {
   /** Sets `path` to `value`, adding parents first; emits nothing when the value is already there. */
   set(path: readonly (string | number)[], value: unknown): void {
     const current = this.get(path);
-    if (current !== undefined && JSON.stringify(current) === JSON.stringify(value)) return;
+    if (current !== undefined && jsonEqual(current, value)) return;
     this.ensureParents(path);
     this.#emit({ op: current === undefined ? 'add' : 'replace', path: pointer(path), value: structuredClone(value) });
   }

@@ -1,7 +1,7 @@
 /**
- * The injector's HTTPS server: `POST /mutate` (AdmissionReview), `/healthz`,
- * `/readyz` and `/metrics`. Certificate and key are re-read when their files
- * change (Secret volumes are updated in place by the kubelet, cert-manager
+ * The injector's HTTPS server: `POST /mutate` and `POST /validate`
+ * (AdmissionReviews for the two webhooks), `/healthz`, `/readyz` and
+ * `/metrics`. Certificate and key are re-read when their files change (Secret volumes are updated in place by the kubelet, cert-manager
  * renews), with the old pair kept when the new one does not load. Bodies are
  * limited in size and requests in time, so a bad client gets a 4xx, never a
  * hang.
@@ -12,9 +12,14 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { review, type AdmissionDeps } from './admission.ts';
+import { review, validateReview, type AdmissionDeps } from './admission.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
-import type { InjectorMetrics } from './metrics.ts';
+import type { InjectorMetrics, Webhook } from './metrics.ts';
+
+/** The webhook each HTTPS path serves (the paths the webhook configurations in deploy/ name). */
+export const WEBHOOK_PATHS: Readonly<Record<string, Webhook>> = { '/mutate': 'mutate', '/validate': 'validate' };
+
+const ANSWER = { mutate: review, validate: validateReview } as const;
 
 /** Options of {@link startInjectorServer}. */
 export interface InjectorServerOptions {
@@ -106,7 +111,8 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
       send(res, 200, await registry.metrics(), registry.contentType);
       return 200;
     }
-    if (path !== '/mutate') return (send(res, 404, 'not found\n'), 404);
+    const webhook = Object.hasOwn(WEBHOOK_PATHS, path) ? WEBHOOK_PATHS[path] : undefined;
+    if (!webhook) return (send(res, 404, 'not found\n'), 404);
     if (req.method !== 'POST') return (send(res, 405, 'POST only\n'), 405);
     let body: unknown;
     try {
@@ -115,17 +121,17 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 400;
       const message = err instanceof Error ? err.message : String(err);
-      metrics.admissions.inc({ result: 'error', reason: status === 413 ? InjectorErrorCodes.TOO_LARGE : InjectorErrorCodes.BAD_REQUEST });
+      metrics.admissions.inc({ webhook, result: 'error', reason: status === 413 ? InjectorErrorCodes.TOO_LARGE : InjectorErrorCodes.BAD_REQUEST });
       send(res, status, `${status === 413 ? 'request too large' : 'malformed JSON'}: ${message}\n`, undefined, status === 413);
       return status;
     }
     try {
-      const answer = await review(body, deps);
+      const answer = await ANSWER[webhook](body, deps);
       send(res, 200, JSON.stringify(answer), 'application/json');
       return 200;
     } catch (err) {
       if (err instanceof InjectorError && err.code === InjectorErrorCodes.BAD_REQUEST) {
-        metrics.admissions.inc({ result: 'error', reason: err.code });
+        metrics.admissions.inc({ webhook, result: 'error', reason: err.code });
         send(res, 400, `${err.message}\n`);
         return 400;
       }
@@ -145,7 +151,8 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
     },
     (req, res) => {
       const start = process.hrtime.bigint();
-      const path = (req.url ?? '/').split('?')[0] === '/mutate' ? '/mutate' : 'other';
+      const url = (req.url ?? '/').split('?')[0]!;
+      const path = Object.hasOwn(WEBHOOK_PATHS, url) ? url : 'other';
       handle(req, res).then(
         (code) => metrics.requestDuration.observe({ path, code: String(code) }, Number(process.hrtime.bigint() - start) / 1e9),
         (err: unknown) => {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes a CA and a serving certificate for the tenant-dns injector with
 # openssl, stores them in the Secret the Deployment mounts, and patches the
-# CA into the MutatingWebhookConfiguration's caBundle.
+# CA into the caBundle of the MutatingWebhookConfiguration and of the
+# ValidatingWebhookConfiguration (both named by --webhook).
 #
 # Usage: deploy/scripts/gen-certs.sh [--namespace NS] [--service NAME]
 #          [--secret NAME] [--webhook NAME] [--days N] [--out DIR] [--no-apply]
@@ -85,6 +86,8 @@ fi
 ca_bundle=$(openssl base64 -A < "$dir/ca.crt")
 kubectl -n "$namespace" create secret tls "$secret" --cert="$dir/tls.crt" --key="$dir/tls.key" \
   --dry-run=client -o yaml | kubectl apply -f -
-kubectl patch mutatingwebhookconfiguration "$webhook" --type=json \
-  -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]"
-echo "gen-certs.sh: Secret $namespace/$secret updated and caBundle of $webhook patched"
+for kind in mutatingwebhookconfiguration validatingwebhookconfiguration; do
+  kubectl patch "$kind" "$webhook" --type=json \
+    -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]"
+done
+echo "gen-certs.sh: Secret $namespace/$secret updated and caBundle of both $webhook webhook configurations patched"

@@ -236,7 +236,7 @@ export async function startPod(t: { after(fn: () => Promise<void>): void }, opts
     };
     const config = parseInjectorConfig({ ...POD_CONFIG, ...opts.config });
     const result = mutatePod(pod, { namespace, tenant: namespace, operation: 'CREATE', config });
-    if (!result.decision.inject) throw new Error(`the injector skipped the pod: ${result.decision.reason}`);
+    if (result.decision.outcome !== 'inject') throw new Error(`the injector did not inject the pod: ${result.decision.outcome} ${result.decision.reason}: ${result.decision.detail}`);
     const injected = result.patched as Record<string, any>;
     const containers = [...(injected.spec.initContainers ?? []), ...injected.spec.containers] as Record<string, any>[];
 

@@ -60,7 +60,7 @@ test('capture-spec: args are flags of tenant-dns capture naming the sidecar uid 
 });
 
 test('capture-spec: root with NET_ADMIN and NET_RAW only, no escalation, read-only root filesystem', () => {
-  const c = captureContainer(parseInjectorConfig({ capture: 'init' }), { containers: [] }) as Record<string, any>;
+  const c = captureContainer(parseInjectorConfig({ capture: 'init' })) as Record<string, any>;
   assert.deepEqual(c.securityContext, {
     runAsUser: 0,
     runAsNonRoot: false,
@@ -73,17 +73,36 @@ test('capture-spec: root with NET_ADMIN and NET_RAW only, no escalation, read-on
   assert.ok(c.resources.limits.memory, 'a memory limit, for namespaces with a ResourceQuota');
 });
 
-test('capture-spec: a pod that already has a container named tenant-dns-capture is not injected half-way', () => {
+test('capture-spec: a pod that already has a container named tenant-dns-capture is denied, naming it, with or without capture', () => {
   for (const field of ['containers', 'initContainers', 'ephemeralContainers']) {
     const pod = samplePod();
     pod.spec[field] = [...(pod.spec[field] ?? []), { name: CAPTURE_NAME, image: 'busybox:1.36' }];
-    assert.throws(() => inject({ capture: 'init' }, pod), (err: unknown) => err instanceof InjectorError && err.code === 'PATCH_FAILED' && err.message.includes(CAPTURE_NAME));
-    // Without capture, the name means nothing to the injector.
-    if (field !== 'ephemeralContainers') assert.equal(inject({}, pod).decision.inject, true);
+    for (const config of [{ capture: 'init' as const }, {}]) {
+      const r = inject(config, pod);
+      assert.equal(r.decision.outcome, 'deny', `${field} ${JSON.stringify(config)}`);
+      assert.ok(r.decision.outcome === 'deny' && r.decision.reason === 'name-conflict' && r.decision.detail.includes(CAPTURE_NAME));
+      assert.deepEqual(r.patch, [], 'nothing is injected half-way');
+    }
   }
 });
 
 test('capture-spec: config accepts none and init only, naming the field', () => {
   assert.equal(parseInjectorConfigYaml('capture: init\n').capture, 'init');
   assert.throws(() => parseInjectorConfigYaml('capture: always\n', 'cfg.yaml'), (err: Error & { code?: string }) => err.code === 'CONFIG_INVALID' && /cfg\.yaml: \/capture \(line 1\)/.test(err.message));
+});
+
+test('capture-spec: an injected pod with capture passes a second time unchanged; a changed or moved capture container is denied', () => {
+  const first = inject({ capture: 'init' });
+  assert.equal(first.decision.outcome, 'inject');
+  const again = inject({ capture: 'init' }, structuredClone(first.patched));
+  assert.equal(again.decision.outcome, 'skip');
+  assert.deepEqual(again.patch, [], 'reinvocation is a fixed point');
+  const widened = structuredClone(first.patched) as Record<string, any>;
+  widened.spec.initContainers[0].securityContext.capabilities.add.push('SYS_ADMIN');
+  const r = inject({ capture: 'init' }, widened);
+  assert.ok(r.decision.outcome === 'deny' && r.decision.detail.includes(CAPTURE_NAME), 'a capture container with more capabilities is not the injector\'s');
+  const dropped = structuredClone(first.patched) as Record<string, any>;
+  dropped.spec.initContainers.shift();
+  assert.equal(inject({ capture: 'init' }, dropped).decision.outcome, 'deny', 'the sidecar without its capture container is not the injection');
+  assert.equal(inject({}, structuredClone(first.patched)).decision.outcome, 'deny', 'a capture container the configuration does not ask for is not the injection');
 });

@@ -1,40 +1,50 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../injector/decide.ts';
+import { decide, type DecideContext } from '../../injector/decide.ts';
 
-const config = { excludedNamespaces: ['kube-system', 'tenant-dns-system'] };
+const config: DecideContext['config'] = { excludedNamespaces: ['kube-system', 'tenant-dns-system'], optOut: 'deny', hostNetworkPods: 'deny' };
 const pod = (spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}) => ({
   metadata,
   spec: { containers: [{ name: 'app', image: 'x' }], ...spec },
 });
-const reason = (p: unknown, ctx: Partial<{ namespace: string; operation: string }> = {}) => {
-  const d = decide(p, { namespace: 'team-a', config, ...ctx });
-  return d.inject ? 'inject' : d.reason;
+const outcome = (p: unknown, ctx: Partial<DecideContext> = {}) => {
+  const d = decide(p, { namespace: 'team-a', tenant: 'acme', config, ...ctx });
+  return d.outcome === 'inject' ? 'inject' : `${d.outcome} ${d.reason}`;
 };
 
-test('decide: a plain pod is injected, offline and on CREATE', () => {
-  assert.equal(reason(pod()), 'inject');
-  assert.equal(reason(pod(), { operation: 'CREATE' }), 'inject');
+test('decide: a plain pod goes on to injection, offline and on CREATE', () => {
+  assert.equal(outcome(pod()), 'inject');
+  assert.equal(outcome(pod(), { operation: 'CREATE' }), 'inject');
 });
 
 test('decide: every skip reason', () => {
-  assert.equal(reason({ kind: 'Service', spec: {} }), 'not-a-pod');
-  assert.equal(reason(null), 'not-a-pod');
-  assert.equal(reason(pod(), { operation: 'UPDATE' }), 'operation');
-  assert.equal(reason(pod(), { namespace: 'kube-system' }), 'excluded-namespace');
-  assert.equal(reason(pod({ hostNetwork: true })), 'host-network');
-  assert.equal(reason(pod({}, { annotations: { 'kubernetes.io/config.mirror': 'abc' } })), 'mirror-pod');
-  assert.equal(reason(pod({}, { labels: { 'tenant-dns.io/inject': 'false' } })), 'opted-out');
-  assert.equal(reason(pod({ initContainers: [{ name: 'tenant-dns', image: 'x' }] })), 'already-injected');
-  assert.equal(reason(pod({ containers: [{ name: 'tenant-dns', image: 'x' }] })), 'already-injected');
-  assert.equal(reason(pod({ volumes: [{ name: 'tenant-dns-podinfo', emptyDir: {} }] })), 'name-conflict');
-  assert.equal(reason(pod({ ephemeralContainers: [{ name: 'tenant-dns', image: 'x' }] })), 'name-conflict');
+  assert.equal(outcome({ kind: 'Service', spec: {} }), 'skip not-a-pod');
+  assert.equal(outcome(null), 'skip not-a-pod');
+  assert.equal(outcome(pod(), { operation: 'UPDATE' }), 'skip operation');
+  assert.equal(outcome(pod(), { namespace: 'kube-system' }), 'skip excluded-namespace');
+  assert.equal(outcome(pod({}, { annotations: { 'kubernetes.io/config.mirror': 'abc' } })), 'skip mirror-pod');
+  assert.equal(outcome(pod({ hostNetwork: true }), { config: { ...config, hostNetworkPods: 'allow' } }), 'skip host-network');
+  const optedOut = pod({}, { labels: { 'tenant-dns.io/inject': 'false' } });
+  assert.equal(outcome(optedOut, { config: { ...config, optOut: 'allow' } }), 'skip opted-out');
+  assert.equal(outcome(optedOut, { allowOptOut: true }), 'skip opted-out');
+});
+
+test('decide: hostNetwork, the opt-out label, a foreign tenant label and an ephemeral tenant-dns are denied by default', () => {
+  assert.equal(outcome(pod({ hostNetwork: true })), 'deny host-network');
+  assert.equal(outcome(pod({}, { labels: { 'tenant-dns.io/inject': 'false' } })), 'deny opt-out-not-allowed');
+  assert.equal(outcome(pod({}, { labels: { 'tenant-dns.io/tenant': 'globex' } })), 'deny tenant-label');
+  assert.equal(outcome(pod({ ephemeralContainers: [{ name: 'tenant-dns', image: 'x' }] })), 'deny name-conflict');
+});
+
+test('decide: the pod tenant label naming its own tenant, or no tenant to check against, is fine', () => {
+  assert.equal(outcome(pod({}, { labels: { 'tenant-dns.io/tenant': 'acme' } })), 'inject');
+  assert.equal(outcome(pod({}, { labels: { 'tenant-dns.io/tenant': 'globex' } }), { tenant: undefined }), 'inject');
 });
 
 test('decide: a status annotation the pod set on itself does not skip injection', () => {
-  assert.equal(reason(pod({}, { annotations: { 'tenant-dns.io/status': '{}' } })), 'inject');
+  assert.equal(outcome(pod({}, { annotations: { 'tenant-dns.io/status': '{}' } })), 'inject');
 });
 
-test('decide: hostNetwork false and other inject label values do not skip', () => {
-  assert.equal(reason(pod({ hostNetwork: false }, { labels: { 'tenant-dns.io/inject': 'true' } })), 'inject');
+test('decide: hostNetwork false and other inject label values go on to injection', () => {
+  assert.equal(outcome(pod({ hostNetwork: false }, { labels: { 'tenant-dns.io/inject': 'true' } })), 'inject');
 });

@@ -1,8 +1,9 @@
 /**
  * deploy/: `kubectl kustomize` renders the base and the cert-manager overlay,
  * every rendered object is schema-valid and the pieces agree with each other
- * (names, ports, paths, selectors); gen-certs.sh makes a certificate the
- * webhook Service name verifies against, and patches the caBundle.
+ * (names, ports, paths, selectors, the injector's webhook paths); gen-certs.sh
+ * makes a certificate the webhook Service name verifies against, and patches
+ * the caBundle of both webhooks.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseInjectorConfigYaml } from '../../injector/config.ts';
+import { WEBHOOK_PATHS } from '../../injector/server.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -37,9 +39,21 @@ const find = (objs: any[], kind: string, name?: string) => {
 
 test('deploy: the base renders and every object is schema-valid', { skip: NO_KUBECTL }, () => {
   const objs = render(DEPLOY);
-  assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+  assert.deepEqual(objs.map((o) => o.kind).sort(), [
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'Deployment',
+    'MutatingWebhookConfiguration',
+    'Namespace',
+    'PodDisruptionBudget',
+    'Service',
+    'ServiceAccount',
+    'ValidatingWebhookConfiguration',
+  ]);
   for (const o of objs) validateK8sObject(o);
-  for (const o of objs) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'].includes(o.kind)) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} namespace`);
+  const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+  for (const o of objs) if (!clusterScoped.includes(o.kind)) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} namespace`);
 });
 
 test('deploy: the injector Deployment is highly available, probed and restricted', { skip: NO_KUBECTL }, () => {
@@ -81,26 +95,45 @@ test('deploy: the injector Deployment is highly available, probed and restricted
   assert.deepEqual(binding.subjects[0], { kind: 'ServiceAccount', name: pod.spec.serviceAccountName, namespace: 'tenant-dns-system' });
 });
 
-test('deploy: the webhook selects labelled namespaces, lets pods opt out and skips hostNetwork and mirror pods', { skip: NO_KUBECTL }, () => {
-  const objs = render(DEPLOY);
-  const hook = find(objs, 'MutatingWebhookConfiguration').webhooks[0];
+/** The parts both webhooks share: review versions, timeout, the Service, the namespaces, no mirror pods. */
+function checkWebhook(objs: any[], hook: any, path: string): void {
   assert.deepEqual(hook.admissionReviewVersions, ['v1']);
   assert.equal(hook.sideEffects, 'None');
   assert.equal(hook.timeoutSeconds, 5);
-  assert.equal(hook.reinvocationPolicy, 'IfNeeded');
   assert.ok(['Fail', 'Ignore'].includes(hook.failurePolicy));
-  assert.deepEqual(hook.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
   const svc = find(objs, 'Service', hook.clientConfig.service.name);
   assert.equal(hook.clientConfig.service.namespace, svc.metadata.namespace);
   assert.equal(hook.clientConfig.service.port, svc.spec.ports[0].port);
-  assert.equal(hook.clientConfig.service.path, '/mutate');
+  assert.equal(hook.clientConfig.service.path, path);
+  assert.ok(Object.hasOwn(WEBHOOK_PATHS, path), `the injector serves ${path}`);
   const ns = hook.namespaceSelector.matchExpressions;
   assert.deepEqual(ns[0], { key: 'tenant-dns.io/inject', operator: 'In', values: ['enabled'] });
   assert.deepEqual(new Set(ns[1].values), new Set(['kube-system', 'kube-public', 'kube-node-lease', svc.metadata.namespace]));
-  assert.deepEqual(hook.objectSelector.matchExpressions, [{ key: 'tenant-dns.io/inject', operator: 'NotIn', values: ['false'] }]);
-  const conditions = hook.matchConditions.map((m: any) => m.expression).join(' ');
-  assert.match(conditions, /hostNetwork/);
-  assert.match(conditions, /kubernetes\.io\/config\.mirror/);
+  // No objectSelector: the opt-out label is the injector's to judge (its optOut setting, the namespace label).
+  assert.equal(hook.objectSelector, undefined);
+  assert.deepEqual(hook.matchConditions.map((m: any) => m.name), ['not-mirror-pod']);
+  assert.match(hook.matchConditions[0].expression, /kubernetes\.io\/config\.mirror/);
+}
+
+test('deploy: the mutating webhook sees every new pod of labelled namespaces but mirror pods, and may be reinvoked', { skip: NO_KUBECTL }, () => {
+  const objs = render(DEPLOY);
+  const hook = find(objs, 'MutatingWebhookConfiguration').webhooks[0];
+  checkWebhook(objs, hook, '/mutate');
+  assert.equal(hook.reinvocationPolicy, 'IfNeeded');
+  assert.deepEqual(hook.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+});
+
+test('deploy: the validating webhook checks CREATE and UPDATE of the same pods, not their subresources', { skip: NO_KUBECTL }, () => {
+  const objs = render(DEPLOY);
+  const config = find(objs, 'ValidatingWebhookConfiguration');
+  const mutating = find(objs, 'MutatingWebhookConfiguration');
+  assert.equal(config.webhooks.length, 1);
+  const hook = config.webhooks[0];
+  checkWebhook(objs, hook, '/validate');
+  // pods only: pods/ephemeralcontainers (kubectl debug) and pods/status are other resources.
+  assert.deepEqual(hook.rules, [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+  assert.deepEqual(hook.namespaceSelector, mutating.webhooks[0].namespaceSelector);
+  assert.equal(hook.failurePolicy, 'Fail', 'a pod that cannot be validated is not admitted');
 });
 
 test('deploy: failurePolicy is set in exactly one place', () => {
@@ -128,11 +161,13 @@ test('deploy: the cert-manager overlay adds the Certificate and CA injection', {
   assert.equal(cert.spec.secretName, dep.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName);
   const svc = find(objs, 'Service');
   assert.ok(cert.spec.dnsNames.includes(`${svc.metadata.name}.${svc.metadata.namespace}.svc`));
-  const hook = find(objs, 'MutatingWebhookConfiguration');
-  assert.equal(hook.metadata.annotations['cert-manager.io/inject-ca-from'], `${cert.metadata.namespace}/${cert.metadata.name}`);
+  for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+    const hook = find(objs, kind);
+    assert.equal(hook.metadata.annotations['cert-manager.io/inject-ca-from'], `${cert.metadata.namespace}/${cert.metadata.name}`, kind);
+  }
 });
 
-test('deploy: gen-certs.sh makes a certificate for the Service and patches the caBundle', (t) => {
+test('deploy: gen-certs.sh makes a certificate for the Service and patches the caBundle of both webhooks', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-gencerts-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(DEPLOY, 'scripts', 'gen-certs.sh');
@@ -147,11 +182,15 @@ test('deploy: gen-certs.sh makes a certificate for the Service and patches the c
   execFileSync('sh', [script, '--namespace', 'dns', '--webhook', 'hook'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, stdio: 'pipe' });
   // The two sides of the pipe log in either order.
   const calls = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
-  assert.equal(calls.length, 3);
+  assert.equal(calls.length, 4);
   assert.ok(calls.slice(0, 2).some((c) => /^-n dns create secret tls tenant-dns-injector-tls --cert=\S+ --key=\S+ --dry-run=client -o yaml$/.test(c)), calls.join('\n'));
   assert.ok(calls.slice(0, 2).includes('apply -f -'));
-  assert.match(calls[2], /^patch mutatingwebhookconfiguration hook --type=json -p \[\{"op":"add","path":"\/webhooks\/0\/clientConfig\/caBundle","value":"[A-Za-z0-9+/=]+"\}\]$/);
-  const ca = Buffer.from(/"value":"([^"]+)"/.exec(calls[2])![1], 'base64').toString('utf8');
+  const patch = '--type=json -p \\[\\{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"[A-Za-z0-9+/=]+"\\}\\]$';
+  assert.match(calls[2], new RegExp(`^patch mutatingwebhookconfiguration hook ${patch}`));
+  assert.match(calls[3], new RegExp(`^patch validatingwebhookconfiguration hook ${patch}`));
+  const bundle = (call: string) => /"value":"([^"]+)"/.exec(call)![1];
+  const ca = Buffer.from(bundle(calls[2]), 'base64').toString('utf8');
   assert.match(ca, /^-----BEGIN CERTIFICATE-----/);
+  assert.equal(bundle(calls[3]), bundle(calls[2]), 'the same CA in both');
   assert.match(readFileSync(join(dir, 'applied'), 'utf8'), /kind: Secret/);
 });

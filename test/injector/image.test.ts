@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,7 +102,10 @@ test('image: the runtime stage has Debian nftables for capture, and the bundle p
 });
 
 test('image: inject from the bundle turns manifests on stdin into valid injected manifests', () => {
-  const outYaml = run(['inject', '-f', '-', '--namespace', 'team-a'], readFileSync(join(import.meta.dirname, 'testdata', 'workloads.yaml'), 'utf8'));
+  // workloads.yaml has a hostNetwork DaemonSet and an opted-out pod, which the default config denies.
+  const config = join(out, 'injector.yaml');
+  writeFileSync(config, 'optOut: allow\nhostNetworkPods: allow\n');
+  const outYaml = run(['inject', '-f', '-', '--namespace', 'team-a', '--config', config], readFileSync(join(import.meta.dirname, 'testdata', 'workloads.yaml'), 'utf8'));
   const docs = parseAllDocuments(outYaml).map((d) => d.toJS());
   assert.equal(docs.length, 10);
   const deploy = docs.find((d) => d.kind === 'Deployment');

@@ -12,7 +12,20 @@ import { Env, Keys, SIDECAR_NAME } from '../../injector/names.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
 const FILE = join(import.meta.dirname, 'testdata', 'workloads.yaml');
-const config = parseInjectorConfig({ clusterDns: '10.96.0.10:53' });
+/** workloads.yaml has a hostNetwork DaemonSet and an opted-out pod: a platform that allows both. */
+const config = parseInjectorConfig({ clusterDns: '10.96.0.10:53', optOut: 'allow', hostNetworkPods: 'allow' });
+const CONFIG_YAML = 'clusterDns: 10.96.0.10:53\noptOut: allow\nhostNetworkPods: allow\n';
+
+/** Runs `fn` with an injector config file holding `text`. */
+function withConfig<T>(text: string, fn: (path: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-cfg-'));
+  try {
+    writeFileSync(join(dir, 'c.yaml'), text);
+    return fn(join(dir, 'c.yaml'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function templateOf(o: any): any {
   let cur = o;
@@ -44,6 +57,34 @@ test('inject: multi-document YAML with every workload kind', () => {
   assert.ok(templateOf(docs.find((d) => d.metadata?.name === 'cron')).metadata.annotations[Keys.status]);
   const skipped = report.events.filter((e) => e.result === 'skipped').map((e) => `${e.ref}: ${e.reason}`);
   assert.deepEqual(skipped, ['DaemonSet node-exporter: host-network', 'Pod listed-opt-out: opted-out', 'Service svc: not-a-workload']);
+  // Every pod template carries its tenant label, so the pods created from it do.
+  assert.equal(templateOf(docs.find((d) => d.metadata?.name === 'deploy')).metadata.labels['tenant-dns.io/tenant'], 'team-a');
+});
+
+test('inject: a workload the webhook would deny is an error naming the conflict: exit 1, nothing on stdout', () => {
+  const err: string[] = [];
+  const clash = [
+    'apiVersion: v1\nkind: Pod\nmetadata: { name: ok }\nspec:\n  containers: [{ name: app, image: nginx }]',
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: own-dns, namespace: team-a }\nspec:\n  selector: { matchLabels: { app: x } }\n  template:\n    metadata: { labels: { app: x } }\n    spec:\n      dnsPolicy: None\n      dnsConfig: { nameservers: [8.8.8.8] }\n      initContainers: [{ name: tenant-dns, image: registry.example/dns:1, restartPolicy: Always }]\n      containers: [{ name: app, image: nginx }]',
+  ].join('\n---\n');
+  const io = { readStdin: () => clash, stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
+  assert.equal(runInjectCommand({ filename: '-' }, io), 1);
+  const text = err.join('');
+  assert.match(text, /^tenant-dns inject: denied Deployment team-a\/own-dns: foreign-sidecar \(container tenant-dns is not the injector's: it differs in image \(registry\.example\/dns:1;/m);
+  assert.match(text, /own nameservers 8\.8\.8\.8/);
+  assert.match(text, /1 workload would be denied by the injector; nothing written/);
+  // With the platform's defaults, the hostNetwork DaemonSet and the opted-out pod of workloads.yaml are denied too.
+  const err2: string[] = [];
+  assert.equal(runInjectCommand({ filename: FILE }, { ...io, stderr: (s) => err2.push(s) }), 1);
+  assert.match(err2.join(''), /denied DaemonSet node-exporter: host-network/);
+  assert.match(err2.join(''), /denied Pod listed-opt-out: opt-out-not-allowed/);
+});
+
+test('inject: --tenant must be a label value, since the pod is labelled with it', () => {
+  const err: string[] = [];
+  const io = { readStdin: () => '', stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
+  assert.equal(runInjectCommand({ filename: FILE, tenant: 'acme corp' }, io), 1);
+  assert.match(err.join(''), /--tenant "acme corp": a tenant is a label value/);
 });
 
 test('inject: injecting the output again changes nothing', () => {
@@ -51,6 +92,7 @@ test('inject: injecting the output again changes nothing', () => {
   const twice = injectManifests(once.output, { config });
   assert.equal(twice.output, once.output);
   assert.ok(twice.events.every((e) => e.result === 'skipped'));
+  assert.ok(twice.events.some((e) => e.reason === 'already-injected'));
 });
 
 test('inject: --tenant sets the tenant; JSON input works too', () => {
@@ -64,13 +106,15 @@ test('inject: the command reads a file or stdin, prints YAML to stdout and skips
   const out: string[] = [];
   const err: string[] = [];
   const io = { readStdin: () => readFileSync(FILE, 'utf8'), stdout: (s: string) => out.push(s), stderr: (s: string) => err.push(s) };
-  assert.equal(runInjectCommand({ filename: '-' }, io), 0);
-  assert.equal(parseAllDocuments(out.join('')).length, 10);
-  assert.match(err.join(''), /skipped DaemonSet node-exporter: host-network \(pod uses hostNetwork\)/);
-  assert.match(err.join(''), /skipped Service svc: not-a-workload/);
-  const out2: string[] = [];
-  assert.equal(runInjectCommand({ filename: FILE }, { ...io, stdout: (s) => out2.push(s) }), 0);
-  assert.equal(out2.join(''), out.join(''));
+  withConfig(CONFIG_YAML, (cfg) => {
+    assert.equal(runInjectCommand({ filename: '-', config: cfg }, io), 0);
+    assert.equal(parseAllDocuments(out.join('')).length, 10);
+    assert.match(err.join(''), /skipped DaemonSet node-exporter: host-network \(pod uses hostNetwork\)/);
+    assert.match(err.join(''), /skipped Service svc: not-a-workload/);
+    const out2: string[] = [];
+    assert.equal(runInjectCommand({ filename: FILE, config: cfg }, { ...io, stdout: (s) => out2.push(s) }), 0);
+    assert.equal(out2.join(''), out.join(''));
+  });
 });
 
 test('inject: bad YAML, a missing file or a bad config exit 1 with a message', () => {
@@ -78,13 +122,7 @@ test('inject: bad YAML, a missing file or a bad config exit 1 with a message', (
   const io = { readStdin: () => 'a: [\n', stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
   assert.equal(runInjectCommand({ filename: '-' }, io), 1);
   assert.equal(runInjectCommand({ filename: '/nonexistent.yaml' }, io), 1);
-  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-cfg-'));
-  try {
-    writeFileSync(join(dir, 'c.yaml'), 'failureMode: sometimes\n');
-    assert.equal(runInjectCommand({ filename: FILE, config: join(dir, 'c.yaml') }, io), 1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  withConfig('failureMode: sometimes\n', (cfg) => assert.equal(runInjectCommand({ filename: FILE, config: cfg }, io), 1));
   assert.equal(err.length, 3);
   assert.match(err[2], /\/failureMode \(line 1\)/);
 });
@@ -101,7 +139,8 @@ test('cli: registerInjectorCommands adds injector and inject with their options'
   for (const flag of ['--filename', '--config', '--namespace', '--tenant', '--output']) assert.ok(inject.options.some((o) => o.long === flag), flag);
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-out-'));
   try {
-    await program.parseAsync(['node', 'tenant-dns', 'inject', '-f', FILE, '-o', join(dir, 'out.yaml'), '--tenant', 'acme']);
+    writeFileSync(join(dir, 'c.yaml'), CONFIG_YAML);
+    await program.parseAsync(['node', 'tenant-dns', 'inject', '-f', FILE, '--config', join(dir, 'c.yaml'), '-o', join(dir, 'out.yaml'), '--tenant', 'acme']);
     assert.match(readFileSync(join(dir, 'out.yaml'), 'utf8'), /TENANT_DNS_TENANT\n\s+value: acme/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

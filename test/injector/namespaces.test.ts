@@ -73,14 +73,21 @@ const until = async (cond: () => boolean, ms = 2_000) => {
 
 const signal = () => new AbortController().signal;
 
-test('namespaces: tenant from the label after the initial list, else the namespace name', async (t) => {
-  const api = await fakeApi(t, [ns('team-a', { [Keys.namespaceTenant]: 'acme' }), ns('team-b')]);
+test('namespaces: tenant from the label after the initial list, else the namespace name; opt-out only where the namespace allows it', async (t) => {
+  const api = await fakeApi(t, [
+    ns('team-a', { [Keys.namespaceTenant]: 'acme' }),
+    ns('team-b'),
+    ns('team-open', { [Keys.namespaceAllowOptOut]: 'true' }),
+    ns('team-yes', { [Keys.namespaceAllowOptOut]: 'yes' }),
+  ]);
   const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   cache.start();
   assert.equal(await cache.waitForSync(2_000), true);
-  assert.deepEqual(await cache.resolve('team-a', signal()), { tenant: 'acme', source: 'label' });
-  assert.deepEqual(await cache.resolve('team-b', signal()), { tenant: 'team-b', source: 'namespace' });
+  assert.deepEqual(await cache.resolve('team-a', signal()), { tenant: 'acme', source: 'label', allowOptOut: false });
+  assert.deepEqual(await cache.resolve('team-b', signal()), { tenant: 'team-b', source: 'namespace', allowOptOut: false });
+  assert.deepEqual(await cache.resolve('team-open', signal()), { tenant: 'team-open', source: 'namespace', allowOptOut: true });
+  assert.equal((await cache.resolve('team-yes', signal())).allowOptOut, false, 'only the value "true" allows it');
   assert.equal(api.requests.filter((r) => r.startsWith('/api/v1/namespaces/')).length, 0, 'answered from the cache');
 });
 
@@ -111,7 +118,7 @@ test('namespaces: an unseen namespace is fetched directly; a missing one is its 
   const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   items.push(ns('late', { [Keys.namespaceTenant]: 'late-tenant' }));
-  assert.deepEqual(await cache.resolve('late', signal()), { tenant: 'late-tenant', source: 'label' });
+  assert.deepEqual(await cache.resolve('late', signal()), { tenant: 'late-tenant', source: 'label', allowOptOut: false });
   assert.deepEqual(await cache.resolve('gone', signal()), { tenant: 'gone', source: 'namespace' });
 });
 

@@ -17,25 +17,9 @@ import { NamespaceNameResolver } from '../../injector/namespaces.ts';
 import { startInjectorServer } from '../../injector/server.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 import { validatePod } from '../helpers/k8s-schema.ts';
-import { admissionRequest, samplePod } from './fixtures.ts';
+import { admissionRequest, samplePod, startTestInjector } from './fixtures.ts';
 
-async function start(t: TestContext, opts: { maxBodyBytes?: number; certCheckIntervalMs?: number } = {}) {
-  const pki = makeTestPki(['tenant-dns-injector.tenant-dns-system.svc']);
-  t.after(() => pki.cleanup());
-  const registry = new Registry();
-  const server = await startInjectorServer({
-    host: '127.0.0.1',
-    port: 0,
-    certFile: pki.certFile,
-    keyFile: pki.keyFile,
-    registry,
-    maxBodyBytes: opts.maxBodyBytes,
-    certCheckIntervalMs: opts.certCheckIntervalMs ?? 0,
-    deps: { config: parseInjectorConfig({ clusterDns: '10.96.0.10:53' }), tenants: new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) },
-  });
-  t.after(() => server.close(100));
-  return { pki, server, port: server.address.port };
-}
+const start = (t: TestContext, opts: { maxBodyBytes?: number; certCheckIntervalMs?: number } = {}) => startTestInjector(t, opts);
 
 interface Reply {
   status: number;
@@ -68,8 +52,8 @@ function request(pki: TestPki, port: number, path: string, init: { method?: stri
   });
 }
 
-const post = (pki: TestPki, port: number, body: unknown) =>
-  request(pki, port, '/mutate?timeout=5s', { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+const post = (pki: TestPki, port: number, body: unknown, path = '/mutate') =>
+  request(pki, port, `${path}?timeout=5s`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
 
 test('server: /mutate answers an API-server-shaped CREATE with a patch that yields a valid pod', async (t) => {
   const { pki, port } = await start(t);
@@ -100,13 +84,38 @@ test('server: dryRun CREATE is patched; UPDATE is allowed unmutated', async (t) 
   assert.equal(upd.response.patchType, undefined);
 });
 
-test('server: malformed bodies get HTTP 400', async (t) => {
+test('server: /validate admits the pod /mutate made and denies an UPDATE that swaps the sidecar image', async (t) => {
   const { pki, port } = await start(t);
-  for (const body of ['{', 'null', '[]', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }), '']) {
-    const res = await post(pki, port, body);
-    assert.equal(res.status, 400, `body ${JSON.stringify(body)}: ${res.body}`);
+  const create = admissionRequest(samplePod());
+  const mutated = JSON.parse((await post(pki, port, create)).body);
+  const pod = jsonpatch.applyPatch(structuredClone(create.request.object), JSON.parse(Buffer.from(mutated.response.patch, 'base64').toString('utf8')), true, false).newDocument as any;
+  const ok = await post(pki, port, admissionRequest(pod, { uid: 'b5c3c1c2-0000-4000-8000-000000000001' }), '/validate');
+  assert.equal(ok.status, 200);
+  assert.match(String(ok.headers['content-type']), /application\/json/);
+  assert.deepEqual(JSON.parse(ok.body), { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'b5c3c1c2-0000-4000-8000-000000000001', allowed: true } });
+  const swapped = structuredClone(pod);
+  swapped.spec.initContainers[0].image = 'registry.example/evil-dns:1';
+  const res = await post(pki, port, admissionRequest(swapped, { operation: 'UPDATE', oldObject: pod }), '/validate');
+  assert.equal(res.status, 200);
+  const out = JSON.parse(res.body).response;
+  assert.equal(out.allowed, false);
+  assert.equal(out.status.code, 403);
+  assert.match(out.status.message, /^tenant-dns: pod denied \(sidecar-changed\): container tenant-dns cannot change: image \(registry\.example\/evil-dns:1;/);
+  assert.equal(out.patch, undefined, 'a validating webhook never patches');
+});
+
+test('server: malformed bodies get HTTP 400, on both webhooks', async (t) => {
+  const { pki, port } = await start(t);
+  for (const path of ['/mutate', '/validate']) {
+    for (const body of ['{', 'null', '[]', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }), '']) {
+      const res = await post(pki, port, body, path);
+      assert.equal(res.status, 400, `${path} body ${JSON.stringify(body)}: ${res.body}`);
+    }
+    assert.equal((await request(pki, port, path)).status, 405);
   }
-  assert.equal((await request(pki, port, '/mutate')).status, 405);
+  const noOld = admissionRequest(samplePod(), { operation: 'UPDATE' });
+  noOld.request.oldObject = null;
+  assert.equal((await post(pki, port, noOld, '/validate')).status, 400, 'an UPDATE without oldObject');
   assert.equal((await request(pki, port, '/nope')).status, 404);
 });
 
@@ -137,11 +146,16 @@ test('server: /healthz, /readyz and /metrics', async (t) => {
   assert.equal((await request(pki, port, '/readyz')).status, 200);
   await post(pki, port, admissionRequest(samplePod()));
   await post(pki, port, '{');
+  await post(pki, port, admissionRequest(samplePod()), '/validate');
+  await post(pki, port, '{', '/validate');
   const metrics = await request(pki, port, '/metrics');
   assert.equal(metrics.status, 200);
-  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{result="injected",reason="none"\} 1/);
-  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{result="error",reason="BAD_REQUEST"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{webhook="mutate",result="injected",reason="none"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{webhook="mutate",result="error",reason="BAD_REQUEST"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{webhook="validate",result="denied",reason="not-injected"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_admissions_total\{webhook="validate",result="error",reason="BAD_REQUEST"\} 1/);
   assert.match(metrics.body, /tenant_dns_injector_request_duration_seconds_count\{path="\/mutate",code="200"\} 1/);
+  assert.match(metrics.body, /tenant_dns_injector_request_duration_seconds_count\{path="\/validate",code="400"\} 1/);
 });
 
 test('server: a slow client is cut off by the request timeout instead of hanging', async (t) => {

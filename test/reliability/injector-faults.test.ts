@@ -18,18 +18,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import jsonpatch from 'fast-json-patch';
-import { Registry } from 'prom-client';
 import { review } from '../../injector/admission.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
-import { createInjectorMetrics } from '../../injector/metrics.ts';
 import { Keys, PrometheusAnnotations } from '../../injector/names.ts';
 import { createKubeClient, NamespaceNameResolver, NamespaceWatchCache } from '../../injector/namespaces.ts';
-import { startInjectorServer } from '../../injector/server.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 import { validatePod } from '../helpers/k8s-schema.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnCli } from '../helpers/sidecar.ts';
-import { admissionRequest, samplePod } from '../injector/fixtures.ts';
+import { admissionRequest, samplePod, startTestInjector } from '../injector/fixtures.ts';
 import { fuzzSeed, pick, prng } from '../helpers/fuzz.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-injector-faults-'));
@@ -103,23 +100,8 @@ describe('namespace lookup faults', () => {
       const url = await brokenApi(t, mode);
       const tenants = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: url, timeoutMs: 10_000 }), label: Keys.namespaceTenant, backoffMs: 50 });
       tenants.start();
-      const pki = makeTestPki(['tenant-dns-injector.tenant-dns-system.svc']);
-      const registry = new Registry();
-      const config = parseInjectorConfig({ clusterDns: '10.96.0.10:53', namespaceLookupTimeoutMs: LOOKUP_TIMEOUT_MS });
-      const server = await startInjectorServer({
-        host: '127.0.0.1',
-        port: 0,
-        certFile: pki.certFile,
-        keyFile: pki.keyFile,
-        registry,
-        certCheckIntervalMs: 0,
-        deps: { config, tenants, metrics: createInjectorMetrics(registry) },
-      });
-      t.after(async () => {
-        tenants.close();
-        await server.close(100);
-        pki.cleanup();
-      });
+      t.after(() => tenants.close());
+      const { pki, server } = await startTestInjector(t, { config: { clusterDns: '10.96.0.10:53', namespaceLookupTimeoutMs: LOOKUP_TIMEOUT_MS }, tenants });
       const results = await Promise.all(Array.from({ length: 20 }, () => post(pki, server.address.port, admissionRequest(samplePod()))));
       const times = results.map((r) => r.ms).sort((a, b) => a - b);
       t.diagnostic(`${mode}: admission ms min ${times[0]!.toFixed(0)} median ${times[10]!.toFixed(0)} max ${times.at(-1)!.toFixed(0)}`);
