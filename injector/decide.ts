@@ -49,6 +49,11 @@ export const DenyReasons = {
   injectionMismatch: 'injection-mismatch',
   /** The pod names its own nameservers. */
   ownNameservers: 'own-nameservers',
+  /**
+   * With DNS capture: a container of the pod's own could get around it (it runs as the sidecar's uid, which
+   * capture leaves alone, or asks for NET_ADMIN/NET_RAW, with which it could remove the rules).
+   */
+  captureEscape: 'capture-escape',
   /** /validate, CREATE: the pod has no sidecar (the mutating webhook did not run). */
   notInjected: 'not-injected',
   /** /validate, UPDATE: the sidecar container or its volumes changed, or were added or removed. */

@@ -12,7 +12,7 @@ import type { InjectorConfig } from './config-schema.ts';
 import { decide, deny, DenyReasons, namesOf, skip, SkipReasons, type Decision, type DenyReason } from './decide.ts';
 import { arr, jsonEqual, obj, type JsonObject } from './json.ts';
 import { captureContainer } from './capture-spec.ts';
-import { CAPTURE_NAME, HttpPaths, Keys, PORT_SYSCTL, PrometheusAnnotations, SIDECAR_NAME, VOLUME_NAMES } from './names.ts';
+import { CAPTURE_NAME, HttpPaths, Keys, PORT_SYSCTL, PrometheusAnnotations, SIDECAR_NAME, SIDECAR_UID, VOLUME_NAMES } from './names.ts';
 import { PatchBuilder, type PatchOperation } from './patch.ts';
 import { INJECTOR_VERSION, sidecarContainer, sidecarVolumes } from './sidecar-spec.ts';
 
@@ -188,6 +188,7 @@ function inspect(spec: JsonObject, annotations: JsonObject, ctx: MutateContext, 
       conflicts.push({ reason: DenyReasons.nameConflict, detail: `the pod already has a container ${CAPTURE_NAME} at spec.${c.list}[${c.index}], a name the injector needs` });
     }
   }
+  if (injection.capture) conflicts.push(...captureEscapes(spec));
   const nameservers = arr(obj(spec.dnsConfig)?.nameservers);
   const ours = [hostOf(config.listen)];
   if (nameservers.length > 0 && !jsonEqual(nameservers, ours)) {
@@ -213,6 +214,39 @@ function captureConflicts(captures: readonly { list: string; index: number; cont
   }
   const diffs = containerDifferences(captures[0]!.container, injection.capture);
   return diffs.length > 0 ? [mismatch(`container ${CAPTURE_NAME} differs from the injection in ${formatDifferences(diffs, 'the injector writes')}`)] : [];
+}
+
+/** Capabilities with which a container could remove or step around the capture rules. */
+const CAPTURE_CAPABILITIES = ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'ALL'];
+
+/**
+ * With DNS capture, the pod's own containers that could get around it: one
+ * that runs as the sidecar's uid (its own runAsUser, or the pod's), whose
+ * traffic capture leaves alone, and one that is privileged or asks for a
+ * capability with which it could remove the rules. The image's USER cannot be
+ * seen here: that case stays for the platform (threat model in the README).
+ */
+function captureEscapes(spec: JsonObject): Conflict[] {
+  const out: Conflict[] = [];
+  const podUser = obj(spec.securityContext)?.runAsUser;
+  for (const list of ['initContainers', 'containers', 'ephemeralContainers'] as const) {
+    arr(spec[list]).forEach((c, i) => {
+      const container = obj(c);
+      const name = container?.name;
+      if (!container || name === SIDECAR_NAME || name === CAPTURE_NAME) return;
+      const sc = obj(container.securityContext) ?? {};
+      const user = sc.runAsUser ?? podUser;
+      const where = `spec.${list}[${i}] (${String(name)})`;
+      if (user === SIDECAR_UID) {
+        out.push({ reason: DenyReasons.captureEscape, detail: `${where} runs as uid ${SIDECAR_UID}, the sidecar's, whose DNS capture leaves alone` });
+      }
+      const added = arr(obj(sc.capabilities)?.add).filter((cap): cap is string => typeof cap === 'string' && CAPTURE_CAPABILITIES.includes(cap.replace(/^CAP_/, '')));
+      if (sc.privileged === true || added.length > 0) {
+        out.push({ reason: DenyReasons.captureEscape, detail: `${where} ${sc.privileged === true ? 'is privileged' : `adds ${added.join(', ')}`}, with which it could remove the DNS capture rules` });
+      }
+    });
+  }
+  return out;
 }
 
 /** Adds the sidecar container and its volumes. */

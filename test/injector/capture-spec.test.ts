@@ -106,3 +106,25 @@ test('capture-spec: an injected pod with capture passes a second time unchanged;
   assert.equal(inject({ capture: 'init' }, dropped).decision.outcome, 'deny', 'the sidecar without its capture container is not the injection');
   assert.equal(inject({}, structuredClone(first.patched)).decision.outcome, 'deny', 'a capture container the configuration does not ask for is not the injection');
 });
+
+test("capture-spec: with capture, a pod's own container that could step around it is denied (test/pod/capture.test.ts shows the sidecar's uid is not captured)", () => {
+  const cases: [string, (pod: Record<string, any>) => void][] = [
+    ['runs as the sidecar uid', (p) => (p.spec.containers[0].securityContext = { runAsUser: 65532 })],
+    ['the pod runs as the sidecar uid', (p) => (p.spec.securityContext = { ...p.spec.securityContext, runAsUser: 65532 })],
+    ['adds NET_ADMIN', (p) => (p.spec.containers[0].securityContext = { capabilities: { add: ['NET_ADMIN'] } })],
+    ['adds CAP_NET_RAW', (p) => (p.spec.containers[0].securityContext = { capabilities: { add: ['CAP_NET_RAW'] } })],
+    ['is privileged', (p) => (p.spec.containers[0].securityContext = { privileged: true })],
+  ];
+  for (const [what, change] of cases) {
+    const pod = samplePod();
+    change(pod);
+    const r = inject({ capture: 'init' }, pod);
+    assert.ok(r.decision.outcome === 'deny' && r.decision.reason === 'capture-escape', `${what}: denied with capture`);
+    assert.equal(inject({}, pod).decision.outcome, 'inject', `${what}: without capture there is nothing to step around`);
+  }
+  const pod = samplePod();
+  pod.spec.securityContext = { ...pod.spec.securityContext, runAsUser: 65532 };
+  pod.spec.containers[0].securityContext = { runAsUser: 1000 };
+  for (const c of pod.spec.initContainers ?? []) c.securityContext = { runAsUser: 1000 };
+  assert.equal(inject({ capture: 'init' }, pod).decision.outcome, 'inject', 'every container of its own overrides the pod-level uid');
+});
