@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { EDECode, Flags, RCode } from '../../../sidecar/dns/constants.ts';
@@ -251,7 +251,11 @@ test('cache stage: when the leader is aborted, a waiter resolves its query itsel
   assert.equal(s.coalesced, 0);
 });
 
-test('cache stage: a slow upstream gets the stale answer sent after the stale answer timeout, and the late answer refreshes the entry', async (t) => {
+/**
+ * A stage with serve-stale (stale answer timeout 1800 ms, timers mocked) whose entry for example.com has
+ * expired, and an upstream that answers (TTL 300) only once released.
+ */
+async function expiredWithSlowUpstream(t: TestContext) {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const c = clock();
   const s = new CacheStage({ config: CONFIG, clock: c.now, staleMaxAgeSec: 60, staleAnswerTimeoutMs: 1800 });
@@ -264,6 +268,11 @@ test('cache stage: a slow upstream gets the stale answer sent after the stale an
     await gate;
     return fresh.next(ctx);
   };
+  return { s, slow, release };
+}
+
+test('cache stage: a slow upstream gets the stale answer sent after the stale answer timeout, and the late answer refreshes the entry', async (t) => {
+  const { s, slow, release } = await expiredWithSlowUpstream(t);
   const pending = s.handle(context(query('example.com', { id: 9 })), slow);
   await Promise.resolve();
   t.mock.timers.tick(1800);
@@ -278,17 +287,7 @@ test('cache stage: a slow upstream gets the stale answer sent after the stale an
 });
 
 test('cache stage: a query that joins an exchange in flight gets the stale answer after the same timeout (RFC 8767 §5)', async (t) => {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
-  const c = clock();
-  const s = new CacheStage({ config: CONFIG, clock: c.now, staleMaxAgeSec: 60, staleAnswerTimeoutMs: 1800 });
-  await s.handle(context(query('example.com')), upstream(answerFor(10)).next);
-  c.advance(20_000);
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const slow: Next = async (ctx) => {
-    await gate;
-    return upstream(answerFor(300)).next(ctx);
-  };
+  const { s, slow, release } = await expiredWithSlowUpstream(t);
   const settled: string[] = [];
   const leader = s.handle(context(query('example.com', { id: 1 })), slow) as Promise<Outcome>;
   const joined = s.handle(context(query('example.com', { id: 2 })), slow) as Promise<Outcome>;
