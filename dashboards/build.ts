@@ -15,7 +15,12 @@ import { stringify } from 'yaml';
 /** The Grafana datasource every panel uses: the import-time input DS_PROMETHEUS. */
 const DS = { type: 'prometheus', uid: '${DS_PROMETHEUS}' } as const;
 
-/** The label matchers of the dashboard variables. */
+/**
+ * The label matchers of the dashboard variables. tenant, namespace and pod are
+ * target labels, set from the pod's metadata by the PodMonitor
+ * (deploy/monitoring/podmonitor.yaml); what a pod reports about itself is in
+ * `exported_*`, which no query reads.
+ */
 export const SEL = 'tenant=~"$tenant", namespace=~"$namespace", pod=~"$pod"';
 /** The rate window: Grafana's `$__rate_interval` (at least four scrape intervals). */
 const RI = '$__rate_interval';
@@ -383,6 +388,7 @@ export interface AlertRule {
   readonly annotations: { readonly summary: string; readonly description: string };
 }
 
+/** What every alert groups by: target labels, never what a pod reports about itself (see {@link SEL}). */
 const BY = 'namespace, tenant';
 
 /** The alert rules (one group, `tenant-dns`). */

@@ -1,7 +1,10 @@
 /**
  * A real Prometheus (Debian's package) on a loopback port for integration
- * tests: a temporary config scraping the given targets every second, a
- * temporary TSDB, and the query API.
+ * tests: a temporary config scraping the given targets every second (handed
+ * over through a file_sd file, the way service discovery hands them over, so
+ * that `__meta_*` labels reach the job's relabel_configs), a temporary TSDB,
+ * and the query API (test/helpers/podmonitor.ts gives the job the
+ * PodMonitor's relabelings).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +13,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from './ports.ts';
 
-/** A scrape target: `host:port` and the target labels Prometheus adds (as a PodMonitor adds namespace and pod). */
+/**
+ * A scrape target: `host:port` and its labels as discovered: target labels
+ * Prometheus adds as they are, and `__meta_*` labels (what Kubernetes service
+ * discovery reports about a pod) that only relabel_configs see.
+ */
 export interface ScrapeTarget {
   readonly address: string;
   readonly labels?: Readonly<Record<string, string>>;
@@ -35,8 +42,10 @@ export interface PrometheusServer {
   readonly url: string;
   /** Evaluates `expr` at `time` (seconds; default now) through /api/v1/query. Rejects on a parse or evaluation error. */
   query(expr: string, time?: number): Promise<QueryResult>;
-  /** Resolves once every target is up (scraped successfully), or rejects after `timeoutMs`. */
+  /** Resolves once every target is discovered and each one relabeling kept is up (scraped successfully), or rejects after `timeoutMs`. */
   waitForTargetsUp(timeoutMs?: number): Promise<void>;
+  /** The targets kept and dropped by relabeling, now. */
+  targets(): Promise<TargetsState>;
   /** Resolves once a scrape of every target has completed after this call (samples are then at least this fresh). */
   waitForFreshScrape(timeoutMs?: number): Promise<void>;
   /** Stops the process and removes its files. Idempotent. */
@@ -47,6 +56,39 @@ export interface PrometheusServer {
 export interface PrometheusOptions {
   /** Rule files to load (their expressions are then evaluated every second too). */
   readonly ruleFiles?: readonly string[];
+  /** The scrape job's `relabel_configs`, in Prometheus's own form. */
+  readonly relabelConfigs?: readonly Readonly<Record<string, unknown>>[];
+  /** The scrape job's `honor_labels` (Prometheus's default: false, scraped labels that collide become `exported_*`). */
+  readonly honorLabels?: boolean;
+}
+
+/** The targets as Prometheus sees them after relabeling. */
+export interface TargetsState {
+  /** Targets kept: their labels after relabeling. */
+  readonly active: readonly Record<string, string>[];
+  /** Targets relabeling dropped: their labels as discovered. */
+  readonly dropped: readonly Record<string, string>[];
+}
+
+/** The values of the dashboard's variables (regular expressions, as Grafana substitutes them). */
+export interface DashboardVariables {
+  readonly tenant: string;
+  readonly namespace: string;
+  readonly pod: string;
+}
+
+/**
+ * A dashboard query (dashboards/build.ts) as Grafana sends it: the tenant,
+ * namespace and pod variables replaced, `$__rate_interval` 5m and `$__range`
+ * 10m (windows covering a test).
+ */
+export function grafanaToPromql(expr: string, vars: DashboardVariables): string {
+  return expr
+    .replaceAll('$tenant', vars.tenant)
+    .replaceAll('$namespace', vars.namespace)
+    .replaceAll('$pod', vars.pod)
+    .replaceAll('$__rate_interval', '5m')
+    .replaceAll('$__range', '10m');
 }
 
 async function api<T>(url: string): Promise<T> {
@@ -60,13 +102,17 @@ async function api<T>(url: string): Promise<T> {
 export async function startPrometheus(targets: readonly ScrapeTarget[], options: PrometheusOptions = {}): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prometheus-'));
   const port = await freePort();
+  const targetsFile = join(dir, 'targets.json');
+  writeFileSync(targetsFile, JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: { ...t.labels } }))));
   const config = {
     global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
     rule_files: [...(options.ruleFiles ?? [])],
     scrape_configs: [
       {
         job_name: 'tenant-dns',
-        static_configs: targets.map((t) => ({ targets: [t.address], labels: { ...t.labels } })),
+        honor_labels: options.honorLabels ?? false,
+        file_sd_configs: [{ files: [targetsFile] }],
+        relabel_configs: [...(options.relabelConfigs ?? [])],
       },
     ],
   };
@@ -119,8 +165,10 @@ export async function startPrometheus(targets: readonly ScrapeTarget[], options:
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  type Target = { health: string; lastScrape: string; lastError: string; scrapeUrl: string };
-  const targetsNow = async () => (await api<{ activeTargets: Target[] }>(`${url}/api/v1/targets?state=active`)).activeTargets;
+  type Target = { health: string; lastScrape: string; lastError: string; scrapeUrl: string; labels: Record<string, string> };
+  type Targets = { activeTargets: Target[]; droppedTargets: { discoveredLabels: Record<string, string> }[] };
+  const allTargets = () => api<Targets>(`${url}/api/v1/targets?state=any`);
+  const targetsNow = async () => (await allTargets()).activeTargets;
 
   return {
     url,
@@ -136,11 +184,15 @@ export async function startPrometheus(targets: readonly ScrapeTarget[], options:
     async waitForTargetsUp(timeoutMs = 20_000) {
       const until = Date.now() + timeoutMs;
       for (;;) {
-        const ts = await targetsNow();
-        if (ts.length === targets.length && ts.every((t) => t.health === 'up')) return;
+        const { activeTargets: ts, droppedTargets: dropped } = await allTargets();
+        if (ts.length + dropped.length === targets.length && ts.every((t) => t.health === 'up')) return;
         if (Date.now() > until) throw new Error(`targets not up within ${timeoutMs} ms: ${JSON.stringify(ts)}`);
         await new Promise((r) => setTimeout(r, 200));
       }
+    },
+    async targets() {
+      const { activeTargets, droppedTargets } = await allTargets();
+      return { active: activeTargets.map((t) => t.labels), dropped: droppedTargets.map((t) => t.discoveredLabels) };
     },
     async waitForFreshScrape(timeoutMs = 10_000) {
       const since = Date.now();

@@ -2,7 +2,9 @@
  * A real Prometheus scrapes a running sidecar (`tenant-dns sidecar` as a
  * subprocess, a real unbound as its upstream) while the test sends known
  * traffic: allowed, denied by two rules, a split zone, cache hits, an
- * upstream failure, then a failed policy reload. Every dashboard panel query
+ * upstream failure, then a failed policy reload. Prometheus scrapes it with the
+ * relabelings of deploy/monitoring/podmonitor.yaml, the pod's metadata as
+ * Kubernetes service discovery reports it. Every dashboard panel query
  * and every alert expression is then evaluated through Prometheus's API:
  * each parses and runs, and the key ones return the numbers the traffic implies.
  */
@@ -17,7 +19,9 @@ import { SIDECAR_FLAGS } from '../../sidecar/config/schema.ts';
 import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnServing } from '../helpers/sidecar.ts';
-import { startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
+import { Keys } from '../../injector/names.ts';
+import { kubernetesPodMetaLabels, podMonitorScrapeOptions } from '../helpers/podmonitor.ts';
+import { grafanaToPromql, startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
 import { startUnbound } from '../helpers/unbound.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -57,15 +61,8 @@ spec:
 /** Panels whose queries may return NaN for some series (quantiles by a label with idle values). */
 const MAY_BE_NAN = new Set(['Latency by source (p50, p99)', 'Upstream latency p99']);
 
-/** Replaces Grafana's variables: the test's tenant, namespace and pod; windows covering the whole test. */
-function grafanaToPromql(expr: string): string {
-  return expr
-    .replaceAll('$tenant', TENANT)
-    .replaceAll('$namespace', NAMESPACE)
-    .replaceAll('$pod', POD)
-    .replaceAll('$__rate_interval', '5m')
-    .replaceAll('$__range', '10m');
-}
+/** Replaces Grafana's variables: the test's tenant, namespace and pod. */
+const toPromql = (expr: string) => grafanaToPromql(expr, { tenant: TENANT, namespace: NAMESPACE, pod: POD });
 
 /** The value of the only series of a result (a scalar, or a one-series vector). */
 function only(r: QueryResult): number {
@@ -103,8 +100,11 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   const dnsPort = sidecar.port;
   const metricsPort = sidecar.metrics!.port;
 
-  const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: { namespace: NAMESPACE, pod: POD } }], {
+  // Scraped as the PodMonitor scrapes the injected pod: its relabelings, and the pod's metadata as discovered.
+  const discovered = kubernetesPodMetaLabels({ namespace: NAMESPACE, name: POD, labels: { [Keys.podTenant]: TENANT } });
+  const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: discovered }], {
     ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],
+    ...podMonitorScrapeOptions(),
   });
   t.after(() => prom.stop());
   await prom.waitForTargetsUp();
@@ -152,6 +152,12 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   // Queries are evaluated at the last scrape: increase() then extrapolates nothing past the data.
   const at = only(await prom.query('max(timestamp(tenant_dns_build_info))'));
 
+  // Identity comes from the target: the sidecar's own tenant label is kept as exported_tenant (equal here).
+  assert.deepEqual(
+    (await prom.query('tenant_dns_build_info')).series.map((s) => [s.metric.tenant, s.metric.exported_tenant, s.metric.namespace, s.metric.pod]),
+    [[TENANT, TENANT, NAMESPACE, POD]],
+  );
+
   // Raw counters, exactly.
   assert.equal(only(await prom.query(`sum(tenant_dns_requests_total${sel})`)), sentTotal);
   assert.deepEqual(byLabel(await prom.query(`sum by (rule) (tenant_dns_policy_decisions_total{action="deny", tenant="${TENANT}"})`), 'rule'), {
@@ -170,7 +176,7 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   // Every panel query parses and runs; the key panels say what the traffic implies.
   const results = new Map<string, QueryResult[]>();
   for (const { panel, expr } of panelQueries()) {
-    const promql = grafanaToPromql(expr);
+    const promql = toPromql(expr);
     const r = await prom.query(promql, at).catch((err: Error) => assert.fail(`panel "${panel}": ${promql}: ${err.message}`));
     results.set(panel, [...(results.get(panel) ?? []), r]);
     assert.ok(r.series.length > 0, `panel "${panel}" returned nothing: ${promql}`);

@@ -1,8 +1,9 @@
 /**
  * The dashboard and alert files are generated (dashboards/build.ts) and
  * valid: the committed files equal the generator's output, the dashboard is
- * importable with tenant / namespace / pod variables, and promtool accepts
- * the rules.
+ * importable with tenant / namespace / pod variables, promtool accepts the
+ * rules, and the PodMonitor sets the identity labels the queries key on from
+ * the pod (test/integration/forged-tenant.test.ts runs it in Prometheus).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { ALERTS, generatedFiles, panelQueries } from '../../dashboards/build.ts';
+import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
+import { metaLabelName, readPodMonitor, relabelConfigsFromOperator } from '../helpers/podmonitor.ts';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -61,12 +64,32 @@ test('meta dashboards: the README explains every panel and every alert', () => {
   for (const a of ALERTS) assert.ok(readme.includes(a.alert), `dashboards/README.md does not explain ${a.alert}`);
 });
 
-test('meta dashboards: the PodMonitor scrapes the port the injector names, and deploy/monitoring renders', async () => {
-  const { METRICS_PORT_NAME } = await import('../../injector/names.ts');
-  const pm = parse(read('deploy/monitoring/podmonitor.yaml')) as { kind: string; spec: { podMetricsEndpoints: { port: string; path: string }[] } };
+test('meta dashboards: the PodMonitor scrapes the port the injector names, and deploy/monitoring renders', () => {
+  const pm = readPodMonitor();
   assert.equal(pm.kind, 'PodMonitor');
   assert.deepEqual(pm.spec.podMetricsEndpoints.map((e) => [e.port, e.path]), [[METRICS_PORT_NAME, '/metrics']]);
   const rendered = execFileSync('kubectl', ['kustomize', new URL('deploy/monitoring', root).pathname], { encoding: 'utf8', timeout: 60_000 });
   assert.match(rendered, /kind: PodMonitor/);
   assert.match(rendered, /kind: PrometheusRule/);
+});
+
+test('meta dashboards: the PodMonitor takes tenant, namespace and pod from the pod, and only pods with the tenant label', () => {
+  const [endpoint] = readPodMonitor().spec.podMetricsEndpoints;
+  assert.equal(endpoint!.honorLabels, false, 'a scraped tenant label must not override the target');
+  const relabel = relabelConfigsFromOperator(endpoint!.relabelings ?? []);
+  const tenantMeta = `__meta_kubernetes_pod_label_${metaLabelName(Keys.podTenant)}`;
+  assert.deepEqual(relabel[0], { action: 'keep', source_labels: [tenantMeta], regex: '.+' });
+  const setFrom = Object.fromEntries(relabel.filter((r) => r.action === 'replace').map((r) => [r.target_label, r.source_labels]));
+  assert.deepEqual(setFrom, { tenant: [tenantMeta], namespace: ['__meta_kubernetes_namespace'], pod: ['__meta_kubernetes_pod_name'] });
+});
+
+test('meta dashboards: alerts group by the target labels namespace and tenant; no query reads a label a pod reported about itself', () => {
+  for (const a of ALERTS) {
+    const groupings = [...a.expr.matchAll(/\bby \(([^)]*)\)/g)].map((m) => m[1]!.split(',').map((l) => l.trim()));
+    assert.ok(groupings.length > 0, `${a.alert} aggregates`);
+    for (const g of groupings) assert.ok(g.includes('namespace') && g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
+  }
+  const d = JSON.parse(read('dashboards/tenant-dns.json')) as { templating: { list: { query: { query: string } }[] } };
+  const all = [...ALERTS.map((a) => a.expr), ...panelQueries().map((q) => q.expr), ...d.templating.list.map((v) => v.query.query)];
+  for (const expr of all) assert.doesNotMatch(expr, /exported_/, expr);
 });
