@@ -1,7 +1,10 @@
 /**
  * deploy/: `kubectl kustomize` renders the base and the cert-manager overlay,
  * every rendered object is schema-valid and the pieces agree with each other
- * (names, ports, paths, selectors, the injector's webhook paths); gen-certs.sh
+ * (names, ports, paths, selectors, the injector's webhook paths); the
+ * NetworkPolicies leave the injector its HTTPS port and, through the
+ * tenant-namespace component as deploy/README.md includes it, the sidecar's
+ * metrics port to the monitoring namespace; gen-certs.sh
  * makes a certificate the webhook Service name verifies against, and patches
  * the caBundle of both webhooks.
  */
@@ -9,10 +12,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseInjectorConfigYaml } from '../../injector/config.ts';
+import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
 import { WEBHOOK_PATHS } from '../../injector/server.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
@@ -46,6 +50,7 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
     'Deployment',
     'MutatingWebhookConfiguration',
     'Namespace',
+    'NetworkPolicy',
     'PodDisruptionBudget',
     'Service',
     'ServiceAccount',
@@ -93,6 +98,55 @@ test('deploy: the injector Deployment is highly available, probed and restricted
   assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }]);
   const binding = find(objs, 'ClusterRoleBinding');
   assert.deepEqual(binding.subjects[0], { kind: 'ServiceAccount', name: pod.spec.serviceAccountName, namespace: 'tenant-dns-system' });
+});
+
+test('deploy: the injector accepts connections on its HTTPS port only, from any source', { skip: NO_KUBECTL }, () => {
+  const objs = render(DEPLOY);
+  const dep = find(objs, 'Deployment', 'tenant-dns-injector');
+  const np = find(objs, 'NetworkPolicy', 'tenant-dns-injector');
+  assert.deepEqual(np.spec.podSelector, { matchLabels: dep.spec.selector.matchLabels });
+  assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+  // One rule: the container's one port (the Service's target, probes and /metrics), no `from`: the API server's source is cluster-specific.
+  const ports = dep.spec.template.spec.containers.flatMap((c: any) => c.ports ?? []);
+  assert.deepEqual(ports.map((p: any) => p.name), ['https']);
+  assert.deepEqual(np.spec.ingress, [{ ports: [{ port: ports[0].name, protocol: 'TCP' }] }]);
+  assert.equal(find(objs, 'Service').spec.ports[0].targetPort, ports[0].name);
+});
+
+/** The tenant-namespace component rendered for namespace team-a, through the kustomization deploy/README.md shows. */
+function renderTenantNamespace(): any[] {
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## 5. Network policies'));
+  const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(example !== undefined && example.includes('kind: Kustomization'), 'deploy/README.md shows the tenant namespace kustomization');
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-tenant-ns-'));
+  try {
+    const component = relative(dir, join(DEPLOY, 'components', 'tenant-namespace'));
+    writeFileSync(join(dir, 'kustomization.yaml'), example.replace(/\S*deploy\/components\/tenant-namespace/, component));
+    return render(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('deploy: in a tenant namespace, the sidecar metrics port of injected pods accepts the monitoring namespace only', { skip: NO_COMPONENTS }, () => {
+  const objs = renderTenantNamespace();
+  assert.deepEqual(objs.map((o) => o.kind), ['NetworkPolicy']);
+  const np = objs[0];
+  validateK8sObject(np);
+  assert.equal(np.metadata.namespace, 'team-a');
+  // Every pod the injector labelled (the label its validating webhook keeps), and only those.
+  assert.deepEqual(np.spec.podSelector, { matchExpressions: [{ key: Keys.podTenant, operator: 'Exists' }] });
+  assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+  // The README's patch moved the allowed namespace from `monitoring` to `prometheus`.
+  assert.deepEqual(np.spec.ingress, [
+    {
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'prometheus' } } }],
+      ports: [{ port: METRICS_PORT_NAME, protocol: 'TCP' }],
+    },
+  ]);
+  const unpatched = parseAllDocuments(readFileSync(join(DEPLOY, 'components', 'tenant-namespace', 'networkpolicy.yaml'), 'utf8'))[0]!.toJS();
+  assert.deepEqual(unpatched.spec.ingress[0].from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
 });
 
 /** The parts both webhooks share: review versions, timeout, the Service, the namespaces, no mirror pods. */
