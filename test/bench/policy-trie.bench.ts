@@ -6,7 +6,7 @@
  * should cost the name's labels, not the rule count: the ns/op should stay
  * flat across the three sizes.
  *
- * Run:    node test/bench/policy-trie.bench.ts        (about 10 s; no arguments)
+ * Run:    node test/bench/policy-trie.bench.ts        (about 20 s; no arguments)
  * Rules:  half exact names (`host<i>.corp<i%97>.net`, allow), half subtree
  *         globs (`*.t<i>.zone<i%89>.com`, deny), and a platform policy of 10
  *         subtree rules in front.
