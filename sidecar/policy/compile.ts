@@ -6,7 +6,9 @@
  * Glob semantics (case-insensitive, trailing dot ignored):
  * - `example.com` matches that name only;
  * - `*.example.com` matches every name below example.com at any depth, not example.com itself;
- * - a `*` inside a label (`ads-*.example.com`) matches any characters within that one label.
+ * - a `*` inside a label (`ads-*.example.com`) matches any characters within that one label, none
+ *   included; it is matched in time linear in the label and the pattern, never by a regular
+ *   expression (glob.ts).
  *
  * Specificity: more literal labels win; with as many, exact > in-label pattern
  * > subtree wildcard; on a tie deny wins, then log, then allow, then the rule
@@ -17,6 +19,7 @@ import type { Decision } from '../pipeline/stage.ts';
 import type { DNSPolicy, DenyResponseSpec, PodSelector, PolicyRule } from '../config/policy-schema.ts';
 import { EMPTY_POLICY } from '../config/policy-schema.ts';
 import { isIP } from 'node:net';
+import { LabelGlob } from './glob.ts';
 
 /** Which policy a rule or zone came from. */
 export type Layer = 'platform' | 'tenant';
@@ -125,7 +128,8 @@ interface Entry<T> {
 
 interface TrieNode<T> {
   children: Map<string, TrieNode<T>> | undefined;
-  patterns: { source: string; re: RegExp; node: TrieNode<T> }[] | undefined;
+  /** In-label patterns at this level, each with the node below it. */
+  patterns: { glob: LabelGlob; node: TrieNode<T> }[] | undefined;
   /** Entries of globs ending exactly at this node. */
   exact: Entry<T>[] | undefined;
   /** Entries of `*.<this node>`: names strictly below. */
@@ -142,10 +146,6 @@ function better<T>(a: Entry<T>, b: Entry<T> | undefined): boolean {
   if (a.kind !== b.kind) return a.kind > b.kind;
   if (a.priority !== b.priority) return a.priority > b.priority;
   return a.order < b.order;
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** Labels of a name or glob in the sidecar's form (lower case, no trailing dot). */
@@ -181,9 +181,9 @@ export class NameTrie<T> {
       if (label.includes('*')) {
         pattern = true;
         node.patterns ??= [];
-        let p = node.patterns.find((x) => x.source === label);
+        let p = node.patterns.find((x) => x.glob.source === label);
         if (!p) {
-          p = { source: label, re: new RegExp('^' + label.split('*').map(escapeRe).join('.*') + '$'), node: newNode() };
+          p = { glob: new LabelGlob(label), node: newNode() };
           node.patterns.push(p);
         }
         node = p.node;
@@ -222,7 +222,8 @@ export class NameTrie<T> {
  * Walks the trie along `labels` (from the last, the TLD) and returns the best
  * entry found: subtree entries on the way, exact entries at the end. In-label
  * patterns branch, so the cost is the name's labels times the patterns that
- * match at each level, never the rule count.
+ * match at each level, never the rule count; each pattern tried costs
+ * O(label + pattern) (glob.ts).
  */
 function walk<T>(node: TrieNode<T>, labels: readonly string[], depth: number, best: Entry<T> | undefined): Entry<T> | undefined {
   for (;;) {
@@ -235,7 +236,7 @@ function walk<T>(node: TrieNode<T>, labels: readonly string[], depth: number, be
     }
     const label = labels[labels.length - 1 - depth]!;
     if (node.patterns !== undefined) {
-      for (const p of node.patterns) if (p.re.test(label)) best = walk(p.node, labels, depth + 1, best);
+      for (const p of node.patterns) if (p.glob.matches(label)) best = walk(p.node, labels, depth + 1, best);
     }
     const child = node.children?.get(label);
     if (child === undefined) return best;

@@ -6,7 +6,7 @@
  * should cost the name's labels, not the rule count: the ns/op should stay
  * flat across the three sizes.
  *
- * Run:    node test/bench/policy-trie.bench.ts        (about 10 s; no arguments)
+ * Run:    node test/bench/policy-trie.bench.ts        (about 20 s; no arguments)
  * Rules:  half exact names (`host<i>.corp<i%97>.net`, allow), half subtree
  *         globs (`*.t<i>.zone<i%89>.com`, deny), and a platform policy of 10
  *         subtree rules in front.
@@ -25,7 +25,15 @@
  *           then no longer fits the CPU's caches).
  * Output: ns per lookup for each size and case, the walk's ratio to the
  *         10-rule case; then the in-label pattern case, which is the one that
- *         is NOT flat: the patterns of one parent zone are tried one by one.
+ *         is NOT flat: the patterns of one parent zone are tried one by one;
+ *         then one in-label pattern and the label it is matched against:
+ *         an ordinary one, and the pathological `a*a*a*a*a*a*a*a*a*b` against
+ *         labels of 45 and 63 characters, `a`s then a number, which a
+ *         backtracking matcher took seconds on (issue 18), and the worst
+ *         case of the linear matcher (prefix and suffix match, a middle
+ *         segment is searched to the label's end and not found). Compare
+ *         their ns/lookup with the ordinary rows: they should cost about the
+ *         same.
  */
 import { compilePolicy, type CompiledPolicy } from '../../sidecar/policy/compile.ts';
 import { classify, ROUTE_MEMO_NAMES, Router } from '../../sidecar/route/classify.ts';
@@ -89,27 +97,39 @@ const viaRouter = (compiled: CompiledPolicy): Classifier => {
 };
 const walking = (compiled: CompiledPolicy): Classifier => (name) => classify(compiled, ZONES, name);
 
-/** ns per lookup: `lookup` on a fresh copy of each name (so its hash is not cached). */
+/**
+ * ns per lookup: `lookup` on a fresh copy of each name (so its hash is not
+ * cached). Warm-up: 200,000 lookups or 1 s, whichever ends first; then `ms`
+ * of lookups. Lookups run in chunks that start at one and double up to 20
+ * passes over `names`, so a lookup that takes seconds (the backtracking
+ * matcher in-label globs had before issue 18) ends a phase after one chunk.
+ */
 function measure(lookup: Classifier, names: readonly string[], ms: number): number {
   // Fresh strings per lookup: concatenation with a non-constant empty string defeats interning.
   const empty = String(Date.now()).slice(0, 0);
+  let next = 0;
   const run = (n: number): void => {
-    for (let i = 0; i < n; i++) {
-      const name = names[i % names.length]! + empty;
+    for (let i = 0; i < n; i++, next++) {
+      const name = names[next % names.length]! + empty;
       sink ^= lookup(name).evaluation.decision.action.length;
     }
   };
-  run(200_000); // warm up
-  let ops = 0;
-  const start = process.hrtime.bigint();
-  const end = start + BigInt(ms) * 1_000_000n;
-  let now = start;
-  while (now < end) {
-    run(names.length * 20);
-    ops += names.length * 20;
-    now = process.hrtime.bigint();
-  }
-  return Number(now - start) / ops;
+  const timed = (budgetMs: number, maxOps: number): number => {
+    let chunk = 1;
+    let ops = 0;
+    const start = process.hrtime.bigint();
+    const end = start + BigInt(budgetMs) * 1_000_000n;
+    let now = start;
+    while (now < end && ops < maxOps) {
+      run(chunk);
+      ops += chunk;
+      chunk = Math.min(chunk * 2, names.length * 20);
+      now = process.hrtime.bigint();
+    }
+    return Number(now - start) / ops;
+  };
+  timed(1000, 200_000);
+  return timed(ms, Infinity);
 }
 
 const SIZES = [10, 1_000, 100_000];
@@ -151,5 +171,24 @@ for (const patterns of [10, 1_000]) {
   const names = Array.from({ length: 1000 }, (_, k) => `x${k}.example.org`);
   const ns = measure(walking(compiled), names, 500);
   console.log(`${String(patterns).padStart(7)} in-label patterns under one zone  ${ns.toFixed(0).padStart(6)} ns/lookup (walk)`);
+}
+// One in-label pattern and 1,000 names, each row against its first (issue 18: glob.ts matches in linear time).
+/** A label of `length` characters: `a`s, then the number k (so it never ends in b). */
+const digits = (k: number, length: number): string => 'a'.repeat(length - String(k).length) + String(k);
+const labelRows: { what: string; glob: string; label: (k: number) => string }[] = [
+  { what: 'ordinary: ads-*, labels ads-<k> (match)', glob: 'ads-*', label: (k) => `ads-${k}` },
+  { what: 'ordinary: ads-*, 63-character labels (match)', glob: 'ads-*', label: (k) => `ads-${k}-`.padEnd(63, 'x') },
+  { what: 'pathological: a*a*a*a*a*a*a*a*a*b, 45 chars, a…a<k> (no match)', glob: 'a*a*a*a*a*a*a*a*a*b', label: (k) => digits(k, 45) },
+  { what: 'pathological: a*a*a*a*a*a*a*a*a*b, 63 chars, a…a<k> (no match)', glob: 'a*a*a*a*a*a*a*a*a*b', label: (k) => digits(k, 63) },
+  // The linear matcher's own worst case: prefix and suffix match, the last middle segment is searched to the end.
+  { what: 'worst case: a*a*a*a*a*a*a*a*a*ab*b, 63 chars, a…a<k>b (no match)', glob: 'a*a*a*a*a*a*a*a*a*ab*b', label: (k) => digits(k, 62) + 'b' },
+];
+let ordinary = 0;
+for (const row of labelRows) {
+  const compiled = compilePolicy({ tenant: policy('tenant', [{ name: 'in-label', action: 'deny', names: [`${row.glob}.example.org`] } as PolicyRule]) });
+  const names = Array.from({ length: 1000 }, (_, k) => `${row.label(k)}.example.org`);
+  const ns = measure(walking(compiled), names, 500);
+  ordinary ||= ns;
+  console.log(`${row.what.padEnd(66)} ${ns.toFixed(0).padStart(12)} ns/lookup (walk, ${(ns / ordinary).toFixed(2)}× the first)`);
 }
 if (sink === -1) console.log('');
