@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { Problem } from './load.ts';
 import { checkUpstreamUrl, parseUpstreamSpec } from '../upstream/spec.ts';
+import { showUrl } from '../redact.ts';
 
 /** The apiVersion every DNSPolicy carries. */
 export const POLICY_API_VERSION = 'tenant-dns.io/v1alpha1';
@@ -355,7 +356,8 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
       } catch (err) {
         why = (err as Error).message;
       }
-      if (why) out.push({ path: [...path, 'upstreams', j], message: `"${u}" cannot be used (${why}): the zone's names would be answered SERVFAIL` });
+      // The URL as shown everywhere: without user info, path or query, which may hold secrets.
+      if (why) out.push({ path: [...path, 'upstreams', j], message: `"${showUrl(u)}" cannot be used (${why}): the zone's names would be answered SERVFAIL` });
     });
     list(z.zones).forEach((zone, j) => {
       if (text(zone) === undefined) return;

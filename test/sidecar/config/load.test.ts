@@ -151,3 +151,10 @@ test('load: a value of the wrong shape is reported by the schema while the check
   const text = HEAD + 'spec:\n  rules: "deny everything"\n  splitZones:\n    - { name: s, names: ["a..test"], addresses: ["10.0.0.1"] }\n';
   assert.deepEqual(problems(text), ['p.yaml:6: spec.rules: expected array', 'p.yaml:8: spec.splitZones[0].names[0]: empty label in "a..test"']);
 });
+
+test('load: a problem with an upstream URL names it without its user info, path or query', () => {
+  const text = `${HEAD}spec:\n  forwardZones:\n    - name: corp\n      zones: [corp.test]\n      upstreams: ["https://us3r:pa55@10.0.0.1/profile-s3cr3t?api_key=k3y#tls-name=x"]\n`;
+  assert.deepEqual(problems(text), [
+    `p.yaml:9: spec.forwardZones[0].upstreams[0]: "https://10.0.0.1:443" cannot be used (credentials are not allowed): the zone's names would be answered SERVFAIL`,
+  ]);
+});

@@ -34,10 +34,10 @@ test('upstream metrics: the health gauge reads the groups at scrape time', async
 test('upstream metrics: declared upstreams have their series at 0 before the first event', async () => {
   const r = new Registry();
   const m = new UpstreamMetrics(r);
-  m.declareUpstreams(['udp://192.0.2.1:53', 'https://dns.example:443/dns-query']);
+  m.declareUpstreams(['udp://192.0.2.1:53', 'https://dns.example:443']);
   assert.equal(await sample(r, 'tenant_dns_upstream_failures_total', { upstream: 'udp://192.0.2.1:53', code: 'UPSTREAM_TIMEOUT' }), 0);
   assert.equal(await sample(r, 'tenant_dns_upstream_failures_total', { upstream: 'udp://192.0.2.1:53', code: 'UPSTREAM_TLS' }), undefined);
-  assert.equal(await sample(r, 'tenant_dns_upstream_failures_total', { upstream: 'https://dns.example:443/dns-query', code: 'UPSTREAM_HTTP' }), 0);
+  assert.equal(await sample(r, 'tenant_dns_upstream_failures_total', { upstream: 'https://dns.example:443', code: 'UPSTREAM_HTTP' }), 0);
   assert.equal(await sample(r, 'tenant_dns_upstream_request_duration_seconds_count', { upstream: 'udp://192.0.2.1:53', rcode: 'NOERROR' }), 0);
   // Declaring again creates nothing new; events land in the declared series.
   m.declareUpstreams(['udp://192.0.2.1:53']);
