@@ -4,7 +4,8 @@
  * answered), and policy reloads. The rules of a compiled policy
  * (`CompiledPolicy.ruleIds`) get their decision series at 0 when it starts
  * serving, and the series of rules it no longer has are removed then: the
- * `rule` label holds the rules of the policy serving now.
+ * `rule` label holds the rules of the policy serving now, bounded by the
+ * policy's cap on rules (POLICY_CAPS).
  */
 import type { Registry } from 'prom-client';
 import { Gauge, SlotCounter, scrapeGauge } from '../metrics/registry.ts';

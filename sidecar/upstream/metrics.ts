@@ -6,8 +6,8 @@
  * at scrape time. The `upstream` label is an upstream's address (scheme,
  * host and port: redact.ts), bounded by the configured upstreams: those of
  * the groups serving now ({@link UpstreamMetrics.declareUpstreams}, at start
- * and after each good reload). The series of an upstream a reload removed
- * are removed.
+ * and after each good reload), whose forward zones the policy caps
+ * (POLICY_CAPS). The series of an upstream a reload removed are removed.
  */
 import type { Registry } from 'prom-client';
 import { Gauge, RCODE_VALUES, SlotCounter, SlotHistogram, rcodeSlot } from '../metrics/registry.ts';
