@@ -1,7 +1,11 @@
 /**
  * Operational logging: one JSON object per line on stderr (query logs are
- * separate, on stdout). Levels: debug < info < warn < error.
+ * separate, on stdout). Levels: debug < info < warn < error. Every URL in a
+ * line shows scheme, host and port only (redact.ts): whatever a message or
+ * an error's cause quotes, a URL's user info, path and query never reach the
+ * log.
  */
+import { redactUrls } from './redact.ts';
 
 /** Log severity. */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -13,7 +17,8 @@ const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
 /**
  * A logger writing JSON lines `{"time","level","msg",...base,...fields}` to
- * `write` (default: stderr), dropping lines below `minLevel`.
+ * `write` (default: stderr), dropping lines below `minLevel`, with URLs
+ * redacted (redactUrls).
  */
 export function createLogger(
   base: Record<string, unknown> = {},
@@ -23,7 +28,7 @@ export function createLogger(
   const min = RANK[minLevel];
   return (level, msg, fields) => {
     if (RANK[level] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }) + '\n');
+    write(redactUrls(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields })) + '\n');
   };
 }
 

@@ -20,6 +20,7 @@ import { createSplitStage, innerResolver } from './policy/split.ts';
 import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
 import { randomBytes } from './runtime/builtins.ts';
+import { showUrl } from './redact.ts';
 import { compactHeapAfterStartup } from './runtime/heap.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
 import type { UpstreamGroup } from './upstream/group.ts';
@@ -141,7 +142,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   log('info', 'sidecar serving', {
     version: options.version,
     listen: bound.addresses.map(formatHostPort),
-    upstreams: defaultUrls,
+    upstreams: defaultUrls.map(showUrl),
     clusterDns: config.clusterDns ?? null,
     clusterDomain: config.clusterDomain,
     metrics: telemetry.metricsAddress ? formatHostPort(telemetry.metricsAddress) : null,

@@ -123,7 +123,10 @@ function lineOf(doc: Document, lc: LineCounter, path: readonly (string | number)
 
 function messageOf(e: ValueError): string {
   if (e.value === undefined) return 'is required';
-  const schema = e.schema as { anyOf?: { const?: unknown }[]; const?: unknown; pattern?: string };
+  const schema = e.schema as { anyOf?: { const?: unknown }[]; const?: unknown; pattern?: string; maxItems?: number };
+  if (schema.maxItems !== undefined && Array.isArray(e.value) && e.value.length > schema.maxItems) {
+    return `holds ${e.value.length} entries, more than the ${schema.maxItems} allowed`;
+  }
   if (schema.anyOf && schema.anyOf.every((s) => s.const !== undefined)) {
     return `must be one of ${schema.anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
   }

@@ -13,9 +13,30 @@ import { isIP } from 'node:net';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { Problem } from './load.ts';
 import { checkUpstreamUrl, parseUpstreamSpec } from '../upstream/spec.ts';
+import { redactUrl, showUrl } from '../redact.ts';
 
 /** The apiVersion every DNSPolicy carries. */
 export const POLICY_API_VERSION = 'tenant-dns.io/v1alpha1';
+
+/**
+ * Caps on what one DNSPolicy document holds (the tenant's and the
+ * platform's each), so that what a policy puts into /metrics stays bounded
+ * (DESIGN §6; the series each implies: sidecar/policy/README.md, "Caps").
+ * A document past one is refused like any other policy problem
+ * (`file:line: field: message`), and the last good policy keeps serving.
+ */
+export const POLICY_CAPS = Object.freeze({
+  /** Rules: one `tenant_dns_policy_decisions_total` series each. Many names belong in one rule's `names`. */
+  rules: 1000,
+  /** Split zones: no series of their own; each is compiled into the name trie. */
+  splitZones: 256,
+  /** Forward zones: one upstream group each, one `tenant_dns_upstream_healthy` series per member. */
+  forwardZones: 32,
+  /** Upstreams of one forward zone: a failover list (more than a few cannot be tried within the 4 s deadline). */
+  upstreamsPerZone: 8,
+  /** Distinct upstreams (scheme, host and port: the `upstream` label) across the document's forward zones. */
+  upstreams: 16,
+});
 
 const RuleName = Type.String({
   minLength: 1,
@@ -112,7 +133,11 @@ export const ForwardZoneSchema = Type.Object(
   {
     name: RuleName,
     zones: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { minItems: 1, description: 'Zones (each name and everything below it) sent to these upstreams.' }),
-    upstreams: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), { minItems: 1 }),
+    upstreams: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), {
+      minItems: 1,
+      maxItems: POLICY_CAPS.upstreamsPerZone,
+      description: `Upstream URLs in failover order, at most ${POLICY_CAPS.upstreamsPerZone}; the policy's forward zones name at most ${POLICY_CAPS.upstreams} distinct upstreams (scheme, host and port).`,
+    }),
   },
   { additionalProperties: false },
 );
@@ -120,11 +145,19 @@ export const ForwardZoneSchema = Type.Object(
 /** The `spec` of a DNSPolicy. */
 export const PolicySpecSchema = Type.Object(
   {
-    rules: Type.Array(RuleSchema, { default: [], description: 'Named rules; the most specific match wins, deny wins a tie.' }),
+    rules: Type.Array(RuleSchema, {
+      default: [],
+      maxItems: POLICY_CAPS.rules,
+      description: `Named rules, at most ${POLICY_CAPS.rules} (each is a metric series; list many names in one rule); the most specific match wins, deny wins a tie.`,
+    }),
     defaultAction: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'allow', description: 'Action for names no rule matches.' }),
     defaultResponse: Type.Optional(DenyResponseSchema),
-    splitZones: Type.Array(SplitZoneSchema, { default: [] }),
-    forwardZones: Type.Array(ForwardZoneSchema, { default: [] }),
+    splitZones: Type.Array(SplitZoneSchema, { default: [], maxItems: POLICY_CAPS.splitZones, description: `Split zones, at most ${POLICY_CAPS.splitZones}.` }),
+    forwardZones: Type.Array(ForwardZoneSchema, {
+      default: [],
+      maxItems: POLICY_CAPS.forwardZones,
+      description: `Forward zones, at most ${POLICY_CAPS.forwardZones} (each is an upstream group with its own metric series).`,
+    }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -305,7 +338,8 @@ function splitAnswer(z: SplitZone): string {
  * The semantic checks of a DNSPolicy: glob syntax, unique rule and zone
  * names, response addresses, selector operators, split zone shape, one
  * answer per split-zone glob, one forward zone per zone, upstream URLs of a
- * usable shape, and no forward zone inside the cluster zone (with
+ * usable shape, at most {@link POLICY_CAPS}`.upstreams` distinct upstreams
+ * (the other caps are in the schema), and no forward zone inside the cluster zone (with
  * `options.clusterZones`). With `options.platform` (a tenant's policy): no
  * forward zone equal to or inside a platform forward zone, and no split zone
  * whose CNAME target the platform denies. Parts of the value that are not
@@ -339,6 +373,19 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
 
   const forwardZones = list(s.forwardZones);
   const fwdNames = new Set<string>();
+  // Distinct upstreams by their `upstream` label; the first one past the cap is reported.
+  const upstreams = new Set<string>();
+  const countUpstream = (u: string, at: (string | number)[]) => {
+    const label = redactUrl(parseUpstreamSpec(u).url);
+    if (upstreams.has(label)) return;
+    upstreams.add(label);
+    if (upstreams.size === POLICY_CAPS.upstreams + 1) {
+      out.push({
+        path: at,
+        message: `the forward zones name more than ${POLICY_CAPS.upstreams} distinct upstreams (scheme, host and port; each has its own metric series): share upstreams between zones`,
+      });
+    }
+  };
   const zoneOwner = new Map<string, { name: string; index: number }>();
   forwardZones.forEach((z, i) => {
     if (!z || typeof z !== 'object') return;
@@ -355,7 +402,9 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
       } catch (err) {
         why = (err as Error).message;
       }
-      if (why) out.push({ path: [...path, 'upstreams', j], message: `"${u}" cannot be used (${why}): the zone's names would be answered SERVFAIL` });
+      // The URL as shown everywhere: without user info, path or query, which may hold secrets.
+      if (why) out.push({ path: [...path, 'upstreams', j], message: `"${showUrl(u)}" cannot be used (${why}): the zone's names would be answered SERVFAIL` });
+      else countUpstream(u, [...path, 'upstreams', j]);
     });
     list(z.zones).forEach((zone, j) => {
       if (text(zone) === undefined) return;

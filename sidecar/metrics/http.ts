@@ -18,6 +18,8 @@ import { isLoopback } from '../config/resolv.ts';
 import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
 import type { Logger } from '../log.ts';
+import { REDACTED, redactUrls } from '../redact.ts';
+import { onlyOptions } from '../upstream/spec.ts';
 import { createServer } from '../runtime/builtins.ts';
 
 /** The readiness report of /readyz. */
@@ -77,17 +79,18 @@ export interface HttpEndpoint {
   close(): Promise<void>;
 }
 
-const REDACTED = '[redacted]';
 const SECRET_KEY = /(password|passwd|secret|token|credential|apikey|api_key|private)/i;
 
 /**
- * A deep copy of `value` with secrets replaced by `[redacted]`: the user
- * info of URLs (`https://user:pass@host` → `https://[redacted]@host`) and
- * the values of keys that name a secret (password, token, secret, …). SPKI
- * pins and CA certificates are public and stay.
+ * A deep copy of `value` with secrets replaced: every upstream URL shows
+ * scheme, host and port only (`https://u:p@dns.example/dns-query/profile-X?key=Y`
+ * → `https://dns.example:443`; redact.ts), keeping its `#` per-upstream
+ * options (tls-name, spki-pin, method: public), and the values of keys that
+ * name a secret (password, token, secret, …) become `[redacted]`. SPKI pins
+ * and CA certificates are public and stay.
  */
 export function redact(value: unknown): unknown {
-  if (typeof value === 'string') return redactString(value);
+  if (typeof value === 'string') return redactUrls(value, onlyOptions);
   if (Array.isArray(value)) return value.map(redact);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
@@ -95,10 +98,6 @@ export function redact(value: unknown): unknown {
     return out;
   }
   return value;
-}
-
-function redactString(s: string): string {
-  return s.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, `$1${REDACTED}@`);
 }
 
 /**

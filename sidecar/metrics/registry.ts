@@ -117,7 +117,10 @@ interface ExpositionValue {
 /**
  * A counter whose label sets are resolved once to slots; {@link add} is a
  * typed-array write. Conforms to what prom-client's Registry reads (`name`,
- * `help`, `type`, `get()`), so it is exported with the others.
+ * `help`, `type`, `get()`), so it is exported with the others. A slot
+ * {@link remove}d is no longer exported and its number is handed out again
+ * by {@link slot}, so label sets that come and go (rules, upstreams) keep
+ * the arrays bounded.
  */
 export class SlotCounter {
   readonly name: string;
@@ -125,10 +128,13 @@ export class SlotCounter {
   readonly type = 'counter' as const;
   readonly aggregator = 'sum' as const;
   readonly labelNames: readonly string[];
-  #labels: Labels[] = [];
+  /** Per slot: its labels, undefined once removed. */
+  #labels: (Labels | undefined)[] = [];
   #values = new Float64Array(16);
   /** Slots exported even at 0; the others appear once counted. */
   #always: boolean[] = [];
+  /** Removed slots, reused first. */
+  #free: number[] = [];
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[]) {
     this.name = name;
@@ -139,6 +145,12 @@ export class SlotCounter {
 
   /** A new slot for `labels` (call once per label set and keep the number). `always`: export it at 0 too. */
   slot(labels: Labels, always = true): number {
+    const reused = this.#free.pop();
+    if (reused !== undefined) {
+      this.#labels[reused] = Object.freeze({ ...labels });
+      this.#always[reused] = always;
+      return reused;
+    }
     const i = this.#labels.length;
     if (i === this.#values.length) {
       const grown = new Float64Array(i * 2);
@@ -155,6 +167,19 @@ export class SlotCounter {
     this.#values[slot]! += n;
   }
 
+  /**
+   * Removes a slot's series from the exposition and frees the slot for a
+   * later {@link slot}; the caller forgets the number (adding to it
+   * afterwards would count into whichever label set gets it next). Idempotent.
+   */
+  remove(slot: number): void {
+    if (this.#labels[slot] === undefined) return;
+    this.#labels[slot] = undefined;
+    this.#values[slot] = 0;
+    this.#always[slot] = false;
+    this.#free.push(slot);
+  }
+
   /** The value of a slot (tests). */
   value(slot: number): number {
     return this.#values[slot]!;
@@ -169,14 +194,20 @@ export class SlotCounter {
   get(): { name: string; help: string; type: 'counter'; aggregator: 'sum'; values: ExpositionValue[] } {
     const values: ExpositionValue[] = [];
     for (let i = 0; i < this.#labels.length; i++) {
+      const labels = this.#labels[i];
+      if (labels === undefined) continue;
       const v = this.#values[i]!;
-      if (v !== 0 || this.#always[i]) values.push({ labels: this.#labels[i]!, value: v });
+      if (v !== 0 || this.#always[i]) values.push({ labels, value: v });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }
 
-/** A histogram with slot-resolved label sets; {@link observe} walks the bounds and writes two typed arrays. */
+/**
+ * A histogram with slot-resolved label sets; {@link observe} walks the
+ * bounds and writes two typed arrays. Slots are removed and reused as
+ * {@link SlotCounter}'s are.
+ */
 export class SlotHistogram {
   readonly name: string;
   readonly help: string;
@@ -188,7 +219,10 @@ export class SlotHistogram {
   /** Per slot: one count per bucket (not cumulative), then +Inf, then the observation count. */
   #counts: Float64Array;
   #sums: Float64Array;
-  #labels: Labels[] = [];
+  /** Per slot: its labels, undefined once removed. */
+  #labels: (Labels | undefined)[] = [];
+  /** Removed slots, reused first. */
+  #free: number[] = [];
   readonly #width: number;
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[], buckets: readonly number[]) {
@@ -205,6 +239,11 @@ export class SlotHistogram {
 
   /** A new slot for `labels` (call once per label set and keep the number). */
   slot(labels: Labels): number {
+    const reused = this.#free.pop();
+    if (reused !== undefined) {
+      this.#labels[reused] = Object.freeze({ ...labels });
+      return reused;
+    }
     const i = this.#labels.length;
     if (i === this.#sums.length) {
       const counts = new Float64Array(this.#counts.length * 2);
@@ -229,6 +268,15 @@ export class SlotHistogram {
     this.#sums[slot]! += value;
   }
 
+  /** Removes a slot's series (buckets, sum, count) and frees the slot, as {@link SlotCounter.remove}. Idempotent. */
+  remove(slot: number): void {
+    if (this.#labels[slot] === undefined) return;
+    this.#labels[slot] = undefined;
+    this.#counts.fill(0, slot * this.#width, (slot + 1) * this.#width);
+    this.#sums[slot] = 0;
+    this.#free.push(slot);
+  }
+
   /** Observations in a slot (tests). */
   count(slot: number): number {
     return this.#counts[slot * this.#width + this.#width - 1]!;
@@ -245,7 +293,8 @@ export class SlotHistogram {
     const values: ExpositionValue[] = [];
     const bucket = `${this.name}_bucket`;
     for (let i = 0; i < this.#labels.length; i++) {
-      const labels = this.#labels[i]!;
+      const labels = this.#labels[i];
+      if (labels === undefined) continue;
       const base = i * this.#width;
       let acc = 0;
       for (let b = 0; b < this.buckets.length; b++) {

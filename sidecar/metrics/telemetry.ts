@@ -165,6 +165,7 @@ export class Telemetry {
     metrics.cache.bindStats(() => cache.store.stats());
     metrics.upstream.bindGroups(groups);
     metrics.policy.bindLastReloadSuccess(() => policy.lastGoodAt);
+    // The series of the rules and upstreams serving now: new ones at 0, those a reload removed gone.
     const declare = () => {
       metrics.policy.declareRules(policy.current.ruleIds);
       metrics.upstream.declareUpstreams([...groups().values()].flatMap((g) => g.members().map((member) => member.address)));

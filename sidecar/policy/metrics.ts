@@ -3,7 +3,9 @@
  * the `metrics` stage from each query's `ctx.decision`, once the query is
  * answered), and policy reloads. The rules of a compiled policy
  * (`CompiledPolicy.ruleIds`) get their decision series at 0 when it starts
- * serving.
+ * serving, and the series of rules it no longer has are removed then: the
+ * `rule` label holds the rules of the policy serving now, bounded by the
+ * policy's cap on rules (POLICY_CAPS).
  */
 import type { Registry } from 'prom-client';
 import { Gauge, SlotCounter, scrapeGauge } from '../metrics/registry.ts';
@@ -24,6 +26,12 @@ export class PolicyMetrics {
 
   /** rule → slot per action (-1: not created yet). */
   readonly #decisionSlots = new Map<string, Int32Array>();
+  /**
+   * The rules of the policy serving now, each with a bit per action it
+   * decides (1 << ACTION_SLOT); undefined until {@link declareRules}: until
+   * then every (action, rule) gets its series on first use.
+   */
+  #declared: ReadonlyMap<string, number> | undefined;
   readonly #reloadSlots: Readonly<Record<ReloadOutcome, number>>;
   readonly #reloadOk: Gauge;
   #lastReloadSuccess: (() => number) | undefined;
@@ -46,18 +54,40 @@ export class PolicyMetrics {
     this.#lastReloadSuccess = read;
   }
 
-  /** Counts a policy decision. Hot path: one map lookup by rule name. */
+  /**
+   * Counts a policy decision. Hot path: one map lookup by rule name. A
+   * decision by a rule the serving policy no longer has (a query decided
+   * before a reload removed it, answered after) is not counted: its series
+   * went with the reload.
+   */
   decision(action: Decision['action'], rule: string): void {
-    this.decisions.add(this.#decisionSlot(action, rule));
+    const slot = this.#decisionSlot(action, rule);
+    if (slot >= 0) this.decisions.add(slot);
   }
 
   /**
-   * Creates the decision series of the policy's rules at 0, so that the
-   * first decision of a rule is seen as an increase by rate() and increase()
-   * (a counter that appears with a value hides its first increments).
+   * Makes the decision series those of `rules`, the (action, rule) pairs of
+   * the policy that starts serving: each is created at 0, so that the first
+   * decision of a rule is seen as an increase by rate() and increase() (a
+   * counter that appears with a value hides its first increments), and the
+   * series of every other (action, rule) are removed: a rule the policy no
+   * longer has, or no longer has with that action.
    */
   declareRules(rules: Iterable<RuleId>): void {
-    for (const { action, rule } of rules) this.#decisionSlot(action, rule);
+    const declared = new Map<string, number>();
+    for (const { action, rule } of rules) declared.set(rule, (declared.get(rule) ?? 0) | (1 << ACTION_SLOT[action]));
+    this.#declared = declared;
+    for (const [rule, slots] of this.#decisionSlots) {
+      slots.forEach((slot, a) => {
+        if (slot < 0 || this.#isDeclared(a, rule)) return;
+        this.decisions.remove(slot);
+        slots[a] = -1;
+      });
+      if (slots.every((slot) => slot < 0)) this.#decisionSlots.delete(rule);
+    }
+    for (const [rule, mask] of declared) {
+      for (let a = 0; a < ACTIONS.length; a++) if ((mask & (1 << a)) !== 0) this.#decisionSlot(ACTIONS[a]!, rule);
+    }
   }
 
   /** Counts a policy reload attempt. */
@@ -66,13 +96,21 @@ export class PolicyMetrics {
     this.#reloadOk.set(result === 'success' ? 1 : 0);
   }
 
-  /** The slot of (`action`, `rule`), created on first use. */
+  /** The slot of (`action`, `rule`), created on first use; -1 when the serving policy does not decide so. */
   #decisionSlot(action: Decision['action'], rule: string): number {
-    let slots = this.#decisionSlots.get(rule);
-    if (slots === undefined) this.#decisionSlots.set(rule, (slots = new Int32Array(ACTIONS.length).fill(-1)));
     const a = ACTION_SLOT[action];
-    let slot = slots[a]!;
-    if (slot < 0) slot = slots[a] = this.decisions.slot({ action, rule });
-    return slot;
+    const slots = this.#decisionSlots.get(rule);
+    const slot = slots === undefined ? -1 : slots[a]!;
+    if (slot >= 0) return slot;
+    if (!this.#isDeclared(a, rule)) return -1;
+    const created = this.decisions.slot({ action, rule });
+    if (slots === undefined) this.#decisionSlots.set(rule, Int32Array.from({ length: ACTIONS.length }, (_, i) => (i === a ? created : -1)));
+    else slots[a] = created;
+    return created;
+  }
+
+  /** Whether (`action`, `rule`) may have a series: declared by the serving policy, or nothing declared yet. */
+  #isDeclared(a: number, rule: string): boolean {
+    return this.#declared === undefined || ((this.#declared.get(rule) ?? 0) & (1 << a)) !== 0;
   }
 }

@@ -14,6 +14,7 @@ import type { CompiledPolicy, Evaluation } from '../policy/compile.ts';
 import { localSplitOutcome } from '../policy/split.ts';
 import { denyOutcome } from '../policy/stage.ts';
 import { classify, type Route } from './classify.ts';
+import { showUrl } from '../redact.ts';
 
 /** What {@link explainQuestion} found for one question. */
 export interface Explanation {
@@ -115,7 +116,8 @@ export function renderExplanation(e: Explanation): string {
       lines.push(`answer: forwarded to the cluster DNS (cluster zone ${zoneText(r.zone)})`);
       break;
     case 'forward':
-      lines.push(`answer: forwarded to zone ${r.forward!.zone.name} (${r.zone}) via ${r.forward!.zone.upstreams.join(', ')}`);
+      // Upstreams as shown everywhere: scheme, host and port (a URL's user info, path and query may be secrets).
+      lines.push(`answer: forwarded to zone ${r.forward!.zone.name} (${r.zone}) via ${r.forward!.zone.upstreams.map(showUrl).join(', ')}`);
       break;
     default:
       lines.push('answer: allowed: forwarded to the default upstreams');

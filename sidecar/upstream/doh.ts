@@ -23,6 +23,7 @@ import { connectTls } from './dot.ts';
 import type { TlsTrust } from './dot.ts';
 import { abortError, checkQuery, matchesQuestion, upstreamError } from './message.ts';
 import { formatHostPort } from '../listener/address.ts';
+import { redactUrl } from '../redact.ts';
 import type { ConnectionHook } from './message.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -117,7 +118,9 @@ const retryable = new WeakSet<Error>();
 /**
  * A DoH upstream. `url` is the full endpoint (`https://dns.example/dns-query`),
  * `hosts` the server's IPs (bootstrap, or a source that re-resolves them),
- * tried in turn when a connect fails.
+ * tried in turn when a connect fails. Its `address` is the URL redacted to
+ * scheme, host and port (`https://dns.example:443`, redact.ts): two DoH
+ * upstreams on one host and port share it, and their metric series.
  */
 export class DohUpstream implements Upstream {
   readonly address: string;
@@ -139,11 +142,13 @@ export class DohUpstream implements Upstream {
   connectionsOpened = 0;
 
   constructor(url: URL, hosts: readonly string[] | AddressSource, options: DohOptions) {
-    if (url.protocol !== 'https:') throw new SidecarError(ErrorCodes.CONFIG_INVALID, `DoH upstream ${url.href} is not https://`);
+    // Shown in logs, errors, metric labels and /readyz: scheme, host and port only. The path and
+    // query (which may carry a profile ID or a key) stay in #url, used only to send requests.
+    this.address = redactUrl(url.href);
+    if (url.protocol !== 'https:') throw new SidecarError(ErrorCodes.CONFIG_INVALID, `DoH upstream ${this.address} is not https://`);
     const source = 'addresses' in hosts ? hosts : staticAddresses(hosts);
-    if (source.addresses().length === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `DoH upstream ${url.href} has no address`);
+    if (source.addresses().length === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `DoH upstream ${this.address} has no address`);
     this.#url = url;
-    this.address = url.href;
     this.#source = source;
     this.#port = url.port === '' ? 443 : Number(url.port);
     this.#options = options;

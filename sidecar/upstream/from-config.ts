@@ -14,6 +14,7 @@ import { createGroup, type UpstreamObserver } from './group.ts';
 import type { GroupFactory } from './groups.ts';
 import { parseUpstreamSpec } from './spec.ts';
 import { readFileSync } from '../runtime/builtins.ts';
+import { showUrl } from '../redact.ts';
 
 /** The default upstream URLs: `--upstream`, else the non-loopback nameservers of resolv.conf. */
 export function defaultUpstreams(config: SidecarConfig): string[] {
@@ -41,7 +42,7 @@ export function checkLoops(listen: readonly HostPort[], config: SidecarConfig, u
   for (const text of upstreams) {
     const hp = upstreamHostPort(parseUpstreamSpec(text).url);
     if (isIP(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
-    for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${text} (bootstrap address)`);
+    for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${showUrl(text)} (bootstrap address)`);
   }
   for (const r of config.bootstrapResolver) assertNoLoop(listen, upstreamHostPort(r), '--bootstrap-resolver');
 }
@@ -83,9 +84,9 @@ function encrypted(text: string): boolean {
  */
 export function checkNoDowngrade(name: string, urls: readonly string[], allowPlainFallback: boolean): void {
   if (allowPlainFallback) return;
-  const secure = urls.filter(encrypted);
+  const secure = urls.filter(encrypted).map(showUrl);
   if (secure.length === 0 || secure.length === urls.length) return;
-  const plain = urls.filter((u) => !encrypted(u));
+  const plain = urls.filter((u) => !encrypted(u)).map(showUrl);
   throw new SidecarError(
     ErrorCodes.CONFIG_INVALID,
     `upstream group ${name} mixes encrypted (${secure.join(', ')}) and plain (${plain.join(', ')}) upstreams: a failing TLS upstream would fail over to plain DNS; use only one kind, or give --allow-plain-fallback`,

@@ -15,8 +15,9 @@
  */
 import { isIP } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
+import { DEFAULT_PORTS, showUrl } from '../redact.ts';
 import { ReResolvingAddresses } from './bootstrap.ts';
-import { checkUpstreamUrl, DEFAULT_PORTS } from './spec.ts';
+import { checkUpstreamUrl } from './spec.ts';
 import type { AddressSource } from './bootstrap.ts';
 import { DohUpstream } from './doh.ts';
 import { DotUpstream } from './dot.ts';
@@ -76,8 +77,9 @@ export function upstreamHostPort(url: string): { host: string; port: number } {
   return { host, port: u.port ? Number(u.port) : (DEFAULT_PORTS[u.protocol] ?? 53) };
 }
 
+/** CONFIG_INVALID naming the upstream by its redacted URL (`why` must not repeat the URL). */
 function invalid(url: string, why: string): SidecarError {
-  return new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${url}: ${why}`);
+  return new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${showUrl(url)}: ${why}`);
 }
 
 function lookupBootstrap(options: UpstreamOptions, host: string): readonly string[] | undefined {
@@ -128,7 +130,7 @@ export function fromUrl(url: string, options: UpstreamOptions = {}): Upstream {
     const resolvers = options.bootstrapResolvers ?? [];
     if (resolvers.length > 0) {
       const built = resolvers.map((r) => {
-        if (!/^(udp|tcp):\/\//.test(r)) throw invalid(url, `bootstrap resolver ${r} must be udp:// or tcp:// with an IP address`);
+        if (!/^(udp|tcp):\/\//.test(r)) throw invalid(url, `bootstrap resolver ${showUrl(r)} must be udp:// or tcp:// with an IP address`);
         return fromUrl(r);
       });
       hosts = new ReResolvingAddresses(host, found, {

@@ -2,8 +2,12 @@
  * The upstreams' metrics: each exchange with an upstream (its duration by
  * reply rcode, or its failure by error code), the connections open to each,
  * and each group member's health. Groups and transports report through the
- * hooks of {@link UpstreamMetrics.observer}; health is read at scrape time.
- * The `upstream` label is bounded by the configured upstream list.
+ * hooks of {@link UpstreamMetrics.observer}; health and connections are read
+ * at scrape time. The `upstream` label is an upstream's address (scheme,
+ * host and port: redact.ts), bounded by the configured upstreams: those of
+ * the groups serving now ({@link UpstreamMetrics.declareUpstreams}, at start
+ * and after each good reload), whose forward zones the policy caps
+ * (POLICY_CAPS). The series of an upstream a reload removed are removed.
  */
 import type { Registry } from 'prom-client';
 import { Gauge, RCODE_VALUES, SlotCounter, SlotHistogram, rcodeSlot } from '../metrics/registry.ts';
@@ -28,25 +32,35 @@ export interface UpstreamMetricsObserver {
 export class UpstreamMetrics {
   readonly duration: SlotHistogram;
   readonly failures: SlotCounter;
-  readonly connections: Gauge<'upstream'>;
 
   /** upstream → slot per rcode label (-1: not created yet). */
   readonly #durationSlots = new Map<string, Int32Array>();
   /** upstream → error code → slot. */
   readonly #failureSlots = new Map<string, Map<string, number>>();
-  readonly #connectionChildren = new Map<string, { inc(n: number): void }>();
+  /** upstream → connections open now (entries at 0 kept while the upstream is declared). */
+  readonly #connections = new Map<string, number>();
+  /**
+   * The upstreams serving now and the `tcp://` twins of the `udp://` ones
+   * (a TC fallback is counted under the TCP address); undefined until
+   * {@link declareUpstreams}: until then every upstream gets series on first use.
+   */
+  #declared: ReadonlySet<string> | undefined;
   #groups: (() => ReadonlyMap<string, HealthSource>) | undefined;
 
   constructor(registry: Registry) {
     this.duration = new SlotHistogram(registry, 'tenant_dns_upstream_request_duration_seconds', 'Seconds one exchange with one upstream took, by upstream address and the reply rcode (failed exchanges are in upstream_failures_total).', ['upstream', 'rcode'], UPSTREAM_BUCKETS);
     this.failures = new SlotCounter(registry, 'tenant_dns_upstream_failures_total', 'Exchanges with an upstream that failed without a reply, by upstream address and error code (UPSTREAM_TIMEOUT, UPSTREAM_CONNECT, …).', ['upstream', 'code']);
-    this.connections = new Gauge({
+    const self = this;
+    new Gauge({
       name: 'tenant_dns_upstream_connections',
       help: 'Connections open to an upstream (tcp, tls, https), by upstream address.',
       labelNames: ['upstream'],
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const [upstream, n] of self.#connections) this.set({ upstream }, n);
+      },
     });
-    const self = this;
     new Gauge({
       name: 'tenant_dns_upstream_healthy',
       help: 'Whether an upstream is up (1) or marked down after consecutive failures (0), by group and upstream address.',
@@ -76,28 +90,36 @@ export class UpstreamMetrics {
     this.#groups = groups;
   }
 
-  /** Records one upstream exchange (see UpstreamObserver.onAttempt): a reply's rcode, or an error code. */
+  /**
+   * Records one upstream exchange (see UpstreamObserver.onAttempt): a
+   * reply's rcode, or an error code. An exchange of an upstream no longer
+   * declared (a retired group finishing its queries after the reload that
+   * removed it) is not recorded: its series went with the reload.
+   */
   attempt(upstream: string, rcode: number | null, code: string | null, seconds: number): void {
     if (rcode === null) {
       const c = code ?? 'INTERNAL';
-      const byCode = this.#failuresOf(upstream);
-      let slot = byCode.get(c);
-      if (slot === undefined) byCode.set(c, (slot = this.failures.slot({ upstream, code: c })));
+      let slot = this.#failureSlots.get(upstream)?.get(c);
+      if (slot === undefined) {
+        if (!this.#isDeclared(upstream)) return;
+        this.#failuresOf(upstream).set(c, (slot = this.failures.slot({ upstream, code: c })));
+      }
       this.failures.add(slot);
       return;
     }
-    this.duration.observe(this.#durationSlot(upstream, rcodeSlot(rcode)), seconds);
+    const slot = this.#durationSlot(upstream, rcodeSlot(rcode));
+    if (slot >= 0) this.duration.observe(slot, seconds);
   }
 
-  /** Connections to `upstream` opened (+1) or closed (-1). */
+  /**
+   * Connections to `upstream` opened (+1) or closed (-1). Counted for an
+   * upstream no longer declared too, while it has connections open: they
+   * are real until its retired group closes them.
+   */
   connection(upstream: string, delta: number): void {
-    let child = this.#connectionChildren.get(upstream);
-    if (child === undefined) {
-      this.connections.set({ upstream }, 0);
-      child = this.connections.labels({ upstream });
-      this.#connectionChildren.set(upstream, child);
-    }
-    child.inc(delta);
+    const n = (this.#connections.get(upstream) ?? 0) + delta;
+    if (n === 0 && !this.#isDeclared(upstream)) this.#connections.delete(upstream);
+    else this.#connections.set(upstream, n);
   }
 
   /** The hooks to pass to every upstream group (`createGroup(..., { observer })`) and `fromUrl` (`onConnection`). */
@@ -109,13 +131,21 @@ export class UpstreamMetrics {
   }
 
   /**
-   * Creates the series of each upstream at 0: failures for the usual error
-   * codes (timeout and connect; TLS for tls:// and https://, HTTP for
+   * Makes the upstream series those of `addresses`, the upstreams of the
+   * groups serving now: each gets its series at 0, failures for the usual
+   * error codes (timeout and connect; TLS for tls:// and https://, HTTP for
    * https://) and the duration of NOERROR and NXDOMAIN replies, so that the
-   * first events of an upstream show in rate() and increase().
+   * first events of an upstream show in rate() and increase(); the series of
+   * every other upstream are removed (its connections once they are closed).
    */
   declareUpstreams(addresses: Iterable<string>): void {
-    for (const upstream of addresses) {
+    const list = [...addresses];
+    const declared = new Set(list);
+    for (const a of list) if (a.startsWith('udp://')) declared.add(`tcp://${a.slice('udp://'.length)}`);
+    this.#declared = declared;
+    for (const upstream of new Set([...this.#failureSlots.keys(), ...this.#durationSlots.keys()])) if (!declared.has(upstream)) this.#forget(upstream);
+    for (const [upstream, n] of this.#connections) if (n === 0 && !declared.has(upstream)) this.#connections.delete(upstream);
+    for (const upstream of list) {
       const byCode = this.#failuresOf(upstream);
       const codes = ['UPSTREAM_TIMEOUT', 'UPSTREAM_CONNECT'];
       if (/^(tls|https):/.test(upstream)) codes.push('UPSTREAM_TLS');
@@ -125,6 +155,14 @@ export class UpstreamMetrics {
     }
   }
 
+  /** Removes every failure and duration series of `upstream`. */
+  #forget(upstream: string): void {
+    for (const slot of this.#failureSlots.get(upstream)?.values() ?? []) this.failures.remove(slot);
+    this.#failureSlots.delete(upstream);
+    for (const slot of this.#durationSlots.get(upstream) ?? []) if (slot >= 0) this.duration.remove(slot);
+    this.#durationSlots.delete(upstream);
+  }
+
   /** The failure slots of `upstream` by error code. */
   #failuresOf(upstream: string): Map<string, number> {
     let byCode = this.#failureSlots.get(upstream);
@@ -132,10 +170,18 @@ export class UpstreamMetrics {
     return byCode;
   }
 
-  /** The duration slot of `upstream` for the rcode label at index `r` of RCODE_VALUES, created on first use. */
+  /** Whether `upstream` may have series: declared now, or nothing declared yet. */
+  #isDeclared(upstream: string): boolean {
+    return this.#declared === undefined || this.#declared.has(upstream);
+  }
+
+  /** The duration slot of `upstream` for the rcode label at index `r` of RCODE_VALUES, created on first use; -1 for an upstream not declared. */
   #durationSlot(upstream: string, r: number): number {
     let slots = this.#durationSlots.get(upstream);
-    if (slots === undefined) this.#durationSlots.set(upstream, (slots = new Int32Array(RCODE_VALUES.length).fill(-1)));
+    if (slots === undefined) {
+      if (!this.#isDeclared(upstream)) return -1;
+      this.#durationSlots.set(upstream, (slots = new Int32Array(RCODE_VALUES.length).fill(-1)));
+    }
     let slot = slots[r]!;
     if (slot < 0) slot = slots[r] = this.duration.slot({ upstream, rcode: RCODE_VALUES[r]! });
     return slot;

@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
+import { DEFAULT_PORTS, showUrl } from '../redact.ts';
 
 /** One upstream as configured. */
 export interface UpstreamSpec {
@@ -33,17 +34,25 @@ export function parseUpstreamSpec(text: string): UpstreamSpec {
     else if (key === 'spki-pin' && value) spkiPins.push(value);
     else if (key === 'method' && /^(get|post)$/i.test(value)) dohMethod = value.toUpperCase() as 'POST' | 'GET';
     else
-      throw new SidecarError(
-        ErrorCodes.CONFIG_INVALID,
-        `upstream ${text}: unknown option "${key}=${value}" (tls-name=NAME, spki-pin=BASE64, method=get|post)`,
-      );
+      // The option's value is not repeated: an unknown option may be a secret put in the wrong place.
+      throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${showUrl(url)}: unknown option "${key}" (tls-name=NAME, spki-pin=BASE64, method=get|post)`);
   }
-  if (dohMethod && !url.startsWith('https://')) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${text}: method= is for https:// upstreams`);
+  if (dohMethod && !url.startsWith('https://')) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${showUrl(url)}: method= is for https:// upstreams`);
   return { url, tlsName, spkiPins, dohMethod };
 }
 
-/** The port of each upstream scheme when the URL gives none. */
-export const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'udp:': 53, 'tcp:': 53, 'tls:': 853, 'https:': 443 };
+/** The per-upstream options a `#` fragment may hold. */
+const OPTION_KEYS: ReadonlySet<string> = new Set(['tls-name', 'spki-pin', 'method']);
+
+/**
+ * Whether a URL fragment holds only per-upstream options (tls-name,
+ * spki-pin, method): public settings, which /config may show.
+ */
+export function onlyOptions(fragment: string): boolean {
+  for (const key of new URLSearchParams(fragment).keys()) if (!OPTION_KEYS.has(key)) return false;
+  return true;
+}
+
 
 /** An upstream URL read and checked: its URL, host (no brackets) and port. */
 export interface CheckedUrl {

@@ -6,8 +6,10 @@
 /** A DNS server the sidecar forwards to. */
 export interface Upstream {
   /**
-   * The upstream as a URL (`udp://10.0.0.10:53`, `tcp://…`, `tls://…`,
-   * `https://…`): its identity in logs and the `upstream` metric label.
+   * The upstream as a URL of scheme, host and port only (`udp://10.0.0.10:53`,
+   * `tls://dns.example:853`, `https://dns.example:443`; never user info, a
+   * path or a query: redact.ts): its identity in logs, errors, /readyz and
+   * the `upstream` metric label.
    */
   readonly address: string;
   /**

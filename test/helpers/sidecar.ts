@@ -100,6 +100,15 @@ export function spawnCli(args: readonly string[], options: SpawnOptions = {}, en
   };
 }
 
+/** Runs `tenant-dns <args>` to completion (killed after `timeoutMs`) and returns its exit code and output. */
+export async function runCli(args: readonly string[], timeoutMs = 15_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = spawnCli(args);
+  const timer = setTimeout(() => void p.kill(), timeoutMs);
+  const code = await p.exited;
+  clearTimeout(timer);
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}
+
 /**
  * Waits until `predicate` holds, polling every 20 ms, failing after
  * `timeoutMs`; `explain` adds context to the failure (a child's stderr).

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { queryUdp, queryTcp } from '../helpers/dns-client.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
 import { freePort } from '../helpers/ports.ts';
-import { spawnCli, spawnServing, waitFor } from '../helpers/sidecar.ts';
+import { runCli, spawnServing, waitFor } from '../helpers/sidecar.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,15 +20,6 @@ function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
-}
-
-/** Runs the CLI to completion (bounded) and returns exit code and output. */
-async function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = spawnCli(args);
-  const timer = setTimeout(() => void p.kill(), timeoutMs);
-  const code = await p.exited;
-  clearTimeout(timer);
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 
 describe('tenant-dns sidecar start-up', () => {

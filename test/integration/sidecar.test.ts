@@ -294,6 +294,36 @@ describe('sidecar over real sockets', () => {
     assert.equal(still.rcode, 'NXDOMAIN', 'the last good policy keeps serving');
   });
 
+  test('reload: /metrics keeps the series of the rules and forward-zone upstreams of the policy serving now only', async (t) => {
+    const sub = mkdtempSync(join(dir, 'series-'));
+    const file = join(sub, 'policy.yaml');
+    // 300 rules with new names and a forward zone with a new upstream per version (the issue: 303 → 603 → 903 series).
+    const version = (v: string, port: number) =>
+      `apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: t}\nspec:\n  rules:\n${Array.from({ length: 300 }, (_, i) => `    - {name: ${v}-${i}, action: deny, names: [${v}-${i}.test.example]}\n`).join('')}` +
+      `  forwardZones:\n    - {name: corp-${v}, zones: [corp.example], upstreams: ["udp://127.0.0.1:${port}"]}\n`;
+    writeFileSync(file, version('a', 10_001));
+    const sc = await startTestSidecar({ upstream: [`udp://${upstream.address}`], policy: file });
+    t.after(() => sc.stop());
+    const scrape = async () => (await (await fetch(`http://127.0.0.1:${sc.sidecar.telemetry.metricsAddress!.port}/metrics`)).text()).split('\n');
+    const counts: number[] = [];
+    for (const [v, port] of [['a', 10_001], ['b', 10_002], ['c', 10_003]] as const) {
+      if (v !== 'a') {
+        writeFileSync(file, version(v, port));
+        assert.equal((await sc.sidecar.reloadPolicy()).ok, true);
+      }
+      assert.equal((await queryUdp(sc.host, sc.port, { name: `${v}-7.test.example`, type: 'A' })).rcode, 'NXDOMAIN');
+      const lines = await scrape();
+      counts.push(lines.filter((l) => l.startsWith('tenant_dns_policy_decisions_total{')).length);
+      assert.ok(lines.some((l) => l.startsWith('tenant_dns_policy_decisions_total{') && l.includes(`rule="${v}-7"`) && l.endsWith(' 1')), `${v}-7 counted`);
+      assert.ok(lines.some((l) => l.includes(`upstream="udp://127.0.0.1:${port}"`)), `the series of the zone's upstream ${port}`);
+      for (const old of [10_001, 10_002, 10_003].filter((p) => p !== port)) {
+        assert.ok(!lines.some((l) => l.includes(`upstream="udp://127.0.0.1:${old}"`) || l.includes(`upstream="tcp://127.0.0.1:${old}"`)), `no series of the removed upstream ${old}`);
+      }
+      assert.ok(!lines.some((l) => /rule="(a|b|c)-/.test(l) && !l.includes(`rule="${v}-`)), 'no series of the rules of earlier versions');
+    }
+    assert.deepEqual(counts, [301, 301, 301], 'decision series per version: 300 rules and the default');
+  });
+
   test('malformed input: no reply to a short message, FORMERR, NOTIMP; a normal query works afterwards', async (t) => {
     const sc = await sidecarWith(t);
     await assert.rejects(exchangeUdpRaw(sc.host, sc.port, Buffer.from([1, 2, 3]), 300), /no UDP reply/);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { ConfigInvalidError, loadYamlFile, parseYaml } from '../../../sidecar/config/load.ts';
-import { DNSPolicySchema, checkPolicy, globProblem } from '../../../sidecar/config/policy-schema.ts';
+import { DNSPolicySchema, POLICY_CAPS, checkPolicy, globProblem } from '../../../sidecar/config/policy-schema.ts';
 import { SidecarError } from '../../../sidecar/errors.ts';
 
 function problems(text: string): string[] {
@@ -150,4 +150,41 @@ test('load: empty documents around the one document do not count; only empty doc
 test('load: a value of the wrong shape is reported by the schema while the checks look at the rest', () => {
   const text = HEAD + 'spec:\n  rules: "deny everything"\n  splitZones:\n    - { name: s, names: ["a..test"], addresses: ["10.0.0.1"] }\n';
   assert.deepEqual(problems(text), ['p.yaml:6: spec.rules: expected array', 'p.yaml:8: spec.splitZones[0].names[0]: empty label in "a..test"']);
+});
+
+test('load: the caps on rules, split zones, forward zones and upstreams are policy problems with file, line and field', () => {
+  const rule = (i: number) => `    - {name: r${i}, action: deny, names: [r${i}.test]}\n`;
+  const split = (i: number) => `    - {name: s${i}, names: [s${i}.test], addresses: [10.0.0.1]}\n`;
+  const forward = (i: number, upstreams: string[]) => `    - {name: f${i}, zones: [f${i}.test], upstreams: [${upstreams.join(', ')}]}\n`;
+  const spec = (key: string, items: string[]) => `${HEAD}spec:\n  ${key}:\n${items.join('')}`;
+  const { rules, splitZones, forwardZones, upstreamsPerZone, upstreams } = POLICY_CAPS;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+  // At each cap: valid.
+  assert.deepEqual(problems(spec('rules', range(rules).map(rule))), []);
+  assert.deepEqual(problems(spec('splitZones', range(splitZones).map(split))), []);
+  const ip = (i: number) => `udp://10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:53`;
+  assert.deepEqual(problems(spec('forwardZones', range(forwardZones).map((i) => forward(i, [ip(i % upstreams)])))), []);
+  // Past each: one problem naming the list, at the list's line.
+  assert.deepEqual(problems(spec('rules', range(rules + 1).map(rule))), [`p.yaml:7: spec.rules: holds ${rules + 1} entries, more than the ${rules} allowed`]);
+  assert.deepEqual(problems(spec('splitZones', range(splitZones + 1).map(split))), [`p.yaml:7: spec.splitZones: holds ${splitZones + 1} entries, more than the ${splitZones} allowed`]);
+  assert.deepEqual(problems(spec('forwardZones', range(forwardZones + 1).map((i) => forward(i, [ip(0)])))), [
+    `p.yaml:7: spec.forwardZones: holds ${forwardZones + 1} entries, more than the ${forwardZones} allowed`,
+  ]);
+  assert.deepEqual(problems(spec('forwardZones', [forward(0, range(upstreamsPerZone + 1).map(ip))])), [
+    `p.yaml:7: spec.forwardZones[0].upstreams: holds ${upstreamsPerZone + 1} entries, more than the ${upstreamsPerZone} allowed`,
+  ]);
+  // Distinct upstreams count by scheme, host and port (the metric label): the same server under another path or with options is one.
+  const same = ['"https://10.0.0.1/a"', '"https://10.0.0.1:443/b?x=1"', '"https://10.0.0.1#tls-name=dns.test"'];
+  assert.deepEqual(problems(spec('forwardZones', range(upstreams - 1).map((i) => forward(i, [ip(i)])).concat(forward(upstreams, same)))), []);
+  assert.deepEqual(problems(spec('forwardZones', range(upstreams + 1).map((i) => forward(i, [ip(i)])))), [
+    `p.yaml:${7 + upstreams}: spec.forwardZones[${upstreams}].upstreams[0]: the forward zones name more than ${upstreams} distinct upstreams (scheme, host and port; each has its own metric series): share upstreams between zones`,
+  ]);
+});
+
+test('load: a problem with an upstream URL names it without its user info, path or query', () => {
+  const text = `${HEAD}spec:\n  forwardZones:\n    - name: corp\n      zones: [corp.test]\n      upstreams: ["https://us3r:pa55@10.0.0.1/profile-s3cr3t?api_key=k3y#tls-name=x"]\n`;
+  assert.deepEqual(problems(text), [
+    `p.yaml:9: spec.forwardZones[0].upstreams[0]: "https://10.0.0.1:443" cannot be used (credentials are not allowed): the zone's names would be answered SERVFAIL`,
+  ]);
 });

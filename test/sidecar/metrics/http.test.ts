@@ -16,7 +16,11 @@ const group = (healthy: boolean) => ({ healthy: () => healthy, members: () => [{
 function adminSource(flushed: { n: number }): AdminSource {
   return {
     ready: () => readiness(true, new Map([['default', group(true)]])),
-    config: () => ({ upstream: ['https://user:hunter2@dns.example/dns-query', 'tls://dns.example:853'], spkiPin: 'AAAA=', token: 'abc' }),
+    config: () => ({
+      upstream: ['https://user:hunter2@dns.example/dns-query/profile-s3cr3t?api_key=k3y#tls-name=dns.example', 'tls://dns.example:853#spki-pin=AAAA=', 'https://dns.example/q#other=leak'],
+      spkiPin: 'AAAA=',
+      token: 'abc',
+    }),
     cacheStats: () => ({ entries: 3, hits: 1 }),
     flushCache: () => (flushed.n++, 3),
   };
@@ -48,9 +52,9 @@ test('admin: serves health, readiness, redacted config, cache stats and flush on
   assert.equal(ready.status, 200);
   assert.equal(((await ready.json()) as { ready: boolean }).ready, true);
   const config = await (await fetch(`${base}/config`)).text();
-  assert.ok(!config.includes('hunter2'), 'URL credentials are redacted');
-  assert.ok(!config.includes('"abc"'), 'tokens are redacted');
-  assert.ok(config.includes('https://[redacted]@dns.example/dns-query'));
+  for (const secret of ['user', 'hunter2', 'profile-s3cr3t', 'api_key', 'k3y', 'leak', '"abc"']) assert.ok(!config.includes(secret), `${secret} is redacted`);
+  // Upstream URLs show scheme, host and port, and their per-upstream options (public).
+  assert.deepEqual((JSON.parse(config) as { upstream: string[] }).upstream, ['https://dns.example:443#tls-name=dns.example', 'tls://dns.example:853#spki-pin=AAAA=', 'https://dns.example:443']);
   assert.ok(config.includes('AAAA='), 'SPKI pins stay');
   assert.deepEqual(await (await fetch(`${base}/cache`)).json(), { entries: 3, hits: 1 });
   assert.equal((await fetch(`${base}/cache/flush`)).status, 405, 'flush is POST only');
@@ -96,9 +100,9 @@ test('metrics endpoint: serves the exposition format without query names or clie
   assert.ok(!/\b127\.0\.0\.1\b/.test(text), 'no client addresses');
 });
 
-test('redact: URL user info and secret-named keys, recursively', () => {
-  assert.deepEqual(redact({ a: ['tls://u:p@h:853', 'udp://10.0.0.1:53'], nested: { password: 'x', ca: 'PEM' } }), {
-    a: ['tls://[redacted]@h:853', 'udp://10.0.0.1:53'],
+test('redact: URL user info, paths and queries, and secret-named keys, recursively', () => {
+  assert.deepEqual(redact({ a: ['tls://u:p@h:853', 'udp://10.0.0.1:53', 'see https://h/p?q=1 and udp://10.0.0.2'], nested: { password: 'x', ca: 'PEM' } }), {
+    a: ['tls://h:853', 'udp://10.0.0.1:53', 'see https://h:443 and udp://10.0.0.2'],
     nested: { password: '[redacted]', ca: 'PEM' },
   });
 });

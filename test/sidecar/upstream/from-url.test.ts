@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fromUrl, parseBootstrap, parseBootstrapList } from '../../../sidecar/upstream/from-url.ts';
+import { fromUrl, parseBootstrap, parseBootstrapList, type UpstreamOptions } from '../../../sidecar/upstream/from-url.ts';
 import { DohUpstream } from '../../../sidecar/upstream/doh.ts';
 import { DotUpstream } from '../../../sidecar/upstream/dot.ts';
 import { TcpUpstream } from '../../../sidecar/upstream/tcp.ts';
@@ -19,9 +19,10 @@ describe('fromUrl', () => {
       ['tcp://[FD00:0::10]:54', TcpUpstream, 'tcp://[fd00::10]:54'],
       ['tls://dns.example', DotUpstream, 'tls://dns.example:853'],
       ['tls://1.1.1.1:8853', DotUpstream, 'tls://1.1.1.1:8853'],
-      ['https://dns.example/dns-query', DohUpstream, 'https://dns.example/dns-query'],
-      ['https://dns.example', DohUpstream, 'https://dns.example/dns-query'],
-      ['https://dns.example:8443/custom?x=1', DohUpstream, 'https://dns.example:8443/custom?x=1'],
+      // The address of a DoH upstream is redacted to scheme, host and port: a path or query may hold a secret.
+      ['https://dns.example/dns-query', DohUpstream, 'https://dns.example:443'],
+      ['https://dns.example', DohUpstream, 'https://dns.example:443'],
+      ['https://dns.example:8443/custom/profile-s3cr3t?api_key=k3y', DohUpstream, 'https://dns.example:8443'],
     ];
     for (const [url, type, address] of cases) {
       const u = fromUrl(url, { bootstrap: { 'dns.example': ['192.0.2.53'] } });
@@ -42,6 +43,23 @@ describe('fromUrl', () => {
       assert.throws(() => fromUrl(url), { code: 'CONFIG_INVALID' }, url);
     }
     assert.throws(() => fromUrl('tls://1.2.3.4', { spkiPin: 'short' }), { code: 'CONFIG_INVALID', message: /SPKI/ });
+  });
+
+  it('fromUrl: errors name the upstream without its user info, path or query', () => {
+    const cases: [string, UpstreamOptions][] = [
+      ['https://us3r:pa55@192.0.2.1/dns-query/profile-s3cr3t?api_key=k3y', {}],
+      ['udp://us3r:pa55@192.0.2.1/profile-s3cr3t?api_key=k3y', {}],
+      ['https://dns.example/profile-s3cr3t?api_key=k3y', {}],
+      ['https://dns.example/profile-s3cr3t', { bootstrap: { 'dns.example': ['192.0.2.1'] }, bootstrapResolvers: ['udp://us3r:pa55@192.0.2.2/x?api_key=k3y'] }],
+      ['https://dns.example/profile-s3cr3t', { bootstrap: { 'dns.example': ['192.0.2.1'] }, bootstrapResolvers: ['ftp://us3r:pa55@192.0.2.2/x?api_key=k3y'] }],
+    ];
+    for (const [url, options] of cases) {
+      assert.throws(
+        () => fromUrl(url, options),
+        (err: Error) => (err as { code?: string }).code === 'CONFIG_INVALID' && !/us3r|pa55|s3cr3t|api_key|k3y/.test(err.message),
+        url,
+      );
+    }
   });
 
   it('parseBootstrap: host=IP[,IP], normalized; errors are CONFIG_INVALID', () => {
