@@ -6,9 +6,11 @@
  * - Two lanes by declared body size (Content-Length): reviews up to
  *   `smallBodyBytes` (a pod's AdmissionReview is a few KiB to a few tens)
  *   share `small` slots; larger ones, and bodies of undeclared length, take
- *   one of `large` slots. Parsing a large review blocks the event loop for
- *   milliseconds, so at most `large` of them are in progress at once and a
- *   small review waits behind at most that many.
+ *   one of `large` slots. Parsing and patching a large review blocks the
+ *   event loop for tens of milliseconds, so at most `large` of them are in
+ *   progress at once, and after each the large lane rests as long as that
+ *   admission took (at most `largeRestMaxMs`): large reviews get at most about
+ *   half of the event loop, and small reviews are answered in between.
  * - A request that finds its lane full waits. The waiting requests of a lane
  *   are served round-robin by source address, so one address's backlog does
  *   not delay another's requests.
@@ -26,6 +28,8 @@ export interface AdmissionGateLimits {
   readonly small: number;
   /** In the large lane. */
   readonly large: number;
+  /** Most milliseconds the large lane rests after an admission (it rests as long as the admission took). */
+  readonly largeRestMaxMs: number;
   /** Requests waiting at once, both lanes together. */
   readonly maxWaiting: number;
   /** Requests waiting at once from one source address. */
@@ -34,10 +38,11 @@ export interface AdmissionGateLimits {
 
 /**
  * Default limits: 16 small admissions (64 KiB bodies at most) and one large
- * at once; 256 waiting, 64 of them from one address (more than an API server
- * sends in a burst: its calls wait rather than fail).
+ * at once, resting up to a second after each; 256 waiting, 64 of them from
+ * one address (more than an API server sends in a burst: its calls wait
+ * rather than fail).
  */
-export const DEFAULT_ADMISSION_GATE: AdmissionGateLimits = { smallBodyBytes: 64 * 1024, small: 16, large: 1, maxWaiting: 256, maxWaitingPerSource: 64 };
+export const DEFAULT_ADMISSION_GATE: AdmissionGateLimits = { smallBodyBytes: 64 * 1024, small: 16, large: 1, largeRestMaxMs: 1_000, maxWaiting: 256, maxWaitingPerSource: 64 };
 
 /** Ends an admission: frees its slot for the next waiting request. Idempotent. */
 export type Release = () => void;
@@ -50,12 +55,24 @@ interface Waiter {
 /** One lane: its slots and its waiting requests, per source address in round-robin order. */
 class Lane {
   readonly slots: number;
+  /** Most milliseconds the lane rests after an admission; 0: it never rests. */
+  readonly restMaxMs: number;
   active = 0;
+  /** Until when (performance.now()) the lane rests: no admission starts before. */
+  restUntil = 0;
+  /** The timer that ends the rest, while one runs. */
+  timer: ReturnType<typeof setTimeout> | undefined;
   /** Per source, its waiting requests in arrival order; the Map's order is the round-robin order. */
   readonly queues = new Map<string, Waiter[]>();
 
-  constructor(slots: number) {
+  constructor(slots: number, restMaxMs: number) {
     this.slots = slots;
+    this.restMaxMs = restMaxMs;
+  }
+
+  /** Whether an admission may start now. */
+  open(): boolean {
+    return this.active < this.slots && performance.now() >= this.restUntil;
   }
 
   /** The next waiter, round-robin by source: that source moves to the back. */
@@ -100,8 +117,8 @@ export class AdmissionGate {
   constructor(limits: AdmissionGateLimits = DEFAULT_ADMISSION_GATE, onWaiting?: (waiting: number) => void) {
     this.limits = limits;
     this.#onWaiting = onWaiting;
-    this.#small = new Lane(limits.small);
-    this.#large = new Lane(limits.large);
+    this.#small = new Lane(limits.small, 0);
+    this.#large = new Lane(limits.large, limits.largeRestMaxMs);
   }
 
   /** Requests waiting now. */
@@ -122,7 +139,7 @@ export class AdmissionGate {
    */
   enter(source: string, bytes: number, signal: AbortSignal): Promise<Release> | undefined {
     const lane = bytes <= this.limits.smallBodyBytes ? this.#small : this.#large;
-    if (lane.active < lane.slots && lane.queues.size === 0) return Promise.resolve(this.#hold(lane));
+    if (lane.open() && lane.queues.size === 0) return Promise.resolve(this.#hold(lane));
     const mine = this.#waitingBySource.get(source) ?? 0;
     if (this.#waiting >= this.limits.maxWaiting || mine >= this.limits.maxWaitingPerSource) return undefined;
     if (signal.aborted) return Promise.reject(new AdmissionAborted());
@@ -146,6 +163,7 @@ export class AdmissionGate {
       let queue = lane.queues.get(source);
       if (!queue) lane.queues.set(source, (queue = []));
       queue.push(waiter);
+      this.#dispatch(lane);
     });
   }
 
@@ -157,17 +175,36 @@ export class AdmissionGate {
     this.#onWaiting?.(this.#waiting);
   }
 
+  /** Starts waiting admissions while the lane is open; when it rests, once the rest is over. */
+  #dispatch(lane: Lane): void {
+    while (lane.queues.size > 0 && lane.active < lane.slots) {
+      const rest = lane.restUntil - performance.now();
+      if (rest > 0) {
+        lane.timer ??= setTimeout(() => {
+          lane.timer = undefined;
+          this.#dispatch(lane);
+        }, rest).unref();
+        return;
+      }
+      const next = lane.take()!;
+      this.#left(next.source);
+      next.grant(this.#hold(lane));
+    }
+  }
+
   #hold(lane: Lane): Release {
     lane.active++;
+    const since = performance.now();
     let released = false;
     return () => {
       if (released) return;
       released = true;
       lane.active--;
-      const next = lane.take();
-      if (!next) return;
-      this.#left(next.source);
-      next.grant(this.#hold(lane));
+      if (lane.restMaxMs > 0) {
+        const now = performance.now();
+        lane.restUntil = now + Math.min(now - since, lane.restMaxMs);
+      }
+      this.#dispatch(lane);
     };
   }
 }

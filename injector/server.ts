@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { createSecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { DEFAULT_EXPOSITION, ExpositionRenderer } from '../sidecar/metrics/exposition.ts';
@@ -189,8 +190,13 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
       }
     }
     let body: unknown;
+    // A large review is worked on in turns of the event loop (body, parse, answer): parsing and patching a
+    // 3 MiB review takes tens of milliseconds each, and small reviews get in between.
+    let large = false;
     try {
       const raw = await readBody(req, maxBody);
+      large = raw.length > gate.limits.smallBodyBytes;
+      if (large) await yieldToLoop();
       body = JSON.parse(raw.toString('utf8'));
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 400;
@@ -200,6 +206,7 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
       return status;
     }
     try {
+      if (large) await yieldToLoop();
       const answer = await ANSWER[webhook](body, deps);
       send(res, 200, JSON.stringify(answer), 'application/json');
       return 200;

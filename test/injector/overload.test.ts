@@ -116,7 +116,7 @@ test('injector overload: headers that do not arrive in time end the connection w
 });
 
 test('injector overload: admissions in progress are bounded; past the waiting bound an address gets 429; waiting addresses take turns', { timeout: 10_000 }, async (t) => {
-  const { s, gates, waiting } = await gatedInjector(t, { smallBodyBytes: 64 * 1024, small: 1, large: 1, maxWaiting: 3, maxWaitingPerSource: 2 });
+  const { s, gates, waiting } = await gatedInjector(t, { smallBodyBytes: 64 * 1024, small: 1, large: 1, largeRestMaxMs: 1_000, maxWaiting: 3, maxWaitingPerSource: 2 });
   const done: string[] = [];
   const tracked = (from: string, ns: string) => review(s, from, ns).then((r) => (done.push(ns), r));
   for (const ns of ['b', 'c', 'e']) gates.open(ns);
@@ -140,7 +140,7 @@ test('injector overload: admissions in progress are bounded; past the waiting bo
 });
 
 test('injector overload: a large review waits for the one large slot while small reviews pass beside it', { timeout: 10_000 }, async (t) => {
-  const { s, gates, waiting } = await gatedInjector(t, { smallBodyBytes: 16 * 1024, small: 4, large: 1, maxWaiting: 8, maxWaitingPerSource: 8 });
+  const { s, gates, waiting } = await gatedInjector(t, { smallBodyBytes: 16 * 1024, small: 4, large: 1, largeRestMaxMs: 1_000, maxWaiting: 8, maxWaitingPerSource: 8 });
   const large = (ns: string) => {
     const pod = samplePod();
     pod.metadata.annotations = { filler: 'x'.repeat(64 * 1024) };
