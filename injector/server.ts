@@ -73,10 +73,11 @@ const DEFAULT_MAX_BODY = 3 * 1024 * 1024;
 
 /**
  * Default connection caps: 256 per source address (an API server opens one
- * per concurrent webhook call) and 2,048 in all (about 40 MiB of idle TLS
- * connections; test/bench/README.md, "Injector under a connection flood").
+ * per concurrent webhook call) and 1,024 in all (a connection that has not
+ * finished its handshake costs about 28 KiB: 5,000 took the injector from 68
+ * to 205 MiB, test/bench/README.md, "Injector under a connection flood").
  */
-export const DEFAULT_INJECTOR_CONNECTIONS: ConnectionLimits = { perSource: 256, total: 2048 };
+export const DEFAULT_INJECTOR_CONNECTIONS: ConnectionLimits = { perSource: 256, total: 1024 };
 
 function readPair(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
   try {

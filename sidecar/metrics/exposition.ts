@@ -1,7 +1,7 @@
 /**
  * The text exposition `/metrics` serves, rendered so that scrapes cannot
  * crowd out DNS on the sidecar's one thread (measured in test/bench/README.md,
- * "Scrapes and DNS latency"):
+ * "The metrics port under a flood"):
  *
  * - every scrape gets a rendering that started after it arrived (nothing
  *   older than the request), and every scrape waiting at that moment shares

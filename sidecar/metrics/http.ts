@@ -171,7 +171,8 @@ export interface HttpLimits {
  * The metrics server's limits: Prometheus holds one connection per
  * replica and scrape job, the kubelet opens one per probe, so 8 per source
  * address leaves room; 64 in all bounds what idle connections cost (about
- * 6 KiB each).
+ * 10 KiB each: 12,000 took a sidecar from 58 to 179 MiB, test/bench/README.md,
+ * "The metrics port under a flood").
  */
 export const METRICS_LIMITS: HttpLimits = {
   connections: { perSource: 8, total: 64 },
