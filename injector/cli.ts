@@ -24,7 +24,9 @@ export function registerInjectorCommands(program: Command): void {
     .option('--config <file>', 'injector configuration YAML (image, upstreams, cluster DNS, failure mode, ...)')
     .option('--no-namespace-lookup', 'do not read tenant labels from namespaces; the tenant is the namespace name')
     .option('--max-body-bytes <n>', 'largest AdmissionReview accepted (bytes)', positiveInt, 3 * 1024 * 1024)
-    .action(async (opts: { tlsCert: string; tlsKey: string; listen: string; config?: string; namespaceLookup: boolean; maxBodyBytes: number }) => {
+    .option('--max-connections-per-source <n>', 'most connections one source address may hold open', positiveInt, 256)
+    .option('--max-connections <n>', 'most connections open at once, all sources together', positiveInt, 1024)
+    .action(async (opts: { tlsCert: string; tlsKey: string; listen: string; config?: string; namespaceLookup: boolean; maxBodyBytes: number; maxConnectionsPerSource: number; maxConnections: number }) => {
       const { runInjector } = await import('./main.ts');
       const code = await runInjector({
         listen: opts.listen,
@@ -33,6 +35,7 @@ export function registerInjectorCommands(program: Command): void {
         config: opts.config,
         namespaceLookup: opts.namespaceLookup,
         maxBodyBytes: opts.maxBodyBytes,
+        connections: { perSource: opts.maxConnectionsPerSource, total: opts.maxConnections },
       });
       if (code !== 0) process.exitCode = code;
     });

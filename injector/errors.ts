@@ -12,6 +12,8 @@ export const InjectorErrorCodes = {
   BAD_REQUEST: 'BAD_REQUEST',
   /** A request body exceeded the size limit. */
   TOO_LARGE: 'TOO_LARGE',
+  /** Too many admissions were waiting; the request was answered 429 without being read. */
+  OVERLOADED: 'OVERLOADED',
   /** The pod could not be patched (an unexpected shape). */
   PATCH_FAILED: 'PATCH_FAILED',
   /** A Kubernetes API request failed or timed out. */

@@ -5,6 +5,7 @@
  * flight and resolve.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { ConnectionLimits } from '../sidecar/net/guard.ts';
 import type { InjectorConfig } from './config-schema.ts';
 import { loadInjectorConfig } from './config.ts';
 import { createInjectorMetrics } from './metrics.ts';
@@ -21,6 +22,8 @@ export interface InjectorOptions {
   /** Read tenant labels from namespaces (needs RBAC). Default true. */
   readonly namespaceLookup?: boolean;
   readonly maxBodyBytes?: number;
+  /** Connection caps (`--max-connections-per-source`, `--max-connections`); default DEFAULT_INJECTOR_CONNECTIONS. */
+  readonly connections?: ConnectionLimits;
 }
 
 /** Writes one JSON log line to stderr. */
@@ -69,6 +72,7 @@ export async function startInjector(opts: InjectorOptions): Promise<{ server: In
     keyFile: opts.tlsKey,
     registry,
     maxBodyBytes: opts.maxBodyBytes,
+    connections: opts.connections,
     deps: { config, tenants, metrics, log },
   });
   log('info', 'injector listening', { address: server.address.address, port: server.address.port, failureMode: config.failureMode });

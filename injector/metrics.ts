@@ -3,7 +3,7 @@
  * (tests get a fresh one). Labels are bounded: webhook, result, reason (a
  * skip or deny reason, or an error code), source, path.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** The two admission webhooks: the `webhook` label of the admission counter. */
 export type Webhook = 'mutate' | 'validate';
@@ -22,6 +22,14 @@ export interface InjectorMetrics {
   readonly tenantLookups: Counter<'source'>;
   /** TLS certificate reloads by result (ok, error). */
   readonly certReloads: Counter<'result'>;
+  /**
+   * Connections the server closed before answering on them, by reason:
+   * per-source-cap, total-cap, evicted (sidecar/net/guard.ts), handshake-timeout,
+   * tls-error, request-timeout (headers or request too slow), bad-request.
+   */
+  readonly connectionsClosed: Counter<'reason'>;
+  /** Admission requests waiting for a slot now (injector/admission-gate.ts). */
+  readonly admissionsWaiting: Gauge;
 }
 
 /** Registers the injector's metrics on `registry`. */
@@ -50,6 +58,17 @@ export function createInjectorMetrics(registry: Registry): InjectorMetrics {
       name: 'tenant_dns_injector_cert_reloads_total',
       help: 'TLS certificate and key reloads, by result.',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    connectionsClosed: new Counter({
+      name: 'tenant_dns_injector_connections_closed_total',
+      help: 'Connections closed before an answer, by reason (per-source-cap, total-cap, evicted, handshake-timeout, tls-error, request-timeout, bad-request).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    admissionsWaiting: new Gauge({
+      name: 'tenant_dns_injector_admissions_waiting',
+      help: 'Admission requests waiting for a slot (their bodies not read yet).',
       registers: [registry],
     }),
   };

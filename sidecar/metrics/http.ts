@@ -3,13 +3,17 @@
  *
  * - metrics (`--metrics`, default 0.0.0.0:9153): GET /metrics for Prometheus,
  *   and GET /healthz and /readyz, because kubelet probes reach the pod IP,
- *   not loopback;
+ *   not loopback. Any pod may be able to reach this port, so its probes
+ *   answer with a status only, and it is guarded: connection caps per source
+ *   address and in all (sidecar/net/guard.ts), header, request and keep-alive
+ *   deadlines, and /metrics rendered at most once a second, shared and in
+ *   slices (exposition.ts);
  * - admin (`--admin`, default 127.0.0.1:9901, loopback only unless
- *   `--admin-allow-non-loopback`): /healthz, /readyz, /config, /cache and
- *   POST /cache/flush.
+ *   `--admin-allow-non-loopback`): /healthz, /readyz (with the details),
+ *   /config, /cache and POST /cache/flush.
  *
  * They take what they serve through small interfaces, not the sidecar
- * itself. Each closes its connections when closed; requests have deadlines.
+ * itself. Each closes its connections when closed.
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,10 +21,12 @@ import type { Registry } from 'prom-client';
 import { isLoopback } from '../config/resolv.ts';
 import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
-import type { Logger } from '../log.ts';
+import { throttledLogger, type Logger } from '../log.ts';
+import { guardConnections, type ConnectionLimits } from '../net/guard.ts';
 import { REDACTED, redactUrls } from '../redact.ts';
 import { onlyOptions } from '../upstream/spec.ts';
 import { createServer } from '../runtime/builtins.ts';
+import { DEFAULT_EXPOSITION, ExpositionRenderer } from './exposition.ts';
 
 /** The readiness report of /readyz. */
 export interface Readiness {
@@ -119,8 +125,8 @@ export function checkAdminAddress(address: string, allowNonLoopback: boolean): H
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
 type Routes = Readonly<Record<string, Readonly<Partial<Record<'GET' | 'POST', Handler>>>>>;
 
-function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
@@ -128,43 +134,95 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   send(res, status, JSON.stringify(body, null, 2) + '\n', 'application/json');
 }
 
-function probeRoutes(source: ProbeSource): Routes {
+/**
+ * /healthz and /readyz. `detailed`: /readyz answers the whole readiness
+ * report as JSON (the loopback admin port); otherwise `ok` or `not ready` and
+ * the status code only (the metrics port, which other pods may reach: the
+ * groups and upstream URLs are not theirs to read).
+ */
+function probeRoutes(source: ProbeSource, detailed: boolean): Routes {
   return {
     '/healthz': { GET: (_req, res) => send(res, 200, 'ok\n') },
     '/readyz': {
       GET: (_req, res) => {
         const r = source.ready();
-        sendJson(res, r.ready ? 200 : 503, r);
+        if (detailed) sendJson(res, r.ready ? 200 : 503, r);
+        else send(res, r.ready ? 200 : 503, r.ready ? 'ok\n' : 'not ready\n');
       },
     },
   };
 }
 
-async function serve(at: HostPort, routes: Routes, what: string, log: Logger): Promise<HttpEndpoint> {
-  const server = createServer((req, res) => {
-    // Request bodies are never read; drain them so the connection can be reused.
-    req.resume();
-    const path = (req.url ?? '/').split('?')[0]!;
-    const route = routes[path];
-    if (!route) return send(res, 404, 'not found\n');
-    const method = req.method === 'HEAD' ? 'GET' : req.method;
-    const handler = route[method as 'GET' | 'POST'];
-    if (!handler) {
-      res.setHeader('allow', Object.keys(route).join(', '));
-      return send(res, 405, 'method not allowed\n');
-    }
-    Promise.resolve()
-      .then(() => handler(req, res))
-      .catch((err: unknown) => {
-        log('error', `${what} request failed`, { path, error: describeError(err) });
-        if (!res.headersSent) send(res, 500, 'internal error\n');
-        else res.destroy();
-      });
-  });
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
-  server.keepAliveTimeout = 30_000;
+/** Connection caps and deadlines of one HTTP server (milliseconds). */
+export interface HttpLimits {
+  readonly connections: ConnectionLimits;
+  /** Until the request's headers are in, counted from its first byte (or from the connection for the first request). */
+  readonly headersTimeoutMs: number;
+  /** Until the whole request is in. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (Node adds a second of grace). */
+  readonly keepAliveTimeoutMs: number;
+  /** Requests one connection may carry; then it is closed after the answer. */
+  readonly maxRequestsPerSocket: number;
+}
+
+/**
+ * The metrics server's limits: Prometheus holds one connection per
+ * replica and scrape job, the kubelet opens one per probe, so 8 per source
+ * address leaves room; 64 in all bounds what idle connections cost (about
+ * 10 KiB each: 12,000 took a sidecar from 58 to 179 MiB, test/bench/README.md,
+ * "The metrics port under a flood").
+ */
+export const METRICS_LIMITS: HttpLimits = {
+  connections: { perSource: 8, total: 64 },
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 100,
+};
+
+/** The admin server's limits: loopback only, so every client is 127.0.0.1 and one cap serves both. */
+export const ADMIN_LIMITS: HttpLimits = { ...METRICS_LIMITS, connections: { perSource: 16, total: 16 } };
+
+async function serve(at: HostPort, routes: Routes, what: string, log: Logger, limits: HttpLimits): Promise<HttpEndpoint> {
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // How often the header and request deadlines are checked (Node's default, 30 s, would stretch them).
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+      maxHeaderSize: 8 * 1024,
+    },
+    (req, res) => {
+      // Request bodies are never read; drain them so the connection can be reused.
+      req.resume();
+      res.once('close', guard.busy(req.socket));
+      const path = (req.url ?? '/').split('?')[0]!;
+      const route = routes[path];
+      if (!route) return send(res, 404, 'not found\n');
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      const handler = route[method as 'GET' | 'POST'];
+      if (!handler) {
+        res.setHeader('allow', Object.keys(route).join(', '));
+        return send(res, 405, 'method not allowed\n');
+      }
+      Promise.resolve()
+        .then(() => handler(req, res))
+        .catch((err: unknown) => {
+          log('error', `${what} request failed`, { path, error: describeError(err) });
+          if (!res.headersSent) send(res, 500, 'internal error\n');
+          else res.destroy();
+        });
+    },
+  );
   server.maxHeadersCount = 50;
+  server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  // At most one line a minute per reason, however many connections a flood brings.
+  const throttled = throttledLogger(log, 60_000);
+  const guard = guardConnections(server, limits.connections, (reason, source) =>
+    throttled(reason, 'warn', `${what} server closed a connection: ${reason}`, { source, ...limits.connections }),
+  );
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) =>
       reject(new SidecarError(ErrorCodes.LISTEN_FAILED, `binding the ${what} server to ${formatHostPort(at)}`, { cause: err }));
@@ -196,22 +254,32 @@ export interface MetricsServerOptions {
   readonly registry: Registry;
   readonly probes: ProbeSource;
   readonly log: Logger;
+  /** Default {@link METRICS_LIMITS}. */
+  readonly limits?: HttpLimits;
+  /** What renders /metrics; default a renderer of `registry` with {@link DEFAULT_EXPOSITION}. */
+  readonly renderer?: ExpositionRenderer;
 }
 
-/** Starts the metrics server: GET /metrics, /healthz, /readyz. */
+/** Starts the metrics server: GET /metrics, /healthz, /readyz (a status only). */
 export function startMetricsServer(options: MetricsServerOptions): Promise<HttpEndpoint> {
   const at = parseHostPort(options.address, '--metrics');
   const { registry } = options;
+  const renderer = options.renderer ?? new ExpositionRenderer(registry, DEFAULT_EXPOSITION);
   return serve(
     at,
     {
       '/metrics': {
-        GET: async (_req, res) => send(res, 200, await registry.metrics(), registry.contentType),
+        GET: async (_req, res) => {
+          const text = renderer.render();
+          if (!text) return send(res, 503, 'too many scrapes waiting\n', undefined, { 'retry-after': '1' });
+          send(res, 200, await text, registry.contentType);
+        },
       },
-      ...probeRoutes(options.probes),
+      ...probeRoutes(options.probes, false),
     },
     'metrics',
     options.log,
+    options.limits ?? METRICS_LIMITS,
   );
 }
 
@@ -235,7 +303,7 @@ export function startAdminServer(options: AdminServerOptions): Promise<HttpEndpo
   return serve(
     at,
     {
-      ...probeRoutes(source),
+      ...probeRoutes(source, true),
       '/config': { GET: (_req, res) => sendJson(res, 200, redact(source.config())) },
       '/cache': { GET: (_req, res) => sendJson(res, 200, source.cacheStats()) },
       '/cache/flush': {
@@ -248,5 +316,6 @@ export function startAdminServer(options: AdminServerOptions): Promise<HttpEndpo
     },
     'admin',
     log,
+    ADMIN_LIMITS,
   );
 }

@@ -3,6 +3,7 @@
  * server or chain holds a query at until the test lets it go, and reference
  * timers that order a production timer without waiting on the clock.
  */
+import type { Socket } from 'node:net';
 
 /** One gate: who arrived at it, and whether it is open. */
 interface Gate {
@@ -100,4 +101,28 @@ export function connectionEvents(): ConnectionEvents {
     },
     closed: closed.promise,
   };
+}
+
+/** Resolves with everything the peer sent on `socket` once the socket has closed (by either side). */
+export function untilClosed(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    socket.on('error', () => {});
+    if (socket.destroyed) resolve(data);
+    else socket.once('close', () => resolve(data));
+  });
+}
+
+/**
+ * Resolves once `check` holds, checked every 5 ms; rejects after `timeoutMs`
+ * naming `what`. Only for a state of the code under test that has no event of
+ * its own to wait on (a queue's length, a gauge).
+ */
+export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

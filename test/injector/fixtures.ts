@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
 import { NamespaceNameResolver, type TenantResolver } from '../../injector/namespaces.ts';
-import { startInjectorServer, type InjectorServer } from '../../injector/server.ts';
+import { startInjectorServer, type InjectorServer, type InjectorServerOptions } from '../../injector/server.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 
 /** A pod without a name (generateName), as a ReplicaSet creates it. */
@@ -132,18 +132,23 @@ export function apiServerDefaults(input: Record<string, any>): Record<string, an
 /** An HTTPS answer from the injector. */
 export interface HttpsReply {
   readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: string;
 }
 
-/** POSTs `body` (JSON) to the injector at 127.0.0.1:`port`, verifying its certificate against `ca`. */
-export function postJson(ca: Buffer, port: number, path: string, body: unknown): Promise<HttpsReply> {
+/**
+ * POSTs `body` (JSON) to the injector at 127.0.0.1:`port` on a connection of
+ * its own, verifying its certificate against `ca`; from the loopback address
+ * `from` when given (tests that tell clients apart by source address).
+ */
+export function postJson(ca: Buffer, port: number, path: string, body: unknown, from?: string): Promise<HttpsReply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'tenant-dns-injector.tenant-dns-system.svc', headers: { 'Content-Type': 'application/json' }, agent: false },
+      { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'tenant-dns-injector.tenant-dns-system.svc', headers: { 'Content-Type': 'application/json' }, agent: false, ...(from ? { localAddress: from } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       },
     );
@@ -161,6 +166,8 @@ export interface TestInjectorOptions {
   readonly maxBodyBytes?: number;
   /** Default 0: certificates are reloaded only when the test asks. */
   readonly certCheckIntervalMs?: number;
+  /** The server's limits and deadlines; its defaults where absent. */
+  readonly server?: Pick<InjectorServerOptions, 'connections' | 'handshakeTimeoutMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'admissions'>;
 }
 
 /** A running injector for a test. */
@@ -187,6 +194,7 @@ export async function startTestInjector(t: TestContext, opts: TestInjectorOption
     registry,
     maxBodyBytes: opts.maxBodyBytes,
     certCheckIntervalMs: opts.certCheckIntervalMs ?? 0,
+    ...opts.server,
     deps: { config: parseInjectorConfig(opts.config ?? { clusterDns: '10.96.0.10:53' }), tenants: opts.tenants ?? new NamespaceNameResolver(), metrics: createInjectorMetrics(registry) },
   });
   t.after(() => server.close(100));

@@ -91,3 +91,24 @@ test('patch: applyPatch rejects bad pointers and failed tests', () => {
   assert.throws(() => applyPatch({ a: 1 }, [{ op: 'test', path: '/a', value: 2 }]), /test at \/a failed/);
   assert.throws(() => applyPatch({ a: 1 }, [{ op: 'replace', path: '/b', value: 2 }]), /does not exist/);
 });
+
+test('patch: the working copy is copied on write: the original never changes, untouched subtrees are shared', () => {
+  const original = {
+    // A computed key makes an own `__proto__` property, as JSON.parse does.
+    metadata: { annotations: { a: '1', ['__proto__']: 'kept' } as Record<string, string>, labels: { app: 'web' } },
+    spec: { containers: [{ name: 'app', image: 'app:1', env: [{ name: 'X', value: '1' }] }], volumes: [{ name: 'data' }] },
+  };
+  const before = JSON.stringify(original);
+  const b = new PatchBuilder(original);
+  b.set(['metadata', 'annotations', 'tenant-dns.io/status'], '{}');
+  b.set(['spec', 'containers', 0, 'image'], 'app:2');
+  b.insert(['spec', 'initContainers'], 0, { name: 'tenant-dns' });
+  assert.equal(JSON.stringify(original), before, 'the original is unchanged');
+  const doc = b.doc as typeof original & { spec: { initContainers: unknown[] } };
+  assert.deepEqual(Object.keys(doc.metadata.annotations), ['a', '__proto__', 'tenant-dns.io/status'], 'a __proto__ key is copied as data');
+  assert.equal(doc.spec.containers[0]!.image, 'app:2');
+  assert.deepEqual(doc.spec.initContainers, [{ name: 'tenant-dns' }]);
+  assert.equal(doc.spec.volumes, original.spec.volumes, 'an untouched subtree is shared, not copied');
+  assert.equal(doc.spec.containers[0]!.env, original.spec.containers[0]!.env);
+  assert.equal(doc.metadata.labels, original.metadata.labels);
+});

@@ -130,10 +130,13 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   const sent = { allowed: 2 + 1 + 3 + 1 + 2 + BROKEN, noAds: 3, noTracking: 2 };
   const total = sent.allowed + sent.noAds + sent.noTracking;
 
-  // The readiness probe names the down group.
+  // The readiness probe on the metrics port says not ready, and no more; the admin port names the down group.
   const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
   assert.equal(ready.status, 503);
-  assert.deepEqual(((await ready.json()) as { notReady: string[] }).notReady, ['group broken: no healthy upstream']);
+  assert.equal(await ready.text(), 'not ready\n');
+  const detail = await fetch(`http://127.0.0.1:${sidecar.admin!.port}/readyz`);
+  assert.equal(detail.status, 503);
+  assert.deepEqual(((await detail.json()) as { notReady: string[] }).notReady, ['group broken: no healthy upstream']);
 
   // A policy edit that does not parse: the reload fails and the old policy keeps serving.
   writeFileSync(policyFile, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nspec: [not, a, mapping\n');

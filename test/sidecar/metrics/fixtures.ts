@@ -2,12 +2,14 @@
  * Shared fixtures of the metrics tests: query contexts and outcomes without sockets.
  */
 import { performance } from 'node:perf_hooks';
-import { Registry } from 'prom-client';
+import type { TestContext } from 'node:test';
+import { Gauge, Registry } from 'prom-client';
 import { readQuery } from '../../../sidecar/dns/wire.ts';
 import { SidecarMetrics } from '../../../sidecar/metrics/telemetry.ts';
 import type { Decision, Outcome, Proto, QueryContext, Source } from '../../../sidecar/pipeline/stage.ts';
 import { encodeQuery } from '../../helpers/dns-client.ts';
 import { internalRoute } from '../../../sidecar/route/classify.ts';
+import { Gates } from '../../helpers/events.ts';
 
 /** A client query context for `name`/`type`, received now. */
 export function ctxFor(name: string, type = 'A', proto: Proto = 'udp'): QueryContext {
@@ -46,4 +48,26 @@ export async function sample(registry: Registry, name: string, labels: Record<st
     if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[4]);
   }
   return undefined;
+}
+
+/**
+ * A registry with one gauge, `held_renderings`, that counts the renderings
+ * of it: the nth waits at gate `collect-<n>` until the test opens it (all are
+ * opened in `t.after`).
+ */
+export function heldRegistry(t: TestContext): { registry: Registry; gates: Gates; renderings: () => number } {
+  const gates = new Gates();
+  t.after(() => gates.openAll());
+  const registry = new Registry();
+  let n = 0;
+  new Gauge({
+    name: 'held_renderings',
+    help: 'renderings of this registry so far',
+    registers: [registry],
+    async collect() {
+      this.set(++n);
+      await gates.pass(`collect-${n}`);
+    },
+  });
+  return { registry, gates, renderings: () => n };
 }

@@ -70,15 +70,26 @@ test('admin: serves health, readiness, redacted config, cache stats and flush on
   }
 });
 
-test('readiness: not ready names the groups without a healthy upstream', async (t) => {
+test('readiness: not ready names the groups without a healthy upstream, on the admin port only', async (t) => {
   const r = readiness(true, new Map([['default', group(true)], ['corp', group(false)]]));
   assert.equal(r.ready, false);
   assert.deepEqual(r.notReady, ['group corp: no healthy upstream']);
   const metrics = await startMetricsServer({ address: '127.0.0.1:0', registry: new Registry(), probes: { ready: () => r }, log: silentLogger });
   t.after(() => metrics.close());
+  const admin = await startAdminServer({ address: '127.0.0.1:0', source: { ...adminSource({ n: 0 }), ready: () => r }, log: silentLogger });
+  t.after(() => admin.close());
+  const detailed = await fetch(`http://127.0.0.1:${admin.address.port}/readyz`);
+  assert.equal(detailed.status, 503);
+  assert.deepEqual(((await detailed.json()) as { notReady: string[] }).notReady, ['group corp: no healthy upstream']);
+  // The metrics port is reachable from other pods: a status, nothing about groups or upstreams.
   const res = await fetch(`http://127.0.0.1:${metrics.address.port}/readyz`);
   assert.equal(res.status, 503);
-  assert.deepEqual(((await res.json()) as { notReady: string[] }).notReady, ['group corp: no healthy upstream']);
+  assert.equal(await res.text(), 'not ready\n');
+  const ok = await startMetricsServer({ address: '127.0.0.1:0', registry: new Registry(), probes: { ready: () => readiness(true, new Map([['default', group(true)]])) }, log: silentLogger });
+  t.after(() => ok.close());
+  const ready = await fetch(`http://127.0.0.1:${ok.address.port}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.equal(await ready.text(), 'ok\n');
   assert.equal((await fetch(`http://127.0.0.1:${metrics.address.port}/healthz`)).status, 200);
 });
 
