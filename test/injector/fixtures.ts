@@ -136,15 +136,33 @@ export interface HttpsReply {
   readonly body: string;
 }
 
+/** What {@link injectorRequest} sends besides the path. */
+export interface InjectorRequestInit {
+  readonly method?: string;
+  readonly body?: string | Buffer;
+  readonly headers?: Record<string, string>;
+  /** The loopback address to connect from (tests that tell clients apart by source address). */
+  readonly from?: string;
+}
+
 /**
- * POSTs `body` (JSON) to the injector at 127.0.0.1:`port` on a connection of
- * its own, verifying its certificate against `ca`; from the loopback address
- * `from` when given (tests that tell clients apart by source address).
+ * One HTTPS request to the injector at 127.0.0.1:`port` on a connection of
+ * its own, verifying its certificate against `ca` for the Service's name.
  */
-export function postJson(ca: Buffer, port: number, path: string, body: unknown, from?: string): Promise<HttpsReply> {
+export function injectorRequest(ca: Buffer, port: number, path: string, init: InjectorRequestInit = {}): Promise<HttpsReply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'tenant-dns-injector.tenant-dns-system.svc', headers: { 'Content-Type': 'application/json' }, agent: false, ...(from ? { localAddress: from } : {}) },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: init.method ?? 'GET',
+        ca,
+        servername: 'tenant-dns-injector.tenant-dns-system.svc',
+        headers: { 'Content-Type': 'application/json', ...init.headers },
+        agent: false,
+        ...(init.from ? { localAddress: init.from } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -153,8 +171,13 @@ export function postJson(ca: Buffer, port: number, path: string, body: unknown, 
       },
     );
     req.on('error', reject);
-    req.end(typeof body === 'string' ? body : JSON.stringify(body));
+    req.end(init.body);
   });
+}
+
+/** POSTs `body` (JSON) to the injector ({@link injectorRequest}), from the loopback address `from` when given. */
+export function postJson(ca: Buffer, port: number, path: string, body: unknown, from?: string): Promise<HttpsReply> {
+  return injectorRequest(ca, port, path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), ...(from ? { from } : {}) });
 }
 
 /** Options of {@link startTestInjector}. */

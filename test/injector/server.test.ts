@@ -17,40 +17,13 @@ import { NamespaceNameResolver } from '../../injector/namespaces.ts';
 import { startInjectorServer } from '../../injector/server.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 import { validatePod } from '../helpers/k8s-schema.ts';
-import { admissionRequest, samplePod, startTestInjector } from './fixtures.ts';
+import { admissionRequest, injectorRequest, samplePod, startTestInjector, type InjectorRequestInit } from './fixtures.ts';
 
 const start = (t: TestContext, opts: { maxBodyBytes?: number; certCheckIntervalMs?: number } = {}) => startTestInjector(t, opts);
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function request(pki: TestPki, port: number, path: string, init: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: init.method ?? 'GET',
-        ca: pki.ca,
-        servername: 'tenant-dns-injector.tenant-dns-system.svc',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json, */*', ...init.headers },
-        agent: false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(init.body);
-  });
-}
+/** A request to the injector, as the API server's client sends it (it also accepts any type). */
+const request = (pki: TestPki, port: number, path: string, init: InjectorRequestInit = {}) =>
+  injectorRequest(pki.ca, port, path, { ...init, headers: { Accept: 'application/json, */*', ...init.headers } });
 
 const post = (pki: TestPki, port: number, body: unknown, path = '/mutate') =>
   request(pki, port, `${path}?timeout=5s`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
