@@ -17,6 +17,11 @@ export function clusterZones(clusterDomain: string, reverseZones: readonly strin
   return [clusterDomain, ...reverseZones].map(normalizeName);
 }
 
+/** Whether a cluster zone is a reverse zone (under `arpa`) rather than the cluster domain. */
+export function isReverseZone(zone: string): boolean {
+  return zone === 'arpa' || zone.endsWith('.arpa');
+}
+
 /** The cluster zone `qname` lies in, or undefined when it lies in none. */
 export function clusterZoneOf(qname: string, zones: readonly string[]): string | undefined {
   return findZone(qname, zones);

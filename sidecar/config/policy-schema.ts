@@ -11,6 +11,7 @@
  */
 import { isIP } from 'node:net';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { isReverseZone } from './cluster.ts';
 import type { Problem } from './load.ts';
 import { checkUpstreamUrl, parseUpstreamSpec } from '../upstream/spec.ts';
 import { redactUrl, showUrl } from '../redact.ts';
@@ -427,7 +428,7 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
       }
       // The cluster domain only: a forward zone below a cluster reverse zone (a corporate 10.in-addr.arpa) is more
       // specific and is used (route/classify.ts).
-      const cluster = list(options.clusterZones).find((c) => within(name, c) && c !== 'arpa' && !c.endsWith('.arpa'));
+      const cluster = list(options.clusterZones).find((c) => within(name, c) && !isReverseZone(c));
       if (cluster !== undefined) {
         out.push({
           path: [...path, 'zones', j],

@@ -14,6 +14,7 @@
  * 5. the cluster reverse zones: the cluster group;
  * 6. everything else: the default group.
  */
+import { isReverseZone } from '../config/cluster.ts';
 import { findZone } from '../dns/wire.ts';
 import type { CompiledPolicy, Evaluation, ForwardMatch, PolicyHolder, SplitMatch } from '../policy/compile.ts';
 import { evaluate } from '../policy/evaluate.ts';
@@ -52,11 +53,6 @@ export interface UpstreamRoute {
 
 /** Where one question goes. One frozen object per name and policy version, shared between queries. */
 export type Route = DenyRoute | SplitRoute | UpstreamRoute;
-
-/** Whether a cluster zone is a reverse zone (under `arpa`) rather than the cluster domain. */
-export function isReverseZone(zone: string): boolean {
-  return zone === 'arpa' || zone.endsWith('.arpa');
-}
 
 /** Classifies `qname` (sidecar form: lower case, no trailing dot) under `policy` and the cluster zones. */
 export function classify(policy: CompiledPolicy, clusterZones: readonly string[], qname: string): Route {
