@@ -143,6 +143,32 @@ export const ForwardZoneSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const NamespaceName = Type.String({
+  minLength: 1,
+  maxLength: 63,
+  pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+  description: 'A Kubernetes namespace name.',
+});
+
+/**
+ * Service-discovery isolation (platform layer only): which namespaces' names
+ * under `svc.<cluster-domain>` and `pod.<cluster-domain>` this pod may look up.
+ * The control plane renders it from a ClusterDNSPolicy's `serviceDiscovery`
+ * and the namespaces labelled with the pod's tenant.
+ */
+export const ServiceDiscoverySchema = Type.Object(
+  {
+    isolation: Type.Union([Type.Literal('none'), Type.Literal('tenant')], {
+      default: 'none',
+      description:
+        "tenant: names under <ns>.svc.<cluster-domain> and <ns>.pod.<cluster-domain> of any namespace not in namespaces or sharedNamespaces answer NXDOMAIN with EDE 15 naming the rule tenant-isolation; none: no isolation.",
+    }),
+    namespaces: Type.Array(NamespaceName, { default: [], maxItems: 5000, description: "The tenant's own namespaces (rendered by the controller)." }),
+    sharedNamespaces: Type.Array(NamespaceName, { default: [], maxItems: 1000, description: 'Namespaces every tenant may discover (e.g. default, kube-system).' }),
+  },
+  { additionalProperties: false, description: 'Tenant service-discovery isolation; only the platform policy may set it.' },
+);
+
 /** The `spec` of a DNSPolicy. */
 export const PolicySpecSchema = Type.Object(
   {
@@ -159,6 +185,7 @@ export const PolicySpecSchema = Type.Object(
       maxItems: POLICY_CAPS.forwardZones,
       description: `Forward zones, at most ${POLICY_CAPS.forwardZones} (each is an upstream group with its own metric series).`,
     }),
+    serviceDiscovery: Type.Optional(ServiceDiscoverySchema),
   },
   { additionalProperties: false, default: {} },
 );
@@ -193,6 +220,8 @@ export type PodSelector = Static<typeof PodSelectorSchema>;
 export type SplitZone = Static<typeof SplitZoneSchema>;
 /** A forward zone. */
 export type ForwardZone = Static<typeof ForwardZoneSchema>;
+/** Service-discovery isolation settings. */
+export type ServiceDiscovery = Static<typeof ServiceDiscoverySchema>;
 
 /** The empty policy: no rules, default allow. */
 export const EMPTY_POLICY: DNSPolicy = Object.freeze({
