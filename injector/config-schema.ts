@@ -58,6 +58,15 @@ export const InjectorConfigSchema = Type.Object(
     tenantLabel: Type.String({ minLength: 1, default: Keys.namespaceTenant, description: 'Namespace label naming the tenant.' }),
     ndots: Type.Integer({ minimum: 1, maximum: 15, default: 5, description: 'ndots when neither the pod nor its annotation sets one.' }),
     namespaceLookupTimeoutMs: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Milliseconds the tenant lookup may take before falling back to the namespace name.' }),
+    controllerUsername: Type.String({
+      minLength: 1,
+      default: 'system:serviceaccount:tenant-dns-system:tenant-dns-injector',
+      description: "The controller's user name as the API server reports it in admission requests (its ServiceAccount): the one user that may create, update and delete the rendered policy ConfigMaps.",
+    }),
+    renderedConfigMapDeleters: Type.Array(Type.String({ minLength: 1 }), {
+      default: ['system:serviceaccount:kube-system:namespace-controller'],
+      description: 'Users that may also delete the rendered policy ConfigMaps (the namespace controller, so deleting a namespace is not blocked).',
+    }),
     excludedNamespaces: Type.Array(Type.String(), { default: ['kube-system', 'kube-public', 'kube-node-lease'], description: 'Namespaces never injected (the webhook excludes them too).' }),
   },
   { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/injector-config.json', title: 'tenant-dns injector configuration' },

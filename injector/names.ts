@@ -54,6 +54,9 @@ export const VOLUME_NAMES = { policy: 'tenant-dns-policy', podinfo: 'tenant-dns-
 /** The tenant policy ConfigMap's name when the config does not set `tenantPolicyConfigMap`. */
 export const DEFAULT_TENANT_POLICY_CONFIG_MAP = 'tenant-dns-policy';
 
+/** The platform policy ConfigMap's name when the config does not set `platformPolicyConfigMap` (the controller renders it). */
+export const DEFAULT_PLATFORM_POLICY_CONFIG_MAP = 'tenant-dns-platform';
+
 /** The ConfigMap key holding a policy, which is also its file name in the mounted directory. */
 export const POLICY_KEY = 'policy.yaml';
 

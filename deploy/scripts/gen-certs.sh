@@ -86,8 +86,9 @@ fi
 ca_bundle=$(openssl base64 -A < "$dir/ca.crt")
 kubectl -n "$namespace" create secret tls "$secret" --cert="$dir/tls.crt" --key="$dir/tls.key" \
   --dry-run=client -o yaml | kubectl apply -f -
-for kind in mutatingwebhookconfiguration validatingwebhookconfiguration; do
-  kubectl patch "$kind" "$webhook" --type=json \
-    -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}]"
-done
+# One operation per webhook entry: the validating configuration has two (pods, rendered ConfigMaps).
+bundle_op() { printf '{"op":"add","path":"/webhooks/%s/clientConfig/caBundle","value":"%s"}' "$1" "$ca_bundle"; }
+kubectl patch mutatingwebhookconfiguration "$webhook" --type=json -p "[$(bundle_op 0)]"
+kubectl patch validatingwebhookconfiguration "$webhook" --type=json -p "[$(bundle_op 0),$(bundle_op 1)]"
+
 echo "gen-certs.sh: Secret $namespace/$secret updated and caBundle of both $webhook webhook configurations patched"

@@ -18,6 +18,7 @@ import { parseAllDocuments } from 'yaml';
 import { parseInjectorConfigYaml } from '../../injector/config.ts';
 import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
 import { WEBHOOK_PATHS } from '../../injector/server.ts';
+import { renderedConfigMapNames } from '../../injector/validate.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -181,13 +182,35 @@ test('deploy: the validating webhook checks CREATE and UPDATE of the same pods, 
   const objs = render(DEPLOY);
   const config = find(objs, 'ValidatingWebhookConfiguration');
   const mutating = find(objs, 'MutatingWebhookConfiguration');
-  assert.equal(config.webhooks.length, 1);
+  assert.deepEqual(config.webhooks.map((w: any) => w.name), ['validate.tenant-dns.io', 'configmaps.validate.tenant-dns.io']);
   const hook = config.webhooks[0];
   checkWebhook(objs, hook, '/validate');
   // pods only: pods/ephemeralcontainers (kubectl debug) and pods/status are other resources.
   assert.deepEqual(hook.rules, [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
   assert.deepEqual(hook.namespaceSelector, mutating.webhooks[0].namespaceSelector);
   assert.equal(hook.failurePolicy, 'Fail', 'a pod that cannot be validated is not admitted');
+});
+
+test('deploy: the validating webhook sees writes of the two rendered policy ConfigMaps only, by name', { skip: NO_KUBECTL }, () => {
+  const objs = render(DEPLOY);
+  const config = find(objs, 'ValidatingWebhookConfiguration');
+  const [pods, hook] = config.webhooks;
+  assert.deepEqual(hook.rules, [{ operations: ['CREATE', 'UPDATE', 'DELETE'], apiGroups: [''], apiVersions: ['v1'], resources: ['configmaps'], scope: 'Namespaced' }]);
+  assert.deepEqual(hook.namespaceSelector, pods.namespaceSelector, 'the same (injected) namespaces');
+  assert.deepEqual({ ...hook.clientConfig, caBundle: undefined }, { ...pods.clientConfig, caBundle: undefined }, 'served by the same /validate');
+  assert.equal(hook.failurePolicy, 'Fail', 'nobody rewrites rendered policy while the injector cannot check who it is');
+  assert.equal(hook.objectSelector, undefined, 'labels are the writer\'s to set; the name is what counts');
+  // The names in the condition are the ones the injector protects with the shipped config (both branches).
+  const cm = find(objs, 'ConfigMap');
+  const injector = parseInjectorConfigYaml(Object.values(cm.data)[0] as string, 'deploy/base/config.yaml');
+  const [condition] = hook.matchConditions;
+  const [onDelete, onWrite] = condition.expression.split(/\s:\s/);
+  assert.match(onDelete, /^request\.operation == 'DELETE'\s*\?.*oldObject\.metadata\.name in \[/, 'DELETE carries no object: the old one is named');
+  assert.match(onWrite, /object\.metadata\.name in \[/);
+  assert.doesNotMatch(onWrite, /oldObject/);
+  const listed = (branch: string) => /in \[([^\]]*)\]/.exec(branch)![1].split(',').map((n) => n.trim().replace(/^'|'$/g, ''));
+  assert.deepEqual(listed(onDelete), [...renderedConfigMapNames(injector)]);
+  assert.deepEqual(listed(onWrite), [...renderedConfigMapNames(injector)]);
 });
 
 test('deploy: failurePolicy is set in exactly one place', () => {
@@ -241,10 +264,11 @@ test('deploy: gen-certs.sh makes a certificate for the Service and patches the c
   assert.ok(calls.slice(0, 2).includes('apply -f -'));
   const patch = '--type=json -p \\[\\{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"[A-Za-z0-9+/=]+"\\}\\]$';
   assert.match(calls[2], new RegExp(`^patch mutatingwebhookconfiguration hook ${patch}`));
-  assert.match(calls[3], new RegExp(`^patch validatingwebhookconfiguration hook ${patch}`));
+  const both = '--type=json -p \\[\\{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"[A-Za-z0-9+/=]+"\\},\\{"op":"add","path":"/webhooks/1/clientConfig/caBundle","value":"[A-Za-z0-9+/=]+"\\}\\]$';
+  assert.match(calls[3], new RegExp(`^patch validatingwebhookconfiguration hook ${both}`), 'both entries of the validating configuration (pods, rendered ConfigMaps)');
   const bundle = (call: string) => /"value":"([^"]+)"/.exec(call)![1];
   const ca = Buffer.from(bundle(calls[2]), 'base64').toString('utf8');
   assert.match(ca, /^-----BEGIN CERTIFICATE-----/);
-  assert.equal(bundle(calls[3]), bundle(calls[2]), 'the same CA in both');
+  assert.deepEqual([...calls[3].matchAll(/"value":"([^"]+)"/g)].map((m) => m[1]), [bundle(calls[2]), bundle(calls[2])], 'the same CA in every entry');
   assert.match(readFileSync(join(dir, 'applied'), 'utf8'), /kind: Secret/);
 });
