@@ -17,6 +17,7 @@
  */
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { V1MicroTime } from '@kubernetes/client-node';
+import { apiStatus } from './kube.ts';
 
 /** The Lease calls the elector makes (a CoordinationV1Api does them). */
 export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
@@ -62,12 +63,6 @@ export interface LeaderElectionOptions {
   readonly onStoppedLeading?: () => void;
   /** Problems worth logging (a failed renewal, an unexpected API error). */
   readonly log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
-}
-
-/** The HTTP status of a failed client-node call (ApiException `code`), or undefined. */
-export function apiStatus(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
 }
 
 /** What this replica last saw of the Lease, and when (its own clock). */

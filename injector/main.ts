@@ -9,7 +9,8 @@ import type { ConnectionLimits } from '../sidecar/net/guard.ts';
 import type { InjectorConfig } from './config-schema.ts';
 import { loadInjectorConfig } from './config.ts';
 import { createInjectorMetrics } from './metrics.ts';
-import { inClusterClient, NamespaceNameResolver, NamespaceWatchCache, type TenantResolver } from './namespaces.ts';
+import { loadKubeConfig } from './kube.ts';
+import { NamespaceNameResolver, NamespaceWatchCache, type TenantResolver } from './namespaces.ts';
 import { startInjectorServer, type InjectorServer } from './server.ts';
 
 /** Options of `tenant-dns injector`. */
@@ -40,13 +41,13 @@ export function splitHostPort(v: string): { host: string; port: number } {
 }
 
 function tenantResolver(config: InjectorConfig, enabled: boolean): TenantResolver {
-  const client = enabled ? inClusterClient() : undefined;
-  if (!client) {
+  const kubeConfig = enabled ? loadKubeConfig() : undefined;
+  if (!kubeConfig) {
     log('info', 'tenant names are namespace names (no in-cluster API access)');
     return new NamespaceNameResolver();
   }
   const cache = new NamespaceWatchCache({
-    client,
+    kubeConfig,
     label: config.tenantLabel,
     onError: (message, err) => log('warn', message, { error: err instanceof Error ? err.message : String(err) }),
   });

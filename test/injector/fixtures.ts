@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type { TestContext } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
@@ -222,4 +223,16 @@ export async function startTestInjector(t: TestContext, opts: TestInjectorOption
   });
   t.after(() => server.close(100));
   return { pki, server, port: server.address.port, registry };
+}
+
+/** A client-node KubeConfig for an API server at `server` (plain HTTP fakes included), with a bearer token. */
+export function kubeConfigAt(server: string, token = 'test-token'): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server, skipTLSVerify: true }],
+    users: [{ name: 'test', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
+    currentContext: 'test',
+  });
+  return kc;
 }

@@ -1,16 +1,19 @@
 /**
- * The namespace watch cache against a fake API server on 127.0.0.1 that
- * serves list, watch (chunked JSON lines) and get for namespaces.
+ * The namespace watch cache (a client-node informer) against a fake API
+ * server on 127.0.0.1 that serves list, watch (chunked JSON lines) and get
+ * for namespaces; loading API access from a kubeconfig or a ServiceAccount.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Keys } from '../../injector/names.ts';
-import { createKubeClient, inClusterClient, isTenantName, NamespaceWatchCache, resolveTenant } from '../../injector/namespaces.ts';
+import { loadKubeConfig } from '../../injector/kube.ts';
+import { isTenantName, NamespaceWatchCache, resolveTenant } from '../../injector/namespaces.ts';
+import { kubeConfigAt } from './fixtures.ts';
 import { referenceTimer } from '../helpers/events.ts';
 
 const ns = (name: string, labels: Record<string, string> = {}, rv = '1') => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, resourceVersion: rv } });
@@ -80,7 +83,7 @@ test('namespaces: tenant from the label after the initial list, else the namespa
     ns('team-open', { [Keys.namespaceAllowOptOut]: 'true' }),
     ns('team-yes', { [Keys.namespaceAllowOptOut]: 'yes' }),
   ]);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
+  const cache = new NamespaceWatchCache({ kubeConfig: kubeConfigAt(api.url), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   cache.start();
   assert.equal(await cache.waitForSync(2_000), true);
@@ -93,7 +96,7 @@ test('namespaces: tenant from the label after the initial list, else the namespa
 
 test('namespaces: watch events update the cache; ERROR (410 Gone) relists', async (t) => {
   const api = await fakeApi(t, [ns('team-a')]);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
+  const cache = new NamespaceWatchCache({ kubeConfig: kubeConfigAt(api.url), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   cache.start();
   await until(() => api.watchers.length === 1);
@@ -115,7 +118,7 @@ test('namespaces: watch events update the cache; ERROR (410 Gone) relists', asyn
 test('namespaces: an unseen namespace is fetched directly; a missing one is its own tenant', async (t) => {
   const items = [ns('team-a')];
   const api = await fakeApi(t, items);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
+  const cache = new NamespaceWatchCache({ kubeConfig: kubeConfigAt(api.url), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   items.push(ns('late', { [Keys.namespaceTenant]: 'late-tenant' }));
   assert.deepEqual(await cache.resolve('late', signal()), { tenant: 'late-tenant', source: 'label', allowOptOut: false });
@@ -124,7 +127,7 @@ test('namespaces: an unseen namespace is fetched directly; a missing one is its 
 
 test('namespaces: an invalid label value falls back to the namespace name with a warning', async (t) => {
   const api = await fakeApi(t, [ns('team-a', { [Keys.namespaceTenant]: '-bad-' })]);
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
+  const cache = new NamespaceWatchCache({ kubeConfig: kubeConfigAt(api.url), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   const r = await cache.resolve('team-a', signal());
   assert.equal(r.tenant, 'team-a');
@@ -135,7 +138,7 @@ test('namespaces: an invalid label value falls back to the namespace name with a
 test('namespaces: a slow API server is cut off by the deadline', async (t) => {
   const api = await fakeApi(t, [ns('team-a', { [Keys.namespaceTenant]: 'acme' })]);
   api.getDelayMs = 5_000;
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: api.url }), label: Keys.namespaceTenant });
+  const cache = new NamespaceWatchCache({ kubeConfig: kubeConfigAt(api.url), label: Keys.namespaceTenant });
   t.after(() => cache.close());
   // The deadline's timer is started after the reference timer, and timers fire in the order they expire.
   const late = referenceTimer(1_000);
@@ -148,7 +151,7 @@ test('namespaces: a slow API server is cut off by the deadline', async (t) => {
 
 test('namespaces: an unreachable API server means fallback, and the watch loop retries', async (t) => {
   const errors: string[] = [];
-  const cache = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: 'http://127.0.0.1:9' }), label: 'l', backoffMs: 10, onError: (m) => errors.push(m) });
+  const cache = new NamespaceWatchCache({ kubeConfig: kubeConfigAt('http://127.0.0.1:9'), label: 'l', backoffMs: 10, onError: (m) => errors.push(m) });
   t.after(() => cache.close());
   cache.start();
   await until(() => errors.length >= 2);
@@ -157,20 +160,27 @@ test('namespaces: an unreachable API server means fallback, and the watch loop r
   assert.match(r.warning ?? '', /lookup failed/);
 });
 
-test('namespaces: the in-cluster client reads the service-account token on each request', async (t) => {
-  const api = await fakeApi(t, [ns('team-a')]);
+test('namespaces: API access from --kubeconfig, else from the ServiceAccount in a cluster, else none', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-sa-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'token'), 'token-1\n');
-  const client = createKubeClient({ baseUrl: api.url, tokenFile: join(dir, 'token') });
-  await client.get('/api/v1/namespaces/team-a', signal());
-  writeFileSync(join(dir, 'token'), 'token-2\n');
-  await client.get('/api/v1/namespaces/team-a', signal());
-  assert.deepEqual(api.auth, ['Bearer token-1', 'Bearer token-2']);
-  assert.equal(inClusterClient({}, dir), undefined, 'no KUBERNETES_SERVICE_HOST: not in a cluster');
-  assert.equal(inClusterClient({ KUBERNETES_SERVICE_HOST: '10.96.0.1' }, join(dir, 'missing')), undefined);
-  writeFileSync(join(dir, 'ca.crt'), 'x');
-  assert.ok(inClusterClient({ KUBERNETES_SERVICE_HOST: '10.96.0.1' }, dir));
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(file, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+  assert.equal(loadKubeConfig(file)?.getCurrentCluster()?.server, 'https://127.0.0.1:6443');
+  assert.equal(loadKubeConfig(undefined, {}, dir), undefined, 'no KUBERNETES_SERVICE_HOST: not in a cluster');
+  assert.equal(loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }, dir), undefined, 'no token mounted');
+  const sa = join(dir, 'var/run/secrets/kubernetes.io/serviceaccount');
+  mkdirSync(sa, { recursive: true });
+  for (const f of ['token', 'ca.crt', 'namespace']) writeFileSync(join(sa, f), f === 'namespace' ? 'tenant-dns-system' : 'x');
+  const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+  t.after(() => {
+    for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  });
+  process.env.KUBERNETES_SERVICE_HOST = '10.96.0.1';
+  process.env.KUBERNETES_SERVICE_PORT = '443';
+  const kc = loadKubeConfig(undefined, process.env, dir);
+  assert.equal(kc?.getCurrentCluster()?.server, 'https://10.96.0.1:443');
+  assert.equal(kc?.getContextObject(kc.getCurrentContext())?.namespace, 'tenant-dns-system');
 });
 
 test('namespaces: tenant names are label values of at most 63 characters', () => {
