@@ -54,12 +54,13 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
     'Namespace',
     'NetworkPolicy',
     'PodDisruptionBudget',
+    'PriorityClass',
     'Service',
     'ServiceAccount',
     'ValidatingWebhookConfiguration',
   ]);
   for (const o of objs) validateK8sObject(o);
-  const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+  const clusterScoped = ['Namespace', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
   for (const o of objs) if (!clusterScoped.includes(o.kind)) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} namespace`);
 });
 
@@ -78,6 +79,11 @@ test('deploy: the injector Deployment is highly available, probed and restricted
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(pod.spec.securityContext.runAsNonRoot, true);
   assert.equal(pod.spec.securityContext.seccompProfile.type, 'RuntimeDefault');
+  // Its own PriorityClass: admission in injected namespaces waits on it, so it outranks every workload it admits.
+  const priority = find(objs, 'PriorityClass', pod.spec.priorityClassName);
+  assert.equal(priority.globalDefault, false, 'the class is the injector\'s, not every pod\'s');
+  assert.equal(priority.value, 1_000_000_000, 'the highest value outside the system-* classes');
+  assert.notEqual(priority.preemptionPolicy, 'Never');
   const pdb = find(objs, 'PodDisruptionBudget');
   assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
   assert.equal(pdb.spec.minAvailable, 1);
