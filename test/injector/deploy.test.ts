@@ -337,3 +337,53 @@ test('deploy: gen-certs.sh stores certificate, key and CA in the Secret and patc
   assert.equal(bundles[1], bundles[0], 'a second run keeps the caBundle');
   assert.match(readFileSync(join(dir, 'applied'), 'utf8'), /kind: Secret/);
 });
+
+/** The fenced code blocks of deploy/README.md with the given info string, in order. */
+function readmeBlocks(lang: string): string[] {
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  return [...readme.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+}
+
+test('deploy: README installs the CRDs and creates the policies before it labels a namespace for injection', () => {
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  const at = (what: string) => {
+    const i = readme.indexOf(what);
+    assert.ok(i >= 0, `deploy/README.md shows ${what}`);
+    return i;
+  };
+  const crds = at('kubectl wait --for condition=established crd/clusterdnspolicies.tenant-dns.io crd/dnspolicies.tenant-dns.io');
+  const cluster = at('kind: ClusterDNSPolicy');
+  const tenant = at('kind: DNSPolicy');
+  const label = at('tenant-dns.io/inject=enabled\n');
+  assert.ok(crds < cluster && cluster < tenant && tenant < label, 'CRDs, ClusterDNSPolicy, DNSPolicy, then the label');
+  // The tenant label comes with the injection label, so the first render knows the tenant.
+  assert.match(readme, /kubectl label namespace team-a tenant-dns\.io\/tenant=acme tenant-dns\.io\/inject=enabled\n/);
+});
+
+test('deploy: README\'s per-pod version listing prints namespace, name, running sidecar image and status, native and legacy (real kubectl)', { skip: NO_KUBECTL }, () => {
+  const command = readmeBlocks('sh').flatMap((b) => b.split('\n')).find((l) => l.startsWith('kubectl get pods -A -l tenant-dns.io/tenant -o jsonpath='));
+  assert.ok(command, 'deploy/README.md shows the listing');
+  const template = /-o jsonpath='(.*)'$/.exec(command)?.[1];
+  assert.ok(template);
+  // `kubectl get` of many pods gives a List; the per-item part runs on one pod through a local-only kubectl command.
+  const perPod = /^\{range \.items\[\*\]\}(.*)\{end\}$/.exec(template)?.[1];
+  assert.ok(perPod, template);
+  const golden = join(ROOT, 'test', 'injector', 'golden');
+  for (const [file, mode] of [['bare-pod.patched.yaml', 'native'], ['legacy-mode.patched.yaml', 'legacy']] as const) {
+    const pod = parseAllDocuments(readFileSync(join(golden, file), 'utf8'))[0]!.toJS();
+    const out: string = execFileSync(KUBECTL, ['annotate', '--local', '-f', join(golden, file), 'example.com/unused-', '-o', `jsonpath=${perPod}`], {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECONFIG: '/dev/null' },
+    });
+    const sidecar = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === 'tenant-dns');
+    const [namespace, name, image, status, ...more] = out.replace(/\n$/, '').split('\t');
+    assert.deepEqual(more, [], out);
+    assert.equal(namespace, pod.metadata.namespace ?? '');
+    assert.equal(name, pod.metadata.name);
+    assert.equal(image, sidecar.image, `${file}: the running sidecar's image`);
+    const parsed = JSON.parse(status!);
+    assert.equal(parsed.mode, mode);
+    assert.equal(parsed.image, sidecar.image);
+    assert.equal(typeof parsed.version, 'string');
+  }
+});

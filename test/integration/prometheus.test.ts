@@ -239,6 +239,12 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     [[TENANT, TENANT, NAMESPACE, POD]],
   );
 
+  // deploy/README.md's "which version runs" query: one pod of this namespace on this package's version.
+  const versionQuery = /```promql\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'deploy/README.md'), 'utf8'))?.[1]?.trim();
+  assert.ok(versionQuery, 'deploy/README.md shows a PromQL query for versions');
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.deepEqual((await prom.query(versionQuery, at)).series.map((s) => [s.metric, Number(s.value![1])]), [[{ namespace: NAMESPACE, version }, 1]]);
+
   // Raw counters, exactly.
   assert.equal(only(await prom.query(`sum(tenant_dns_requests_total${sel})`)), sentTotal);
   assert.deepEqual(byLabel(await prom.query(`sum by (rule) (tenant_dns_policy_decisions_total{action="deny", tenant="${TENANT}"})`), 'rule'), {
