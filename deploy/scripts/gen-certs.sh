@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --new-ca) new_ca=1; shift ;;
     --no-apply) apply=0; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gen-certs.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
