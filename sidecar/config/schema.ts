@@ -58,7 +58,7 @@ export const SidecarConfigSchema = Type.Object(
     listen: Type.Array(HostPort('ADDR:PORT'), { minItems: 1, default: ['127.0.0.1:53'], description: 'ADDR:PORT to serve DNS on, UDP and TCP; IPv6 in brackets.' }),
     tenant: Type.String({ minLength: 1, maxLength: 63, default: 'default', description: 'The tenant this sidecar serves (set by the injector); in logs and metrics.' }),
     pod: Type.String({ default: '', description: 'The pod name, for logs (the injector sets it from the downward API).' }),
-    namespace: Type.String({ default: '', description: 'The pod namespace, for logs.' }),
+    namespace: Type.String({ default: '', description: "The pod namespace, for logs; always visible under the platform policy's service-discovery isolation." }),
     policy: Type.Optional(Type.String({ minLength: 1, description: "Path of the tenant's DNSPolicy YAML; watched and hot-reloaded." })),
     policyOptional: Type.Boolean({
       default: false,

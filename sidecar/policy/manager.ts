@@ -130,6 +130,8 @@ export interface PolicyManagerOptions {
   readonly platformPolicy?: string;
   /** The pod's downward API labels file (`--pod-labels`). */
   readonly podLabels?: string;
+  /** The pod's namespace (`--namespace`): always visible under the platform's service-discovery isolation. */
+  readonly namespace?: string;
   /**
    * The cluster zones (`clusterZones(config.clusterDomain,
    * config.clusterReverseZones)`): a forward zone inside one is rejected, as
@@ -234,14 +236,14 @@ export class PolicyManager implements PolicyHolder {
     if (policy && text !== undefined) {
       texts.push(text);
       try {
-        tenant = parsePolicy(text, policy, { ...checks, ...(platform ? { platform: platformView(platform) } : {}) });
+        tenant = parsePolicy(text, policy, { ...checks, layer: 'tenant', ...(platform ? { platform: platformView(platform) } : {}) });
       } catch (err) {
         // A tenant file that was good and has not changed, now in conflict with a new platform policy: the
         // platform's change must never wait on a tenant's file. It loads, the platform wins at query time
         // (a denied split target is denied, a tenant forward zone below a platform one is left out), and
         // the conflict is logged. A changed tenant file in conflict is refused like any invalid one.
         if (!(err instanceof ConfigInvalidError) || text !== this.lastTenantText) throw err;
-        tenant = parsePolicy(text, policy, checks);
+        tenant = parsePolicy(text, policy, { ...checks, layer: 'tenant' });
         this.opts.log?.('warn', 'the platform policy now conflicts with the unchanged tenant policy; the platform wins', {
           problems: err.problems.map(formatProblem),
         });
@@ -249,7 +251,7 @@ export class PolicyManager implements PolicyHolder {
     }
     this.pendingTenantText = text;
     const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
-    return { compiled: compilePolicy({ tenant, platform, podLabels: labels }), signature: texts.join('\u0000'), tenantAbsent: policy !== undefined && text === undefined };
+    return { compiled: compilePolicy({ tenant, platform, podLabels: labels, namespace: this.opts.namespace }), signature: texts.join('\u0000'), tenantAbsent: policy !== undefined && text === undefined };
   }
 
   /** The tenant file's text; undefined when it does not exist and may be absent (`policyOptional`). */
