@@ -336,6 +336,14 @@ test('deploy: gen-certs.sh stores certificate, key and CA in the Secret and patc
   }
   assert.equal(bundles[1], bundles[0], 'a second run keeps the caBundle');
   assert.match(readFileSync(join(dir, 'applied'), 'utf8'), /kind: Secret/);
+  // --new-ca: the caBundle holds the new CA and the old one, so certificates still served from the old verify.
+  rmSync(join(dir, 'calls'), { force: true });
+  genCerts(['--namespace', 'dns', '--webhook', 'hook', '--new-ca'], env);
+  const patched = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n').find((c) => c.startsWith('patch mutatingwebhookconfiguration'))!;
+  const pems = Buffer.from(/"value":"([^"]+)"/.exec(patched)![1]!, 'base64').toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
+  assert.equal(pems.length, 2);
+  assert.equal(pems[1], Buffer.from(bundles[0]!, 'base64').toString('utf8').trim(), 'the old CA stays trusted');
+  assert.equal(pems[0], readFileSync(join(dir, 'state', 'tenant-dns', 'dns-tenant-dns-injector', 'ca.crt'), 'utf8').trim(), 'the new CA first');
 });
 
 /** The fenced code blocks of deploy/README.md with the given info string, in order. */
