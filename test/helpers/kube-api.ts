@@ -82,8 +82,10 @@ export interface KubeApi {
   list(resource: string, namespace?: string): JsonObject[];
   /**
    * Creates or replaces an object by its apiVersion and kind without HTTP,
-   * authentication, admission or conflict checks (validation still applies);
-   * watches see the change. Returns the stored object.
+   * authentication, admission or conflict checks; validation still applies,
+   * with unknown fields an error (fieldValidation Strict), and `status` is
+   * written too, also for resources with the status subresource. Watches see
+   * the change. Returns the stored object.
    */
   put(object: JsonObject): JsonObject;
   /** Deletes an object without HTTP; true when it existed. */
@@ -222,10 +224,11 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
       const m = obj(object.metadata) ?? {};
       const namespace = rt.namespaced ? String(m.namespace ?? 'default') : undefined;
       const current = store.get(rt, namespace, String(m.name));
-      if (!current) return store.create(rt, namespace, object);
-      const body = { ...object, metadata: { ...m, resourceVersion: obj(current.metadata)?.resourceVersion } };
-      const main = store.update(rt, namespace, String(m.name), body, 'main');
-      return rt.statusSubresource && object.status !== undefined ? store.update(rt, namespace, String(m.name), { ...main, status: object.status }, 'status') : main;
+      const strict = { fieldValidation: 'Strict' } as const;
+      const created = current ? undefined : store.create(rt, namespace, object, strict);
+      const main = created ?? store.update(rt, namespace, String(m.name), { ...object, metadata: { ...m, resourceVersion: obj(current!.metadata)?.resourceVersion } }, 'main', strict);
+      if (!rt.statusSubresource || object.status === undefined) return main;
+      return store.update(rt, namespace, String(m.name), { ...main, status: object.status }, 'status', strict);
     },
     remove: (resource, name, namespace) => {
       const rt = resolve(resource);

@@ -24,7 +24,15 @@ const CRD = {
     names: { plural: 'widgets', singular: 'widget', kind: 'Widget', shortNames: ['wd'] },
     versions: [{
       name: 'v1', served: true, storage: true, subresources: { status: {} },
-      schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } }, status: { type: 'object', properties: { ready: { type: 'boolean' } } } } } },
+      schema: {
+        openAPIV3Schema: {
+          type: 'object',
+          properties: {
+            spec: { type: 'object', properties: { size: { type: 'integer', minimum: 1 }, color: { type: 'string', enum: ['red', 'blue'] }, shape: { type: 'object', properties: { round: { type: 'boolean', default: false } } } } },
+            status: { type: 'object', properties: { ready: { type: 'boolean' } } },
+          },
+        },
+      },
     }],
   },
 };
@@ -276,4 +284,24 @@ test('kube-api: an admission hook sees who writes what and can deny it', { timeo
   const denied = await statusOf(tenant.makeApiClient(CoreV1Api).createNamespacedConfigMap({ namespace: 'default', body: configMap('x', {}) }));
   assert.deepEqual([denied.code, denied.message], [403, 'tenant may not CREATE x']);
   assert.equal(api.get('configmaps', 'x', 'default'), undefined);
+});
+
+test('kube-api: custom objects are pruned, defaulted and checked against the CRD schema, per fieldValidation', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  api.put(CRD);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ref = { group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets' };
+  const widget = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name }, spec });
+  const warned = await custom.createNamespacedCustomObjectWithHttpInfo({ ...ref, body: widget('w', { size: 2, colour: 'red', shape: {} }) });
+  assert.equal(warned.headers.warning, '299 - "unknown field \\"spec.colour\\""');
+  assert.deepEqual(api.get('widgets', 'w', 'default')?.spec, { size: 2, shape: { round: false } }, 'pruned and defaulted');
+  const strict = await statusOf(custom.createNamespacedCustomObject({ ...ref, body: widget('s', { size: 2, colour: 'red' }), fieldValidation: 'Strict' }));
+  assert.deepEqual([strict.code, strict.message], [400, 'Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.colour"']);
+  const bad = await statusOf(custom.createNamespacedCustomObject({ ...ref, body: widget('b', { size: 'big', color: 'green' }) }));
+  assert.equal(bad.code, 422);
+  assert.equal(bad.message, 'Widget.example.test "b" is invalid: [spec.size: Invalid value: "string": spec.size in body must be of type integer: "string", spec.color: Unsupported value: "green": supported values: "red", "blue"]');
+  assert.deepEqual((bad.details as { causes: unknown[] }).causes[1], { reason: 'FieldValueNotSupported', message: 'Unsupported value: "green": supported values: "red", "blue"', field: 'spec.color' });
+  const tooSmall = await statusOf(custom.patchNamespacedCustomObject({ ...ref, name: 'w', body: { spec: { size: 0 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)));
+  assert.match(String(tooSmall.message), /spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1/);
+  assert.equal((api.get('widgets', 'w', 'default')?.spec as { size: number }).size, 2, 'a rejected patch changes nothing');
 });

@@ -131,3 +131,15 @@ test('kube-api kubectl: configmaps apply with a strategic merge patch, and names
   assert.deepEqual(lines[0].split(/\s+/), ['NAME', 'STATUS', 'AGE']);
   assert.ok(lines.some((l) => /^team-a\s+Active\s+\d+s$/.test(l)));
 });
+
+test('kube-api kubectl: apply reports an unknown field (strict server-side validation) and a schema violation as the server words them', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  const unknown = await kubectl('apply', '-f', write(kubectl.dir, 'u.yaml', 'apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: u}\nspec: {size: 1, shape: round}\n'));
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /Error from server \(BadRequest\).*strict decoding error: unknown field "spec.shape"/);
+  const wrong = await kubectl('apply', '-f', write(kubectl.dir, 'w.yaml', 'apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: w}\nspec: {size: big}\n'));
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /The Gadget "w" is invalid: spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"/);
+  assert.deepEqual(api.list('gadgets'), []);
+});

@@ -11,6 +11,7 @@ import { obj, type JsonObject } from '../../../injector/json.ts';
 import { apiGroup, apiGroupList, coreVersions, groupVersions, openApiDocument, openApiIndex, resourceList, table, versionInfo, wantsTable, type IncludeObject } from './discovery.ts';
 import { applyPatch, parsePatchBody, patchTypeOf } from './patch.ts';
 import { apiVersionOf, type ResourceType } from './resources.ts';
+import { unknownFieldWarning, type FieldValidation } from './schema.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { ApiError, badRequest, deleted, expired, methodNotAllowed, notFound, pathNotFound, reasonFor } from './status.ts';
 import type { Store } from './store.ts';
@@ -60,7 +61,7 @@ export interface RestContext {
 }
 
 /** Writes a JSON answer. */
-export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
@@ -146,6 +147,12 @@ function decodeContinue(token: string): ContinueToken {
   throw badRequest('continue key is not valid: illegal base64 data');
 }
 
+function fieldValidationOf(v: string | null): FieldValidation {
+  if (v === null || v === '' || v === 'Warn') return 'Warn';
+  if (v === 'Strict' || v === 'Ignore') return v;
+  throw badRequest(`fieldValidation: Unsupported value: "${v}": supported values: "Ignore", "Strict", "Warn"`);
+}
+
 function keyOf(o: JsonObject): string {
   const m = obj(o.metadata) ?? {};
   return `${String(m.namespace ?? '')}/${String(m.name ?? '')}`;
@@ -210,6 +217,11 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
   const { rt, namespace, name, subresource } = target;
   const watchPath = m[2].startsWith('watch/');
   const dryRun = q.get('dryRun') === 'All';
+  const fieldValidation = fieldValidationOf(q.get('fieldValidation'));
+  const warnings: string[] = [];
+  const previewOpts = { dryRun: true, fieldValidation };
+  const writeOpts = { dryRun, fieldValidation, warnings };
+  const written = (code: number, o: JsonObject) => sendJson(res, code, o, warnings.length ? { warning: warnings.map(unknownFieldWarning) } : {});
   const admissionBase = { user, group: rt.group, version: rt.version, resource: rt.plural, subResource: subresource, namespace: rt.namespaced ? namespace : undefined, dryRun };
 
   if (method === 'GET' && (watchPath || q.get('watch') === 'true' || q.get('watch') === '1')) {
@@ -257,20 +269,18 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
 
   if (method === 'POST' && !name) {
     const body = parseObjectBody(await readBody(req), req.headers['content-type']);
-    const preview = store.create(rt, namespace, body, { dryRun: true });
+    const preview = store.create(rt, namespace, body, previewOpts);
     await admit(ctx, { ...admissionBase, operation: 'CREATE', name: String(obj(preview.metadata)?.name), object: preview });
-    if (dryRun) return sendJson(res, 201, preview);
-    return sendJson(res, 201, store.create(rt, namespace, { ...body, metadata: { ...obj(body.metadata), name: obj(preview.metadata)?.name } }));
+    return written(201, store.create(rt, namespace, { ...body, metadata: { ...obj(body.metadata), name: obj(preview.metadata)?.name } }, writeOpts));
   }
 
   if (method === 'PUT' && name) {
     const body = parseObjectBody(await readBody(req), req.headers['content-type']);
     const target = subresource === 'status' ? 'status' : 'main';
     const old = store.get(rt, namespace, name);
-    const preview = store.update(rt, namespace, name, body, target, { dryRun: true });
+    const preview = store.update(rt, namespace, name, body, target, previewOpts);
     await admit(ctx, { ...admissionBase, operation: 'UPDATE', name, object: preview, oldObject: old });
-    if (dryRun) return sendJson(res, 200, preview);
-    return sendJson(res, 200, store.update(rt, namespace, name, body, target));
+    return written(200, store.update(rt, namespace, name, body, target, writeOpts));
   }
 
   if (method === 'PATCH' && name) {
@@ -283,17 +293,15 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
     if (!current) {
       if (type !== 'apply' || subresource) throw notFound({ group: rt.group, resource: rt.plural, name });
       const body = obj(patch) ?? {};
-      const preview = store.create(rt, namespace, body, { dryRun: true });
+      const preview = store.create(rt, namespace, body, previewOpts);
       await admit(ctx, { ...admissionBase, operation: 'CREATE', name, object: preview });
-      if (dryRun) return sendJson(res, 201, preview);
-      return sendJson(res, 201, store.create(rt, namespace, body));
+      return written(201, store.create(rt, namespace, body, writeOpts));
     }
     const next = applyPatch(type, current, patch);
     const target = subresource === 'status' ? 'status' : 'main';
-    const preview = store.update(rt, namespace, name, next, target, { dryRun: true });
+    const preview = store.update(rt, namespace, name, next, target, previewOpts);
     await admit(ctx, { ...admissionBase, operation: 'UPDATE', name, object: preview, oldObject: current });
-    if (dryRun) return sendJson(res, 200, preview);
-    return sendJson(res, 200, store.update(rt, namespace, name, next, target));
+    return written(200, store.update(rt, namespace, name, next, target, writeOpts));
   }
 
   if (method === 'DELETE' && name && !subresource) {

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { jsonEqual, obj, type JsonObject } from '../../../injector/json.ts';
 import { builtinResources, crdResources, metadataCauses, microTimeError, nameCauses, apiVersionOf, type ResourceType } from './resources.ts';
+import { checkSchema, pruneUnknown, schemaProblem, type FieldValidation } from './schema.ts';
 import { alreadyExists, badRequest, conflict, expired, invalid, notFound, type ErrorTarget, type StatusCause } from './status.ts';
 
 /** A watch event type as it appears on the wire. */
@@ -35,6 +36,10 @@ export type WriteTarget = 'main' | 'status';
 /** Options of create and update. */
 export interface WriteOptions {
   readonly dryRun?: boolean;
+  /** How unknown fields are answered (default Warn, as kube-apiserver). */
+  readonly fieldValidation?: FieldValidation;
+  /** Receives the paths of unknown fields that were pruned under Warn. */
+  readonly warnings?: string[];
 }
 
 const GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
@@ -179,10 +184,20 @@ export class Store {
     if (!this.bucket(nsType).has(objectKey(undefined, namespace))) throw notFound({ group: '', resource: 'namespaces', name: namespace });
   }
 
-  private validate(rt: ResourceType, o: JsonObject): void {
+  /**
+   * Prunes unknown fields (400 under Strict, warnings under Warn), applies
+   * schema defaults, then checks names, metadata, the schema and the
+   * resource's own rules: 422 Invalid with every cause.
+   */
+  private validate(rt: ResourceType, o: JsonObject, opts: WriteOptions): void {
+    const unknown = pruneUnknown(rt, o);
+    if (unknown.length > 0 && opts.fieldValidation === 'Strict') {
+      throw badRequest(`${rt.kind} in version "${rt.version}" cannot be handled as a ${rt.kind}: strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`);
+    }
+    if (unknown.length > 0 && opts.fieldValidation !== 'Ignore') opts.warnings?.push(...unknown);
     const m = metaOf(o);
     const name = String(m.name ?? '');
-    const causes: StatusCause[] = [...nameCauses(name, rt.plural === 'namespaces'), ...metadataCauses(o), ...(rt.validate?.(o) ?? [])];
+    const causes: StatusCause[] = [...nameCauses(name, rt.plural === 'namespaces'), ...metadataCauses(o), ...checkSchema(rt, o), ...(rt.validate?.(o) ?? [])];
     if (rt.kind === 'Lease') {
       const spec = obj(o.spec) ?? {};
       for (const f of ['acquireTime', 'renewTime']) {
@@ -229,7 +244,7 @@ export class Store {
     o.kind = rt.kind;
     if (rt.statusSubresource && rt.custom) delete o.status;
     this.defaults(rt, o);
-    this.validate(rt, o);
+    this.validate(rt, o, opts);
     if (opts.dryRun) return this.present(rt, o);
     return this.commit(rt, 'ADDED', o);
   }
@@ -302,7 +317,7 @@ export class Store {
       if (rt.generation && specChanged(current, next)) m.generation = Number(cm.generation ?? 0) + 1;
     }
     metaOf(next).resourceVersion = metaOf(current).resourceVersion;
-    this.validate(rt, next);
+    this.validate(rt, next, opts);
     if (jsonEqual(withoutTypeMeta(next), withoutTypeMeta(current))) return this.present(rt, current);
     if (opts.dryRun) return this.present(rt, next);
     return this.commit(rt, 'MODIFIED', next, current);
@@ -363,6 +378,16 @@ function crdCauses(crd: JsonObject): StatusCause[] {
     causes.push({ reason: 'FieldValueNotSupported', field: 'spec.scope', message: `Unsupported value: "${String(spec.scope)}": supported values: "Cluster", "Namespaced"` });
   }
   const versions = Array.isArray(spec.versions) ? spec.versions.map(obj) : [];
+  versions.forEach((v, i) => {
+    const schema = obj(obj(v?.schema)?.openAPIV3Schema);
+    const field = `spec.versions[${i}].schema.openAPIV3Schema`;
+    if (!schema) causes.push({ reason: 'FieldValueRequired', field, message: 'Required value: schemas are required' });
+    else if (schema.type !== 'object') causes.push({ reason: 'FieldValueInvalid', field: `${field}.type`, message: `Unsupported value: ${JSON.stringify(schema.type ?? '')}: supported values: "object"` });
+    else {
+      const problem = schemaProblem(schema);
+      if (problem) causes.push({ reason: 'FieldValueInvalid', field, message: `Invalid value: ${problem}` });
+    }
+  });
   if (versions.length === 0) causes.push({ reason: 'FieldValueRequired', field: 'spec.versions', message: 'Required value: must have exactly one version marked as storage version' });
   else if (versions.filter((v) => v?.storage === true).length !== 1) {
     causes.push({ reason: 'FieldValueInvalid', field: 'spec.versions', message: 'Invalid value: must have exactly one version marked as storage version' });
