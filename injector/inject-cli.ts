@@ -131,14 +131,15 @@ export interface InjectCommandOptions {
   readonly output?: string;
 }
 
-/** Where {@link runInjectCommand} reads and writes. */
+/** Where {@link runInjectCommand} (and `tenant-dns render`) read and write. */
 export interface InjectIo {
   readonly readStdin: () => string;
   readonly stdout: (s: string) => void;
   readonly stderr: (s: string) => void;
 }
 
-const processIo: InjectIo = {
+/** The process's stdin, stdout and stderr. */
+export const processIo: InjectIo = {
   readStdin: () => readFileSync(0, 'utf8'),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
