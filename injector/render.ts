@@ -24,7 +24,7 @@ import { parsePolicy, platformView } from '../sidecar/policy/manager.ts';
 import type { InjectorConfig } from './config-schema.ts';
 import { ClusterDNSPolicySpecSchema, ClusterSelectorSchema, DNSPolicySpecSchema, type ClusterSelector } from './crd-schema.ts';
 import { arr, jsonEqual, obj, type JsonObject } from './json.ts';
-import { DEFAULT_PLATFORM_POLICY_CONFIG_MAP, InjectValues, Keys, POLICY_KEY, RENDERED_MANAGED_BY, RenderedKeys } from './names.ts';
+import { InjectValues, Keys, POLICY_KEY, RENDERED_MANAGED_BY, RenderedKeys } from './names.ts';
 import { isTenantName } from './namespaces.ts';
 
 /** What {@link renderAll} renders from: the objects as the API server has them. */
@@ -103,7 +103,7 @@ export function settingsFromConfig(config: InjectorConfig): RenderSettings {
   return {
     tenantLabel: config.tenantLabel,
     excludedNamespaces: config.excludedNamespaces,
-    platformPolicyConfigMap: config.platformPolicyConfigMap ?? DEFAULT_PLATFORM_POLICY_CONFIG_MAP,
+    platformPolicyConfigMap: config.platformPolicyConfigMap,
     tenantPolicyConfigMap: config.tenantPolicyConfigMap,
     clusterDomain: config.clusterDomain,
   };
