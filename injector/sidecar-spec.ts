@@ -60,6 +60,8 @@ export function sidecarArgs(config: InjectorConfig): string[] {
   for (const b of config.bootstrap) put('bootstrap', b);
   if (config.metricsPort !== SIDECAR_METRICS_PORT) put('metrics', `0.0.0.0:${config.metricsPort}`);
   put('policy', Paths.policyFile);
+  // The tenant layer is mounted optional: a namespace without a DNSPolicy has no file, which means no tenant policy.
+  args.push(sidecarFlag('policyOptional')!);
   put('platformPolicy', Paths.platformFile);
   put('podLabels', Paths.podLabelsFile);
   return args;
