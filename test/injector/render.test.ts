@@ -237,6 +237,11 @@ test('render: tenant isolation lists every namespace of the tenant and the union
   });
   assert.deepEqual(layer(r, 'solo', 'platform').spec.serviceDiscovery?.namespaces, ['solo']);
   assert.deepEqual(layer(r, 'bad-label', 'platform').spec.serviceDiscovery?.namespaces, ['bad-label']);
+  // A namespace list the sidecar's schema refuses holds the platform layer of that tenant's namespaces only.
+  const badName = render({ namespaces: [ns('Team_X', { 'tenant-dns.io/tenant': 'x' }), ns('ok')], clusterPolicies: [cdp('a', { serviceDiscovery: { isolation: 'tenant' } })] });
+  assert.deepEqual(badName.held.map((h) => `${h.namespace}/${h.layer}`), ['Team_X/platform']);
+  assert.match(badName.held[0]!.reason, /^spec\.serviceDiscovery\.namespaces\[0\]: .*\(the tenant's namespaces, rendered\)$/);
+  assert.ok(cm(badName, 'ok', 'platform'));
   // Without an object that sets isolation tenant, no serviceDiscovery is rendered.
   const none = render({ namespaces: [ns('solo')], clusterPolicies: [cdp('b', { serviceDiscovery: { isolation: 'none', sharedNamespaces: ['default'] } })] });
   assert.equal(layer(none, 'solo', 'platform').spec.serviceDiscovery, undefined);
