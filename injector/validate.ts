@@ -14,7 +14,7 @@ import type { InjectorConfig } from './config-schema.ts';
 import { DenyReasons, SkipReasons, type DenyReason, type SkipReason } from './decide.ts';
 import { arr, obj, type JsonObject } from './json.ts';
 import { mutatePod } from './mutate.ts';
-import { DEFAULT_PLATFORM_POLICY_CONFIG_MAP, Keys, SIDECAR_NAME, VOLUME_NAMES } from './names.ts';
+import { Keys, SIDECAR_NAME, VOLUME_NAMES } from './names.ts';
 
 /** What {@link validatePodAdmission} needs besides the pod. */
 export interface ValidateContext {
@@ -107,7 +107,7 @@ export function validatePodAdmission(pod: unknown, ctx: ValidateContext): Verdic
 
 /** The names of the two ConfigMaps the controller renders into every injected namespace: the platform layer's, the tenant layer's. */
 export function renderedConfigMapNames(config: Pick<InjectorConfig, 'platformPolicyConfigMap' | 'tenantPolicyConfigMap'>): readonly [string, string] {
-  return [config.platformPolicyConfigMap ?? DEFAULT_PLATFORM_POLICY_CONFIG_MAP, config.tenantPolicyConfigMap];
+  return [config.platformPolicyConfigMap, config.tenantPolicyConfigMap];
 }
 
 /** What {@link validateConfigMapAdmission} needs: who writes which ConfigMap, and how. */

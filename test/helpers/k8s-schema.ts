@@ -24,6 +24,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
 import { ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration';
 import { ReplicationController } from 'kubernetes-models/v1/ReplicationController';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 
 interface Validatable {
   validate(): void;
@@ -54,6 +55,7 @@ export const MODELS: Readonly<Record<string, ModelCtor>> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': MutatingWebhookConfiguration,
   'admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration': ValidatingWebhookConfiguration,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
 };
 
 /** Validates one object against its kind's schema; throws with the schema errors. Unknown kinds throw. */

@@ -50,6 +50,8 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
     'ClusterRole',
     'ClusterRoleBinding',
     'ConfigMap',
+    'CustomResourceDefinition',
+    'CustomResourceDefinition',
     'Deployment',
     'MutatingWebhookConfiguration',
     'Namespace',
@@ -61,7 +63,7 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
     'ValidatingWebhookConfiguration',
   ]);
   for (const o of objs) validateK8sObject(o);
-  const clusterScoped = ['Namespace', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+  const clusterScoped = ['CustomResourceDefinition', 'Namespace', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
   for (const o of objs) if (!clusterScoped.includes(o.kind)) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} namespace`);
 });
 
