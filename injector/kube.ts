@@ -73,6 +73,11 @@ export function apiStatus(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** The first line of an error's message (client-node's ApiException carries the whole response after it). */
+export function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+}
+
 /** Starts an informer that restarts itself after errors. */
 export function startInformer<T extends KubernetesObject>(opts: InformerOptions<T>): RunningInformer<T> {
   const base = opts.backoffMs ?? 1_000;

@@ -17,7 +17,7 @@
  */
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { V1MicroTime } from '@kubernetes/client-node';
-import { apiStatus } from './kube.ts';
+import { apiStatus, firstLine } from './kube.ts';
 
 /** The Lease calls the elector makes (a CoordinationV1Api does them). */
 export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
@@ -182,7 +182,7 @@ export class LeaderElector {
         this.#lose();
         return false;
       }
-      this.#o.log?.('warn', 'leader election: lease request failed', { lease: `${namespace}/${name}`, status, error: err instanceof Error ? err.message : String(err) });
+      this.#o.log?.('warn', 'leader election: lease request failed', { lease: `${namespace}/${name}`, status, error: firstLine(err) });
       // A leader keeps leading until its renew deadline (the timer set at the last renewal ends it).
       return this.isLeader;
     }
@@ -228,7 +228,7 @@ export class LeaderElector {
       const now = new V1MicroTime(clock.now());
       await api.replaceNamespacedLease({ name, namespace, body: { ...current, spec: { ...current.spec, holderIdentity: '', renewTime: now, leaseDurationSeconds: 1 } } });
     } catch (err) {
-      this.#o.log?.('warn', 'leader election: releasing the lease failed; another replica takes over when it expires', { error: err instanceof Error ? err.message : String(err) });
+      this.#o.log?.('warn', 'leader election: releasing the lease failed; another replica takes over when it expires', { error: firstLine(err) });
     }
   }
 }
