@@ -23,7 +23,9 @@ import { NamespaceWatchCache } from '../../injector/namespaces.ts';
 import { startKubeApi, type KubeApi, type RequestRecord } from '../helpers/kube-api.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 import { decodeReply, encodeQuery, extendedError } from '../helpers/dns-client.ts';
-import { sidecarBehind } from '../helpers/sidecar.ts';
+import { makeTestPki } from '../helpers/k8s-certs.ts';
+import { sidecarBehind, spawnCli } from '../helpers/sidecar.ts';
+import { configMapReview, postJson, startTestInjector } from './fixtures.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const GROUP = 'tenant-dns.io';
@@ -314,4 +316,72 @@ test('controller: the rendered platform ConfigMap, given to a real sidecar, deni
   const ads = decodeReply(await udp.query(encodeQuery({ name: 'x.ads.example.com', type: 'A' })));
   assert.equal(ads.rcode, 'NXDOMAIN', 'the tenant layer too');
   assert.equal(upstream.counts.total, 0, 'denied names never reach the upstream');
+});
+
+test('controller: a conflicting write is read again and retried; a lastTransitionTime stays while Accepted does', async (t) => {
+  const api = await startApi(t, { 'team-a': injected('acme') });
+  await applyBaseline(api);
+  const { plane, registry } = await startPlane(t, api);
+  await until(api, 'the first render', () => rendered(api)() && accepted(api.get('dnspolicies', 'web', 'team-a'))?.status === 'True');
+  await plane.controller.idle();
+  const since = accepted(api.get('dnspolicies', 'web', 'team-a')).lastTransitionTime;
+  // The next ConfigMap replace and status replace are answered 409, as when another writer got there first.
+  api.failNext(1, { method: 'PUT', path: '/configmaps/tenant-dns-policy', code: 409 });
+  api.failNext(1, { method: 'PUT', path: '/dnspolicies/web/status', code: 409 });
+  const tenant = as(api, TENANT_USER);
+  const current = await tenant.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'team-a', plural: 'dnspolicies', name: 'web' });
+  current.spec.rules[0].names.push('*.ads.example.org');
+  await tenant.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'team-a', plural: 'dnspolicies', name: 'web', body: current });
+  await until(api, 'the change written despite the conflicts', () => policyOf(api, 'team-a', 'tenant-dns-policy')?.spec.rules[0].names.length === 2 && accepted(api.get('dnspolicies', 'web', 'team-a'))?.observedGeneration === 2);
+  const conflicts = api.requests.filter((r) => r.code === 409).map((r) => `${r.method} ${r.url.split('?')[0]}`);
+  assert.deepEqual(conflicts.sort(), ['PUT /api/v1/namespaces/team-a/configmaps/tenant-dns-policy', `PUT /apis/${GROUP}/${VERSION}/namespaces/team-a/dnspolicies/web/status`]);
+  const text = await registry.metrics();
+  assert.match(text, /tenant_dns_controller_conflicts_total\{kind="configmap"\} 1/);
+  assert.match(text, /tenant_dns_controller_conflicts_total\{kind="status"\} 1/);
+  assert.equal(accepted(api.get('dnspolicies', 'web', 'team-a')).lastTransitionTime, since, 'Accepted stayed True: its transition time stays');
+});
+
+test('controller: the validating webhook, called by the API server, refuses a tenant\'s edit of a rendered ConfigMap and admits the controller\'s writes', async (t) => {
+  const api = await startApi(t, { 'team-a': injected('acme') });
+  const { pki, port } = await startTestInjector(t);
+  // The API server's side of the webhook entry configmaps.validate.tenant-dns.io: the two names only.
+  api.setAdmission(async (req) => {
+    if (req.resource !== 'configmaps' || !['tenant-dns-platform', 'tenant-dns-policy'].includes(req.name)) return undefined;
+    const stored = (object?: Record<string, any>) => (object ? { ...object, metadata: { ...object.metadata, name: req.name, namespace: req.namespace } } : null);
+    const review = configMapReview(req.operation, req.user, stored(req.object), stored(req.oldObject), { dryRun: req.dryRun });
+    const res = await postJson(pki.ca, port, '/validate', review);
+    const answer = JSON.parse(res.body).response;
+    return { allowed: answer.allowed, message: answer.status?.message, code: answer.status?.code };
+  });
+  await applyBaseline(api);
+  await startPlane(t, api);
+  await until(api, 'the first render, admitted', rendered(api));
+  const { core } = as(api, TENANT_USER);
+  const cm = await core.readNamespacedConfigMap({ name: 'tenant-dns-platform', namespace: 'team-a' });
+  cm.data = { 'policy.yaml': 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: platform}\nspec: {}\n' };
+  await assert.rejects(core.replaceNamespacedConfigMap({ name: 'tenant-dns-platform', namespace: 'team-a', body: cm }), (err: any) => {
+    assert.equal(err.code, 403);
+    assert.match(String(err.body), /ConfigMap team-a\/tenant-dns-platform is rendered by the tenant-dns controller/);
+    return true;
+  });
+  await assert.rejects(core.deleteNamespacedConfigMap({ name: 'tenant-dns-policy', namespace: 'team-a' }), (err: any) => err.code === 403);
+  assert.deepEqual(policyOf(api, 'team-a', 'tenant-dns-platform').spec.rules.map((r: any) => r.name), ['known-bad'], 'the platform layer is unchanged');
+});
+
+test('controller: `tenant-dns injector --kubeconfig` runs it; on SIGTERM it releases the Lease', async (t) => {
+  const api = await startApi(t, { 'team-a': injected('acme') });
+  await applyBaseline(api);
+  const pki = makeTestPki(['tenant-dns-injector.tenant-dns-system.svc']);
+  t.after(() => pki.cleanup());
+  const child = spawnCli(['injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--kubeconfig', api.kubeconfigFor(CONTROLLER)], {
+    env: { ...process.env, POD_NAME: 'injector-cli', POD_NAMESPACE: 'tenant-dns-system' },
+  });
+  t.after(() => child.kill());
+  await until(api, 'the rendered ConfigMaps', rendered(api), 20_000);
+  const holder = () => (api.get('leases', 'tenant-dns-controller', 'tenant-dns-system') as any)?.spec?.holderIdentity;
+  assert.match(holder(), /^injector-cli_[0-9a-f]{8}$/);
+  child.child.kill('SIGTERM');
+  assert.equal(await child.exited, 0, child.stderr());
+  assert.equal(holder(), '', 'released on shutdown');
+  assert.ok(child.stderr().includes('"msg":"controller started"'), child.stderr());
 });

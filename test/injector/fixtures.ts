@@ -236,3 +236,34 @@ export function kubeConfigAt(server: string, token = 'test-token'): KubeConfig {
   });
   return kc;
 }
+
+/** An AdmissionReview for a ConfigMap write by `username`, as the API server sends it (the namespace: the object's, else team-a). */
+export function configMapReview(
+  operation: 'CREATE' | 'UPDATE' | 'DELETE',
+  username: string,
+  object: Record<string, any> | null,
+  oldObject: Record<string, any> | null,
+  opts: { dryRun?: boolean } = {},
+): Record<string, any> {
+  const meta = (object ?? oldObject)!.metadata;
+  const options = { CREATE: 'CreateOptions', UPDATE: 'UpdateOptions', DELETE: 'DeleteOptions' }[operation];
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: randomUUID(),
+      kind: { group: '', version: 'v1', kind: 'ConfigMap' },
+      resource: { group: '', version: 'v1', resource: 'configmaps' },
+      requestKind: { group: '', version: 'v1', kind: 'ConfigMap' },
+      requestResource: { group: '', version: 'v1', resource: 'configmaps' },
+      name: meta.name,
+      namespace: meta.namespace ?? 'team-a',
+      operation,
+      userInfo: { username, uid: randomUUID(), groups: ['system:authenticated'] },
+      object,
+      oldObject,
+      dryRun: opts.dryRun ?? false,
+      options: { kind: options, apiVersion: 'meta.k8s.io/v1' },
+    },
+  };
+}

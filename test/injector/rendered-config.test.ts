@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
-import { postJson, startTestInjector } from './fixtures.ts';
+import { configMapReview, postJson, startTestInjector } from './fixtures.ts';
 
 const CONTROLLER = 'system:serviceaccount:tenant-dns-system:tenant-dns-injector';
 const NAMESPACE_CONTROLLER = 'system:serviceaccount:kube-system:namespace-controller';
@@ -30,30 +30,8 @@ function configMap(name: string, policy = 'apiVersion: tenant-dns.io/v1alpha1\nk
   return cm;
 }
 
-/** An AdmissionReview for a ConfigMap write by `username`, as the API server sends it. */
-function review(operation: 'CREATE' | 'UPDATE' | 'DELETE', username: string, object: Record<string, any> | null, oldObject: Record<string, any> | null): Record<string, any> {
-  const name = (object ?? oldObject)!.metadata.name;
-  const options = { CREATE: 'CreateOptions', UPDATE: 'UpdateOptions', DELETE: 'DeleteOptions' }[operation];
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: randomUUID(),
-      kind: { group: '', version: 'v1', kind: 'ConfigMap' },
-      resource: { group: '', version: 'v1', resource: 'configmaps' },
-      requestKind: { group: '', version: 'v1', kind: 'ConfigMap' },
-      requestResource: { group: '', version: 'v1', resource: 'configmaps' },
-      name,
-      namespace: 'team-a',
-      operation,
-      userInfo: { username, uid: randomUUID(), groups: ['system:authenticated'] },
-      object,
-      oldObject,
-      dryRun: false,
-      options: { kind: options, apiVersion: 'meta.k8s.io/v1' },
-    },
-  };
-}
+const review = (operation: 'CREATE' | 'UPDATE' | 'DELETE', username: string, object: Record<string, any> | null, oldObject: Record<string, any> | null) =>
+  configMapReview(operation, username, object, oldObject);
 
 interface Verdict {
   readonly allowed: boolean;
