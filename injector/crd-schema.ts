@@ -36,10 +36,16 @@ const TenantName = Type.String({
 });
 
 /** A Kubernetes label selector matched against a namespace's labels. */
-export const NamespaceSelectorSchema = Type.Object(PodSelectorSchema.properties, {
-  additionalProperties: false,
-  description: 'Namespaces whose labels match (Kubernetes label selector semantics: matchLabels and matchExpressions all hold).',
-});
+export const NamespaceSelectorSchema = Type.Object(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Labels the namespace must carry with these values.' })),
+    matchExpressions: PodSelectorSchema.properties.matchExpressions,
+  },
+  {
+    additionalProperties: false,
+    description: 'Namespaces whose labels match (Kubernetes label selector semantics: matchLabels and matchExpressions all hold).',
+  },
+);
 
 /** Which injected namespaces a ClusterDNSPolicy applies to: every given part must match; none given, every injected namespace. */
 export const ClusterSelectorSchema = Type.Object(

@@ -14,6 +14,7 @@ import { CRD_API_VERSION } from './crd-schema.ts';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
 import { processIo, type InjectIo } from './inject-cli.ts';
 import { arr, obj, type JsonObject } from './json.ts';
+import { InjectValues, Keys } from './names.ts';
 import { objectKey, renderAll, settingsFromConfig, type RenderResult } from './render.ts';
 
 /** Where an object was read: file, the document it is in, and its path within the document (inside a List). */
@@ -125,6 +126,7 @@ export function runRenderCommand(opts: RenderCommandOptions, io: InjectIo = proc
       return 1;
     }
     for (const s of result.statuses) if (s.namespaces === 0) io.stderr(`tenant-dns render: ${s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}: ${s.message}\n`);
+    if (result.configMaps.length === 0) io.stderr(`tenant-dns render: no injected namespace among the Namespaces given (label ${Keys.namespaceInject}=${InjectValues.namespaceEnabled}, not excluded): nothing to render\n`);
     const output = result.configMaps.map((c) => stringify(c, { lineWidth: 0 })).join('---\n');
     if (opts.output) writeFileSync(opts.output, output);
     else io.stdout(output);

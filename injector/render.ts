@@ -352,7 +352,7 @@ function attribute(problem: { field: string; message: string }, merged: Merged, 
   return { field, message: problem.message.replace(LIST_REF, (_, list: string, i: string) => local(list, Number(i))) };
 }
 
-/** The result of checking a merged layer: the document text, or the problems. */
+/** The result of checking a merged layer: the document as the sidecar parsed it, or the problems. */
 type LayerCheck = { readonly doc: DNSPolicy; readonly problems?: undefined } | { readonly problems: readonly { field: string; message: string }[] };
 
 /** One object's outcome in one layer. */

@@ -99,6 +99,9 @@ test('render: stdin, Lists, other kinds left out with a note, -n for DNSPolicies
 test('render: bad YAML, a missing file, the same object twice and a bad config exit 1 with a message', () => {
   assert.match(run({ filename: ['-'] }, 'a: [\n').err, /^tenant-dns render: <stdin>:\d+: \(document\): YAML syntax/);
   assert.match(run({ filename: ['/nonexistent.yaml'] }).err, /^tenant-dns render: reading \/nonexistent\.yaml: ENOENT/);
+  const none = run({ filename: ['-'] }, 'apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n');
+  assert.deepEqual([none.code, none.out], [0, '']);
+  assert.match(none.err, /no injected namespace among the Namespaces given \(label tenant-dns\.io\/inject=enabled, not excluded\): nothing to render/);
   const twice = 'apiVersion: tenant-dns.io/v1alpha1\nkind: ClusterDNSPolicy\nmetadata: {name: x}\n---\napiVersion: tenant-dns.io/v1alpha1\nkind: ClusterDNSPolicy\nmetadata: {name: x}\n';
   const r = run({ filename: ['-'] }, twice);
   assert.equal(r.code, 1);

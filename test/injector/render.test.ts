@@ -276,3 +276,15 @@ test('render: a forward zone inside the cluster domain is refused with the confi
   assert.match(status(r, 'p').message, /^spec\.forwardZones\[0\]\.zones\[0\]: "svc\.cluster\.local" lies in the cluster zone cluster\.local/);
   assert.equal(status(r, 'p').reason, 'Invalid');
 });
+
+test('render: a ClusterDNSPolicy that conflicts in one namespace is refused there, named with it, and still applies where it does not', () => {
+  const r = render({
+    namespaces: [ns('both', { shared: 'yes' }), ns('only-b')],
+    clusterPolicies: [cdp('a', { selector: { namespaceSelector: { matchLabels: { shared: 'yes' } } }, rules: [deny('dup', 'a.example')] }), cdp('b', { rules: [deny('dup', 'b.example')] })],
+  });
+  const b = status(r, 'b');
+  assert.deepEqual([b.accepted, b.reason, b.namespaces], [false, 'Conflict', 2]);
+  assert.match(b.message, /^spec\.rules\[0\]\.name: duplicate rule name "dup" \(also ClusterDNSPolicy\/a spec\.rules\[0\]\) \(in namespace both\)/);
+  assert.deepEqual(r.held.map((h) => `${h.namespace}/${h.layer}`), ['both/platform']);
+  assert.deepEqual(layer(r, 'only-b', 'platform').spec.rules.map((x) => x.names[0]), ['b.example']);
+});
