@@ -80,7 +80,7 @@ async function startPlane(t: TestContext, api: KubeApi, user = CONTROLLER, ident
     resyncMs: 0,
     backoffMs: 10,
     informerBackoffMs,
-    election: { leaseDurationSeconds: 2, renewIntervalMs: 200, renewDeadlineMs: 1_000, retryIntervalMs: 100 },
+    election: { leaseDurationSeconds: 5, renewIntervalMs: 500, renewDeadlineMs: 3_000, retryIntervalMs: 100 },
   });
   let stopped = false;
   const stop = async () => {
@@ -94,7 +94,7 @@ async function startPlane(t: TestContext, api: KubeApi, user = CONTROLLER, ident
 }
 
 /** Resolves when `check` holds, checking after every request the API server answers; rejects after `ms`. */
-function until(api: KubeApi, what: string, check: () => boolean, ms = 10_000): Promise<void> {
+function until(api: KubeApi, what: string, check: () => boolean, ms = 30_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
       clearTimeout(timer);
@@ -109,7 +109,8 @@ function until(api: KubeApi, what: string, check: () => boolean, ms = 10_000): P
         done(err as Error);
       }
     };
-    const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), ms);
+    const last = () => api.requests.slice(-8).map((r) => `${r.user} ${r.method} ${r.url.split('?')[0]} ${r.code}`).join('; ');
+    const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}; last requests: ${last()}`)), ms);
     api.events.on('request', onRequest);
     onRequest();
   });
