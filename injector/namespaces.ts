@@ -130,27 +130,11 @@ export class NamespaceWatchCache implements TenantResolver {
     return this.#running;
   }
 
-  /** Whether the initial list has completed. */
-  get synced(): boolean {
-    return this.#running.synced;
-  }
-
   /** Starts listing and watching in the background. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
     this.#running.start();
-  }
-
-  /** Resolves once the cache has synced (true), or after `timeoutMs` (false). */
-  async waitForSync(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
-    try {
-      return await Promise.race([this.#running.whenSynced.then(() => true), late]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async resolve(namespace: string, signal: AbortSignal): Promise<TenantLookup> {

@@ -84,7 +84,7 @@ test('namespaces: tenant from the label after the initial list, else the namespa
   ]);
   const cache = cacheOn(t, api);
   cache.start();
-  assert.equal(await cache.waitForSync(5_000), true);
+  await cache.namespaces.whenSynced;
   assert.deepEqual(await cache.resolve('team-a', signal()), { tenant: 'acme', source: 'label', allowOptOut: false });
   assert.deepEqual(await cache.resolve('team-b', signal()), { tenant: 'team-b', source: 'namespace', allowOptOut: false });
   assert.deepEqual(await cache.resolve('team-open', signal()), { tenant: 'team-open', source: 'namespace', allowOptOut: true });
