@@ -386,3 +386,39 @@ test('controller: `tenant-dns injector --kubeconfig` runs it; on SIGTERM it rele
   assert.equal(holder(), '', 'released on shutdown');
   assert.ok(child.stderr().includes('"msg":"controller started"'), child.stderr());
 });
+
+test('controller: a new invalid object holds the layer it would change (the ConfigMap there keeps serving); a ConfigMap of that name made by hand is taken over', async (t) => {
+  const api = await startApi(t, { 'team-a': injected('acme'), 'team-b': injected('acme') });
+  // What a namespace had before the controller: a hand-made tenant ConfigMap, without the controller's labels.
+  api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'tenant-dns-policy', namespace: 'team-a' }, data: { 'policy.yaml': 'old: hand-made\n' } });
+  await applyBaseline(api);
+  const { plane, registry } = await startPlane(t, api);
+  await until(api, 'the first render', () => rendered(api)() && api.get('configmaps', 'tenant-dns-policy', 'team-b') !== undefined);
+  await plane.controller.idle();
+  // Taken over: the controller's labels and content replace the hand-made ConfigMap.
+  const taken = api.get('configmaps', 'tenant-dns-policy', 'team-a')!;
+  assert.equal((taken.metadata as any).labels['app.kubernetes.io/managed-by'], 'tenant-dns-controller');
+  assert.deepEqual(policyOf(api, 'team-a', 'tenant-dns-policy').spec.rules.map((r: any) => r.name), ['no-ads']);
+  // A new DNSPolicy in team-b that was never accepted: team-b's tenant layer is held, its ConfigMap left as it is.
+  const before = api.get('configmaps', 'tenant-dns-policy', 'team-b')!;
+  const tenant = as(api, TENANT_USER);
+  await tenant.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: 'team-b',
+    plural: 'dnspolicies',
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'DNSPolicy', metadata: { name: 'broken', namespace: 'team-b' }, spec: { rules: [{ name: 'x', action: 'deny', names: ['not a name'] }] } },
+  });
+  await until(api, 'Accepted=False', () => accepted(api.get('dnspolicies', 'broken', 'team-b'))?.status === 'False');
+  await plane.controller.idle();
+  assert.deepEqual(api.get('configmaps', 'tenant-dns-policy', 'team-b'), before, 'the held layer is not written: the ConfigMap there keeps serving');
+  assert.match(accepted(api.get('dnspolicies', 'broken', 'team-b')).message, /spec\.rules\[0\]\.names\[0\]/);
+  assert.match(await registry.metrics(), /tenant_dns_controller_held_layers 1/);
+  // Fixed: the layer is rendered and nothing is held.
+  const broken = await tenant.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'team-b', plural: 'dnspolicies', name: 'broken' });
+  broken.spec.rules[0].names = ['fixed.example'];
+  await tenant.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'team-b', plural: 'dnspolicies', name: 'broken', body: broken });
+  await until(api, 'the fixed layer rendered', () => policyOf(api, 'team-b', 'tenant-dns-policy')?.spec.rules?.[0]?.names[0] === 'fixed.example');
+  await plane.controller.idle();
+  assert.match(await registry.metrics(), /tenant_dns_controller_held_layers 0/);
+});
