@@ -52,13 +52,15 @@ export interface PolicyControllerOptions {
   readonly backoffMs?: number;
   /** Backoff of the informers after an error, in ms. Default 1 000. */
   readonly informerBackoffMs?: number;
+  /** This replica's identity in the Events it records (`reportingInstance`). Default: the host name. */
+  readonly identity?: string;
 }
 
 type Condition = { type: string; status: string; reason: string; message: string; observedGeneration?: number; lastTransitionTime: string };
 
 /** The status an object gets for its render outcome; `lastTransitionTime` kept while the condition's status stays. */
 export function desiredStatus(s: ObjectStatus, current: unknown, now: Date): JsonObject {
-  const old = (Array.isArray(obj(current)?.conditions) ? (obj(current)!.conditions as unknown[]) : []).map(obj).find((c) => c?.type === ACCEPTED_CONDITION);
+  const old = acceptedOf(current);
   const status = s.accepted ? 'True' : 'False';
   const condition: Condition = {
     type: ACCEPTED_CONDITION,
@@ -69,6 +71,12 @@ export function desiredStatus(s: ObjectStatus, current: unknown, now: Date): Jso
     lastTransitionTime: old?.status === status && typeof old.lastTransitionTime === 'string' ? old.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, 'Z'),
   };
   return { ...(s.generation === undefined ? {} : { observedGeneration: s.generation }), conditions: [condition], namespaces: s.namespaces };
+}
+
+/** The Accepted condition of a status, if any. */
+function acceptedOf(status: unknown): JsonObject | undefined {
+  const conditions = obj(status)?.conditions;
+  return (Array.isArray(conditions) ? conditions : []).map(obj).find((c) => c?.type === ACCEPTED_CONDITION);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -311,8 +319,45 @@ export class PolicyController {
         if (apiStatus(err) === 409) reread = true;
         throw err;
       }
+      void this.#event(kind, current, status, s);
       return 'updated';
     });
+  }
+
+  /**
+   * Records a core/v1 Event on the object when its Accepted condition turns
+   * False (or its reason or message change while False), and when it turns
+   * True again: `kubectl describe` shows why. Best effort: a failure is logged.
+   * Events of cluster-scoped objects go to the `default` namespace, as
+   * kubectl looks for them there.
+   */
+  async #event(kind: string, object: JsonObject, status: JsonObject, s: ObjectStatus): Promise<void> {
+    const was = acceptedOf(object.status);
+    const now = acceptedOf(status)!;
+    const changed = was?.status !== now.status || (now.status === 'False' && (was?.reason !== now.reason || was?.message !== now.message));
+    if (!changed || (now.status === 'True' && was === undefined)) return;
+    const meta = obj(object.metadata) ?? {};
+    const time = new Date();
+    try {
+      await this.#core.createNamespacedEvent({
+        namespace: s.namespace ?? 'default',
+        body: {
+          metadata: { generateName: `${s.name}.`, namespace: s.namespace ?? 'default' },
+          involvedObject: { apiVersion: String(object.apiVersion), kind, name: s.name, namespace: s.namespace, uid: String(meta.uid ?? ''), resourceVersion: String(meta.resourceVersion ?? '') },
+          type: now.status === 'True' ? 'Normal' : 'Warning',
+          reason: String(now.reason),
+          message: String(now.message).slice(0, 1024),
+          source: { component: RENDERED_MANAGED_BY },
+          reportingComponent: RENDERED_MANAGED_BY,
+          reportingInstance: this.#o.identity ?? hostname(),
+          firstTimestamp: time,
+          lastTimestamp: time,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      this.#o.log?.('warn', 'recording an event failed', { kind, name: s.name, namespace: s.namespace, status: apiStatus(err), error: firstLine(err) });
+    }
   }
 }
 
@@ -353,7 +398,7 @@ export function startControlPlane(opts: ControlPlaneOptions): ControlPlane {
     log: opts.log,
   });
   opts.metrics.leader.set(0);
-  controller = new PolicyController({ ...opts, isLeader: () => elector.isLeader });
+  controller = new PolicyController({ ...opts, identity: elector.identity, isLeader: () => elector.isLeader });
   controller.start();
   elector.start();
   return {

@@ -205,6 +205,12 @@ test('controller: a changed DNSPolicy re-renders; an invalid one gets Accepted=F
   await plane.controller.idle();
   assert.deepEqual(policyOf(api, 'team-a', 'tenant-dns-policy'), good, 'the last good policy keeps serving (only the header comment says it is the last accepted spec)');
   assert.match(String((api.get('configmaps', 'tenant-dns-policy', 'team-a')!.data as any)['policy.yaml']), /DNSPolicy\/web@last-accepted/);
+  // kubectl describe shows why: a Warning Event on the object (none while it was accepted).
+  const events = () => api.list('events', 'team-a').filter((e: any) => e.involvedObject?.kind === 'DNSPolicy' && e.involvedObject?.name === 'web') as any[];
+  await until(api, 'the Warning event', () => events().length > 0);
+  assert.deepEqual(events().map((e) => [e.type, e.reason, e.source.component]), [['Warning', 'Invalid', 'tenant-dns-controller']]);
+  assert.match(events()[0].message, /spec\.rules\[1\]\.names\[1\]/);
+  validateK8sObject(events()[0]);
 });
 
 test('controller: labelling a namespace for a tenant re-renders the isolation list of that tenant\'s namespaces', async (t) => {

@@ -114,6 +114,7 @@ test('deploy: the injector Deployment is highly available, probed and restricted
     { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
     { apiGroups: ['tenant-dns.io'], resources: ['dnspolicies', 'clusterdnspolicies'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: ['tenant-dns.io'], resources: ['dnspolicies/status', 'clusterdnspolicies/status'], verbs: ['update', 'patch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ]);
   const binding = find(objs, 'ClusterRoleBinding');
   assert.deepEqual(binding.subjects[0], { kind: 'ServiceAccount', name: pod.spec.serviceAccountName, namespace: 'tenant-dns-system' });
