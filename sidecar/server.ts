@@ -3,6 +3,8 @@
  * logic lives here: routing is route/, groups are upstream/groups.ts,
  * failures are pipeline/failures.ts, binding is listener/bind.ts.
  */
+import { autopathSearch } from './autopath/search.ts';
+import { createAutopathStage } from './autopath/stage.ts';
 import { CacheStage } from './cache/stage.ts';
 import { clusterZones } from './config/cluster.ts';
 import type { SidecarConfig } from './config/schema.ts';
@@ -19,7 +21,7 @@ import { PolicyManager, type ReloadResult } from './policy/manager.ts';
 import { createSplitStage, innerResolver } from './policy/split.ts';
 import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
-import { randomBytes } from './runtime/builtins.ts';
+import { randomBytes, readFileSync } from './runtime/builtins.ts';
 import { showUrl } from './redact.ts';
 import { compactHeapAfterStartup } from './runtime/heap.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
@@ -108,8 +110,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const forward = forwardStage({ groups, loopTag });
   const router = new Router(policy, zones);
   const failures = failurePath({ log, now: options.clock, count: (code) => telemetry.metrics.pipeline.failed(code) });
+  const autopath = autopathSearch(config, (path) => readFileSync(path, 'utf8'));
   const stages = {
     metrics: telemetry.stage,
+    ...(autopath.search ? { autopath: createAutopathStage({ search: autopath.search, router, metrics: telemetry.metrics.autopath }) } : {}),
     policy: createPolicyStage(router),
     // Split-zone CNAME targets go through the cache and the forwarder only.
     split: createSplitStage(innerResolver(chain({ cache, forward }))),
@@ -148,6 +152,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     metrics: telemetry.metricsAddress ? formatHostPort(telemetry.metricsAddress) : null,
     admin: telemetry.adminAddress ? formatHostPort(telemetry.adminAddress) : null,
     logQueries: config.logQueries,
+    autopath: autopath.search ? { search: autopath.search.domains.map((d) => d.name), ndots: autopath.search.ndots, from: autopath.source } : null,
   });
   const cancelCompaction = compactHeapAfterStartup((c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }));
 
