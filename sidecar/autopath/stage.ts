@@ -128,6 +128,8 @@ export function createAutopathStage(options: AutopathOptions): Stage {
     for (let i = 0; i < list.length; i++) {
       const c = list[i]!;
       const cctx = candidateContext(ctx, c, q.qtype, router);
+      // AAAA: A first, so a name that does not exist reaches the upstream once, not once per type.
+      const probe = q.qtype === RRType.AAAA ? await attempt(next, candidateContext(ctx, c, RRType.A, router)) : undefined;
       const out = await attempt(next, cctx);
       // An error, a drop, REFUSED, SERVFAIL: the libcs differ (glibc walks on past SERVFAIL, musl stops);
       // the client walks on by itself and meets it.
@@ -147,7 +149,7 @@ export function createAutopathStage(options: AutopathOptions): Stage {
         // NODATA for this type: the client stops here only when the other address family has data
         // (glibc walks on past NODATA for both, musl stops): else the client walks on by itself.
         const otherType = q.qtype === RRType.A ? RRType.AAAA : RRType.A;
-        const other = await attempt(next, candidateContext(ctx, c, otherType, router));
+        const other = probe ?? (await attempt(next, candidateContext(ctx, c, otherType, router)));
         let otherHasData = false;
         if (other?.kind === 'reply' && other.rcode === RCode.NOERROR) {
           try {
@@ -187,6 +189,14 @@ export function createAutopathStage(options: AutopathOptions): Stage {
       if (ctx.internal || (q.qtype !== RRType.A && q.qtype !== RRType.AAAA) || q.qclass !== CLASS_IN || (q.flags & Flags.RD) === 0) return next(ctx);
       const walk = walkOf(search, ctx.wire, q);
       if (walk === undefined) return next(ctx);
+      if (q.qtype === RRType.AAAA) {
+        // The A question for the same name first (the client's own A query in flight is joined, not
+        // repeated): when the name does not exist, the cache answers this AAAA from that NXDOMAIN.
+        const asked = { name: q.qname, wire: ctx.wire.subarray(HEADER_LENGTH, q.questionEnd - 4) };
+        return attempt(next, candidateContext(ctx, asked, RRType.A, router))
+          .then(() => next(ctx))
+          .then((o) => (o.kind === 'reply' && o.rcode === RCode.NXDOMAIN ? walkOn(ctx, next, walk, o) : counted('first', o)));
+      }
       const first = next(ctx);
       if (isPending(first)) return first.then((o) => (o.kind === 'reply' && o.rcode === RCode.NXDOMAIN ? walkOn(ctx, next, walk, o) : counted('first', o)));
       return first.kind === 'reply' && first.rcode === RCode.NXDOMAIN ? walkOn(ctx, next, walk, first) : counted('first', first);
