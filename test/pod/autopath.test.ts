@@ -113,7 +113,11 @@ describe('pod: autopath gives glibc and musl the same answers with fewer queries
       before(async () => {
         const pod = (name: string, sidecarArgs: string[]) =>
           startPod({ after: (f) => teardowns.push(f) }, { name, annotations: { 'tenant-dns.io/ndots': String(ndots) }, policy: POLICY, sidecarArgs });
-        [on, off] = await Promise.all([pod(`autopath-${ndots}`, []), pod(`plain-${ndots}`, ['--autopath=false'])]);
+        // The autopath pod's sidecar cannot read a resolv.conf: it knows the search list and ndots from the
+        // --search and --ndots flags the injector wrote, the same values as the pod's dnsConfig.
+        [on, off] = await Promise.all([pod(`autopath-${ndots}`, ['--resolv-conf=/nonexistent/resolv.conf']), pod(`plain-${ndots}`, ['--autopath=false'])]);
+        assert.ok(on.sidecar.stderr().includes(`"autopath":{"search":["team-a.svc.cluster.local","svc.cluster.local","cluster.local"],"ndots":${ndots},"from":"flags"}`), 'autopath from the flags');
+        assert.ok(off.sidecar.stderr().includes('"autopath":null'), '--autopath=false switches it off');
       });
 
       test(`pod autopath ndots ${ndots}: every lookup gives the same result with and without autopath, never more queries, a repeat from the cache`, async (t) => {
