@@ -19,6 +19,7 @@ import { chain, compose } from './pipeline/compose.ts';
 import { failurePath } from './pipeline/failures.ts';
 import { PolicyManager, type ReloadResult } from './policy/manager.ts';
 import { createSplitStage, innerResolver } from './policy/split.ts';
+import { createFamiliesStage } from './policy/families.ts';
 import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
 import { randomBytes, readFileSync } from './runtime/builtins.ts';
@@ -115,6 +116,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     metrics: telemetry.stage,
     ...(autopath.search ? { autopath: createAutopathStage({ search: autopath.search, router, metrics: telemetry.metrics.autopath }) } : {}),
     policy: createPolicyStage(router),
+    families: createFamiliesStage(policy),
     // Split-zone CNAME targets go through the cache and the forwarder only.
     split: createSplitStage(innerResolver(chain({ cache, forward }))),
     cache,

@@ -12,6 +12,7 @@ import { CLASS_IN, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.
 import { expandRecords, scanReply } from '../dns/records.ts';
 import { synthesize } from '../dns/reply.ts';
 import { skipName } from '../dns/wire.ts';
+import { clientQuestion, questionName } from '../pipeline/context.ts';
 import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
 import type { Route } from '../route/classify.ts';
 import type { AutopathMetrics, AutopathResult } from './metrics.ts';
@@ -33,31 +34,9 @@ interface Candidate {
   readonly wire: Buffer;
 }
 
-/**
- * A client query for `c` of type `qtype`, as the client would have sent it:
- * its header (ID, RD, CD), its EDNS facts (DO), and a fresh classification,
- * so the candidate is decided, cached and coalesced exactly as the client's
- * own query for it would be.
- */
+/** The client's question for candidate `c` of type `qtype`, classified afresh. */
 function candidateContext(ctx: QueryContext, c: Candidate, qtype: number, router: AutopathOptions['router']): QueryContext {
-  const q = ctx.query;
-  const wire = Buffer.alloc(HEADER_LENGTH + c.wire.length + 4);
-  ctx.wire.copy(wire, 0, 0, 4);
-  wire.writeUInt16BE(1, 4);
-  c.wire.copy(wire, HEADER_LENGTH);
-  wire.writeUInt16BE(qtype, HEADER_LENGTH + c.wire.length);
-  wire.writeUInt16BE(q.qclass, HEADER_LENGTH + c.wire.length + 2);
-  const route = router.route(c.name);
-  return {
-    wire,
-    query: { ...q, qname: c.name, qtype, questionEnd: wire.length, loopTagOffset: -1 },
-    proto: ctx.proto,
-    signal: ctx.signal,
-    startedAt: ctx.startedAt,
-    route,
-    decision: route.evaluation.decision,
-    internal: false,
-  };
+  return clientQuestion(ctx, c.name, c.wire, qtype, router.route(c.name));
 }
 
 /** What the walk learned from one candidate's NOERROR reply. */
@@ -192,7 +171,7 @@ export function createAutopathStage(options: AutopathOptions): Stage {
       if (q.qtype === RRType.AAAA) {
         // The A question for the same name first (the client's own A query in flight is joined, not
         // repeated): when the name does not exist, the cache answers this AAAA from that NXDOMAIN.
-        const asked = { name: q.qname, wire: ctx.wire.subarray(HEADER_LENGTH, q.questionEnd - 4) };
+        const asked = { name: q.qname, wire: questionName(ctx) };
         return attempt(next, candidateContext(ctx, asked, RRType.A, router))
           .then(() => next(ctx))
           .then((o) => (o.kind === 'reply' && o.rcode === RCode.NXDOMAIN ? walkOn(ctx, next, walk, o) : counted('first', o)));

@@ -186,6 +186,15 @@ export const PolicySpecSchema = Type.Object(
       description: `Forward zones, at most ${POLICY_CAPS.forwardZones} (each is an upstream group with its own metric series).`,
     }),
     serviceDiscovery: Type.Optional(ServiceDiscoverySchema),
+    ipFamilies: Type.Optional(
+      Type.Array(Type.Union([Type.Literal('IPv4'), Type.Literal('IPv6')]), {
+        minItems: 1,
+        maxItems: 2,
+        uniqueItems: true,
+        description:
+          'The address families the pods use, as a Service\'s spec.ipFamilies: [IPv4] answers AAAA questions in the pod (NODATA with an SOA, NXDOMAIN only when the name does not exist), [IPv6] likewise A; unset: both. The platform\'s, when set, wins over the tenant\'s.',
+      }),
+    ),
   },
   { additionalProperties: false, default: {} },
 );

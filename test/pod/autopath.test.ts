@@ -174,3 +174,32 @@ describe('pod: autopath gives glibc and musl the same answers with fewer queries
     });
   }
 });
+
+describe('pod: an IPv4-only tenant (spec.ipFamilies: [IPv4]) never forwards AAAA', { skip }, () => {
+  const teardowns: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const f of teardowns.reverse()) await f();
+  });
+  let pod: Pod;
+  let musl: string;
+  before(async () => {
+    musl = await muslProbe();
+    pod = await startPod({ after: (f) => teardowns.push(f) }, { name: 'ipv4-only', policy: `${POLICY}  ipFamilies: [IPv4]\n` });
+  });
+
+  test('pod ipFamilies: glibc and musl get the IPv4 addresses of dual-stack names, "not found" for missing ones; no AAAA leaves the pod', async () => {
+    for (const libc of ['glibc', 'musl'] as const) {
+      const kafka = await lookUp(pod, libc, KAFKA.name(libc), musl);
+      assert.equal(kafka.ok, true, kafka.result);
+      assert.ok(kafka.result.includes(HostAnswers.brokerA) && !kafka.result.includes(HostAnswers.brokerAaaa), kafka.result);
+      const svc = await lookUp(pod, libc, `web-${libc}`, musl);
+      assert.ok(svc.ok && svc.result.includes(HostAnswers.serviceA), svc.result);
+      const missing = await lookUp(pod, libc, `nope-${libc}.example.org`, musl);
+      assert.equal(missing.ok, false, missing.result);
+      assert.match(missing.result, libc === 'glibc' ? /^exit 2\n$/ : /EAI_NONAME/);
+    }
+    assert.deepEqual(pod.hostQueries().filter((q) => q.type === 'AAAA' && !isBarrier(q.name)), []);
+    const aaaa = pod.queryLog().filter((l) => l.qtype === 'AAAA');
+    assert.ok(aaaa.length >= 6 && aaaa.every((l) => l.rcode === 'NOERROR' || l.rcode === 'NXDOMAIN'), JSON.stringify(aaaa.map((l) => l.rcode)));
+  });
+});

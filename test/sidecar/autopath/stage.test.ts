@@ -6,28 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as packet from 'dns-packet';
-import { Registry } from 'prom-client';
-import { AutopathMetrics } from '../../../sidecar/autopath/metrics.ts';
+import type { Registry } from 'prom-client';
 import { autopathSearch, parseResolvSearch, searchConfig, type SearchConfig } from '../../../sidecar/autopath/search.ts';
-import { createAutopathStage } from '../../../sidecar/autopath/stage.ts';
-import { CacheStage } from '../../../sidecar/cache/stage.ts';
-import { RCode } from '../../../sidecar/dns/constants.ts';
-import { synthesize, type SynthRecord } from '../../../sidecar/dns/reply.ts';
-import { readQuery } from '../../../sidecar/dns/wire.ts';
-import { compose } from '../../../sidecar/pipeline/compose.ts';
-import type { Outcome, QueryContext, Stage } from '../../../sidecar/pipeline/stage.ts';
-import { syntheticSoa } from '../../../sidecar/policy/stage.ts';
-import { createPolicyStage } from '../../../sidecar/policy/stage.ts';
-import { createSplitStage } from '../../../sidecar/policy/split.ts';
-import { Router } from '../../../sidecar/route/classify.ts';
-import { compiled, decode } from '../policy/helpers.ts';
+import { pipelineBed, type Bed, type Table } from '../../helpers/pipeline-bed.ts';
 
 const SEARCH = ['team-a.svc.cluster.local', 'svc.cluster.local', 'cluster.local'];
-const ZONES = ['cluster.local', 'in-addr.arpa', 'ip6.arpa'];
-
-/** name → type → records; a name absent is NXDOMAIN, a type absent NODATA. */
-type Table = Record<string, Partial<Record<'A' | 'AAAA', string>>>;
 
 const TABLE: Table = {
   'web.team-a.svc.cluster.local': { A: '198.51.100.80' },
@@ -42,60 +25,8 @@ const POLICY = `rules:
   - { name: no-team-c, action: deny, names: ["*.team-c.svc.cluster.local"] }
 `;
 
-/** A forward stage answering from {@link TABLE}: NXDOMAIN with an SOA (minimum 30) for names it lacks. */
-function tableForward(asked: string[], fail?: (name: string) => boolean): Stage {
-  return {
-    name: 'forward',
-    async handle(ctx: QueryContext): Promise<Outcome> {
-      const q = ctx.query;
-      const type = q.qtype === 28 ? 'AAAA' : 'A';
-      asked.push(`${q.qname} ${type}`);
-      if (fail?.(q.qname)) throw new Error('upstream down');
-      const entry = TABLE[q.qname];
-      const soa = [syntheticSoa(q.qname.split('.').slice(-2).join('.'), 30)];
-      let body: Buffer;
-      let rcode: number = RCode.NOERROR;
-      if (entry === undefined) body = synthesize(ctx.wire, q, { rcode: (rcode = RCode.NXDOMAIN), authorities: soa });
-      else if (entry[type] === undefined) body = synthesize(ctx.wire, q, { rcode, authorities: soa });
-      else body = synthesize(ctx.wire, q, { rcode, answers: [{ name: q.qname, type, class: 'IN', ttl: 60, data: entry[type] } as SynthRecord] });
-      return { kind: 'reply', body, rcode, source: 'upstream', reason: 'default' };
-    },
-  };
-}
-
-interface Bed {
-  ask(name: string, type?: 'A' | 'AAAA' | 'TXT', opts?: { rd?: boolean; klass?: 'IN' | 'CH' }): Promise<{ reply: ReturnType<typeof decode>; outcome: Outcome; raw: Buffer }>;
-  asked: string[];
-  metrics: Registry;
-}
-
 function bed(search: SearchConfig | null = searchConfig(SEARCH, 5)!, fail?: (name: string) => boolean): Bed {
-  const asked: string[] = [];
-  const policy = compiled(POLICY);
-  const router = new Router({ current: policy }, ZONES);
-  const registry = new Registry();
-  const cache = new CacheStage({ config: { maxEntries: 1000, maxBytes: 1 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3600, clusterNegativeMaxTtl: 5, staleMaxAge: 0, staleMaxPerSecond: 0, staleAnswerTimeoutMs: 0 } });
-  const chain = compose(
-    {
-      ...(search ? { autopath: createAutopathStage({ search, router, metrics: new AutopathMetrics(registry) }) } : {}),
-      policy: createPolicyStage(router),
-      split: createSplitStage(async () => Buffer.alloc(0)),
-      cache,
-      forward: tableForward(asked, fail),
-    },
-    () => {},
-  );
-  return {
-    asked,
-    metrics: registry,
-    async ask(name, type = 'A', opts = {}) {
-      const wire = packet.encode({ id: 7, type: 'query', flags: opts.rd === false ? 0 : packet.RECURSION_DESIRED, questions: [{ name, type, class: opts.klass ?? 'IN' } as packet.Question] });
-      const q = readQuery(wire).query!;
-      const route = router.route(q.qname);
-      const outcome = await chain({ wire, query: q, proto: 'udp', signal: new AbortController().signal, startedAt: 0, route, decision: route.evaluation.decision, internal: false });
-      return { reply: decode(outcome.body), outcome, raw: outcome.body };
-    },
-  };
+  return pipelineBed({ table: TABLE, policy: POLICY, ...(search ? { search } : {}), ...(fail ? { fail } : {}) });
 }
 
 async function counter(registry: Registry, name: string, labels = ''): Promise<number> {
