@@ -108,7 +108,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   // A random tag per process marks the sidecar's upstream queries, so one that a misconfigured upstream
   // sends back to the sidecar is recognized and answered SERVFAIL instead of going round again.
   const loopTag = randomBytes(LOOP_TAG_LENGTH);
-  const forward = forwardStage({ groups, loopTag });
+  const forward = forwardStage({ groups, loopTag, ...(config.clusterSpecNamesOnly ? { specNamesOnly: zones[0]! } : {}) });
   const router = new Router(policy, zones);
   const failures = failurePath({ log, now: options.clock, count: (code) => telemetry.metrics.pipeline.failed(code) });
   const autopath = autopathSearch(config, (path) => readFileSync(path, 'utf8'));

@@ -64,6 +64,11 @@ export const SidecarConfigSchema = Type.Object(
     podLabels: Type.Optional(Type.String({ minLength: 1, description: "Path of the pod's labels (downward API format key=\"value\" per line), for rule podSelectors." })),
     clusterDomain: Type.String({ minLength: 1, default: 'cluster.local', description: 'The cluster domain, sent to the cluster DNS.' }),
     clusterReverseZones: Type.Array(Type.String({ minLength: 1, description: 'zone' }), { default: ['in-addr.arpa', 'ip6.arpa'], description: 'Reverse zones sent to the cluster DNS.' }),
+    clusterSpecNamesOnly: Type.Boolean({
+      default: false,
+      description:
+        "Answer NXDOMAIN in the pod, without asking the cluster DNS, for names below <ns>.svc.<cluster domain> that the Kubernetes DNS specification cannot produce (more labels than service, hostname.service or _port._proto.service). Off by default: clusters that add their own records there (CoreDNS template or rewrite rules) would lose them.",
+    }),
     clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns. Without it, cluster-zone names are answered NXDOMAIN locally.')),
     upstream: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), {
       default: [],
