@@ -168,6 +168,10 @@ describe('pod: autopath gives glibc and musl the same answers with fewer queries
           if (ndots === 5 || ndots === 7) {
             const svc = seen.get(`Service \`svc.ns\`/${libc}`)!;
             assert.equal(svc.on.sent, 2, `${libc}: svc.ns of another namespace takes one query per type with autopath`);
+            // Every name NXDOMAIN: the client still walks, and its own queries after the answer are cache hits:
+            // each expansion reached kube-dns once, the name itself the DoT upstream once.
+            const nope = seen.get(`external, no such name/${libc}`)!;
+            assert.deepEqual({ sent: nope.on.sent, cluster: nope.on.cluster, dot: nope.on.dot }, { sent: 8, cluster: 3, dot: 1 }, libc);
           }
         }
       });
