@@ -1,7 +1,7 @@
 /**
  * The tenant-dns command line: builds the commander program and registers
  * every command from here, above the folders that implement them: `sidecar`,
- * `policy` and `capture` from sidecar/, `injector` and `inject` from injector/. So
+ * `policy` and `capture` from sidecar/, `injector`, `inject` and `render` from injector/. So
  * neither folder imports the other (test/meta/imports.test.ts).
  *
  * Start-up cost: `tenant-dns sidecar` loads only what it uses. The injector's

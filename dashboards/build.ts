@@ -445,7 +445,7 @@ export const ALERTS: readonly AlertRule[] = [
     labels: { severity: 'warning' },
     annotations: {
       summary: 'The DNS policy of tenant {{ $labels.tenant }} failed to reload in pod {{ $labels.namespace }}/{{ $labels.pod }}.',
-      description: 'The sidecar keeps serving the previous policy. Validate the tenant ConfigMap with `tenant-dns policy validate`; the sidecar log says which field is wrong.',
+      description: 'The sidecar keeps serving the previous policy. Validate the tenant ConfigMap with `npx tenant-dns policy validate` (from a checkout); the sidecar log says which field is wrong.',
     },
   },
   {
@@ -463,14 +463,78 @@ export const ALERTS: readonly AlertRule[] = [
   },
 ];
 
+/**
+ * The 99th percentile of the time the injector takes to answer the API
+ * server's admission requests (both webhooks, waiting for an admission slot
+ * included), per injector namespace: the quantity the latency alert compares.
+ */
+export const INJECTOR_ADMISSION_P99 =
+  'histogram_quantile(0.99, sum by (namespace, le) (rate(tenant_dns_injector_request_duration_seconds_bucket{path=~"/mutate|/validate"}[5m])))';
+
+/** Seconds within which an expiring serving certificate alerts: 7 days (cert-manager renews at 2/3 of the lifetime, 30 days before the end in deploy/). */
+export const INJECTOR_CERT_WARNING_SECONDS = 7 * 86_400;
+
+/**
+ * The alert rules on the injector's own series (group `tenant-dns-injector`,
+ * scraped by deploy/monitoring/injector-podmonitor.yaml). They group by the
+ * injector's namespace (and pod or webhook); the injector's series carry no tenant.
+ */
+export const INJECTOR_ALERTS: readonly AlertRule[] = [
+  {
+    alert: 'TenantDnsInjectorAdmissionErrors',
+    // BAD_REQUEST and TOO_LARGE are bodies the API server never sends: any pod can reach the port (deploy/README.md, section 5).
+    expr:
+      'sum by (namespace, webhook) (rate(tenant_dns_injector_admissions_total{result="error", reason!~"BAD_REQUEST|TOO_LARGE"}[5m]))\n' +
+      '  / sum by (namespace, webhook) (rate(tenant_dns_injector_admissions_total[5m])) > 0.01',
+    for: '5m',
+    labels: { severity: 'critical' },
+    annotations: {
+      summary: 'More than 1 % of {{ $labels.webhook }} admissions fail in the tenant-dns injector ({{ $labels.namespace }}).',
+      description:
+        'Error ratio {{ $value | humanizePercentage }}. Each such pod was denied (failureMode deny) or admitted without its sidecar or checks (allow); ' +
+        'reason OVERLOADED means 429s: too many admissions at once. The injector log names the pods and the error code (tenant_dns_injector_admissions_total{result="error"} by reason).',
+    },
+  },
+  {
+    alert: 'TenantDnsInjectorAdmissionSlow',
+    expr: `${INJECTOR_ADMISSION_P99} > 1`,
+    for: '10m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'The tenant-dns injector in {{ $labels.namespace }} takes more than 1 s to answer 1 % of admissions.',
+      description:
+        'p99 {{ $value | humanizeDuration }}. The webhooks time out after 5 s, and then the pod is not created (the webhooks fail closed). ' +
+        'Look at the injector pods\' CPU throttling and tenant_dns_injector_admissions_waiting, and at the namespace lookups (tenant_dns_injector_tenant_lookups_total{source="fallback"}).',
+    },
+  },
+  {
+    alert: 'TenantDnsInjectorCertificateExpiring',
+    expr: `min by (namespace, pod) (tenant_dns_injector_certificate_expiry_timestamp_seconds) - time() < ${INJECTOR_CERT_WARNING_SECONDS}`,
+    for: '15m',
+    labels: { severity: 'critical' },
+    annotations: {
+      summary: 'The serving certificate of tenant-dns injector {{ $labels.namespace }}/{{ $labels.pod }} expires in {{ $value | humanizeDuration }}.',
+      description:
+        'When it expires the API server cannot call the webhooks and no pod starts in injected namespaces. cert-manager renews 30 days before the end: ' +
+        'check the Certificate tenant-dns-injector (kubectl describe certificate); without cert-manager, re-run deploy/scripts/gen-certs.sh. ' +
+        'The injector re-reads the Secret by itself (tenant_dns_injector_cert_reloads_total{result="error"} counts renewals it could not load).',
+    },
+  },
+];
+
 /** Every PromQL expression of the dashboard, with its panel's title. */
 export function panelQueries(): { panel: string; expr: string; instant: boolean }[] {
   return ROWS.flatMap((r) => r.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr, instant: t.instant ?? false }))));
 }
 
-/** The Prometheus rules file (`groups:`). */
+/** The Prometheus rules file (`groups:`): the sidecars' alerts (`tenant-dns`) and the injector's (`tenant-dns-injector`). */
 export function rulesFile(): { groups: { name: string; rules: AlertRule[] }[] } {
-  return { groups: [{ name: 'tenant-dns', rules: ALERTS.map((a) => ({ ...a })) }] };
+  return {
+    groups: [
+      { name: 'tenant-dns', rules: ALERTS.map((a) => ({ ...a })) },
+      { name: 'tenant-dns-injector', rules: INJECTOR_ALERTS.map((a) => ({ ...a })) },
+    ],
+  };
 }
 
 /** The same rules as a Prometheus Operator PrometheusRule. */

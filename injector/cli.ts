@@ -1,6 +1,7 @@
 /**
  * The injector's subcommands: `tenant-dns injector` (the admission webhook
- * server) and `tenant-dns inject` (offline injection of manifests).
+ * server), `tenant-dns inject` (offline injection of manifests) and
+ * `tenant-dns render` (offline rendering of policy objects into ConfigMaps).
  */
 import { InvalidArgumentError, type Command } from 'commander';
 
@@ -11,7 +12,7 @@ function positiveInt(v: string): number {
 }
 
 /**
- * Adds `injector` and `inject` to `program`. A failing command sets `process.exitCode`.
+ * Adds `injector`, `inject` and `render` to `program`. A failing command sets `process.exitCode`.
  * Their code (and node:https, node:tls) loads when one of them runs, not when the sidecar starts.
  */
 export function registerInjectorCommands(program: Command): void {
@@ -51,6 +52,21 @@ export function registerInjectorCommands(program: Command): void {
     .action(async (opts: { filename: string; config?: string; namespace: string; tenant?: string; output?: string }) => {
       const { runInjectCommand } = await import('./inject-cli.ts');
       const code = runInjectCommand(opts);
+      if (code !== 0) process.exitCode = code;
+    });
+
+  program
+    .command('render')
+    .description(
+      'Render ClusterDNSPolicy, DNSPolicy and Namespace objects offline into the policy ConfigMaps the controller would write (YAML on stdout), or print why an object would not be accepted (FILE:LINE: field: message, exit 1).',
+    )
+    .requiredOption('-f, --filename <files...>', 'YAML files (multi-document, Lists too), or - for stdin; repeatable')
+    .option('--config <file>', 'injector configuration YAML (ConfigMap names, tenant label, excluded namespaces, cluster domain)')
+    .option('-n, --namespace <namespace>', 'namespace for DNSPolicies that do not name one', 'default')
+    .option('-o, --output <file>', 'write the result here instead of stdout')
+    .action(async (opts: { filename: string[]; config?: string; namespace: string; output?: string }) => {
+      const { runRenderCommand } = await import('./render-cli.ts');
+      const code = runRenderCommand(opts);
       if (code !== 0) process.exitCode = code;
     });
 }

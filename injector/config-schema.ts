@@ -8,7 +8,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { HostPort } from '../sidecar/config/schema.ts';
-import { DEFAULT_TENANT_POLICY_CONFIG_MAP, Keys, SIDECAR_METRICS_PORT } from './names.ts';
+import { DEFAULT_PLATFORM_POLICY_CONFIG_MAP, DEFAULT_TENANT_POLICY_CONFIG_MAP, Keys, SIDECAR_METRICS_PORT } from './names.ts';
 
 /** Compute resources of the sidecar container (Kubernetes quantities). */
 export const ResourcesSchema = Type.Object(
@@ -29,8 +29,14 @@ export const InjectorConfigSchema = Type.Object(
     clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns, e.g. 10.96.0.10:53.')),
     upstreams: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://' }), { default: [], description: 'Default upstream URLs, tried in order.' }),
     bootstrap: Type.Array(Type.String({ pattern: '^[^=\\s]+=[0-9a-fA-F:.]+$' }), { default: [], description: 'host=IP pairs used to reach DoH/DoT upstreams without DNS.' }),
-    platformPolicyConfigMap: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: "ConfigMap (in the pod's namespace) with the platform policy under key policy.yaml; mounted and passed as --platform-policy." })),
-    tenantPolicyConfigMap: Type.String({ minLength: 1, maxLength: 253, default: DEFAULT_TENANT_POLICY_CONFIG_MAP, description: "The tenant's policy ConfigMap (key policy.yaml), mounted optional." }),
+    platformPolicyConfigMap: Type.String({
+      minLength: 1,
+      maxLength: 253,
+      default: DEFAULT_PLATFORM_POLICY_CONFIG_MAP,
+      description:
+        "The platform policy layer's ConfigMap (in the pod's namespace, key policy.yaml, rendered by the controller): always mounted, not optional (a pod does not start without it), passed as --platform-policy.",
+    }),
+    tenantPolicyConfigMap: Type.String({ minLength: 1, maxLength: 253, default: DEFAULT_TENANT_POLICY_CONFIG_MAP, description: "The tenant policy layer's ConfigMap (key policy.yaml, rendered by the controller), mounted optional: a namespace without one resolves with the platform layer only." }),
     resources: ResourcesSchema,
     nodeOptions: Type.String({
       default: '--max-old-space-size=48 --max-semi-space-size=2',

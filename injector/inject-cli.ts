@@ -17,6 +17,13 @@ import { InjectorError, InjectorErrorCodes } from './errors.ts';
 import { obj, type JsonObject } from './json.ts';
 import { mutatePod } from './mutate.ts';
 import { isTenantName } from './namespaces.ts';
+import { sidecarArgs } from './sidecar-spec.ts';
+import { buildConfig, optionKey } from '../sidecar/config/flags.ts';
+import { upstreamsFromResolvConf } from '../sidecar/config/resolv.ts';
+import { SIDECAR_FLAGS } from '../sidecar/config/schema.ts';
+import { describeError } from '../sidecar/errors.ts';
+import { parseHostPort } from '../sidecar/listener/address.ts';
+import { checkLoops } from '../sidecar/upstream/from-config.ts';
 
 /** Where the pod template sits, by kind. */
 export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
@@ -122,6 +129,46 @@ export function injectManifests(text: string, opts: InjectOptions): InjectReport
   return { output: parts.join('---\n'), events };
 }
 
+/**
+ * Why an injected sidecar would not start with `config`, or undefined when it
+ * would: the sidecar's own start-up checks run on the arguments the injector
+ * writes, with the resolv.conf the injector gives the pod (its one nameserver
+ * is the sidecar). The sidecar's flag parser (`buildConfig`) validates the
+ * arguments; with no `--upstream` it takes the pod resolv.conf's non-loopback
+ * nameservers, of which there are none; and it refuses to forward to its own
+ * listen address (`checkLoops`).
+ */
+export function sidecarStartProblem(config: InjectorConfig): string | undefined {
+  const byFlag = new Map(SIDECAR_FLAGS.map((f) => [f.flag, f]));
+  const flags: Record<string, unknown> = {};
+  for (const arg of sidecarArgs(config)) {
+    const eq = arg.indexOf('=');
+    const spec = byFlag.get(eq < 0 ? arg : arg.slice(0, eq));
+    if (!spec) return `the sidecar has no flag ${arg}`;
+    const raw = eq < 0 ? true : arg.slice(eq + 1);
+    const value = spec.integer ? Number(raw) : raw;
+    const key = optionKey(spec.flag);
+    flags[key] = spec.repeatable ? [...((flags[key] as unknown[] | undefined) ?? []), value] : value;
+  }
+  try {
+    const sidecar = buildConfig(flags);
+    const listen = sidecar.listen.map((l) => parseHostPort(l, '--listen'));
+    const resolvConf = listen.map((l) => `nameserver ${l.host}`).join('\n');
+    const upstreams = sidecar.upstream.length > 0 ? [...sidecar.upstream] : upstreamsFromResolvConf(resolvConf);
+    if (upstreams.length === 0) {
+      return (
+        'the injector config gives the sidecar nowhere to forward: set upstreams (default upstream URLs) or clusterDns ' +
+        "(kube-dns ADDR:PORT, then also the default upstream); the pod's resolv.conf names only the sidecar, so it would exit at start " +
+        '(--upstream: none given)'
+      );
+    }
+    checkLoops(listen, sidecar, upstreams);
+    return undefined;
+  } catch (err) {
+    return `the sidecar would not start with the injector config: ${describeError(err)}`;
+  }
+}
+
 /** Options of the `inject` command. */
 export interface InjectCommandOptions {
   readonly filename: string;
@@ -131,14 +178,15 @@ export interface InjectCommandOptions {
   readonly output?: string;
 }
 
-/** Where {@link runInjectCommand} reads and writes. */
+/** Where {@link runInjectCommand} (and `tenant-dns render`) read and write. */
 export interface InjectIo {
   readonly readStdin: () => string;
   readonly stdout: (s: string) => void;
   readonly stderr: (s: string) => void;
 }
 
-const processIo: InjectIo = {
+/** The process's stdin, stdout and stderr. */
+export const processIo: InjectIo = {
   readStdin: () => readFileSync(0, 'utf8'),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
@@ -152,6 +200,8 @@ const processIo: InjectIo = {
 export function runInjectCommand(opts: InjectCommandOptions, io: InjectIo = processIo): number {
   try {
     const config: InjectorConfig = loadInjectorConfig(opts.config);
+    const unstartable = sidecarStartProblem(config);
+    if (unstartable !== undefined) throw new InjectorError(InjectorErrorCodes.CONFIG_INVALID, `${opts.config ?? 'default injector config'}: ${unstartable}`);
     const text = opts.filename === '-' ? io.readStdin() : readFileSync(opts.filename, 'utf8');
     const report = injectManifests(text, { config, namespace: opts.namespace, tenant: opts.tenant });
     for (const e of report.events) {

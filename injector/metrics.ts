@@ -23,6 +23,11 @@ export interface InjectorMetrics {
   /** TLS certificate reloads by result (ok, error). */
   readonly certReloads: Counter<'result'>;
   /**
+   * The serving certificate's notAfter in seconds since the epoch: set when
+   * the server loads it at start and on every reload that loads a new one.
+   */
+  readonly certificateExpiry: Gauge;
+  /**
    * Connections the server closed before answering on them, by reason:
    * per-source-cap, total-cap, evicted (sidecar/net/guard.ts), handshake-timeout,
    * tls-error, request-timeout (headers or request too slow), bad-request.
@@ -58,6 +63,11 @@ export function createInjectorMetrics(registry: Registry): InjectorMetrics {
       name: 'tenant_dns_injector_cert_reloads_total',
       help: 'TLS certificate and key reloads, by result.',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    certificateExpiry: new Gauge({
+      name: 'tenant_dns_injector_certificate_expiry_timestamp_seconds',
+      help: 'When the serving TLS certificate expires (its notAfter), in seconds since the epoch; set at load and on every reload.',
       registers: [registry],
     }),
     connectionsClosed: new Counter({

@@ -54,6 +54,22 @@ export const VOLUME_NAMES = { policy: 'tenant-dns-policy', podinfo: 'tenant-dns-
 /** The tenant policy ConfigMap's name when the config does not set `tenantPolicyConfigMap`. */
 export const DEFAULT_TENANT_POLICY_CONFIG_MAP = 'tenant-dns-policy';
 
+/** The platform policy ConfigMap's name when the config does not set `platformPolicyConfigMap`. */
+export const DEFAULT_PLATFORM_POLICY_CONFIG_MAP = 'tenant-dns-platform';
+
+/** Labels and annotation of the ConfigMaps the controller renders (injector/render.ts). */
+export const RenderedKeys = {
+  /** Label `app.kubernetes.io/managed-by`, value {@link RENDERED_MANAGED_BY}. */
+  managedBy: 'app.kubernetes.io/managed-by',
+  /** Label naming the layer: `platform` or `tenant`. */
+  layer: 'tenant-dns.io/layer',
+  /** Annotation: the objects merged, `Kind/name@generation` comma-separated in merge order. */
+  renderedFrom: 'tenant-dns.io/rendered-from',
+} as const;
+
+/** The value of the managed-by label on rendered ConfigMaps. */
+export const RENDERED_MANAGED_BY = 'tenant-dns-controller';
+
 /** The ConfigMap key holding a policy, which is also its file name in the mounted directory. */
 export const POLICY_KEY = 'policy.yaml';
 

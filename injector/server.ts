@@ -2,7 +2,9 @@
  * The injector's HTTPS server: `POST /mutate` and `POST /validate`
  * (AdmissionReviews for the two webhooks), `/healthz`, `/readyz` and
  * `/metrics`. Certificate and key are re-read when their files change (Secret volumes are updated in place by the kubelet, cert-manager
- * renews), with the old pair kept when the new one does not load.
+ * renews), with the old pair kept when the new one does not load; the
+ * serving certificate's notAfter is exported (certificateExpiry) at start and
+ * on every reload.
  *
  * Any pod may be able to reach it, and with failurePolicy Fail an injector
  * that cannot answer stops pod creation for every tenant, so a hostile
@@ -15,6 +17,7 @@
  * number waiting and 429 past it; and /metrics is rendered at most once a
  * second however many scrape it.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
@@ -79,11 +82,21 @@ const DEFAULT_MAX_BODY = 3 * 1024 * 1024;
  */
 export const DEFAULT_INJECTOR_CONNECTIONS: ConnectionLimits = { perSource: 256, total: 1024 };
 
-function readPair(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+/** A certificate and its key as loaded, with the certificate's notAfter. */
+interface TlsPair {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** When the (first, serving) certificate of `cert` expires: seconds since the epoch. */
+  readonly notAfterSeconds: number;
+}
+
+function readPair(certFile: string, keyFile: string): TlsPair {
   try {
-    const pair = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
-    createSecureContext(pair); // throws on a bad or mismatched pair
-    return pair;
+    const cert = readFileSync(certFile);
+    const key = readFileSync(keyFile);
+    createSecureContext({ cert, key }); // throws on a bad or mismatched pair
+    // The first certificate of the file is the one served (a chain's intermediates follow it).
+    return { cert, key, notAfterSeconds: new X509Certificate(cert).validToDate.getTime() / 1000 };
   } catch (err) {
     throw new InjectorError(InjectorErrorCodes.TLS, `loading TLS certificate ${certFile} and key ${keyFile}`, { cause: err });
   }
@@ -125,6 +138,7 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
   const metrics = deps.metrics;
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
   let pair = readPair(opts.certFile, opts.keyFile);
+  metrics.certificateExpiry.set(pair.notAfterSeconds);
   let ready = false;
 
   const send = (res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', close = false) => {
@@ -225,7 +239,8 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
   const headersTimeout = Math.min(opts.headersTimeoutMs ?? 5_000, requestTimeout);
   const server = https.createServer(
     {
-      ...pair,
+      cert: pair.cert,
+      key: pair.key,
       minVersion: 'TLSv1.2',
       handshakeTimeout: opts.handshakeTimeoutMs ?? 5_000,
       requestTimeout,
@@ -271,7 +286,7 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
   });
 
   const reloadCertificate = (): boolean => {
-    let next: { cert: Buffer; key: Buffer };
+    let next: TlsPair;
     try {
       const cert = readFileSync(opts.certFile);
       const key = readFileSync(opts.keyFile);
@@ -282,8 +297,9 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
       deps.log?.('warn', 'TLS certificate reload failed; keeping the current one', { error: err instanceof Error ? err.message : String(err) });
       return false;
     }
-    server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
+    server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
     pair = next;
+    metrics.certificateExpiry.set(pair.notAfterSeconds);
     metrics.certReloads.inc({ result: 'ok' });
     deps.log?.('info', 'TLS certificate reloaded', { cert: opts.certFile });
     return true;

@@ -72,7 +72,9 @@ export function sidecarArgs(config: InjectorConfig, dns?: PodDns): string[] {
   for (const b of config.bootstrap) put('bootstrap', b);
   if (config.metricsPort !== SIDECAR_METRICS_PORT) put('metrics', `0.0.0.0:${config.metricsPort}`);
   put('policy', Paths.policyFile);
-  if (config.platformPolicyConfigMap) put('platformPolicy', Paths.platformFile);
+  // The tenant layer is mounted optional: a namespace without a DNSPolicy has no file, which means no tenant policy.
+  args.push(sidecarFlag('policyOptional')!);
+  put('platformPolicy', Paths.platformFile);
   put('podLabels', Paths.podLabelsFile);
   // The same values the pod's dnsConfig gets, for autopath (the sidecar's own flags table names them).
   for (const d of dns?.searches ?? []) put('search', d);
@@ -131,7 +133,7 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
     livenessProbe: httpProbe(HttpPaths.live, port, 10, 3),
     volumeMounts: [
       { name: VOLUME_NAMES.policy, mountPath: Paths.policyDir, readOnly: true },
-      ...(config.platformPolicyConfigMap ? [{ name: VOLUME_NAMES.platform, mountPath: Paths.platformDir, readOnly: true }] : []),
+      { name: VOLUME_NAMES.platform, mountPath: Paths.platformDir, readOnly: true },
       { name: VOLUME_NAMES.podinfo, mountPath: Paths.podinfoDir, readOnly: true },
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -143,12 +145,11 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
 
 /** The volumes the sidecar mounts (raw JSON). */
 export function sidecarVolumes(config: InjectorConfig): Record<string, unknown>[] {
-  const volumes: Record<string, unknown>[] = [
+  // The platform layer is not optional: a pod does not start without it (fail closed). The tenant layer is:
+  // a namespace with no DNSPolicy resolves with the platform layer only.
+  return [
     { name: VOLUME_NAMES.policy, configMap: { name: config.tenantPolicyConfigMap, optional: true } },
     { name: VOLUME_NAMES.podinfo, downwardAPI: { items: [{ path: POD_LABELS_ITEM, fieldRef: { fieldPath: 'metadata.labels' } }] } },
+    { name: VOLUME_NAMES.platform, configMap: { name: config.platformPolicyConfigMap, optional: false } },
   ];
-  if (config.platformPolicyConfigMap) {
-    volumes.push({ name: VOLUME_NAMES.platform, configMap: { name: config.platformPolicyConfigMap, optional: false } });
-  }
-  return volumes;
 }

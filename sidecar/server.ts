@@ -88,7 +88,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     queryLogSink: options.queryLogSink,
   });
   const zones = clusterZones(config.clusterDomain, config.clusterReverseZones);
-  const policy = new PolicyManager({ policy: config.policy, platformPolicy: config.platformPolicy, podLabels: config.podLabels, clusterZones: zones, log });
+  const policy = new PolicyManager({ policy: config.policy, policyOptional: config.policyOptional, platformPolicy: config.platformPolicy, podLabels: config.podLabels, namespace: config.namespace, clusterZones: zones, log });
   let groups: UpstreamGroups;
   try {
     groups = new UpstreamGroups({ create: groupFactory(config, log, telemetry.observer), defaultUrls, clusterDns: config.clusterDns, log });

@@ -105,7 +105,8 @@ function pointerToPath(pointer: string, value: unknown): (string | number)[] {
   return out;
 }
 
-function lineOf(doc: Document, lc: LineCounter, path: readonly (string | number)[]): number {
+/** The 1-based line of the YAML node at `path` in `doc`, or of its nearest existing parent (1 when none has a position). */
+export function lineOf(doc: Document, lc: LineCounter, path: readonly (string | number)[]): number {
   for (let n = path.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
     if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;

@@ -20,6 +20,13 @@ import { redactUrl, showUrl } from '../redact.ts';
 export const POLICY_API_VERSION = 'tenant-dns.io/v1alpha1';
 
 /**
+ * The rule name of tenant service-discovery isolation's denies (in EDE
+ * texts, the query log and the `rule` label), reserved: no policy rule may
+ * take it, so a count under it is always the isolation's.
+ */
+export const ISOLATION_RULE = 'tenant-isolation';
+
+/**
  * Caps on what one DNSPolicy document holds (the tenant's and the
  * platform's each), so that what a policy puts into /metrics stays bounded
  * (DESIGN §6; the series each implies: sidecar/policy/README.md, "Caps").
@@ -190,7 +197,6 @@ export const PolicySpecSchema = Type.Object(
       Type.Array(Type.Union([Type.Literal('IPv4'), Type.Literal('IPv6')]), {
         minItems: 1,
         maxItems: 2,
-        uniqueItems: true,
         description:
           'The address families the pods use, as a Service\'s spec.ipFamilies: [IPv4] answers AAAA questions in the pod (NODATA with an SOA, NXDOMAIN only when the name does not exist), [IPv6] likewise A; unset: both. The platform\'s, when set, wins over the tenant\'s.',
       }),
@@ -357,6 +363,12 @@ export interface PolicyCheckOptions {
    * may not shadow it (DESIGN §1). Unchecked when absent.
    */
   readonly platform?: PlatformView;
+  /**
+   * Which layer the document is: a tenant's may not set `serviceDiscovery`
+   * (platform only). Given `platform`, the document is the tenant's whatever
+   * this says; unchecked when neither is given.
+   */
+  readonly layer?: 'platform' | 'tenant';
 }
 
 /** What the checks of a tenant policy know of the platform's. */
@@ -378,16 +390,26 @@ function splitAnswer(z: SplitZone): string {
  * names, response addresses, selector operators, split zone shape, one
  * answer per split-zone glob, one forward zone per zone, upstream URLs of a
  * usable shape, at most {@link POLICY_CAPS}`.upstreams` distinct upstreams
- * (the other caps are in the schema), and no forward zone inside the cluster zone (with
- * `options.clusterZones`). With `options.platform` (a tenant's policy): no
- * forward zone equal to or inside a platform forward zone, and no split zone
- * whose CNAME target the platform denies. Parts of the value that are not
- * of the schema's shape are skipped (the schema reports them).
+ * (the other caps are in the schema), no rule named {@link ISOLATION_RULE}, and no forward zone
+ * inside the cluster zone (with `options.clusterZones`). With `options.platform` (a tenant's
+ * policy): no forward zone equal to or inside a platform forward zone, and no split zone
+ * whose CNAME target the platform denies. With `options.platform` or `options.layer`
+ * `tenant`: no `serviceDiscovery`. Parts of the value that are not of the schema's shape
+ * are skipped (the schema reports them).
  */
 export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Problem[] {
   const out: Problem[] = [];
   const s = p.spec;
   if (!s || typeof s !== 'object') return out;
+  if (s.serviceDiscovery !== undefined && (options.layer === 'tenant' || options.platform !== undefined)) {
+    out.push({
+      path: ['spec', 'serviceDiscovery'],
+      message: "only the platform's policy may set service-discovery isolation (a ClusterDNSPolicy); a tenant's policy cannot",
+    });
+  }
+  // Not uniqueItems in the schema: a CRD's structural schema may not use it.
+  const families = list(s.ipFamilies);
+  if (families.length === 2 && families[0] === families[1]) out.push({ path: ['spec', 'ipFamilies', 1], message: `${String(families[1])} is listed twice` });
   const seen = new Map<string, number>();
   list(s.rules).forEach((rule, i) => {
     if (!rule || typeof rule !== 'object') return;
@@ -395,6 +417,9 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
     const prev = seen.get(rule.name);
     if (prev !== undefined) out.push({ path: [...path, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${prev}])` });
     else seen.set(rule.name, i);
+    if (rule.name === ISOLATION_RULE) {
+      out.push({ path: [...path, 'name'], message: `"${ISOLATION_RULE}" is reserved: it names the denies of service-discovery isolation` });
+    }
     list(rule.names).forEach((g, j) => {
       const why = text(g) === undefined ? undefined : globProblem(g);
       if (why) out.push({ path: [...path, 'names', j], message: why });

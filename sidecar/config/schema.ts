@@ -58,8 +58,13 @@ export const SidecarConfigSchema = Type.Object(
     listen: Type.Array(HostPort('ADDR:PORT'), { minItems: 1, default: ['127.0.0.1:53'], description: 'ADDR:PORT to serve DNS on, UDP and TCP; IPv6 in brackets.' }),
     tenant: Type.String({ minLength: 1, maxLength: 63, default: 'default', description: 'The tenant this sidecar serves (set by the injector); in logs and metrics.' }),
     pod: Type.String({ default: '', description: 'The pod name, for logs (the injector sets it from the downward API).' }),
-    namespace: Type.String({ default: '', description: 'The pod namespace, for logs.' }),
+    namespace: Type.String({ default: '', description: "The pod namespace, for logs; always visible under the platform policy's service-discovery isolation." }),
     policy: Type.Optional(Type.String({ minLength: 1, description: "Path of the tenant's DNSPolicy YAML; watched and hot-reloaded." })),
+    policyOptional: Type.Boolean({
+      default: false,
+      description:
+        'The --policy file may be absent (an optional ConfigMap not created yet): absent means no tenant policy (the platform policy alone applies), and the file is loaded when it appears. Without it a missing file is a start-up error.',
+    }),
     platformPolicy: Type.Optional(Type.String({ minLength: 1, description: "Path of the platform's DNSPolicy YAML, evaluated before the tenant's." })),
     podLabels: Type.Optional(Type.String({ minLength: 1, description: "Path of the pod's labels (downward API format key=\"value\" per line), for rule podSelectors." })),
     clusterDomain: Type.String({ minLength: 1, default: 'cluster.local', description: 'The cluster domain, sent to the cluster DNS.' }),

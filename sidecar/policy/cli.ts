@@ -20,7 +20,7 @@ export interface CommandResult {
 
 /** What {@link validateFiles} checks the files against besides themselves. */
 export interface ValidateOptions {
-  /** The platform's policy: each file is checked as a tenant's policy under it (no shadowing, no denied split targets). */
+  /** The platform's policy: each file is checked as a tenant's policy under it (no shadowing, no denied split targets, no serviceDiscovery). */
   readonly platformPolicy?: string;
   /** The cluster domain (default cluster.local): no forward zone may lie in it or in the cluster reverse zones. */
   readonly clusterDomain?: string;
@@ -52,7 +52,9 @@ export function validateFiles(paths: readonly string[], options: ValidateOptions
     const doc = check(options.platformPolicy, { clusterZones: clusterZonesList });
     if (doc !== undefined) platform = platformView(doc);
   }
-  for (const path of paths) check(path, { clusterZones: clusterZonesList, ...(platform ? { platform } : {}) });
+  // With a platform file the others are tenants' files (no serviceDiscovery), even when the platform file is invalid.
+  const tenantChecks: PolicyCheckOptions = options.platformPolicy === undefined ? { clusterZones: clusterZonesList } : { clusterZones: clusterZonesList, layer: 'tenant' };
+  for (const path of paths) check(path, { ...tenantChecks, ...(platform ? { platform } : {}) });
   return { output: lines.join('\n') + '\n', exitCode };
 }
 
@@ -72,6 +74,8 @@ export interface ExplainInput {
   readonly clusterDomain?: string;
   /** Reverse zones sent to the cluster DNS (default in-addr.arpa, ip6.arpa). */
   readonly clusterReverseZones?: readonly string[];
+  /** The pod's namespace, visible under the platform's service-discovery isolation. */
+  readonly namespace?: string;
 }
 
 /** Names of the rules that have a podSelector, in both policies. */
@@ -89,12 +93,12 @@ function selectorRules(...docs: (DNSPolicy | undefined)[]): string[] {
  * @throws SidecarError CONFIG_READ / CONFIG_INVALID when a file cannot be loaded, or for an unknown type.
  */
 export function explain(input: ExplainInput): string {
-  const tenant = input.policy ? loadPolicyFile(input.policy) : undefined;
+  const tenant = input.policy ? loadPolicyFile(input.policy, { layer: 'tenant' }) : undefined;
   const platform = input.platformPolicy ? loadPolicyFile(input.platformPolicy) : undefined;
   const podLabels = input.podLabels ? loadPodLabels(input.podLabels) : undefined;
   const qtype = typeNumber(input.type);
   if (qtype === undefined) throw new SidecarError('CONFIG_INVALID', `unknown query type "${input.type}"`);
-  const compiled = compilePolicy({ tenant, platform, podLabels });
+  const compiled = compilePolicy({ tenant, platform, podLabels, namespace: input.namespace });
   const zones = clusterZones(input.clusterDomain ?? CLUSTER_DEFAULTS.clusterDomain, input.clusterReverseZones ?? CLUSTER_DEFAULTS.clusterReverseZones);
   let out = renderExplanation(explainQuestion(compiled, zones, normalizeName(input.name), qtype));
   const skipped = podLabels === undefined ? selectorRules(platform, tenant) : [];
@@ -129,7 +133,8 @@ export function registerPolicyCommands(program: Command, setExit: (code: number)
     .option('--platform-policy <file>', "the platform's DNSPolicy")
     .option('--pod-labels <file>', 'downward API labels file (key="value" per line)')
     .option('--cluster-domain <domain>', 'cluster domain', CLUSTER_DEFAULTS.clusterDomain)
-    .action((name: string, type: string | undefined, opts: { policy?: string; platformPolicy?: string; podLabels?: string; clusterDomain?: string }) => {
+    .option('--namespace <ns>', "the pod's namespace, always visible under the platform's service-discovery isolation")
+    .action((name: string, type: string | undefined, opts: { policy?: string; platformPolicy?: string; podLabels?: string; clusterDomain?: string; namespace?: string }) => {
       try {
         process.stdout.write(explain({ ...opts, name, type }));
         setExit(0);

@@ -17,7 +17,7 @@
  */
 import type { Decision } from '../pipeline/stage.ts';
 import type { DNSPolicy, DenyResponseSpec, PodSelector, PolicyRule } from '../config/policy-schema.ts';
-import { EMPTY_POLICY } from '../config/policy-schema.ts';
+import { EMPTY_POLICY, ISOLATION_RULE } from '../config/policy-schema.ts';
 import { isIP } from 'node:net';
 import { LabelGlob } from './glob.ts';
 
@@ -54,6 +54,17 @@ export interface Evaluation {
    * defaults, the query name's last label. Filled by {@link evaluate}.
    */
   readonly soaZone: string;
+  /**
+   * For a deny of service-discovery isolation (policy/isolation.ts): the
+   * namespace the name belongs to, which this pod may not discover.
+   */
+  readonly isolatedNamespace?: string;
+}
+
+/** Tenant service-discovery isolation, compiled for one pod (platform layer only). */
+export interface CompiledIsolation {
+  /** The namespaces whose service and pod names the pod may look up: its tenant's, the shared ones and its own. */
+  readonly visible: ReadonlySet<string>;
 }
 
 /** A compiled split zone. */
@@ -308,10 +319,13 @@ export interface CompiledPolicy {
   readonly platform: DNSPolicy;
   /** The pod labels rule selectors were resolved against. */
   readonly podLabels: Readonly<Record<string, string>>;
+  /** Service-discovery isolation, when the platform's policy sets `isolation: tenant`; else undefined. */
+  readonly isolation: CompiledIsolation | undefined;
   /**
    * The (action, rule id) pairs of both documents: the tenant's rules by
    * name, then `default`, the platform's as `platform:NAME`, then
-   * `platform:default` when it is deny. Rules whose podSelector leaves them
+   * `platform:default` when it is deny, then `tenant-isolation` (deny) when
+   * isolation is on. Rules whose podSelector leaves them
    * out for this pod are listed too, so every pod of a tenant declares the
    * same decision series.
    */
@@ -326,6 +340,8 @@ export interface CompileInput {
   readonly platform?: DNSPolicy;
   /** The pod's labels; {} when absent (selectors with matchLabels then leave their rules out). */
   readonly podLabels?: Readonly<Record<string, string>>;
+  /** The pod's namespace, visible under service-discovery isolation; none when absent or ''. */
+  readonly namespace?: string;
 }
 
 function denyResponse(spec: DenyResponseSpec | undefined, fallback: DenyResponseSpec | undefined): DenyResponse {
@@ -371,14 +387,24 @@ function addRules(trie: NameTrie<RuleHit>, p: DNSPolicy, layer: Layer, labels: R
   }
 }
 
-function ruleIds(tenant: DNSPolicy, platform: DNSPolicy): readonly RuleId[] {
+function ruleIds(tenant: DNSPolicy, platform: DNSPolicy, isolation: CompiledIsolation | undefined): readonly RuleId[] {
   const ids: RuleId[] = [];
   const add = (action: Decision['action'], rule: string) => ids.push(Object.freeze({ action, rule }));
   for (const rule of tenant.spec.rules) add(rule.action, rule.name);
   add(tenant.spec.defaultAction, 'default');
   for (const rule of platform.spec.rules) add(rule.action, `platform:${rule.name}`);
   if (platform.spec.defaultAction === 'deny') add('deny', 'platform:default');
+  if (isolation !== undefined) add('deny', ISOLATION_RULE);
   return Object.freeze(ids);
+}
+
+/** The platform's service-discovery isolation for a pod in `namespace`, or undefined when it is off. */
+function compileIsolation(platform: DNSPolicy, namespace: string | undefined): CompiledIsolation | undefined {
+  const sd = platform.spec.serviceDiscovery;
+  if (sd === undefined || sd.isolation !== 'tenant') return undefined;
+  const visible = new Set([...sd.namespaces, ...sd.sharedNamespaces]);
+  if (namespace) visible.add(namespace);
+  return Object.freeze({ visible });
 }
 
 /** Compiles the platform's and the tenant's policies for a pod with `podLabels`. */
@@ -386,6 +412,8 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
   const tenant = input.tenant ?? EMPTY_POLICY;
   const platform = input.platform ?? EMPTY_POLICY;
   const podLabels = Object.freeze({ ...(input.podLabels ?? {}) });
+  // The tenant's document never isolates: only the platform may (the loader refuses it in a tenant's file).
+  const isolation = compileIsolation(platform, input.namespace);
   const platformRules = new NameTrie<RuleHit>();
   const tenantRules = new NameTrie<RuleHit>();
   addRules(platformRules, platform, 'platform', podLabels);
@@ -440,7 +468,8 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
     tenant,
     platform,
     podLabels,
-    ruleIds: ruleIds(tenant, platform),
+    isolation,
+    ruleIds: ruleIds(tenant, platform, isolation),
   });
 }
 

@@ -4,7 +4,9 @@
  * watches the files (including the `..data` symlink swap Kubernetes does for
  * a mounted ConfigMap) and reloads on change or on {@link PolicyManager.reload}
  * (SIGHUP). An invalid file is rejected with one log line and the last good
- * policy keeps serving.
+ * policy keeps serving. With {@link PolicyManagerOptions.policyOptional} the
+ * tenant's file may be absent: that is "no tenant policy" (the platform layer
+ * alone applies), and the file is loaded when it appears.
  */
 import { dirname, resolve as resolvePath } from 'node:path';
 import { DNSPolicySchema, checkPolicy, type DNSPolicy, type PolicyCheckOptions, type PlatformView } from '../config/policy-schema.ts';
@@ -117,10 +119,19 @@ export function loadPodLabels(path: string): Record<string, string> {
 export interface PolicyManagerOptions {
   /** The tenant's policy file (`--policy`); without it, an empty policy (default allow). */
   readonly policy?: string;
+  /**
+   * Whether the tenant's file may be absent (`--policy-optional`): a missing
+   * file (ENOENT, as in the empty directory the kubelet mounts for an optional
+   * ConfigMap that does not exist) is then "no tenant policy", at start and on
+   * a reload, instead of a CONFIG_READ error; other read errors stay errors.
+   */
+  readonly policyOptional?: boolean;
   /** The platform's policy file (`--platform-policy`). */
   readonly platformPolicy?: string;
   /** The pod's downward API labels file (`--pod-labels`). */
   readonly podLabels?: string;
+  /** The pod's namespace (`--namespace`): always visible under the platform's service-discovery isolation. */
+  readonly namespace?: string;
   /**
    * The cluster zones (`clusterZones(config.clusterDomain,
    * config.clusterReverseZones)`): a forward zone inside one is rejected, as
@@ -146,6 +157,13 @@ export type ReloadListener = (result: 'success' | 'failure', error?: SidecarErro
 interface Loaded {
   readonly compiled: CompiledPolicy;
   readonly signature: string;
+  /** Whether the tenant's file was absent (with `policyOptional`). */
+  readonly tenantAbsent: boolean;
+}
+
+/** Whether `err` is the CONFIG_READ of a file that does not exist. */
+function isMissingFile(err: unknown): boolean {
+  return err instanceof SidecarError && err.code === ErrorCodes.CONFIG_READ && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
 /**
@@ -167,6 +185,8 @@ export class PolicyManager implements PolicyHolder {
   /** The tenant file's text of the load in progress. */
   private pendingTenantText: string | undefined;
   private lastSignature: string;
+  /** Whether the policy serving now was loaded without the tenant's file (absent, with `policyOptional`). */
+  private tenantAbsent = false;
   private closed = false;
 
   /**
@@ -181,7 +201,18 @@ export class PolicyManager implements PolicyHolder {
     this.lastSignature = first.signature;
     this.lastTenantText = this.pendingTenantText;
     this.lastGoodAt = this.now();
+    this.noteTenantAbsence(first.tenantAbsent, 'info');
     if (opts.watch ?? true) this.startWatching();
+  }
+
+  /**
+   * Logs, once per change, that the tenant's file is absent and the platform
+   * policy alone applies: at `level` info at start (a namespace without a
+   * tenant policy), warn when a file that served goes away.
+   */
+  private noteTenantAbsence(absent: boolean, level: 'info' | 'warn'): void {
+    if (absent && !this.tenantAbsent) this.opts.log?.(level, 'no tenant policy file; the platform policy alone applies until it appears', { file: this.opts.policy });
+    this.tenantAbsent = absent;
   }
 
   private now(): number {
@@ -200,25 +231,37 @@ export class PolicyManager implements PolicyHolder {
     // The platform first: the tenant's policy is checked against it (no shadowing, no denied split targets).
     const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy, checks) : undefined;
     let tenant: DNSPolicy | undefined;
-    if (policy) {
-      const text = read(policy);
+    const text = policy ? this.readTenant(policy) : undefined;
+    if (policy && text === undefined) texts.push('\u0001no tenant file');
+    if (policy && text !== undefined) {
+      texts.push(text);
       try {
-        tenant = parsePolicy(text, policy, { ...checks, ...(platform ? { platform: platformView(platform) } : {}) });
+        tenant = parsePolicy(text, policy, { ...checks, layer: 'tenant', ...(platform ? { platform: platformView(platform) } : {}) });
       } catch (err) {
         // A tenant file that was good and has not changed, now in conflict with a new platform policy: the
         // platform's change must never wait on a tenant's file. It loads, the platform wins at query time
         // (a denied split target is denied, a tenant forward zone below a platform one is left out), and
         // the conflict is logged. A changed tenant file in conflict is refused like any invalid one.
         if (!(err instanceof ConfigInvalidError) || text !== this.lastTenantText) throw err;
-        tenant = parsePolicy(text, policy, checks);
+        tenant = parsePolicy(text, policy, { ...checks, layer: 'tenant' });
         this.opts.log?.('warn', 'the platform policy now conflicts with the unchanged tenant policy; the platform wins', {
           problems: err.problems.map(formatProblem),
         });
       }
-      this.pendingTenantText = text;
     }
+    this.pendingTenantText = text;
     const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
-    return { compiled: compilePolicy({ tenant, platform, podLabels: labels }), signature: texts.join('\u0000') };
+    return { compiled: compilePolicy({ tenant, platform, podLabels: labels, namespace: this.opts.namespace }), signature: texts.join('\u0000'), tenantAbsent: policy !== undefined && text === undefined };
+  }
+
+  /** The tenant file's text; undefined when it does not exist and may be absent (`policyOptional`). */
+  private readTenant(path: string): string | undefined {
+    try {
+      return readTextFile(path);
+    } catch (err) {
+      if (this.opts.policyOptional && isMissingFile(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Registers a listener called after every reload attempt; returns a function that removes it. */
@@ -256,6 +299,7 @@ export class PolicyManager implements PolicyHolder {
     this.lastTenantText = this.pendingTenantText;
     this.current = loaded.compiled;
     this.lastGoodAt = this.now();
+    this.noteTenantAbsence(loaded.tenantAbsent, 'warn');
     this.opts.log?.('info', 'policy reloaded', {
       rules: loaded.compiled.tenantRules.size + loaded.compiled.platformRules.size,
       splitZones: loaded.compiled.splitZoneList.length,
@@ -269,10 +313,20 @@ export class PolicyManager implements PolicyHolder {
     const files = [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels].filter((f): f is string => !!f);
     const dirs = new Set(files.map((f) => dirname(resolvePath(f))));
     for (const dir of dirs) {
+      const failed = (err: unknown) => this.opts.log?.('warn', 'policy watch failed; reload with SIGHUP', { dir, error: describeError(err) });
       // Watch the directory, not the file: Kubernetes replaces a ConfigMap's
       // files by swapping the `..data` symlink, which a file watch never sees.
-      const w = watch(dir, { persistent: false }, () => this.schedule());
-      w.on('error', (err) => this.opts.log?.('warn', 'policy watch failed; reload with SIGHUP', { dir, error: describeError(err) }));
+      // An optional tenant file's directory may not exist (the kubelet mounts
+      // an empty one for a missing optional ConfigMap, but a hand-run sidecar
+      // may point anywhere): then only SIGHUP reloads.
+      let w: FSWatcher;
+      try {
+        w = watch(dir, { persistent: false }, () => this.schedule());
+      } catch (err) {
+        failed(err);
+        continue;
+      }
+      w.on('error', failed);
       this.watchers.push(w);
     }
   }

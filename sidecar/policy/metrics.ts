@@ -37,7 +37,7 @@ export class PolicyMetrics {
   #lastReloadSuccess: (() => number) | undefined;
 
   constructor(registry: Registry) {
-    this.decisions = new SlotCounter(registry, 'tenant_dns_policy_decisions_total', 'Policy decisions for client queries, by action (allow, deny, log) and deciding rule name (default: the default action; platform:NAME: a platform rule).', ['action', 'rule']);
+    this.decisions = new SlotCounter(registry, 'tenant_dns_policy_decisions_total', 'Policy decisions for client queries, by action (allow, deny, log) and deciding rule name (default: the default action; platform:NAME: a platform rule; tenant-isolation: the platform service-discovery isolation).', ['action', 'rule']);
     this.reloads = new SlotCounter(registry, 'tenant_dns_policy_reloads_total', 'Policy reload attempts (file change or SIGHUP), by result (success, failure).', ['result']);
     this.#reloadSlots = { success: this.reloads.slot({ result: 'success' }), failure: this.reloads.slot({ result: 'failure' }) };
     this.#reloadOk = new Gauge({

@@ -5,6 +5,8 @@
  * disagree.
  *
  * Precedence, first match wins:
+ * 0. the platform's service-discovery isolation (policy/isolation.ts): a name of a namespace
+ *    the pod may not discover is denied by rule `tenant-isolation`, whatever any rule says;
  * 1. the policy (platform layer first, see policy/evaluate.ts): a deny is the answer;
  * 2. a split zone: answered locally (static addresses, or a CNAME to a target resolved upstream);
  * 3. the cluster domain: the cluster group (kube-dns), whatever forward zone a policy has below it
@@ -18,6 +20,7 @@ import { isReverseZone } from '../config/cluster.ts';
 import { findZone } from '../dns/wire.ts';
 import type { CompiledPolicy, Evaluation, ForwardMatch, PolicyHolder, SplitMatch } from '../policy/compile.ts';
 import { evaluate } from '../policy/evaluate.ts';
+import { isolationDeny } from '../policy/isolation.ts';
 
 /** The name of the group of the cluster zone. */
 export const CLUSTER_GROUP = 'cluster';
@@ -56,12 +59,15 @@ export type Route = DenyRoute | SplitRoute | UpstreamRoute;
 
 /** Classifies `qname` (sidecar form: lower case, no trailing dot) under `policy` and the cluster zones. */
 export function classify(policy: CompiledPolicy, clusterZones: readonly string[], qname: string): Route {
+  const cluster = findZone(qname, clusterZones);
+  const inDomain = cluster !== undefined && !isReverseZone(cluster);
+  const isolated = inDomain && policy.isolation !== undefined ? isolationDeny(policy.isolation, cluster, qname) : undefined;
+  if (isolated !== undefined) return Object.freeze({ kind: 'deny', evaluation: isolated });
   const evaluation = evaluate(policy, qname);
   if (evaluation.decision.action === 'deny') return Object.freeze({ kind: 'deny', evaluation });
   const split = policy.splitZones.lookup(qname);
   if (split !== undefined) return Object.freeze({ kind: 'split', evaluation, split });
-  const cluster = findZone(qname, clusterZones);
-  if (cluster !== undefined && !isReverseZone(cluster)) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
+  if (inDomain) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
   const forward = policy.forwardZones.lookup(qname);
   if (forward !== undefined) return Object.freeze({ kind: 'forward', evaluation, group: forward.zone.group, zone: forward.matched, forward });
   if (cluster !== undefined) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });

@@ -65,6 +65,9 @@ function zoneText(zone: string): string {
 const EDE_NAMES: Readonly<Record<number, string>> = { 0: 'Other', 3: 'Stale Answer', 15: 'Blocked', 23: 'Network Error' };
 
 function who(ev: Evaluation): string {
+  if (ev.isolatedNamespace !== undefined) {
+    return `platform service-discovery isolation, rule "${ev.ruleName}" (namespace ${ev.isolatedNamespace} is neither the pod's, nor its tenant's, nor shared)`;
+  }
   if (ev.layer === 'default') return 'the tenant default action';
   if (ev.ruleName === '') return 'the platform default action';
   return `${ev.layer} rule "${ev.ruleName}" (glob ${ev.ruleGlob})`;

@@ -13,8 +13,8 @@ export interface TestPki {
   readonly ca: Buffer;
   readonly certFile: string;
   readonly keyFile: string;
-  /** Issues another server certificate (new key) for the same names, into `certFile`/`keyFile` paths given. */
-  issue(certFile: string, keyFile: string, cn?: string): void;
+  /** Issues another server certificate (new key) for the same names, into `certFile`/`keyFile` paths given, valid `days` (default 2). */
+  issue(certFile: string, keyFile: string, cn?: string, days?: number): void;
   cleanup(): void;
 }
 
@@ -28,9 +28,9 @@ export function makeTestPki(dnsNames: readonly string[] = ['localhost']): TestPk
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=tenant-dns test CA'], dir);
   const san = [...dnsNames.map((n) => `DNS:${n}`), 'IP:127.0.0.1'].join(',');
   writeFileSync(join(dir, 'ext.cnf'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  const issue = (certFile: string, keyFile: string, cn = dnsNames[0] ?? 'localhost') => {
+  const issue = (certFile: string, keyFile: string, cn = dnsNames[0] ?? 'localhost', days = 2) => {
     openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', 'server.csr', '-subj', `/CN=${cn}`], dir);
-    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', 'ext.cnf'], dir);
+    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', certFile, '-days', String(days), '-extfile', 'ext.cnf'], dir);
   };
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');

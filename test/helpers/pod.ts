@@ -141,6 +141,8 @@ export interface PodOptions {
   readonly annotations?: Record<string, string>;
   /** The tenant's DNSPolicy YAML, as the tenant policy ConfigMap would hold it. */
   readonly policy: string;
+  /** The platform layer's DNSPolicy YAML (the platform ConfigMap, always mounted); default the empty policy the controller renders when no ClusterDNSPolicy selects the namespace. */
+  readonly platformPolicy?: string;
   /** Injector configuration over the pod defaults (cluster DNS and the DoT upstream on the test hosts), e.g. `{ capture: 'init' }`. */
   readonly config?: Record<string, unknown>;
   /** Sidecar flags added after the injected ones (a later flag wins), e.g. `--autopath=false`. */
@@ -316,6 +318,7 @@ export async function startPod(t: { after(fn: () => Promise<void>): void }, opts
     }
     const files: Record<string, Record<string, string>> = {
       'tenant-dns-policy': { 'policy.yaml': opts.policy },
+      'tenant-dns-platform': { 'policy.yaml': opts.platformPolicy ?? 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: platform\nspec: {}\n' },
       'tenant-dns-podinfo': { labels: Object.entries(pod.metadata.labels).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n' },
     };
     const mounts = (container.volumeMounts as { name: string; mountPath: string }[]).map((m) => {

@@ -8,21 +8,33 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { METRICS_PORT_NAME, SIDECAR_NAME } from '../../injector/names.ts';
-import type { PrometheusOptions } from './prometheus.ts';
+import type { PrometheusOptions, ScrapeSettings } from './prometheus.ts';
 
-const PODMONITOR = new URL('../../deploy/monitoring/podmonitor.yaml', import.meta.url);
+const MONITORING = new URL('../../deploy/monitoring/', import.meta.url);
+
+/** A Secret's key as a PodMonitor refers to it (`tlsConfig.ca.secret`). */
+interface SecretKeyRef {
+  readonly name: string;
+  readonly key: string;
+}
 
 /** One endpoint of a PodMonitor, as far as the tests read it. */
 export interface PodMetricsEndpoint {
   readonly port: string;
   readonly path: string;
+  readonly scheme?: string;
   readonly honorLabels?: boolean;
   readonly relabelings?: readonly Readonly<Record<string, unknown>>[];
+  readonly tlsConfig?: { readonly ca?: { readonly secret?: SecretKeyRef }; readonly serverName?: string };
 }
 
-/** The PodMonitor object of deploy/monitoring/podmonitor.yaml. */
-export function readPodMonitor(): { kind: string; spec: { podMetricsEndpoints: PodMetricsEndpoint[] } } {
-  return parse(readFileSync(PODMONITOR, 'utf8'));
+/** A PodMonitor object of deploy/monitoring/ (default: podmonitor.yaml, the sidecars'). */
+export function readPodMonitor(file = 'podmonitor.yaml'): {
+  kind: string;
+  metadata: { name: string };
+  spec: { selector?: { matchLabels?: Record<string, string> }; namespaceSelector?: unknown; podMetricsEndpoints: PodMetricsEndpoint[] };
+} {
+  return parse(readFileSync(new URL(file, MONITORING), 'utf8'));
 }
 
 /** The Prometheus Operator's relabeling fields and their names in a Prometheus `relabel_config`. */
@@ -54,12 +66,39 @@ export function relabelConfigsFromOperator(relabelings: readonly Readonly<Record
   );
 }
 
-/** The scrape options the PodMonitor's (only) endpoint renders to: its relabel_configs and honor_labels. */
+/** The one endpoint of a PodMonitor of deploy/monitoring/. */
+function onlyEndpoint(file: string): PodMetricsEndpoint {
+  const endpoints = readPodMonitor(file).spec.podMetricsEndpoints;
+  if (endpoints.length !== 1) throw new Error(`deploy/monitoring/${file}: expected one endpoint, found ${endpoints.length}`);
+  return endpoints[0]!;
+}
+
+/** The scrape options the sidecars' PodMonitor's (only) endpoint renders to: its relabel_configs and honor_labels. */
 export function podMonitorScrapeOptions(): Required<Pick<PrometheusOptions, 'relabelConfigs' | 'honorLabels'>> {
-  const endpoints = readPodMonitor().spec.podMetricsEndpoints;
-  if (endpoints.length !== 1) throw new Error(`deploy/monitoring/podmonitor.yaml: expected one endpoint, found ${endpoints.length}`);
-  const endpoint = endpoints[0]!;
+  const endpoint = onlyEndpoint('podmonitor.yaml');
   return { relabelConfigs: relabelConfigsFromOperator(endpoint.relabelings ?? []), honorLabels: endpoint.honorLabels ?? false };
+}
+
+/**
+ * The scrape settings the (only) endpoint of the PodMonitor in `file`
+ * renders to, HTTPS included: its scheme, and its tlsConfig with the CA
+ * Secret key replaced by the file `secretFiles` gives for `name/key` (the
+ * operator mounts the Secret's key as a file the same way). A tlsConfig field
+ * this does not know throws.
+ */
+export function podMonitorScrapeSettings(file: string, secretFiles: Readonly<Record<string, string>> = {}): ScrapeSettings {
+  const endpoint = onlyEndpoint(file);
+  const settings = { relabelConfigs: relabelConfigsFromOperator(endpoint.relabelings ?? []), honorLabels: endpoint.honorLabels ?? false };
+  const scheme = endpoint.scheme ?? 'http';
+  if (scheme !== 'http' && scheme !== 'https') throw new Error(`deploy/monitoring/${file}: scheme ${scheme}`);
+  const tls = endpoint.tlsConfig;
+  if (!tls) return { ...settings, scheme };
+  for (const key of Object.keys(tls)) if (key !== 'ca' && key !== 'serverName') throw new Error(`deploy/monitoring/${file}: tlsConfig.${key} is not translated`);
+  const ref = tls.ca?.secret;
+  if (!ref || tls.serverName === undefined) throw new Error(`deploy/monitoring/${file}: tlsConfig needs ca.secret and serverName`);
+  const caFile = secretFiles[`${ref.name}/${ref.key}`];
+  if (caFile === undefined) throw new Error(`deploy/monitoring/${file}: no file given for Secret key ${ref.name}/${ref.key}`);
+  return { ...settings, scheme, tls: { caFile, serverName: tls.serverName } };
 }
 
 /** A Kubernetes label or annotation key as Prometheus spells it in a meta label name (every other character → `_`). */

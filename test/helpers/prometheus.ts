@@ -2,9 +2,9 @@
  * A real Prometheus (Debian's package) on a loopback port for integration
  * tests: a temporary config scraping the given targets every second (handed
  * over through a file_sd file, the way service discovery hands them over, so
- * that `__meta_*` labels reach the job's relabel_configs), a temporary TSDB,
- * and the query API (test/helpers/podmonitor.ts gives the job the
- * PodMonitor's relabelings).
+ * that `__meta_*` labels reach the job's relabel_configs; more jobs beside,
+ * over HTTPS too), a temporary TSDB, and the query API
+ * (test/helpers/podmonitor.ts gives a job a PodMonitor's relabelings and TLS).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,14 +52,30 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
-/** Options of {@link startPrometheus}. */
-export interface PrometheusOptions {
-  /** Rule files to load (their expressions are then evaluated every second too). */
-  readonly ruleFiles?: readonly string[];
+/** How a scrape job scrapes its targets: relabelings, label handling, and HTTPS. */
+export interface ScrapeSettings {
   /** The scrape job's `relabel_configs`, in Prometheus's own form. */
   readonly relabelConfigs?: readonly Readonly<Record<string, unknown>>[];
   /** The scrape job's `honor_labels` (Prometheus's default: false, scraped labels that collide become `exported_*`). */
   readonly honorLabels?: boolean;
+  /** `https` scrapes over TLS, verified as `tls` says; default `http`. */
+  readonly scheme?: 'http' | 'https';
+  /** The job's `tls_config`: the CA file to verify against and the name to verify (targets are addresses). */
+  readonly tls?: { readonly caFile: string; readonly serverName: string };
+}
+
+/** One more scrape job beside the first: its name, targets and settings. */
+export interface ScrapeJob extends ScrapeSettings {
+  readonly name: string;
+  readonly targets: readonly ScrapeTarget[];
+}
+
+/** Options of {@link startPrometheus}: the first job's settings, more jobs, rule files. */
+export interface PrometheusOptions extends ScrapeSettings {
+  /** Rule files to load (their expressions are then evaluated every second too). */
+  readonly ruleFiles?: readonly string[];
+  /** More scrape jobs (the first, `tenant-dns`, scrapes the targets given to {@link startPrometheus}). */
+  readonly jobs?: readonly ScrapeJob[];
 }
 
 /** The targets as Prometheus sees them after relabeling. */
@@ -98,23 +114,29 @@ async function api<T>(url: string): Promise<T> {
   return body.data;
 }
 
-/** Starts Prometheus scraping `targets` every second; resolves once it is ready. */
+/** A job's scrape_config, its targets handed over in a file_sd file written into `dir`. */
+function scrapeConfig(dir: string, job: ScrapeJob): Record<string, unknown> {
+  const targetsFile = join(dir, `targets-${job.name}.json`);
+  writeFileSync(targetsFile, JSON.stringify(job.targets.map((t) => ({ targets: [t.address], labels: { ...t.labels } }))));
+  return {
+    job_name: job.name,
+    honor_labels: job.honorLabels ?? false,
+    file_sd_configs: [{ files: [targetsFile] }],
+    relabel_configs: [...(job.relabelConfigs ?? [])],
+    ...(job.scheme === 'https' ? { scheme: 'https' } : {}),
+    ...(job.tls ? { tls_config: { ca_file: job.tls.caFile, server_name: job.tls.serverName } } : {}),
+  };
+}
+
+/** Starts Prometheus scraping `targets` (job `tenant-dns`) and those of `options.jobs` every second; resolves once it is ready. */
 export async function startPrometheus(targets: readonly ScrapeTarget[], options: PrometheusOptions = {}): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prometheus-'));
   const port = await freePort();
-  const targetsFile = join(dir, 'targets.json');
-  writeFileSync(targetsFile, JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: { ...t.labels } }))));
+  const jobs: ScrapeJob[] = [{ ...options, name: 'tenant-dns', targets }, ...(options.jobs ?? [])];
   const config = {
     global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
     rule_files: [...(options.ruleFiles ?? [])],
-    scrape_configs: [
-      {
-        job_name: 'tenant-dns',
-        honor_labels: options.honorLabels ?? false,
-        file_sd_configs: [{ files: [targetsFile] }],
-        relabel_configs: [...(options.relabelConfigs ?? [])],
-      },
-    ],
+    scrape_configs: jobs.map((job) => scrapeConfig(dir, job)),
   };
   const configFile = join(dir, 'prometheus.yml');
   writeFileSync(configFile, stringify(config));
@@ -146,6 +168,7 @@ export async function startPrometheus(targets: readonly ScrapeTarget[], options:
     rmSync(dir, { recursive: true, force: true });
   };
   const url = `http://127.0.0.1:${port}`;
+  const discovered = jobs.reduce((n, job) => n + job.targets.length, 0);
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) {
@@ -185,7 +208,7 @@ export async function startPrometheus(targets: readonly ScrapeTarget[], options:
       const until = Date.now() + timeoutMs;
       for (;;) {
         const { activeTargets: ts, droppedTargets: dropped } = await allTargets();
-        if (ts.length + dropped.length === targets.length && ts.every((t) => t.health === 'up')) return;
+        if (ts.length + dropped.length === discovered && ts.every((t) => t.health === 'up')) return;
         if (Date.now() > until) throw new Error(`targets not up within ${timeoutMs} ms: ${JSON.stringify(ts)}`);
         await new Promise((r) => setTimeout(r, 200));
       }

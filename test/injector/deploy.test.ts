@@ -4,13 +4,15 @@
  * (names, ports, paths, selectors, the injector's webhook paths); the
  * NetworkPolicies leave the injector its HTTPS port and, through the
  * tenant-namespace component as deploy/README.md includes it, the sidecar's
- * metrics port to the monitoring namespace; gen-certs.sh
- * makes a certificate the webhook Service name verifies against, and patches
- * the caBundle of both webhooks.
+ * metrics port to the monitoring namespace; the cert-manager overlay is a CA
+ * chain whose CA (not the serving certificate) both webhooks trust;
+ * gen-certs.sh makes a certificate the webhook Service name verifies against,
+ * keeps its CA across runs, and patches the caBundle of both webhooks.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
@@ -47,17 +49,20 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
     'ClusterRole',
     'ClusterRoleBinding',
     'ConfigMap',
+    'CustomResourceDefinition',
+    'CustomResourceDefinition',
     'Deployment',
     'MutatingWebhookConfiguration',
     'Namespace',
     'NetworkPolicy',
     'PodDisruptionBudget',
+    'PriorityClass',
     'Service',
     'ServiceAccount',
     'ValidatingWebhookConfiguration',
   ]);
   for (const o of objs) validateK8sObject(o);
-  const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+  const clusterScoped = ['CustomResourceDefinition', 'Namespace', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
   for (const o of objs) if (!clusterScoped.includes(o.kind)) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} namespace`);
 });
 
@@ -76,6 +81,11 @@ test('deploy: the injector Deployment is highly available, probed and restricted
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(pod.spec.securityContext.runAsNonRoot, true);
   assert.equal(pod.spec.securityContext.seccompProfile.type, 'RuntimeDefault');
+  // Its own PriorityClass: admission in injected namespaces waits on it, so it outranks every workload it admits.
+  const priority = find(objs, 'PriorityClass', pod.spec.priorityClassName);
+  assert.equal(priority.globalDefault, false, 'the class is the injector\'s, not every pod\'s');
+  assert.equal(priority.value, 1_000_000_000, 'the highest value outside the system-* classes');
+  assert.notEqual(priority.preemptionPolicy, 'Never');
   const pdb = find(objs, 'PodDisruptionBudget');
   assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
   assert.equal(pdb.spec.minAvailable, 1);
@@ -203,48 +213,187 @@ test('deploy: failurePolicy is set in exactly one place', () => {
   assert.deepEqual(hits.map((f) => f.slice(DEPLOY.length + 1)), ['base/webhook.yaml']);
 });
 
-test('deploy: the cert-manager overlay adds the Certificate and CA injection', { skip: NO_COMPONENTS }, () => {
+test('deploy: the cert-manager overlay issues the serving certificate from its own CA and injects the CA, not the leaf, into both webhooks', { skip: NO_COMPONENTS }, () => {
   const objs = render(join(DEPLOY, 'overlays', 'cert-manager'));
   for (const o of objs) if (!o.apiVersion.startsWith('cert-manager.io/')) validateK8sObject(o);
-  const cert = find(objs, 'Certificate');
-  const issuer = find(objs, 'Issuer');
-  assert.equal(cert.spec.issuerRef.name, issuer.metadata.name);
-  assert.equal(cert.metadata.namespace, 'tenant-dns-system');
-  assert.equal(issuer.metadata.namespace, 'tenant-dns-system');
+  const certManager = objs.filter((o) => o.apiVersion === 'cert-manager.io/v1');
+  for (const o of certManager) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} ${o.metadata.name}`);
+  const issuerOf = (cert: any) => {
+    assert.equal(cert.spec.issuerRef.kind, 'Issuer', `${cert.metadata.name} names a namespaced Issuer`);
+    return find(certManager, 'Issuer', cert.spec.issuerRef.name);
+  };
+  // The serving certificate: the one whose Secret the Deployment mounts.
   const dep = find(objs, 'Deployment');
-  assert.equal(cert.spec.secretName, dep.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName);
+  const tlsSecret = dep.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName;
+  const certs = certManager.filter((o) => o.kind === 'Certificate');
+  assert.equal(certs.length, 2, 'a CA certificate and a serving certificate');
+  const leaf = certs.find((c) => c.spec.secretName === tlsSecret);
+  assert.ok(leaf, `a Certificate writes Secret ${tlsSecret}`);
+  assert.notEqual(leaf.spec.isCA, true);
   const svc = find(objs, 'Service');
-  assert.ok(cert.spec.dnsNames.includes(`${svc.metadata.name}.${svc.metadata.namespace}.svc`));
+  assert.ok(leaf.spec.dnsNames.includes(`${svc.metadata.name}.${svc.metadata.namespace}.svc`));
+  assert.equal(leaf.spec.privateKey.rotationPolicy, 'Always', 'a renewal brings a new key');
+  // leaf ← CA Issuer ← CA Certificate ← self-signed Issuer.
+  const caIssuer = issuerOf(leaf);
+  assert.ok(caIssuer.spec.ca, `${caIssuer.metadata.name} signs with a CA`);
+  const ca = certs.find((c) => c.spec.secretName === caIssuer.spec.ca.secretName);
+  assert.ok(ca, `a Certificate writes the CA Issuer's Secret ${caIssuer.spec.ca.secretName}`);
+  assert.notEqual(ca, leaf);
+  assert.notEqual(ca.spec.secretName, tlsSecret, 'the CA has its own Secret');
+  assert.equal(ca.spec.isCA, true);
+  assert.ok(['ECDSA', 'RSA'].includes(ca.spec.privateKey.algorithm));
+  assert.equal(ca.spec.privateKey.rotationPolicy, 'Never', 'a renewed CA keeps its key, so certificates it signed still verify');
+  assert.deepEqual(issuerOf(ca).spec, { selfSigned: {} });
+  // Durations (Go durations in hours): the CA outlives many serving certificates, each renewed well before its end.
+  const hours = (d: string) => Number(/^(\d+)h$/.exec(d)?.[1] ?? NaN);
+  assert.ok(hours(ca.spec.duration) >= 5 * hours(leaf.spec.duration), `CA ${ca.spec.duration}, leaf ${leaf.spec.duration}`);
+  assert.ok(hours(leaf.spec.renewBefore) > 0 && hours(leaf.spec.renewBefore) < hours(leaf.spec.duration));
+  assert.ok(hours(ca.spec.renewBefore) > hours(leaf.spec.duration), 'the CA is renewed while every certificate it signed is still valid');
+  // Both webhooks trust the CA certificate (its Secret's ca.crt), so a leaf rotation never changes their caBundle.
   for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
     const hook = find(objs, kind);
-    assert.equal(hook.metadata.annotations['cert-manager.io/inject-ca-from'], `${cert.metadata.namespace}/${cert.metadata.name}`, kind);
+    assert.equal(hook.metadata.annotations['cert-manager.io/inject-ca-from'], `${ca.metadata.namespace}/${ca.metadata.name}`, kind);
+    assert.ok(hook.webhooks.length > 0 && hook.webhooks.every((w: any) => w.clientConfig.service), `${kind}: its webhooks call the Service`);
   }
 });
 
-test('deploy: gen-certs.sh makes a certificate for the Service and patches the caBundle of both webhooks', (t) => {
+/** Runs deploy/scripts/gen-certs.sh with `args`; its stdout. */
+function genCerts(args: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+  return execFileSync('sh', [join(DEPLOY, 'scripts', 'gen-certs.sh'), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** `openssl verify` of `cert` against `caFile` for the Service's name: true when it verifies. */
+function verifies(caFile: string, cert: string, host = 'tenant-dns-injector.tenant-dns-system.svc'): boolean {
+  return spawnSync('openssl', ['verify', '-CAfile', caFile, '-verify_hostname', host, cert], { encoding: 'utf8' }).status === 0;
+}
+
+/** A stand-in kubectl in `dir`/bin that logs its arguments to `dir`/calls and stdin of `apply -f -` to `dir`/applied; `get` says one webhook. */
+function standInKubectl(dir: string): NodeJS.ProcessEnv {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(
+    join(bin, 'kubectl'),
+    `#!/bin/sh\nprintf "%s\\n" "$*" >> "${dir}/calls"\ncase "$*" in *"create secret"*) echo "kind: Secret";; *"apply -f -"*) cat >> "${dir}/applied";; "get "*) printf 1;; esac\n`,
+  );
+  chmodSync(join(bin, 'kubectl'), 0o755);
+  return { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+}
+
+test('deploy: gen-certs.sh makes a certificate for the Service, signed by a CA it keeps across runs', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-gencerts-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const script = join(DEPLOY, 'scripts', 'gen-certs.sh');
-  execFileSync('sh', [script, '--no-apply', '--out', join(dir, 'pki'), '--days', '2'], { stdio: 'pipe' });
-  const verify = execFileSync('openssl', ['verify', '-CAfile', join(dir, 'pki', 'ca.crt'), '-verify_hostname', 'tenant-dns-injector.tenant-dns-system.svc', join(dir, 'pki', 'tls.crt')], { encoding: 'utf8' });
-  assert.match(verify, /OK/);
-  // With a stand-in kubectl that records its arguments and stdin.
-  const bin = join(dir, 'bin');
-  execFileSync('mkdir', ['-p', bin]);
-  writeFileSync(join(bin, 'kubectl'), `#!/bin/sh\nprintf "%s\\n" "$*" >> "${dir}/calls"\ncase "$*" in *"create secret"*) echo "kind: Secret";; *"apply -f -"*) cat >> "${dir}/applied";; esac\n`);
-  chmodSync(join(bin, 'kubectl'), 0o755);
-  execFileSync('sh', [script, '--namespace', 'dns', '--webhook', 'hook'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, stdio: 'pipe' });
-  // The two sides of the pipe log in either order.
-  const calls = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
-  assert.equal(calls.length, 4);
-  assert.ok(calls.slice(0, 2).some((c) => /^-n dns create secret tls tenant-dns-injector-tls --cert=\S+ --key=\S+ --dry-run=client -o yaml$/.test(c)), calls.join('\n'));
-  assert.ok(calls.slice(0, 2).includes('apply -f -'));
-  const patch = '--type=json -p \\[\\{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"[A-Za-z0-9+/=]+"\\}\\]$';
-  assert.match(calls[2], new RegExp(`^patch mutatingwebhookconfiguration hook ${patch}`));
-  assert.match(calls[3], new RegExp(`^patch validatingwebhookconfiguration hook ${patch}`));
-  const bundle = (call: string) => /"value":"([^"]+)"/.exec(call)![1];
-  const ca = Buffer.from(bundle(calls[2]), 'base64').toString('utf8');
-  assert.match(ca, /^-----BEGIN CERTIFICATE-----/);
-  assert.equal(bundle(calls[3]), bundle(calls[2]), 'the same CA in both');
+  const pki = join(dir, 'pki');
+  const read = (f: string) => readFileSync(join(pki, f), 'utf8');
+  assert.match(genCerts(['--no-apply', '--out', pki, '--days', '2']), /made a new CA/);
+  const first = { ca: read('ca.crt'), caKey: read('ca.key'), leaf: read('tls.crt'), key: read('tls.key') };
+  assert.ok(verifies(join(pki, 'ca.crt'), join(pki, 'tls.crt')));
+  const ca = new X509Certificate(first.ca);
+  assert.equal(ca.ca, true, 'the CA certificate says CA:TRUE');
+  assert.ok(new X509Certificate(first.leaf).checkIssued(ca));
+  writeFileSync(join(dir, 'first-tls.crt'), first.leaf);
+
+  // The second run: the same CA (certificate and key), a new serving certificate and key that verify against it.
+  assert.match(genCerts(['--no-apply', '--out', pki, '--days', '2']), /reusing the CA/);
+  assert.equal(read('ca.crt'), first.ca);
+  assert.equal(read('ca.key'), first.caKey);
+  assert.notEqual(read('tls.crt'), first.leaf);
+  assert.notEqual(read('tls.key'), first.key);
+  assert.ok(verifies(join(pki, 'ca.crt'), join(pki, 'tls.crt')));
+  assert.ok(verifies(join(pki, 'ca.crt'), join(dir, 'first-tls.crt')), 'the previous certificate still verifies: the trust anchor did not move');
+  assert.notEqual(new X509Certificate(read('tls.crt')).serialNumber, new X509Certificate(first.leaf).serialNumber);
+
+  // --new-ca replaces it; a CA that ends before a new certificate would is refused, naming --new-ca.
+  genCerts(['--no-apply', '--out', pki, '--new-ca', '--ca-days', '3']);
+  assert.notEqual(read('ca.crt'), first.ca);
+  assert.ok(!verifies(join(pki, 'ca.crt'), join(dir, 'first-tls.crt')));
+  assert.throws(() => genCerts(['--no-apply', '--out', pki, '--days', '30']), (err: { stderr: string }) => /expires within the 30 days.*--new-ca/.test(err.stderr));
+});
+
+test('deploy: gen-certs.sh stores certificate, key and CA in the Secret and patches the caBundle of every webhook of both configurations', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-gencerts-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Without --out the CA is kept under XDG_STATE_HOME, so two runs give the API server the same caBundle.
+  const env = { ...standInKubectl(dir), XDG_STATE_HOME: join(dir, 'state') };
+  const bundles: string[] = [];
+  for (let run = 0; run < 2; run++) {
+    rmSync(join(dir, 'calls'), { force: true });
+    genCerts(['--namespace', 'dns', '--webhook', 'hook'], env);
+    // The two sides of the pipe log in either order.
+    const calls = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
+    assert.equal(calls.length, 6, calls.join('\n'));
+    assert.ok(
+      calls.slice(0, 2).some((c) => /^-n dns create secret generic tenant-dns-injector-tls --type=kubernetes.io\/tls --from-file=tls.crt=\S+ --from-file=tls.key=\S+ --from-file=ca.crt=\S+ --dry-run=client -o yaml$/.test(c)),
+      calls.join('\n'),
+    );
+    assert.ok(calls.slice(0, 2).includes('apply -f -'));
+    const patch = '--type=json -p \\[\\{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":"[A-Za-z0-9+/=]+"\\}\\]$';
+    assert.match(calls[2]!, /^get mutatingwebhookconfiguration hook -o go-template=\{\{len \.webhooks\}\}$/);
+    assert.match(calls[3]!, new RegExp(`^patch mutatingwebhookconfiguration hook ${patch}`));
+    assert.match(calls[4]!, /^get validatingwebhookconfiguration hook /);
+    assert.match(calls[5]!, new RegExp(`^patch validatingwebhookconfiguration hook ${patch}`));
+    const bundle = (call: string) => /"value":"([^"]+)"/.exec(call)![1]!;
+    assert.match(Buffer.from(bundle(calls[3]!), 'base64').toString('utf8'), /^-----BEGIN CERTIFICATE-----/);
+    assert.equal(bundle(calls[5]!), bundle(calls[3]!), 'the same CA in both');
+    bundles.push(bundle(calls[3]!));
+  }
+  assert.equal(bundles[1], bundles[0], 'a second run keeps the caBundle');
   assert.match(readFileSync(join(dir, 'applied'), 'utf8'), /kind: Secret/);
+  // --new-ca: the caBundle holds the new CA and the old one, so certificates still served from the old verify.
+  rmSync(join(dir, 'calls'), { force: true });
+  genCerts(['--namespace', 'dns', '--webhook', 'hook', '--new-ca'], env);
+  const patched = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n').find((c) => c.startsWith('patch mutatingwebhookconfiguration'))!;
+  const pems = Buffer.from(/"value":"([^"]+)"/.exec(patched)![1]!, 'base64').toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
+  assert.equal(pems.length, 2);
+  assert.equal(pems[1], Buffer.from(bundles[0]!, 'base64').toString('utf8').trim(), 'the old CA stays trusted');
+  assert.equal(pems[0], readFileSync(join(dir, 'state', 'tenant-dns', 'dns-tenant-dns-injector', 'ca.crt'), 'utf8').trim(), 'the new CA first');
+});
+
+/** The fenced code blocks of deploy/README.md with the given info string, in order. */
+function readmeBlocks(lang: string): string[] {
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  return [...readme.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+}
+
+test('deploy: README installs the CRDs and creates the policies before it labels a namespace for injection', () => {
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  const at = (what: string) => {
+    const i = readme.indexOf(what);
+    assert.ok(i >= 0, `deploy/README.md shows ${what}`);
+    return i;
+  };
+  const crds = at('kubectl wait --for condition=established crd/clusterdnspolicies.tenant-dns.io crd/dnspolicies.tenant-dns.io');
+  const cluster = at('kind: ClusterDNSPolicy');
+  const tenant = at('kind: DNSPolicy');
+  const label = at('tenant-dns.io/inject=enabled\n');
+  assert.ok(crds < cluster && cluster < tenant && tenant < label, 'CRDs, ClusterDNSPolicy, DNSPolicy, then the label');
+  // The tenant label comes with the injection label, so the first render knows the tenant.
+  assert.match(readme, /kubectl label namespace team-a tenant-dns\.io\/tenant=acme tenant-dns\.io\/inject=enabled\n/);
+});
+
+test('deploy: README\'s per-pod version listing prints namespace, name, running sidecar image and status, native and legacy (real kubectl)', { skip: NO_KUBECTL }, () => {
+  const command = readmeBlocks('sh').flatMap((b) => b.split('\n')).find((l) => l.startsWith('kubectl get pods -A -l tenant-dns.io/tenant -o jsonpath='));
+  assert.ok(command, 'deploy/README.md shows the listing');
+  const template = /-o jsonpath='(.*)'$/.exec(command)?.[1];
+  assert.ok(template);
+  // `kubectl get` of many pods gives a List; the per-item part runs on one pod through a local-only kubectl command.
+  const perPod = /^\{range \.items\[\*\]\}(.*)\{end\}$/.exec(template)?.[1];
+  assert.ok(perPod, template);
+  const golden = join(ROOT, 'test', 'injector', 'golden');
+  for (const [file, mode] of [['bare-pod.patched.yaml', 'native'], ['legacy-mode.patched.yaml', 'legacy']] as const) {
+    const pod = parseAllDocuments(readFileSync(join(golden, file), 'utf8'))[0]!.toJS();
+    const out: string = execFileSync(KUBECTL, ['annotate', '--local', '-f', join(golden, file), 'example.com/unused-', '-o', `jsonpath=${perPod}`], {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECONFIG: '/dev/null' },
+    });
+    const sidecar = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === 'tenant-dns');
+    const [namespace, name, image, status, ...more] = out.replace(/\n$/, '').split('\t');
+    assert.deepEqual(more, [], out);
+    assert.equal(namespace, pod.metadata.namespace ?? '');
+    assert.equal(name, pod.metadata.name);
+    assert.equal(image, sidecar.image, `${file}: the running sidecar's image`);
+    const parsed = JSON.parse(status!);
+    assert.equal(parsed.mode, mode);
+    assert.equal(parsed.image, sidecar.image);
+    assert.equal(typeof parsed.version, 'string');
+  }
 });

@@ -102,9 +102,10 @@ test('image: the runtime stage has Debian nftables for capture, and the bundle p
 });
 
 test('image: inject from the bundle turns manifests on stdin into valid injected manifests', () => {
-  // workloads.yaml has a hostNetwork DaemonSet and an opted-out pod, which the default config denies.
+  // workloads.yaml has a hostNetwork DaemonSet and an opted-out pod, which the default config denies; the
+  // sidecar needs somewhere to forward (kube-dns here), or inject refuses the config.
   const config = join(out, 'injector.yaml');
-  writeFileSync(config, 'optOut: allow\nhostNetworkPods: allow\n');
+  writeFileSync(config, 'clusterDns: 10.96.0.10:53\noptOut: allow\nhostNetworkPods: allow\n');
   const outYaml = run(['inject', '-f', '-', '--namespace', 'team-a', '--config', config], readFileSync(join(import.meta.dirname, 'testdata', 'workloads.yaml'), 'utf8'));
   const docs = parseAllDocuments(outYaml).map((d) => d.toJS());
   assert.equal(docs.length, 10);

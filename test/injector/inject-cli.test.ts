@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { registerInjectorCommands } from '../../injector/cli.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
-import { injectManifests, runInjectCommand, TEMPLATE_PATHS } from '../../injector/inject-cli.ts';
+import { injectManifests, runInjectCommand, sidecarStartProblem, TEMPLATE_PATHS } from '../../injector/inject-cli.ts';
 import { Env, Keys, SIDECAR_NAME } from '../../injector/names.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
@@ -15,6 +15,8 @@ const FILE = join(import.meta.dirname, 'testdata', 'workloads.yaml');
 /** workloads.yaml has a hostNetwork DaemonSet and an opted-out pod: a platform that allows both. */
 const config = parseInjectorConfig({ clusterDns: '10.96.0.10:53', optOut: 'allow', hostNetworkPods: 'allow' });
 const CONFIG_YAML = 'clusterDns: 10.96.0.10:53\noptOut: allow\nhostNetworkPods: allow\n';
+/** The platform's defaults plus the one setting the sidecar cannot start without: somewhere to forward. */
+const KUBE_DNS_ONLY = 'clusterDns: 10.96.0.10:53\n';
 
 /** Runs `fn` with an injector config file holding `text`. */
 function withConfig<T>(text: string, fn: (path: string) => T): T {
@@ -68,14 +70,14 @@ test('inject: a workload the webhook would deny is an error naming the conflict:
     'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: own-dns, namespace: team-a }\nspec:\n  selector: { matchLabels: { app: x } }\n  template:\n    metadata: { labels: { app: x } }\n    spec:\n      dnsPolicy: None\n      dnsConfig: { nameservers: [8.8.8.8] }\n      initContainers: [{ name: tenant-dns, image: registry.example/dns:1, restartPolicy: Always }]\n      containers: [{ name: app, image: nginx }]',
   ].join('\n---\n');
   const io = { readStdin: () => clash, stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
-  assert.equal(runInjectCommand({ filename: '-' }, io), 1);
+  withConfig(KUBE_DNS_ONLY, (cfg) => assert.equal(runInjectCommand({ filename: '-', config: cfg }, io), 1));
   const text = err.join('');
   assert.match(text, /^tenant-dns inject: denied Deployment team-a\/own-dns: foreign-sidecar \(container tenant-dns is not the injector's: it differs in image \(registry\.example\/dns:1;/m);
   assert.match(text, /own nameservers 8\.8\.8\.8/);
   assert.match(text, /1 workload would be denied by the injector; nothing written/);
   // With the platform's defaults, the hostNetwork DaemonSet and the opted-out pod of workloads.yaml are denied too.
   const err2: string[] = [];
-  assert.equal(runInjectCommand({ filename: FILE }, { ...io, stderr: (s) => err2.push(s) }), 1);
+  withConfig(KUBE_DNS_ONLY, (cfg) => assert.equal(runInjectCommand({ filename: FILE, config: cfg }, { ...io, stderr: (s) => err2.push(s) }), 1));
   assert.match(err2.join(''), /denied DaemonSet node-exporter: host-network/);
   assert.match(err2.join(''), /denied Pod listed-opt-out: opt-out-not-allowed/);
 });
@@ -83,7 +85,7 @@ test('inject: a workload the webhook would deny is an error naming the conflict:
 test('inject: --tenant must be a label value, since the pod is labelled with it', () => {
   const err: string[] = [];
   const io = { readStdin: () => '', stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
-  assert.equal(runInjectCommand({ filename: FILE, tenant: 'acme corp' }, io), 1);
+  withConfig(KUBE_DNS_ONLY, (cfg) => assert.equal(runInjectCommand({ filename: FILE, tenant: 'acme corp', config: cfg }, io), 1));
   assert.match(err.join(''), /--tenant "acme corp": a tenant is a label value/);
 });
 
@@ -117,11 +119,27 @@ test('inject: the command reads a file or stdin, prints YAML to stdout and skips
   });
 });
 
+test('inject: a config that gives the sidecar nowhere to forward is an error naming the settings, not a pod that cannot start', () => {
+  const err: string[] = [];
+  const io = { readStdin: () => readFileSync(FILE, 'utf8'), stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
+  // No config: no upstreams and no clusterDns.
+  assert.equal(runInjectCommand({ filename: '-' }, io), 1);
+  assert.match(err[0]!, /^tenant-dns inject: default injector config: the injector config gives the sidecar nowhere to forward: set upstreams \(default upstream URLs\) or clusterDns/);
+  // An upstream that is the sidecar's own address: the sidecar's loop check, mirrored.
+  withConfig('upstreams: [udp://127.0.0.1:53]\n', (cfg) => assert.equal(runInjectCommand({ filename: '-', config: cfg }, io), 1));
+  assert.match(err[1]!, /the sidecar would not start with the injector config: --upstream 127\.0\.0\.1:53 is the sidecar's own listen address 127\.0\.0\.1:53/);
+  // Either setting alone is enough.
+  assert.equal(sidecarStartProblem(parseInjectorConfig({ clusterDns: '10.96.0.10:53' })), undefined);
+  assert.equal(sidecarStartProblem(parseInjectorConfig({ upstreams: ['https://doh.example.net/dns-query'], bootstrap: ['doh.example.net=192.0.2.1'] })), undefined);
+});
+
 test('inject: bad YAML, a missing file or a bad config exit 1 with a message', () => {
   const err: string[] = [];
   const io = { readStdin: () => 'a: [\n', stdout: () => assert.fail('no output expected'), stderr: (s: string) => err.push(s) };
-  assert.equal(runInjectCommand({ filename: '-' }, io), 1);
-  assert.equal(runInjectCommand({ filename: '/nonexistent.yaml' }, io), 1);
+  withConfig(KUBE_DNS_ONLY, (cfg) => {
+    assert.equal(runInjectCommand({ filename: '-', config: cfg }, io), 1);
+    assert.equal(runInjectCommand({ filename: '/nonexistent.yaml', config: cfg }, io), 1);
+  });
   withConfig('failureMode: sometimes\n', (cfg) => assert.equal(runInjectCommand({ filename: FILE, config: cfg }, io), 1));
   assert.equal(err.length, 3);
   assert.match(err[2], /\/failureMode \(line 1\)/);

@@ -4,6 +4,7 @@
  * server sends them.
  */
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, renameSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -27,6 +28,16 @@ const request = (pki: TestPki, port: number, path: string, init: InjectorRequest
 
 const post = (pki: TestPki, port: number, body: unknown, path = '/mutate') =>
   request(pki, port, `${path}?timeout=5s`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+/** The certificate the injector at 127.0.0.1:`port` presents now, verified against the test CA for the Service's name. */
+const servedCertificate = (pki: TestPki, port: number) =>
+  new Promise<X509Certificate>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, ca: pki.ca, servername: 'tenant-dns-injector.tenant-dns-system.svc' }, () => {
+      resolve(s.getPeerX509Certificate()!);
+      s.end();
+    });
+    s.on('error', reject);
+  });
 
 test('server: /mutate answers an API-server-shaped CREATE with a patch that yields a valid pod', async (t) => {
   const { pki, port } = await start(t);
@@ -155,14 +166,7 @@ test('server: a slow client is cut off by the request timeout instead of hanging
 
 test('server: a renewed certificate is picked up; a broken one keeps the old', async (t) => {
   const { pki, server, port } = await start(t);
-  const serial = () =>
-    new Promise<string>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port, ca: pki.ca, servername: 'tenant-dns-injector.tenant-dns-system.svc' }, () => {
-        resolve(s.getPeerCertificate().serialNumber);
-        s.end();
-      });
-      s.on('error', reject);
-    });
+  const serial = async () => (await servedCertificate(pki, port)).serialNumber;
   const before = await serial();
   assert.equal(server.reloadCertificate(), false);
   // Like the kubelet: write the new pair beside, then swap in.
@@ -176,6 +180,33 @@ test('server: a renewed certificate is picked up; a broken one keeps the old', a
   assert.equal(server.reloadCertificate(), false);
   assert.equal(await serial(), after);
   assert.equal((await request(pki, port, '/healthz')).status, 200);
+});
+
+test('server: /metrics gives the served certificate\'s notAfter, and the new one after a reload', async (t) => {
+  const { pki, server, port } = await start(t);
+  const served = () => servedCertificate(pki, port);
+  const gauge = async () => {
+    const text = (await request(pki, port, '/metrics')).body;
+    const m = /^tenant_dns_injector_certificate_expiry_timestamp_seconds (\S+)$/m.exec(text);
+    assert.ok(m, text);
+    return Number(m[1]);
+  };
+  const first = await served();
+  assert.equal(await gauge(), first.validToDate.getTime() / 1000);
+  // A certificate valid 30 days instead of 2: the reload moves the gauge to its notAfter.
+  pki.issue(join(pki.dir, 'new.crt'), join(pki.dir, 'new.key'), undefined, 30);
+  renameSync(join(pki.dir, 'new.crt'), pki.certFile);
+  renameSync(join(pki.dir, 'new.key'), pki.keyFile);
+  assert.equal(server.reloadCertificate(), true);
+  const second = await served();
+  assert.notEqual(second.serialNumber, first.serialNumber);
+  assert.ok(second.validToDate.getTime() - first.validToDate.getTime() >= 27 * 86_400_000, `${first.validTo} → ${second.validTo}`);
+  // Every scrape gets a rendering that started after it arrived (sidecar/metrics/exposition.ts).
+  assert.equal(await gauge(), second.validToDate.getTime() / 1000);
+  // A broken pair is not loaded: the gauge keeps the served certificate's date.
+  copyFileSync(pki.caFile, pki.keyFile);
+  assert.equal(server.reloadCertificate(), false);
+  assert.equal(await gauge(), second.validToDate.getTime() / 1000);
 });
 
 test('server: refuses to start without a usable certificate', async (t) => {

@@ -16,7 +16,10 @@ test('sidecar-spec: every flag the injector writes is one the sidecar accepts', 
   const known = new Set(SIDECAR_FLAGS.map((f) => f.flag));
   const args = sidecarArgs(parseInjectorConfig(full), { searches: ['team-a.svc.cluster.local'], ndots: 5 });
   assert.ok(args.length >= 11);
+  const switches = new Set(SIDECAR_FLAGS.filter((f) => f.boolean).map((f) => f.flag));
   for (const a of args) {
+    // A value flag as --flag=value; a switch (boolean field) alone.
+    if (switches.has(a)) continue;
     assert.match(a, /^--[a-z-]+=/);
     assert.ok(known.has(a.slice(0, a.indexOf('='))), `${a} is not in SIDECAR_FLAGS`);
   }
@@ -33,10 +36,14 @@ test('sidecar-spec: args carry the platform config and the downward-API env', ()
     '--upstream=https://doh.example.net/dns-query',
     '--upstream=tls://dot.example.net',
     '--policy=/etc/tenant-dns/policy/policy.yaml',
+    '--policy-optional',
     '--platform-policy=/etc/tenant-dns/platform/policy.yaml',
     '--pod-labels=/etc/tenant-dns/podinfo/labels',
   ]) assert.ok(args.includes(want), want);
-  assert.ok(!sidecarArgs(parseInjectorConfig({})).some((a) => a.startsWith('--cluster-dns') || a.startsWith('--platform-policy') || a.startsWith('--bootstrap')));
+  const plain = sidecarArgs(parseInjectorConfig({}));
+  assert.ok(!plain.some((a) => a.startsWith('--cluster-dns') || a.startsWith('--bootstrap')));
+  // The platform layer is always there: the controller renders it for every injected namespace.
+  assert.ok(plain.includes('--platform-policy=/etc/tenant-dns/platform/policy.yaml'));
 });
 
 test('sidecar-spec: env names used in $(…) args are defined on the container', () => {
@@ -62,7 +69,7 @@ test('sidecar-spec: native sidecar, probes on the metrics port, restricted secur
   assert.equal(legacy.lifecycle.postStart.exec.command[0], 'node');
 });
 
-test('sidecar-spec: every volume mount has a volume; the tenant policy is optional', () => {
+test('sidecar-spec: every volume mount has a volume; the tenant policy is optional, the platform policy is not', () => {
   const config = parseInjectorConfig(full);
   const c = sidecarContainer(config, { tenant: 't' }) as { volumeMounts: { name: string; readOnly: boolean }[] };
   const vols = sidecarVolumes(config) as { name: string; configMap?: { name: string; optional: boolean } }[];
@@ -71,6 +78,10 @@ test('sidecar-spec: every volume mount has a volume; the tenant policy is option
     assert.equal(m.readOnly, true);
   }
   assert.deepEqual(vols.find((v) => v.name === VOLUME_NAMES.policy)?.configMap, { name: 'tenant-dns-policy', optional: true });
+  assert.deepEqual(vols.find((v) => v.name === VOLUME_NAMES.platform)?.configMap, { name: 'platform-policy', optional: false });
+  // Without the setting, the controller's default name, still mounted and not optional.
+  const defaults = sidecarVolumes(parseInjectorConfig({})) as { name: string; configMap?: { name: string; optional: boolean } }[];
+  assert.deepEqual(defaults.find((v) => v.name === VOLUME_NAMES.platform)?.configMap, { name: 'tenant-dns-platform', optional: false });
 });
 
 test('sidecar-spec: without upstreams the sidecar forwards to kube-dns, never to its own resolv.conf', () => {

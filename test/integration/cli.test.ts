@@ -52,11 +52,12 @@ describe('tenant-dns sidecar start-up', () => {
     assert.match(r.stderr, /bad\.yaml:6: spec\.rules\[0\]\.action/);
   });
 
-  test('a missing or unreadable policy file stops start-up', async () => {
+  test('a missing or unreadable policy file stops start-up (without --policy-optional)', async () => {
     const port = await freePort();
     const missing = await runCli(['sidecar', '--listen', `127.0.0.1:${port}`, '--upstream', 'udp://192.0.2.53:53', '--policy', join(dir, 'nope.yaml')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /CONFIG_READ/);
+    assert.ok(missing.stderr.includes(`${join(dir, 'nope.yaml')}: (file): cannot be read: no such file`), 'the line names the file');
     if (process.getuid?.() !== 0) {
       const locked = file('locked.yaml', 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nspec: {}\n');
       chmodSync(locked, 0o000);

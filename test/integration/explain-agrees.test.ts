@@ -1,9 +1,11 @@
 /**
  * Property test: `policy explain` and the running sidecar never disagree.
- * For every example policy (as the tenant's, the platform example in front,
- * for a frontend pod and for a pod without labels), seeded random questions
+ * For every example policy (as the tenant's, the platform example in front
+ * with service-discovery isolation added, for a frontend pod and for a pod
+ * without labels, in namespace team-a), seeded random questions
  * (names drawn from the policies' own globs, their near misses, the cluster
- * zone and the outside world; types A, AAAA, ANY, TXT, MX, CNAME, SRV) are
+ * zone's visible and isolated namespaces and the outside world; types A,
+ * AAAA, ANY, TXT, MX, CNAME, SRV) are
  * asked of a sidecar over UDP and of `explain`. A local answer must match
  * record for record (rcode, answers, SOA, EDE); an upstream answer must come
  * from the group explain names. Each test upstream answers every question
@@ -30,6 +32,8 @@ import { fuzzSeed, prng } from '../helpers/fuzz.ts';
 const SEED = fuzzSeed(Math.floor(Math.random() * 2 ** 31));
 const QUESTIONS_PER_CASE = 120;
 const TYPES = ['A', 'AAAA', 'ANY', 'TXT', 'MX', 'CNAME', 'SRV'] as const;
+/** The pods' namespace. */
+const NAMESPACE = 'team-a';
 const EXAMPLES = ['kafka-privatelink.yaml', 'frontend-deny-com.yaml', 'allowlist.yaml', 'static-split.yaml', 'forward-zone.yaml', 'platform-policy.yaml'];
 
 /** A test upstream answering every question with TXT "group=<name>". */
@@ -65,7 +69,7 @@ function nameFor(globs: readonly string[], rnd: () => number): string {
     if (variant < 0.35) return filled.toUpperCase(); // case does not matter
     return filled;
   }
-  if (r < 0.75) return `${label()}.${pick(['default', 'team-a', 'kube-system'])}.svc.cluster.local`;
+  if (r < 0.75) return `${label()}.${pick(['default', 'team-a', 'team-a-jobs', 'team-b', 'kube-system'])}.${pick(['svc', 'svc', 'pod'])}.cluster.local`;
   if (r < 0.8) return `${Math.floor(rnd() * 255)}.10.in-addr.arpa`;
   return `${label()}.${pick(['example.org', 'example.com', 'github.com', 'amazonaws.com', 'test'])}`;
 }
@@ -82,19 +86,24 @@ test('policy explain and the running sidecar agree on every question (seeded pro
   t.after(() => Promise.all(Object.values(servers).map((s) => s.close())));
   // The examples' forward zone points at addresses of a corporate network: send it to the test server instead.
   const dir = mkdtempSync(join(tmpdir(), 'explain-agrees-'));
-  const file = (name: string) => {
+  const file = (name: string, edit?: (doc: { spec: Record<string, unknown> }) => void) => {
     const doc = parse(readFileSync(join(ROOT, 'examples', name), 'utf8'));
     for (const fz of doc.spec?.forwardZones ?? []) fz.upstreams = [servers.corp.url('udp')];
+    edit?.(doc);
     const out = join(dir, name);
     writeFileSync(out, stringify(doc));
     return { path: out, globs: globsOf(doc) };
   };
-  const platform = file('platform-policy.yaml');
+  const platform = file('platform-policy.yaml', (doc) => {
+    // As the control plane renders it for namespace team-a of a tenant that also owns team-a-jobs.
+    doc.spec.serviceDiscovery = { isolation: 'tenant', namespaces: ['team-a', 'team-a-jobs'], sharedNamespaces: ['default'] };
+  });
   const labels = { frontend: join(dir, 'frontend.labels'), none: undefined };
   writeFileSync(labels.frontend, 'app="frontend"\ntier="web"\n');
   const zones = clusterZones(CLUSTER_DEFAULTS.clusterDomain, CLUSTER_DEFAULTS.clusterReverseZones);
 
   let asked = 0;
+  let isolated = 0;
   for (const example of EXAMPLES) {
     const tenant = file(example);
     for (const [who, podLabels] of Object.entries(labels)) {
@@ -104,6 +113,7 @@ test('policy explain and the running sidecar agree on every question (seeded pro
         policy: tenant.path,
         platformPolicy: platform.path,
         ...(podLabels ? { podLabels } : {}),
+        namespace: NAMESPACE,
         cacheMaxEntries: 0,
       });
       try {
@@ -111,6 +121,7 @@ test('policy explain and the running sidecar agree on every question (seeded pro
           tenant: loadPolicyFile(tenant.path),
           platform: loadPolicyFile(platform.path),
           ...(podLabels ? { podLabels: loadPodLabels(podLabels) } : {}),
+          namespace: NAMESPACE,
         });
         const globs = [...tenant.globs, ...platform.globs];
         for (let i = 0; i < QUESTIONS_PER_CASE; i++) {
@@ -121,13 +132,15 @@ test('policy explain and the running sidecar agree on every question (seeded pro
           const where = `${example} (${who} pod): ${name} ${typeText(e.qtype)} routed ${e.route.kind}`;
           compare(reply, e, where);
           asked++;
+          if (e.route.evaluation.decision.rule === 'tenant-isolation') isolated++;
         }
       } finally {
         await sc.stop();
       }
     }
   }
-  t.diagnostic(`${asked} questions, no disagreement`);
+  t.diagnostic(`${asked} questions, no disagreement (${isolated} denied by tenant-isolation)`);
+  assert.ok(isolated > 0, 'isolation was exercised');
 });
 
 /** The type number of a type name. */

@@ -4,23 +4,35 @@
  * traffic: allowed, denied by two rules, a split zone, cache hits, an
  * upstream failure, then a failed policy reload. Prometheus scrapes it with the
  * relabelings of deploy/monitoring/podmonitor.yaml, the pod's metadata as
- * Kubernetes service discovery reports it. Every dashboard panel query
- * and every alert expression is then evaluated through Prometheus's API:
- * each parses and runs, and the key ones return the numbers the traffic implies.
+ * Kubernetes service discovery reports it. The same Prometheus scrapes a
+ * running injector over HTTPS as its PodMonitor says (the CA from the
+ * injector's Secret, the Service's name), with a serving certificate from
+ * deploy/scripts/gen-certs.sh that expires in 2 days, while the test sends
+ * admissions, some of which fail; then the certificate is renewed from the
+ * same CA. Every dashboard panel query and every alert expression is then
+ * evaluated through Prometheus's API: each parses and runs, and the key ones
+ * return the numbers the traffic implies, or fire where they should.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { execFileSync } from 'node:child_process';
+import { Registry } from 'prom-client';
+import { ALERTS, INJECTOR_ADMISSION_P99, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { parseInjectorConfig } from '../../injector/config.ts';
+import { createInjectorMetrics } from '../../injector/metrics.ts';
+import { NamespaceNameResolver } from '../../injector/namespaces.ts';
+import { startInjectorServer } from '../../injector/server.ts';
+import { admissionRequest, postJson, samplePod } from '../injector/fixtures.ts';
 import { SIDECAR_FLAGS } from '../../sidecar/config/schema.ts';
 import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnServing } from '../helpers/sidecar.ts';
 import { Keys } from '../../injector/names.ts';
-import { kubernetesPodMetaLabels, podMonitorScrapeOptions } from '../helpers/podmonitor.ts';
+import { kubernetesPodMetaLabels, podMonitorScrapeOptions, podMonitorScrapeSettings } from '../helpers/podmonitor.ts';
 import { grafanaToPromql, startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
 import { startUnbound } from '../helpers/unbound.ts';
 
@@ -64,6 +76,23 @@ const MAY_BE_NAN = new Set(['Latency by source (p50, p99)', 'Upstream latency p9
 /** Replaces Grafana's variables: the test's tenant, namespace and pod. */
 const toPromql = (expr: string) => grafanaToPromql(expr, { tenant: TENANT, namespace: NAMESPACE, pod: POD });
 
+/** Where the injector runs: its namespace and a pod name as its Deployment's ReplicaSet names them. */
+const INJECTOR_NAMESPACE = 'tenant-dns-system';
+const INJECTOR_POD = 'tenant-dns-injector-6b8f9c7d5-x2k4q';
+const DAY = 86_400;
+
+/** Makes the injector's CA (kept) and a serving certificate valid `days` in `dir`, as an operator without cert-manager does. */
+function genCerts(dir: string, days: number): void {
+  execFileSync('sh', [join(ROOT, 'deploy/scripts/gen-certs.sh'), '--no-apply', '--out', dir, '--days', String(days)], { stdio: 'pipe' });
+}
+
+/** A pod the injector cannot patch (its volumes are not a list): the admission ends in an error (PATCH_FAILED). */
+function unpatchablePod(): Record<string, unknown> {
+  const pod = samplePod();
+  pod.spec.volumes = 'not-a-list';
+  return pod;
+}
+
 /** The value of the only series of a result (a scalar, or a one-series vector). */
 function only(r: QueryResult): number {
   assert.equal(r.series.length, 1, `expected one series, got ${JSON.stringify(r.series)}`);
@@ -75,7 +104,7 @@ function byLabel(r: QueryResult, label: string): Record<string, number> {
   return Object.fromEntries(r.series.map((s) => [s.metric[label] ?? '', Number(s.value![1])]));
 }
 
-test('prometheus integration: a real Prometheus scrapes the sidecar; every panel and alert query runs and counts the traffic', { skip: wired ? false : 'the sidecar has no --metrics/--log-queries flags yet (wiring in sidecar/config/schema.ts and server.ts pending)', timeout: 180_000 }, async (t) => {
+test('prometheus integration: a real Prometheus scrapes the sidecar and the injector; every panel and alert query runs, counts the traffic, and fires where it should', { skip: wired ? false : 'the sidecar has no --metrics/--log-queries flags yet (wiring in sidecar/config/schema.ts and server.ts pending)', timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prom-it-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const unbound = await startUnbound([
@@ -100,14 +129,58 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   const dnsPort = sidecar.port;
   const metricsPort = sidecar.metrics!.port;
 
+  // The injector, with a certificate that expires in 2 days, signed by the CA gen-certs.sh keeps.
+  const pki = join(dir, 'pki');
+  genCerts(pki, 2);
+  const injectorRegistry = new Registry();
+  const injector = await startInjectorServer({
+    host: '127.0.0.1',
+    port: 0,
+    certFile: join(pki, 'tls.crt'),
+    keyFile: join(pki, 'tls.key'),
+    registry: injectorRegistry,
+    certCheckIntervalMs: 0,
+    deps: { config: parseInjectorConfig({ clusterDns: '10.96.0.10:53' }), tenants: new NamespaceNameResolver(), metrics: createInjectorMetrics(injectorRegistry) },
+  });
+  t.after(() => injector.close(100));
+  const ca = readFileSync(join(pki, 'ca.crt'));
+  const admit = async (path: '/mutate' | '/validate', body: unknown, status = 200) => {
+    const res = await postJson(ca, injector.address.port, path, body);
+    assert.equal(res.status, status, res.body);
+  };
+  /** Admissions of both webhooks: `good` pods injected and validated, `bad` that cannot be patched, `malformed` bodies. */
+  const admissions = async (good: number, bad: number, malformed: number) => {
+    for (let i = 0; i < good; i++) await admit('/mutate', admissionRequest(samplePod()));
+    for (let i = 0; i < good; i++) await admit('/validate', admissionRequest(samplePod(), { operation: 'UPDATE' }));
+    for (let i = 0; i < bad; i++) await admit('/mutate', admissionRequest(unpatchablePod()));
+    for (let i = 0; i < malformed; i++) await admit('/mutate', '{"not json', 400);
+  };
+
   // Scraped as the PodMonitor scrapes the injected pod: its relabelings, and the pod's metadata as discovered.
+  // The injector as its own PodMonitor scrapes it: HTTPS verified against ca.crt of its Secret, for the Service's name.
   const discovered = kubernetesPodMetaLabels({ namespace: NAMESPACE, name: POD, labels: { [Keys.podTenant]: TENANT } });
+  const injectorPod = kubernetesPodMetaLabels({
+    namespace: INJECTOR_NAMESPACE,
+    name: INJECTOR_POD,
+    labels: { 'app.kubernetes.io/name': 'tenant-dns-injector' },
+    container: 'injector',
+    portName: 'https',
+  });
   const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: discovered }], {
     ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],
     ...podMonitorScrapeOptions(),
+    jobs: [
+      {
+        name: 'tenant-dns-injector',
+        targets: [{ address: `127.0.0.1:${injector.address.port}`, labels: injectorPod }],
+        ...podMonitorScrapeSettings('injector-podmonitor.yaml', { 'tenant-dns-injector-tls/ca.crt': join(pki, 'ca.crt') }),
+      },
+    ],
   });
   t.after(() => prom.stop());
   await prom.waitForTargetsUp();
+  // The injector's labelled counters exist once counted: one of each kind before the first scrape that counts.
+  await admissions(1, 1, 1);
   // A scrape of the all-zero counters first, so that rate() and increase() see the traffic from 0.
   await prom.waitForFreshScrape();
 
@@ -149,6 +222,11 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   sent.noAds++;
   const sentTotal = total + 1;
 
+  // The admissions the injector alerts judge: 2 failed of 4 + 2 + 1 on /mutate (the malformed one is not an admission error).
+  const GOOD = 4;
+  const BAD = 2;
+  await admissions(GOOD, BAD, 1);
+
   await prom.waitForFreshScrape();
   await prom.waitForFreshScrape();
   const sel = `{tenant="${TENANT}", namespace="${NAMESPACE}", pod="${POD}"}`;
@@ -160,6 +238,12 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
     (await prom.query('tenant_dns_build_info')).series.map((s) => [s.metric.tenant, s.metric.exported_tenant, s.metric.namespace, s.metric.pod]),
     [[TENANT, TENANT, NAMESPACE, POD]],
   );
+
+  // deploy/README.md's "which version runs" query: one pod of this namespace on this package's version.
+  const versionQuery = /```promql\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'deploy/README.md'), 'utf8'))?.[1]?.trim();
+  assert.ok(versionQuery, 'deploy/README.md shows a PromQL query for versions');
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.deepEqual((await prom.query(versionQuery, at)).series.map((s) => [s.metric, Number(s.value![1])]), [[{ namespace: NAMESPACE, version }, 1]]);
 
   // Raw counters, exactly.
   assert.equal(only(await prom.query(`sum(tenant_dns_requests_total${sel})`)), sentTotal);
@@ -231,10 +315,46 @@ test('prometheus integration: a real Prometheus scrapes the sidecar; every panel
   assert.deepEqual(alerts.get('TenantDnsPolicyReloadFailing')!.series.map((s) => s.metric), [{ namespace: NAMESPACE, pod: POD, tenant: TENANT }]);
   near(only(alerts.get('TenantDnsServfailRatioHigh')!), BROKEN / sentTotal, 'SERVFAIL alert value');
   assert.equal(alerts.get('TenantDnsDenialSpike')!.series.length, 0, 'a handful of denials is no spike');
+  // The injector's alerts, on its series scraped over HTTPS: identity from the target, not from the scraped text.
+  const injectorAlerts = new Map<string, QueryResult>();
+  for (const a of INJECTOR_ALERTS) {
+    const r = await prom.query(a.expr, at).catch((err: Error) => assert.fail(`alert ${a.alert}: ${err.message}`));
+    injectorAlerts.set(a.alert, r);
+  }
+  // Admission errors: /mutate fires with its error ratio; /validate, without errors, does not.
+  const errors = injectorAlerts.get('TenantDnsInjectorAdmissionErrors')!;
+  assert.deepEqual(errors.series.map((s) => s.metric), [{ namespace: INJECTOR_NAMESPACE, webhook: 'mutate' }]);
+  // The counters exactly (both batches); the ratio of rates near the second batch's 2 of 7 (each series starts at the
+  // scrape after its first count, and rate() extrapolates each from there).
+  const mutate = async (matchers: string) => only(await prom.query(`sum(tenant_dns_injector_admissions_total{webhook="mutate", ${matchers}})`, at));
+  assert.equal(await mutate('result="error", reason="PATCH_FAILED"'), 1 + BAD);
+  assert.equal(await mutate('result="error", reason="BAD_REQUEST"'), 2);
+  assert.equal(await mutate('result="injected"'), 1 + GOOD);
+  const errorRatio = only(errors);
+  assert.ok(Math.abs(errorRatio - BAD / (GOOD + BAD + 1)) < 0.1, `mutate error ratio ${errorRatio}, sent ${BAD} of ${GOOD + BAD + 1}`);
+  // Latency: the p99 the alert compares is there and well under its 1 s threshold, so the alert does not fire.
+  const admissionP99 = only(await prom.query(INJECTOR_ADMISSION_P99, at));
+  assert.ok(admissionP99 > 0 && admissionP99 < 1, `injector admission p99 ${admissionP99}`);
+  assert.equal(injectorAlerts.get('TenantDnsInjectorAdmissionSlow')!.series.length, 0);
+  // The certificate expires in 2 days: the alert fires for the scraped pod, its value the time left.
+  const expiring = injectorAlerts.get('TenantDnsInjectorCertificateExpiring')!;
+  assert.deepEqual(expiring.series.map((s) => s.metric), [{ namespace: INJECTOR_NAMESPACE, pod: INJECTOR_POD }]);
+  const left = only(expiring);
+  assert.ok(left > 2 * DAY - 3600 && left <= 2 * DAY, `certificate expires in ${left} s`);
+  // Renewed from the same CA: the scrape still verifies (the trust anchor did not move) and the alert clears.
+  genCerts(pki, 30);
+  assert.equal(injector.reloadCertificate(), true);
+  await prom.waitForFreshScrape();
+  const renewedAt = only(await prom.query('max(timestamp(tenant_dns_injector_certificate_expiry_timestamp_seconds))'));
+  const expiryAlert = INJECTOR_ALERTS.find((a) => a.alert === 'TenantDnsInjectorCertificateExpiring')!;
+  assert.equal((await prom.query(expiryAlert.expr, renewedAt)).series.length, 0);
+  const renewedLeft = only(await prom.query('tenant_dns_injector_certificate_expiry_timestamp_seconds - time()', renewedAt));
+  assert.ok(renewedLeft > 30 * DAY - 3600 && renewedLeft <= 30 * DAY, `renewed certificate expires in ${renewedLeft} s`);
+
   // Prometheus evaluates the loaded rules itself every second, without errors.
   const rules = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
   const loaded = rules.data.groups.flatMap((g) => g.rules);
-  assert.deepEqual(loaded.map((r) => r.name).sort(), ALERTS.map((a) => a.alert).sort());
+  assert.deepEqual(loaded.map((r) => r.name).sort(), [...ALERTS, ...INJECTOR_ALERTS].map((a) => a.alert).sort());
   for (const r of loaded) assert.notEqual(r.health, 'err', `${r.name}: ${r.lastError}`);
 
   // /metrics never carries query names or client addresses.

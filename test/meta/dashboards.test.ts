@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { ALERTS, generatedFiles, panelQueries } from '../../dashboards/build.ts';
+import { ALERTS, generatedFiles, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
 import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
 import { metaLabelName, readPodMonitor, relabelConfigsFromOperator } from '../helpers/podmonitor.ts';
 
@@ -51,17 +51,19 @@ test('meta dashboards: the PrometheusRule carries the same rules as the plain ru
   assert.equal(object.kind, 'PrometheusRule');
   assert.deepEqual(object.spec.groups, plain.groups);
   assert.deepEqual(ALERTS.map((a) => a.alert), ['TenantDnsServfailRatioHigh', 'TenantDnsUpstreamGroupDown', 'TenantDnsPolicyReloadFailing', 'TenantDnsDenialSpike']);
+  assert.deepEqual(INJECTOR_ALERTS.map((a) => a.alert), ['TenantDnsInjectorAdmissionErrors', 'TenantDnsInjectorAdmissionSlow', 'TenantDnsInjectorCertificateExpiring']);
+  assert.deepEqual((plain.groups as { name: string }[]).map((g) => g.name), ['tenant-dns', 'tenant-dns-injector']);
 });
 
 test('meta dashboards: promtool check rules accepts dashboards/alerts.rules.yaml', () => {
   const out = execFileSync('promtool', ['check', 'rules', new URL('dashboards/alerts.rules.yaml', root).pathname], { encoding: 'utf8', timeout: 30_000 });
-  assert.match(out, /SUCCESS: 4 rules found/);
+  assert.match(out, new RegExp(`SUCCESS: ${ALERTS.length + INJECTOR_ALERTS.length} rules found`));
 });
 
 test('meta dashboards: the README explains every panel and every alert', () => {
   const readme = read('dashboards/README.md');
   for (const title of new Set(panelQueries().map((q) => q.panel))) assert.ok(readme.includes(title), `dashboards/README.md does not explain panel "${title}"`);
-  for (const a of ALERTS) assert.ok(readme.includes(a.alert), `dashboards/README.md does not explain ${a.alert}`);
+  for (const a of [...ALERTS, ...INJECTOR_ALERTS]) assert.ok(readme.includes(a.alert), `dashboards/README.md does not explain ${a.alert}`);
 });
 
 test('meta dashboards: the PodMonitor scrapes the port the injector names, and deploy/monitoring renders', () => {
@@ -71,6 +73,29 @@ test('meta dashboards: the PodMonitor scrapes the port the injector names, and d
   const rendered = execFileSync('kubectl', ['kustomize', new URL('deploy/monitoring', root).pathname], { encoding: 'utf8', timeout: 60_000 });
   assert.match(rendered, /kind: PodMonitor/);
   assert.match(rendered, /kind: PrometheusRule/);
+});
+
+test('meta dashboards: the injector PodMonitor scrapes the injector pods\' HTTPS port, verified against the CA in their Secret for the Service name', () => {
+  const pm = readPodMonitor('injector-podmonitor.yaml');
+  const deployment = parse(read('deploy/base/deployment.yaml')) as any;
+  const service = parse(read('deploy/base/service.yaml')) as any;
+  const namespace = (parse(read('deploy/base/kustomization.yaml')) as { namespace: string }).namespace;
+  assert.equal((parse(read('deploy/monitoring/kustomization.yaml')) as { namespace: string }).namespace, namespace, 'the PodMonitor lives with the injector');
+  assert.equal(pm.spec.namespaceSelector, undefined, 'its own namespace only');
+  const pod = deployment.spec.template;
+  for (const [k, v] of Object.entries(pm.spec.selector?.matchLabels ?? {})) assert.equal(pod.metadata.labels[k], v, `selector ${k}`);
+  assert.ok(Object.keys(pm.spec.selector?.matchLabels ?? {}).length > 0);
+  const [endpoint] = pm.spec.podMetricsEndpoints;
+  const container = pod.spec.containers.find((c: any) => c.args?.[0] === 'injector');
+  assert.ok(container.ports.some((p: any) => p.name === endpoint!.port), `the injector container has port ${endpoint!.port}`);
+  assert.equal(endpoint!.scheme, 'https');
+  assert.equal(endpoint!.path, '/metrics');
+  assert.equal(endpoint!.honorLabels, false);
+  const tlsVolume = pod.spec.volumes.find((v: any) => v.secret);
+  assert.deepEqual(endpoint!.tlsConfig?.ca?.secret, { name: tlsVolume.secret.secretName, key: 'ca.crt' });
+  assert.equal(endpoint!.tlsConfig?.serverName, `${service.metadata.name}.${namespace}.svc`);
+  const setFrom = Object.fromEntries(relabelConfigsFromOperator(endpoint!.relabelings ?? []).map((r) => [r.target_label, r.source_labels]));
+  assert.deepEqual(setFrom, { namespace: ['__meta_kubernetes_namespace'], pod: ['__meta_kubernetes_pod_name'] });
 });
 
 test('meta dashboards: the PodMonitor takes tenant, namespace and pod from the pod, and only pods with the tenant label', () => {
@@ -83,13 +108,18 @@ test('meta dashboards: the PodMonitor takes tenant, namespace and pod from the p
   assert.deepEqual(setFrom, { tenant: [tenantMeta], namespace: ['__meta_kubernetes_namespace'], pod: ['__meta_kubernetes_pod_name'] });
 });
 
+/** The label lists of every `by (…)` of an alert's expression; an alert that does not aggregate fails. */
+function groupings(a: { alert: string; expr: string }): string[][] {
+  const out = [...a.expr.matchAll(/\bby \(([^)]*)\)/g)].map((m) => m[1]!.split(',').map((l) => l.trim()));
+  assert.ok(out.length > 0, `${a.alert} aggregates`);
+  return out;
+}
+
 test('meta dashboards: alerts group by the target labels namespace and tenant; no query reads a label a pod reported about itself', () => {
-  for (const a of ALERTS) {
-    const groupings = [...a.expr.matchAll(/\bby \(([^)]*)\)/g)].map((m) => m[1]!.split(',').map((l) => l.trim()));
-    assert.ok(groupings.length > 0, `${a.alert} aggregates`);
-    for (const g of groupings) assert.ok(g.includes('namespace') && g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
-  }
+  for (const a of ALERTS) for (const g of groupings(a)) assert.ok(g.includes('namespace') && g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
+  // The injector's series carry no tenant: its alerts group by its namespace (and webhook or pod).
+  for (const a of INJECTOR_ALERTS) for (const g of groupings(a)) assert.ok(g.includes('namespace') && !g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
   const d = JSON.parse(read('dashboards/tenant-dns.json')) as { templating: { list: { query: { query: string } }[] } };
-  const all = [...ALERTS.map((a) => a.expr), ...panelQueries().map((q) => q.expr), ...d.templating.list.map((v) => v.query.query)];
+  const all = [...ALERTS.map((a) => a.expr), ...INJECTOR_ALERTS.map((a) => a.expr), ...panelQueries().map((q) => q.expr), ...d.templating.list.map((v) => v.query.query)];
   for (const expr of all) assert.doesNotMatch(expr, /exported_/, expr);
 });

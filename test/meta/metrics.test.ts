@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
-import { ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { ALERTS, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { createInjectorMetrics } from '../../injector/metrics.ts';
 import { AutopathMetrics } from '../../sidecar/autopath/metrics.ts';
 import { CacheMetrics } from '../../sidecar/cache/metrics.ts';
 import { ListenerMetrics } from '../../sidecar/listener/metrics.ts';
@@ -170,5 +171,17 @@ test('meta metrics: every metric a dashboard panel or alert queries exists in th
     const used = metricsIn(expr);
     assert.ok(used.length > 0, `${where} queries no known metric: ${expr}`);
     for (const name of used) assert.ok(exists(name), `${where} queries ${name}, which the registry does not have`);
+  }
+});
+
+test('meta metrics: every metric an injector alert queries exists in the injector\'s registry', () => {
+  const registry = new Registry();
+  createInjectorMetrics(registry);
+  const metrics = registry.getMetricsAsArray() as unknown as { name: string; type: string }[];
+  const exists = (name: string) => metrics.some((m) => m.name === name || (m.type === 'histogram' && [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`].includes(name)));
+  for (const a of INJECTOR_ALERTS) {
+    const used = metricsIn(a.expr);
+    assert.ok(used.length > 0, `${a.alert} queries no known metric`);
+    for (const name of used) assert.ok(exists(name), `alert ${a.alert} queries ${name}, which the injector's registry does not have`);
   }
 });

@@ -143,6 +143,77 @@ test('manager: an in-place edit is reloaded; an invalid edit keeps the last good
   assert.equal(lines.filter(([l]) => l === 'warn').length, 1);
 });
 
+test('manager: with policyOptional a missing tenant file is no tenant policy, logged once; the file is loaded when it appears and dropped when it goes', async (t) => {
+  const dir = tempDir(t); // the empty directory the kubelet mounts for an optional ConfigMap that does not exist
+  const platform = join(tempDir(t), 'platform.yaml');
+  writeFileSync(platform, denying('platform.test'));
+  const file = join(dir, 'policy.yaml');
+  const { log, lines } = capture();
+  const m = new PolicyManager({ policy: file, policyOptional: true, platformPolicy: platform, log, debounceMs: 20 });
+  t.after(() => m.close());
+  assert.equal(action(m, 'platform.test'), 'deny', 'the platform layer applies');
+  assert.equal(action(m, 'tenant.test'), 'allow', 'no tenant rule');
+  const absent = () => lines.filter(([, msg]) => /no tenant policy file/.test(msg));
+  assert.deepEqual(absent().map(([level, , f]) => [level, f?.file]), [['info', file]]);
+
+  // The ConfigMap is created: the kubelet writes a timestamped directory and swaps ..data in.
+  let seen = nextReload(m);
+  mkdirSync(join(dir, '..2026_01_01_00_00_00.1'));
+  writeFileSync(join(dir, '..2026_01_01_00_00_00.1', 'policy.yaml'), denying('tenant.test'));
+  symlinkSync('..2026_01_01_00_00_00.1', join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  symlinkSync('..data/policy.yaml', file);
+  assert.equal(await seen, 'success');
+  assert.equal(action(m, 'tenant.test'), 'deny', 'the tenant file is loaded once it appears');
+  assert.equal(action(m, 'platform.test'), 'deny');
+
+  // The ConfigMap is deleted: no tenant policy again, said once (a warning: a policy that served went away).
+  seen = nextReload(m);
+  rmSync(file);
+  assert.equal(await seen, 'success');
+  assert.equal(action(m, 'tenant.test'), 'allow');
+  assert.equal(action(m, 'platform.test'), 'deny');
+  assert.deepEqual(absent().map(([level]) => level), ['info', 'warn']);
+  // Another change in the directory that leaves the file absent: the same policy, nothing logged again.
+  rmSync(join(dir, '..data'));
+  assert.deepEqual(m.reload(), { ok: true });
+  assert.equal(absent().length, 2);
+  assert.equal(lines.filter(([level]) => level === 'warn').length, 1, 'no reload failure logged');
+});
+
+test('manager: policyOptional forgives only a missing file: an invalid or unreadable one is still an error', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bad.yaml'), HEAD + 'spec:\n  defaultAction: nope\n');
+  assert.throws(() => new PolicyManager({ policy: join(dir, 'bad.yaml'), policyOptional: true, watch: false }), (e: unknown) => e instanceof SidecarError && e.code === 'CONFIG_INVALID');
+  assert.throws(() => new PolicyManager({ policy: dir, policyOptional: true, watch: false }), (e: unknown) => e instanceof SidecarError && e.code === 'CONFIG_READ' && /a directory/.test(e.message));
+});
+
+test('manager: without policyOptional a tenant file that goes away keeps the last good policy', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, denying('tenant.test'));
+  const m = new PolicyManager({ policy: file, watch: false });
+  t.after(() => m.close());
+  rmSync(file);
+  const r = m.reload();
+  assert.equal(r.error?.code, 'CONFIG_READ');
+  assert.match(r.error!.message, /policy\.yaml: \(file\): cannot be read: no such file/);
+  assert.equal(action(m, 'tenant.test'), 'deny');
+});
+
+test('manager: with policyOptional and a directory that does not exist, the sidecar starts and a reload loads the file', (t) => {
+  const parent = tempDir(t);
+  const file = join(parent, 'later', 'policy.yaml');
+  const { log, lines } = capture();
+  const m = new PolicyManager({ policy: file, policyOptional: true, log });
+  t.after(() => m.close());
+  assert.ok(lines.some(([level, msg, f]) => level === 'warn' && /watch failed/.test(msg) && f?.dir === join(parent, 'later')), 'the watch failure is said');
+  mkdirSync(join(parent, 'later'));
+  writeFileSync(file, denying('tenant.test'));
+  assert.deepEqual(m.reload(), { ok: true });
+  assert.equal(action(m, 'tenant.test'), 'deny');
+});
+
 test('manager: close() stops watching', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'policy.yaml');

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classify, internalRoute, Router, ROUTE_MEMO_NAMES, type Route } from '../../../sidecar/route/classify.ts';
-import { compiled } from '../policy/helpers.ts';
+import { compilePolicy } from '../../../sidecar/policy/compile.ts';
+import { compiled, policy } from '../policy/helpers.ts';
 
 const ZONES = ['cluster.local', 'in-addr.arpa', 'ip6.arpa'];
 
@@ -79,4 +80,50 @@ test('layers: a tenant forward zone named like a platform one gets its own group
   assert.equal(platformRoute.kind === 'forward' && platformRoute.group, 'platform:corp');
   assert.equal(tenantRoute.kind === 'forward' && tenantRoute.group, 'corp');
   assert.deepEqual(c.forwardZoneList.map((z) => `${z.group} ${z.upstreams.join(',')}`), ['platform:corp udp://127.0.0.1:5301', 'corp udp://127.0.0.1:5302']);
+});
+
+test('isolation: names of namespaces the pod may not discover are denied by tenant-isolation before any rule or zone; the rest of the cluster domain is not affected', () => {
+  const platform = 'serviceDiscovery: {isolation: tenant, namespaces: [team-a], sharedNamespaces: [default]}';
+  const tenant = [
+    'rules:',
+    '  - {name: see-b, action: allow, names: ["*.team-b.svc.cluster.local"]}',
+    'splitZones:',
+    '  - {name: fake-b, names: [db.team-c.svc.cluster.local], addresses: [10.9.9.9]}',
+  ].join('\n');
+  const c = compilePolicy({ tenant: policy(tenant), platform: policy(platform), namespace: 'team-a-ci' });
+  const cases: [string, string][] = [
+    ['db.team-b.svc.cluster.local', 'deny tenant-isolation'], // a tenant allow rule cannot undo it
+    ['db.team-c.svc.cluster.local', 'deny tenant-isolation'], // nor a tenant split zone
+    ['10-0-0-1.team-b.pod.cluster.local', 'deny tenant-isolation'],
+    ['team-b.svc.cluster.local', 'deny tenant-isolation'],
+    ['_http._tcp.svc.team-b.svc.cluster.local', 'deny tenant-isolation'],
+    ['db.team-a.svc.cluster.local', 'cluster cluster cluster.local default'],
+    ['db.team-a-ci.svc.cluster.local', 'cluster cluster cluster.local default'], // the pod's own namespace
+    ['kubernetes.default.svc.cluster.local', 'cluster cluster cluster.local default'],
+    ['_http._tcp.svc.team-a.svc.cluster.local', 'cluster cluster cluster.local default'],
+    ['svc.cluster.local', 'cluster cluster cluster.local default'],
+    ['cluster.local', 'cluster cluster cluster.local default'],
+    ['x.team-b.other.cluster.local', 'cluster cluster cluster.local default'],
+    ['1.0.96.10.in-addr.arpa', 'cluster cluster in-addr.arpa default'], // PTR names are not isolated
+    ['db.team-b.svc.example', 'default default  default'],
+  ];
+  for (const [name, want] of cases) assert.equal(line(classify(c, ZONES, name)), want, name);
+  const denied = classify(c, ZONES, 'db.team-b.svc.cluster.local');
+  assert.deepEqual(denied.evaluation.decision, { action: 'deny', rule: 'tenant-isolation', log: true });
+  assert.deepEqual({ ...denied.evaluation.response }, { type: 'nxdomain', addresses: [], ttl: 30 });
+  assert.equal(denied.evaluation.soaZone, 'cluster.local');
+  // Without isolation the same names go to the cluster DNS.
+  assert.equal(line(classify(compilePolicy({ tenant: policy(tenant) }), ZONES, 'db.team-b.svc.cluster.local')), 'cluster cluster cluster.local see-b');
+});
+
+test('isolation: a platform deny rule keeps its name where it also matches, and the platform default response does not change the isolation answer', () => {
+  const platform = [
+    'defaultResponse: {type: refused}',
+    'rules:',
+    '  - {name: no-secrets, action: deny, names: ["secrets.team-a.svc.cluster.local"]}',
+    'serviceDiscovery: {isolation: tenant, namespaces: [team-a]}',
+  ].join('\n');
+  const c = compilePolicy({ platform: policy(platform), namespace: 'team-a' });
+  assert.equal(line(classify(c, ZONES, 'secrets.team-a.svc.cluster.local')), 'deny platform:no-secrets');
+  assert.equal(classify(c, ZONES, 'db.team-b.svc.cluster.local').evaluation.response?.type, 'nxdomain', 'a search-list walk must go on past it');
 });

@@ -1,0 +1,145 @@
+/**
+ * The stand-in API server against Debian's kubectl (a client nobody here
+ * wrote): discovery, `apply -f` creating and then 3-way-merge patching custom
+ * objects with server-side field validation, `get -A` printing the CRD's
+ * printer columns from a Table answer, `get -o yaml`, and `delete`. kubectl
+ * runs with its own HOME and only the stand-in's kubeconfig.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { startKubeApi, type KubeApi } from '../helpers/kube-api.ts';
+
+const KUBECTL = '/usr/bin/kubectl';
+const skip = existsSync(KUBECTL) ? false : 'kubectl is not installed (/usr/bin/kubectl)';
+
+const CRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.test
+spec:
+  group: example.test
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gd]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Accepted, type: string, jsonPath: '.status.conditions[?(@.type=="Accepted")].status'}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              color: {type: string}
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+`;
+
+interface Kubectl {
+  (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  readonly dir: string;
+}
+
+async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }> {
+  const api = await startKubeApi({ namespaces: ['team-a'] });
+  t.after(() => api.close());
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-kubectl-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const env = { PATH: '/usr/bin:/bin', HOME: dir, KUBECONFIG: api.kubeconfigPath };
+  const kubectl = ((...args: string[]) => new Promise((resolve) => {
+    execFile(KUBECTL, ['--kubeconfig', api.kubeconfigPath, ...args], { env, cwd: dir, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  })) as Kubectl;
+  Object.assign(kubectl, { dir });
+  return { api, kubectl };
+}
+
+function write(dir: string, name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
+  const r = await p;
+  assert.equal(r.code, 0, `kubectl failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+test('kube-api kubectl: apply creates a CRD and an object, re-apply patches it, get -A prints the printer columns', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  assert.match(await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD))), /customresourcedefinition.apiextensions.k8s.io\/gadgets.example.test created/);
+  const obj = (size: number) => `apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata:\n  name: g1\n  namespace: team-a\n  labels: {tier: web}\nspec:\n  size: ${size}\n  color: red\n`;
+  const file = write(kubectl.dir, 'g1.yaml', obj(3));
+  assert.match(await ok(kubectl('apply', '-f', file)), /gadget.example.test\/g1 created/);
+  api.put({ ...api.get('gadgets.example.test', 'g1', 'team-a')!, status: { conditions: [{ type: 'Accepted', status: 'True' }] } });
+  write(kubectl.dir, 'g1.yaml', obj(5));
+  assert.match(await ok(kubectl('apply', '-f', file)), /gadget.example.test\/g1 configured/);
+  const patch = api.requests.find((r) => r.method === 'PATCH' && r.url.includes('/gadgets/g1'));
+  assert.ok(patch, 'the second apply is a PATCH');
+  assert.match(patch.url, /fieldValidation=Strict/, 'kubectl leaves validation to the server (it found fieldValidation in OpenAPI v3)');
+  assert.equal(patch.contentType, 'application/merge-patch+json', 'a custom resource gets a JSON merge patch');
+  const stored = api.get('gadgets', 'g1', 'team-a')!;
+  assert.deepEqual([stored.spec, (stored.metadata as { generation: number }).generation], [{ size: 5, color: 'red' }, 2]);
+  assert.deepEqual(stored.status, { conditions: [{ type: 'Accepted', status: 'True' }] }, 'apply leaves status alone');
+
+  const table = (await ok(kubectl('get', 'gadgets', '-A'))).trim().split('\n').map((l) => l.trim().split(/\s+/));
+  assert.deepEqual(table[0], ['NAMESPACE', 'NAME', 'SIZE', 'ACCEPTED', 'AGE']);
+  assert.deepEqual(table[1].slice(0, 4), ['team-a', 'g1', '5', 'True']);
+  assert.match(table[1][4], /^\d+s$/);
+  assert.match(await ok(kubectl('get', 'gd', '-n', 'team-a', '-l', 'tier=web', '-o', 'name')), /^gadget.example.test\/g1\n$/);
+});
+
+test('kube-api kubectl: get -o yaml shows the stored object; delete removes it; a missing object is NotFound', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'g.yaml', 'apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: g2}\nspec: {size: 1}\n')));
+  const shown = parseYaml(await ok(kubectl('get', 'gadget', 'g2', '-o', 'yaml')));
+  const stored = api.get('gadgets', 'g2', 'default')!;
+  assert.deepEqual(shown, stored);
+  assert.match(await ok(kubectl('delete', 'gadget', 'g2')), /gadget.example.test "g2" deleted/);
+  assert.equal(api.get('gadgets', 'g2', 'default'), undefined);
+  const missing = await kubectl('get', 'gadget', 'g2');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /Error from server \(NotFound\): gadgets.example.test "g2" not found/);
+});
+
+test('kube-api kubectl: configmaps apply with a strategic merge patch, and namespaces list with their status', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  const cm = (v: string, extra: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: team-a}\ndata:\n  a: "${v}"\n${extra}`;
+  const file = write(kubectl.dir, 'cm.yaml', cm('1', '  b: "x"\n'));
+  await ok(kubectl('apply', '-f', file));
+  write(kubectl.dir, 'cm.yaml', cm('2', ''));
+  assert.match(await ok(kubectl('apply', '-f', file)), /configmap\/c configured/);
+  assert.deepEqual(api.get('configmaps', 'c', 'team-a')?.data, { a: '2' }, 'the 3-way merge removed b');
+  assert.equal(api.requests.find((r) => r.method === 'PATCH')?.contentType, 'application/strategic-merge-patch+json');
+  const lines = (await ok(kubectl('get', 'ns'))).trim().split('\n');
+  assert.deepEqual(lines[0].split(/\s+/), ['NAME', 'STATUS', 'AGE']);
+  assert.ok(lines.some((l) => /^team-a\s+Active\s+\d+s$/.test(l)));
+});
+
+test('kube-api kubectl: apply reports an unknown field (strict server-side validation) and a schema violation as the server words them', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  const unknown = await kubectl('apply', '-f', write(kubectl.dir, 'u.yaml', 'apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: u}\nspec: {size: 1, shape: round}\n'));
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /Error from server \(BadRequest\).*strict decoding error: unknown field "spec.shape"/);
+  const wrong = await kubectl('apply', '-f', write(kubectl.dir, 'w.yaml', 'apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: w}\nspec: {size: big}\n'));
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /The Gadget "w" is invalid: spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"/);
+  assert.deepEqual(api.list('gadgets'), []);
+});
