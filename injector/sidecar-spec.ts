@@ -79,6 +79,9 @@ export function sidecarArgs(config: InjectorConfig, dns?: PodDns): string[] {
   // The same values the pod's dnsConfig gets, for autopath (the sidecar's own flags table names them).
   for (const d of dns?.searches ?? []) put('search', d);
   if (dns?.ndots !== undefined) put('ndots', dns.ndots);
+  // Written only when they differ from the sidecar's defaults.
+  if (!config.autopath) put('autopath', 'false');
+  if (config.clusterSpecNamesOnly) args.push(sidecarFlag('clusterSpecNamesOnly')!);
   return args;
 }
 

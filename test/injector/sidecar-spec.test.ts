@@ -98,3 +98,11 @@ test('sidecar-spec: the pod\'s search list and ndots become --search (in order) 
   assert.ok(!sidecarArgs(parseInjectorConfig({}), { searches }).some((a) => a.startsWith('--ndots')), 'an ndots that is no number is left to resolv.conf');
   assert.ok(!sidecarArgs(parseInjectorConfig({})).some((a) => a.startsWith('--search') || a.startsWith('--ndots')));
 });
+
+test('sidecar-spec: autopath off and cluster-spec-names-only on are written only when the config asks', () => {
+  const defaults = sidecarArgs(parseInjectorConfig({}));
+  assert.ok(!defaults.some((a) => a.startsWith('--autopath') || a.startsWith('--cluster-spec-names-only')));
+  const set = sidecarArgs(parseInjectorConfig({ autopath: false, clusterSpecNamesOnly: true }));
+  assert.ok(set.includes('--autopath=false'));
+  assert.ok(set.includes('--cluster-spec-names-only'));
+});
