@@ -207,3 +207,28 @@ describe('pod: an IPv4-only tenant (spec.ipFamilies: [IPv4]) never forwards AAAA
     assert.ok(aaaa.length >= 6 && aaaa.every((l) => l.rcode === 'NOERROR' || l.rcode === 'NXDOMAIN'), JSON.stringify(aaaa.map((l) => l.rcode)));
   });
 });
+
+describe('pod: --cluster-spec-names-only answers impossible cluster names in the pod', { skip }, () => {
+  const teardowns: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const f of teardowns.reverse()) await f();
+  });
+  let pod: Pod;
+  let musl: string;
+  before(async () => {
+    musl = await muslProbe();
+    const opts = { annotations: { 'tenant-dns.io/ndots': '7' }, policy: POLICY, config: { clusterSpecNamesOnly: true } };
+    pod = await startPod({ after: (f) => teardowns.push(f) }, { name: 'spec-names', ...opts });
+  });
+
+  test('pod spec names: the Kafka walk (ndots 7) reaches kube-dns once, for the one expansion not below svc; Services still resolve', async () => {
+    for (const libc of ['glibc', 'musl'] as const) {
+      const kafka = await lookUp(pod, libc, KAFKA.name(libc), musl);
+      assert.equal(kafka.ok, true, kafka.result);
+      assert.deepEqual(kafka.clusterQueries, [`${KAFKA.name(libc).toLowerCase()}.cluster.local A`]);
+      assert.deepEqual({ sent: kafka.sent, dot: kafka.dot }, { sent: 2, dot: 2 });
+      const svc = await lookUp(pod, libc, `web-${libc}.team-b`, musl);
+      assert.ok(svc.ok && svc.result.includes(HostAnswers.serviceA), svc.result);
+    }
+  });
+});
