@@ -136,6 +136,8 @@ export class PolicyController {
 
   /** Starts the informers and the resync timer; the first render follows their first lists. */
   start(): void {
+    // The namespace informer is shared (and started by its owner): a label change re-renders too.
+    for (const verb of ['add', 'update', 'delete'] as const) this.#o.namespaces.informer.on(verb, () => this.kick());
     for (const i of Object.values(this.#informers)) i.start();
     void Promise.all([this.#o.namespaces.whenSynced, ...Object.values(this.#informers).map((i) => i.whenSynced)]).then(() => this.kick());
     const resync = this.#o.resyncMs ?? 300_000;

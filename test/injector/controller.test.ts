@@ -214,14 +214,18 @@ test('controller: a changed DNSPolicy re-renders; an invalid one gets Accepted=F
 });
 
 test('controller: labelling a namespace for a tenant re-renders the isolation list of that tenant\'s namespaces', async (t) => {
-  const api = await startApi(t, { 'team-a': injected('acme'), 'team-c': injected('globex') });
+  const api = await startApi(t, { 'team-a': injected('acme'), 'team-c': injected('globex'), 'team-d': {} });
   await applyBaseline(api);
-  await startPlane(t, api);
-  await until(api, 'the first render', rendered(api));
+  const { plane } = await startPlane(t, api);
+  await until(api, 'the first render and statuses', () => rendered(api)() && accepted(api.get('clusterdnspolicies', 'baseline'))?.status === 'True' && accepted(api.get('dnspolicies', 'web', 'team-a'))?.status === 'True');
+  await plane.controller.idle();
   assert.deepEqual(policyOf(api, 'team-a', 'tenant-dns-platform').spec.serviceDiscovery.namespaces, ['team-a']);
+  // The platform labels team-d for acme; nothing else changes.
   const { core } = as(api, PLATFORM_USER);
-  await core.createNamespace({ body: { metadata: { name: 'team-d', labels: injected('acme') } } });
-  await until(api, 'team-d in acme\'s lists', () => ['team-a', 'team-d'].every((ns) => policyOf(api, ns, 'tenant-dns-platform')?.spec.serviceDiscovery.namespaces.includes('team-d')));
+  const ns = await core.readNamespace({ name: 'team-d' });
+  ns.metadata!.labels = { ...ns.metadata!.labels, ...injected('acme') };
+  await core.replaceNamespace({ name: 'team-d', body: ns });
+  await until(api, 'team-d in acme\'s lists', () => ['team-a', 'team-d'].every((n) => policyOf(api, n, 'tenant-dns-platform')?.spec.serviceDiscovery.namespaces.includes('team-d')));
   assert.deepEqual(policyOf(api, 'team-a', 'tenant-dns-platform').spec.serviceDiscovery.namespaces, ['team-a', 'team-d']);
   assert.deepEqual(policyOf(api, 'team-d', 'tenant-dns-platform').spec.serviceDiscovery.namespaces, ['team-a', 'team-d']);
   assert.deepEqual(policyOf(api, 'team-c', 'tenant-dns-platform').spec.serviceDiscovery.namespaces, ['team-c'], 'another tenant\'s list is unchanged');
