@@ -6,7 +6,8 @@
  * runs with its own HOME and only the stand-in's kubeconfig.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +52,8 @@ spec:
 interface Kubectl {
   (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   readonly dir: string;
+  /** Starts a long-running kubectl (killed when the test ends); `lines(n)` resolves with the first n stdout lines. */
+  stream(...args: string[]): { lines(n: number): Promise<string[]> };
 }
 
 async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }> {
@@ -64,7 +67,29 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   })) as Kubectl;
-  Object.assign(kubectl, { dir });
+  const stream = (...args: string[]) => {
+    const child = spawn(KUBECTL, ['--kubeconfig', api.kubeconfigPath, ...args], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill());
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return {
+      lines: (n: number) => new Promise<string[]>((resolve, reject) => {
+        const check = () => {
+          const lines = out.split('\n').slice(0, -1);
+          if (lines.length < n) return false;
+          child.stdout.off('data', check);
+          resolve(lines.slice(0, n));
+          return true;
+        };
+        if (check()) return;
+        child.stdout.on('data', check);
+        child.once('exit', (code) => reject(new Error(`kubectl exited (${code}) before ${n} lines: ${out}${stderr}`)));
+      }),
+    };
+  };
+  Object.assign(kubectl, { dir, stream });
   return { api, kubectl };
 }
 
@@ -142,4 +167,19 @@ test('kube-api kubectl: apply reports an unknown field (strict server-side valid
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /The Gadget "w" is invalid: spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"/);
   assert.deepEqual(api.list('gadgets'), []);
+});
+
+test('kube-api kubectl: get -w prints a Table row for each watch event', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  api.put({ apiVersion: 'example.test/v1alpha1', kind: 'Gadget', metadata: { name: 'g', namespace: 'team-a' }, spec: { size: 1 } });
+  const watch = kubectl.stream('get', 'gadgets', '-n', 'team-a', '-w', '--output-watch-events');
+  await watch.lines(2);
+  while (!api.openWatches().some((p) => p.includes('/gadgets'))) await once(api.events, 'watch');
+  api.put({ apiVersion: 'example.test/v1alpha1', kind: 'Gadget', metadata: { name: 'g', namespace: 'team-a' }, spec: { size: 7 }, status: { conditions: [{ type: 'Accepted', status: 'False' }] } });
+  api.remove('gadgets', 'g', 'team-a');
+  const rows = (await watch.lines(5)).map((l) => l.trim().split(/\s+/));
+  assert.deepEqual(rows[0], ['EVENT', 'NAME', 'SIZE', 'ACCEPTED', 'AGE']);
+  assert.deepEqual(rows.slice(1).map((r) => r.slice(0, 3)), [['ADDED', 'g', '1'], ['MODIFIED', 'g', '7'], ['MODIFIED', 'g', '7'], ['DELETED', 'g', '7']]);
+  assert.equal(rows[3][3], 'False');
 });

@@ -84,6 +84,9 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function parseObjectBody(text: string, contentType: string | undefined): JsonObject {
+  if (/protobuf|cbor/.test(contentType ?? '')) {
+    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got ${String(contentType)})`);
+  }
   let value: unknown;
   try {
     value = /yaml/.test(contentType ?? '') ? parseYaml(text) : JSON.parse(text);
@@ -230,6 +233,7 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
       rt, namespace, resourceVersion: q.get('resourceVersion') ?? '', bookmarks: q.get('allowWatchBookmarks') === 'true',
       sendInitialEvents: q.get('sendInitialEvents') === 'true', timeoutSeconds: Number(q.get('timeoutSeconds') ?? 0) || 0,
       match: ((l, f) => (o: JsonObject) => l(o) && f(o))(parseLabelSelector(q.get('labelSelector')), fieldSel),
+      render: wantsTable(req.headers.accept) ? (o) => table(rt, [o], { resourceVersion: obj(o.metadata)?.resourceVersion }, includeObject(q)) : undefined,
     }, path, res, ctx.watches, ctx.bookmarkIntervalMs, () => ctx.onWatch(req.url ?? path));
     return;
   }
