@@ -183,3 +183,18 @@ test('kube-api kubectl: get -w prints a Table row for each watch event', { skip,
   assert.deepEqual(rows.slice(1).map((r) => r.slice(0, 3)), [['ADDED', 'g', '1'], ['MODIFIED', 'g', '7'], ['MODIFIED', 'g', '7'], ['DELETED', 'g', '7']]);
   assert.equal(rows[3][3], 'False');
 });
+
+test('kube-api kubectl: create namespace and configmap (protobuf bodies), label, and a namespace delete that takes its objects', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('create', 'namespace', 'shop'));
+  await ok(kubectl('label', 'namespace', 'shop', 'tenant-dns.io/inject=enabled'));
+  const ns = api.get('namespaces', 'shop') as { metadata: { labels: Record<string, string> } };
+  assert.deepEqual(ns.metadata.labels, { 'kubernetes.io/metadata.name': 'shop', 'tenant-dns.io/inject': 'enabled' });
+  await ok(kubectl('-n', 'shop', 'create', 'configmap', 'p', '--from-literal=policy.yaml=spec: {}', '--from-literal=x=y'));
+  assert.ok(api.requests.some((r) => r.method === 'POST' && r.contentType === 'application/vnd.kubernetes.protobuf'), 'kubectl create sent protobuf');
+  assert.deepEqual(api.get('configmaps', 'p', 'shop')?.data, { 'policy.yaml': 'spec: {}', x: 'y' });
+  const bad = await kubectl('create', 'namespace', 'Bad');
+  assert.match(bad.stderr, /The Namespace "Bad" is invalid: metadata.name: Invalid value: "Bad": a lowercase RFC 1123 label/);
+  await ok(kubectl('delete', 'namespace', 'shop'));
+  assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop')], [undefined, []]);
+});

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { obj, type JsonObject } from '../../../injector/json.ts';
 import { apiGroup, apiGroupList, coreVersions, groupVersions, openApiDocument, openApiIndex, resourceList, table, versionInfo, wantsTable, type IncludeObject } from './discovery.ts';
 import { applyPatch, parsePatchBody, patchTypeOf } from './patch.ts';
+import { decodeProtobuf } from './protobuf.ts';
 import { apiVersionOf, type ResourceType } from './resources.ts';
 import { unknownFieldWarning, type FieldValidation } from './schema.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
@@ -72,7 +73,7 @@ export function sendError(res: ServerResponse, e: ApiError): void {
   sendJson(res, e.code, e.status);
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -80,15 +81,17 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_BODY_BYTES) throw new ApiError(413, 'RequestEntityTooLarge', 'Request entity too large: limit is 3145728');
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
-function parseObjectBody(text: string, contentType: string | undefined): JsonObject {
-  if (/protobuf|cbor/.test(contentType ?? '')) {
-    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got ${String(contentType)})`);
+function parseObjectBody(body: Buffer, contentType: string | undefined): JsonObject {
+  if (/protobuf/.test(contentType ?? '')) return decodeProtobuf(body);
+  if (/cbor/.test(contentType ?? '')) {
+    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got ${String(contentType)})`);
   }
   let value: unknown;
   try {
+    const text = body.toString('utf8');
     value = /yaml/.test(contentType ?? '') ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
     throw badRequest(`error decoding request body: ${(e as Error).message}`);
@@ -289,7 +292,7 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
 
   if (method === 'PATCH' && name) {
     const type = patchTypeOf(req.headers['content-type']);
-    const patch = parsePatchBody(type, await readBody(req));
+    const patch = parsePatchBody(type, (await readBody(req)).toString('utf8'));
     const current = store.get(rt, namespace, name);
     if (type === 'apply' && !q.get('fieldManager')) {
       throw new ApiError(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
@@ -309,8 +312,8 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
   }
 
   if (method === 'DELETE' && name && !subresource) {
-    const text = await readBody(req);
-    const options = text.trim() ? parseObjectBody(text, req.headers['content-type']) : {};
+    const raw = await readBody(req);
+    const options = raw.length > 0 && raw.toString('utf8').trim() ? parseObjectBody(raw, req.headers['content-type']) : {};
     const old = store.get(rt, namespace, name);
     if (!old) throw notFound({ group: rt.group, resource: rt.plural, name });
     await admit(ctx, { ...admissionBase, operation: 'DELETE', name, oldObject: old });

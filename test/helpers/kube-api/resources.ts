@@ -83,7 +83,8 @@ export function nameCauses(name: string, label: boolean): StatusCause[] {
   const ok = label ? name.length <= 63 && DNS1123_LABEL.test(name) : name.length <= 253 && DNS1123_SUBDOMAIN.test(name);
   if (ok) return [];
   const what = label ? 'a lowercase RFC 1123 label' : 'a lowercase RFC 1123 subdomain';
-  return [{ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": ${what} must consist of lower case alphanumeric characters, '-'${label ? '' : " or '.'"}, and must start and end with an alphanumeric character` }];
+  const chars = label ? "lower case alphanumeric characters or '-'" : "lower case alphanumeric characters, '-' or '.'";
+  return [{ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": ${what} must consist of ${chars}, and must start and end with an alphanumeric character` }];
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
