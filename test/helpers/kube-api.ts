@@ -32,6 +32,11 @@ export interface KubeApiOptions {
   readonly bookmarkIntervalMs?: number;
   /** Namespaces to create besides default, kube-system, kube-public and kube-node-lease. */
   readonly namespaces?: readonly string[];
+  /**
+   * How many changes the watch history keeps (default 10000); when it overflows the oldest are compacted away,
+   * as a real server's watch cache window moves, so a watch from before them gets 410 Gone.
+   */
+  readonly historyLimit?: number;
 }
 
 /** One request the server answered, for assertions on what a client sent. */
@@ -122,7 +127,7 @@ function matchesRule(rule: FailureRule, method: string, url: string): boolean {
 /** Starts a stand-in API server on 127.0.0.1 (a free port); close it in t.after. */
 export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> {
   const pki = makeTestPki(['localhost']);
-  const store = new Store();
+  const store = new Store(opts.historyLimit);
   for (const ns of opts.namespaces ?? []) store.create(store.type('', 'v1', 'namespaces')!, undefined, { metadata: { name: ns } });
   const tokens = new Map<string, string>();
   const users = new Map<string, string>();

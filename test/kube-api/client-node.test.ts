@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import {
-  ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy,
+  ApiException, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy,
   setHeaderOptions, V1MicroTime, Watch, type KubernetesObject, type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { Agent, fetch } from 'undici';
@@ -304,4 +304,102 @@ test('kube-api: custom objects are pruned, defaulted and checked against the CRD
   const tooSmall = await statusOf(custom.patchNamespacedCustomObject({ ...ref, name: 'w', body: { spec: { size: 0 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)));
   assert.match(String(tooSmall.message), /spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1/);
   assert.equal((api.get('widgets', 'w', 'default')?.spec as { size: number }).size, 2, 'a rejected patch changes nothing');
+});
+
+test('kube-api: a label-selected informer sees an object arrive and leave as its labels change', { timeout: 30_000 }, async (t) => {
+  const { kc } = await start(t);
+  const core = kc.makeApiClient(CoreV1Api);
+  const selector = 'app.kubernetes.io/managed-by=tenant-dns-controller';
+  const informer = makeInformer(kc, '/api/v1/configmaps', () => core.listConfigMapForAllNamespaces({ labelSelector: selector }), selector);
+  const seen: string[] = [];
+  informer.on('add', (o) => seen.push(`add ${o.metadata?.name}`));
+  informer.on('delete', (o) => seen.push(`delete ${o.metadata?.name}`));
+  await informer.start();
+  t.after(() => informer.stop());
+  await core.createNamespacedConfigMap({ namespace: 'default', body: configMap('c', {}) });
+  const label = (v: string | null) => core.patchNamespacedConfigMap({ namespace: 'default', name: 'c', body: { metadata: { labels: { 'app.kubernetes.io/managed-by': v } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await label('tenant-dns-controller');
+  await until(informer, () => seen.length === 1);
+  await label(null);
+  await until(informer, () => seen.length === 2);
+  assert.deepEqual(seen, ['add c', 'delete c']);
+  assert.deepEqual(informer.list(), []);
+});
+
+test('kube-api: an abruptly dropped watch is an error to the informer, which then needs a restart', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  const core = kc.makeApiClient(CoreV1Api);
+  const informer = makeInformer(kc, '/api/v1/namespaces/default/configmaps', () => core.listNamespacedConfigMap({ namespace: 'default' }));
+  const failed = new Promise<unknown>((resolve) => informer.on('error', resolve));
+  await informer.start();
+  t.after(() => informer.stop());
+  while (api.openWatches().length < 1) await once(api.events, 'watch');
+  assert.equal(api.dropWatches(true), 1);
+  assert.ok(await failed);
+  await core.createNamespacedConfigMap({ namespace: 'default', body: configMap('later', {}) });
+  await informer.start();
+  await until(informer, () => informer.get('later', 'default') !== undefined);
+});
+
+test('kube-api: bookmarks also come on their own every bookmarkIntervalMs', { timeout: 30_000 }, async (t) => {
+  const api = await startKubeApi({ bookmarkIntervalMs: 20 });
+  t.after(() => api.close());
+  const kc = new KubeConfig();
+  kc.loadFromFile(api.kubeconfigPath);
+  const rv = api.resourceVersion();
+  let req: AbortController | undefined;
+  const bookmark = await new Promise<string>((resolve) => {
+    void new Watch(kc).watch('/api/v1/namespaces', { allowWatchBookmarks: true, resourceVersion: rv }, (type, o) => {
+      if (type === 'BOOKMARK') resolve(o.metadata.resourceVersion);
+    }, () => {}).then((r) => (req = r));
+  });
+  req?.abort();
+  assert.equal(bookmark, rv);
+});
+
+test('kube-api: when the history window overflows, a watch from before it gets 410 while a recent one replays', { timeout: 30_000 }, async (t) => {
+  const api = await startKubeApi({ historyLimit: 3 });
+  t.after(() => api.close());
+  const kc = new KubeConfig();
+  kc.loadFromFile(api.kubeconfigPath);
+  const old = api.resourceVersion();
+  for (let i = 0; i < 5; i++) api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${i}`, namespace: 'default' } });
+  const recent = String(Number(api.resourceVersion()) - 2);
+  const watchFrom = (rv: string, until: (type: string) => boolean) => new Promise<string[]>((resolve) => {
+    const types: string[] = [];
+    let req: AbortController | undefined;
+    void new Watch(kc).watch('/api/v1/namespaces/default/configmaps', { resourceVersion: rv }, (type, o) => {
+      types.push(`${type} ${o.metadata?.name ?? o.code}`);
+      if (until(type)) {
+        req?.abort();
+        resolve(types);
+      }
+    }, () => resolve(types)).then((r) => (req = r));
+  });
+  assert.deepEqual(await watchFrom(old, () => false), ['ERROR 410']);
+  let n = 0;
+  assert.deepEqual(await watchFrom(recent, () => ++n === 2), ['ADDED c3', 'ADDED c4']);
+});
+
+test('kube-api: deleting a CRD removes its objects (watchers see DELETED) and its resource; generateName and deletecollection work', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  api.put(CRD);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ref = { group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets' };
+  const made = await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { generateName: 'w-', labels: { batch: '1' } }, spec: {} } });
+  assert.match(made.metadata.name, /^w-[a-z0-9]{5}$/);
+  await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'keep' }, spec: {} } });
+  await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'other', labels: { batch: '1' } }, spec: {} } });
+  await custom.deleteCollectionNamespacedCustomObject({ ...ref, labelSelector: 'batch=1' });
+  assert.deepEqual(api.list('widgets').map((o) => (o.metadata as { name: string }).name), ['keep']);
+  const deleted = new Promise<string>((resolve) => {
+    void new Watch(kc).watch('/apis/example.test/v1/widgets', { resourceVersion: api.resourceVersion() }, (type, o) => {
+      if (type === 'DELETED') resolve(o.metadata.name);
+    }, () => {}).then((r) => t.after(() => r.abort()));
+  });
+  while (api.openWatches().length < 1) await once(api.events, 'watch');
+  await kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: 'widgets.example.test' });
+  assert.equal(await deleted, 'keep');
+  const gone = await statusOf(custom.listNamespacedCustomObject(ref));
+  assert.deepEqual([gone.code, gone.message], [404, 'the server could not find the requested resource']);
 });

@@ -72,8 +72,11 @@ export class Store {
   private readonly data = new Map<string, Map<string, JsonObject>>();
   private readonly types = new Map<string, ResourceType>();
   readonly watchers = new Set<StoreWatcher>();
+  /** How many changes the history keeps; older ones are compacted away, like the watch cache's window. */
+  private readonly historyLimit: number;
 
-  constructor() {
+  constructor(historyLimit = 10_000) {
+    this.historyLimit = historyLimit;
     for (const rt of builtinResources()) this.register(rt);
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.create(this.type('', 'v1', 'namespaces')!, undefined, { metadata: { name: ns } });
@@ -157,6 +160,7 @@ export class Store {
     else this.bucket(rt).set(key, o);
     const change: Change = { rv: this.rv, storage: storageKey(rt), type, object: structuredClone(o), previous };
     this.history.push(change);
+    if (this.history.length > this.historyLimit) this.compactedRv = this.history.shift()!.rv;
     for (const w of [...this.watchers]) if (w.storage === change.storage) w.onChange(change);
     if (rt.plural === 'customresourcedefinitions' && rt.group === 'apiextensions.k8s.io') this.crdChanged(type, o);
     return this.present(rt, o);
