@@ -12,7 +12,7 @@ import {
   setHeaderOptions, V1MicroTime, Watch, type KubernetesObject, type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { Agent, fetch } from 'undici';
-import { startKubeApi, type KubeApi } from '../helpers/kube-api.ts';
+import { startKubeApi, type KubeApi, type KubeApiOptions } from '../helpers/kube-api.ts';
 
 const CRD = {
   apiVersion: 'apiextensions.k8s.io/v1',
@@ -37,8 +37,8 @@ const CRD = {
   },
 };
 
-async function start(t: TestContext): Promise<{ api: KubeApi; kc: KubeConfig }> {
-  const api = await startKubeApi();
+async function start(t: TestContext, opts?: KubeApiOptions): Promise<{ api: KubeApi; kc: KubeConfig }> {
+  const api = await startKubeApi(opts);
   t.after(() => api.close());
   const kc = new KubeConfig();
   kc.loadFromFile(api.kubeconfigPath);
@@ -342,10 +342,7 @@ test('kube-api: an abruptly dropped watch is an error to the informer, which the
 });
 
 test('kube-api: bookmarks also come on their own every bookmarkIntervalMs', { timeout: 30_000 }, async (t) => {
-  const api = await startKubeApi({ bookmarkIntervalMs: 20 });
-  t.after(() => api.close());
-  const kc = new KubeConfig();
-  kc.loadFromFile(api.kubeconfigPath);
+  const { api, kc } = await start(t, { bookmarkIntervalMs: 20 });
   const rv = api.resourceVersion();
   let req: AbortController | undefined;
   const bookmark = await new Promise<string>((resolve) => {
@@ -358,10 +355,7 @@ test('kube-api: bookmarks also come on their own every bookmarkIntervalMs', { ti
 });
 
 test('kube-api: when the history window overflows, a watch from before it gets 410 while a recent one replays', { timeout: 30_000 }, async (t) => {
-  const api = await startKubeApi({ historyLimit: 3 });
-  t.after(() => api.close());
-  const kc = new KubeConfig();
-  kc.loadFromFile(api.kubeconfigPath);
+  const { api, kc } = await start(t, { historyLimit: 3 });
   const old = api.resourceVersion();
   for (let i = 0; i < 5; i++) api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${i}`, namespace: 'default' } });
   const recent = String(Number(api.resourceVersion()) - 2);
