@@ -397,3 +397,22 @@ test('kube-api: deleting a CRD removes its objects (watchers see DELETED) and it
   const gone = await statusOf(custom.listNamespacedCustomObject(ref));
   assert.deepEqual([gone.code, gone.message], [404, 'the server could not find the requested resource']);
 });
+
+test('kube-api: server-side apply removes what a manager stops applying and reports conflicts between managers', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  const core = kc.makeApiClient(CoreV1Api);
+  const ssa = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+  const apply = (manager: string, data: Record<string, string>, force = false) => core.patchNamespacedConfigMap({
+    namespace: 'default', name: 'c', fieldManager: manager, force, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'default' }, data },
+  }, ssa);
+  await apply('renderer', { a: '1', b: '2' });
+  await apply('renderer', { a: '1' });
+  assert.deepEqual(api.get('configmaps', 'c', 'default')?.data, { a: '1' }, 'b was dropped by the manager that owned it');
+  const conflict = await statusOf(apply('intruder', { a: '9' }));
+  assert.deepEqual([conflict.code, conflict.reason, conflict.message], [409, 'Conflict', 'Apply failed with 1 conflict: conflict with "renderer" using v1: .data.a']);
+  await apply('intruder', { a: '9' }, true);
+  assert.deepEqual(api.get('configmaps', 'c', 'default')?.data, { a: '9' });
+  assert.equal((await statusOf(apply('renderer', { a: '1' }))).code, 409, 'the forced field now belongs to the intruder');
+  const missing = await statusOf(core.patchNamespacedConfigMap({ namespace: 'default', name: 'c', body: { data: {} } }, ssa));
+  assert.deepEqual([missing.code, missing.message], [422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch']);
+});

@@ -198,3 +198,17 @@ test('kube-api kubectl: create namespace and configmap (protobuf bodies), label,
   await ok(kubectl('delete', 'namespace', 'shop'));
   assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop')], [undefined, []]);
 });
+
+test('kube-api kubectl: apply --server-side creates, drops a field it stops applying, and reports a conflict with another manager', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  const file = (spec: string) => write(kubectl.dir, 's.yaml', `apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: s, namespace: team-a}\nspec: ${spec}\n`);
+  assert.match(await ok(kubectl('apply', '--server-side', '-f', file('{size: 1, color: red}'))), /gadget.example.test\/s serverside-applied/);
+  await ok(kubectl('apply', '--server-side', '-f', file('{size: 2}')));
+  assert.deepEqual(api.get('gadgets', 's', 'team-a')?.spec, { size: 2 });
+  const clash = await kubectl('apply', '--server-side', '--field-manager', 'someone-else', '-f', file('{size: 3}'));
+  assert.equal(clash.code, 1);
+  assert.match(clash.stderr, /Apply failed with 1 conflict: conflict with "kubectl" using example.test\/v1alpha1: .spec.size/);
+  await ok(kubectl('apply', '--server-side', '--force-conflicts', '--field-manager', 'someone-else', '-f', file('{size: 3}')));
+  assert.deepEqual(api.get('gadgets', 's', 'team-a')?.spec, { size: 3 });
+});

@@ -294,18 +294,31 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
     const type = patchTypeOf(req.headers['content-type']);
     const patch = parsePatchBody(type, (await readBody(req)).toString('utf8'));
     const current = store.get(rt, namespace, name);
-    if (type === 'apply' && !q.get('fieldManager')) {
-      throw new ApiError(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
-    }
-    if (!current) {
-      if (type !== 'apply' || subresource) throw notFound({ group: rt.group, resource: rt.plural, name });
-      const body = obj(patch) ?? {};
-      const preview = store.create(rt, namespace, body, previewOpts);
-      await admit(ctx, { ...admissionBase, operation: 'CREATE', name, object: preview });
-      return written(201, store.create(rt, namespace, body, writeOpts));
-    }
-    const next = applyPatch(type, current, patch);
     const target = subresource === 'status' ? 'status' : 'main';
+    if (type === 'apply') {
+      const manager = q.get('fieldManager');
+      if (!manager) throw new ApiError(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+      const applied = obj(patch);
+      if (!applied) throw badRequest('an apply patch must be an object');
+      if (!current) {
+        if (subresource) throw notFound({ group: rt.group, resource: rt.plural, name });
+        const body = { ...applied, metadata: { ...obj(applied.metadata), name } };
+        const preview = store.create(rt, namespace, body, previewOpts);
+        await admit(ctx, { ...admissionBase, operation: 'CREATE', name, object: preview });
+        const created = store.create(rt, namespace, body, writeOpts);
+        if (!dryRun) store.ownership.record(String(obj(created.metadata)?.uid), manager, applied);
+        return written(201, created);
+      }
+      const uid = String(obj(current.metadata)?.uid);
+      const next = store.ownership.apply(uid, manager, current, applied, q.get('force') === 'true', apiVersionOf(rt));
+      const preview = store.update(rt, namespace, name, next, target, previewOpts);
+      await admit(ctx, { ...admissionBase, operation: 'UPDATE', name, object: preview, oldObject: current });
+      const updated = store.update(rt, namespace, name, next, target, writeOpts);
+      if (!dryRun) store.ownership.record(uid, manager, applied);
+      return written(200, updated);
+    }
+    if (!current) throw notFound({ group: rt.group, resource: rt.plural, name });
+    const next = applyPatch(type, current, patch);
     const preview = store.update(rt, namespace, name, next, target, previewOpts);
     await admit(ctx, { ...admissionBase, operation: 'UPDATE', name, object: preview, oldObject: current });
     return written(200, store.update(rt, namespace, name, next, target, writeOpts));

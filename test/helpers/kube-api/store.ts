@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { jsonEqual, obj, type JsonObject } from '../../../injector/json.ts';
 import { builtinResources, crdResources, metadataCauses, microTimeError, nameCauses, apiVersionOf, type ResourceType } from './resources.ts';
+import { FieldOwnership } from './ssa.ts';
 import { checkSchema, pruneUnknown, schemaProblem, type FieldValidation } from './schema.ts';
 import { alreadyExists, badRequest, conflict, expired, invalid, notFound, type ErrorTarget, type StatusCause } from './status.ts';
 
@@ -72,6 +73,8 @@ export class Store {
   private readonly data = new Map<string, Map<string, JsonObject>>();
   private readonly types = new Map<string, ResourceType>();
   readonly watchers = new Set<StoreWatcher>();
+  /** Server-side apply field ownership, by object uid. */
+  readonly ownership = new FieldOwnership();
   /** How many changes the history keeps; older ones are compacted away, like the watch cache's window. */
   private readonly historyLimit: number;
 
@@ -156,7 +159,10 @@ export class Store {
     this.rv++;
     metaOf(o).resourceVersion = String(this.rv);
     const key = objectKey(rt.namespaced ? String(metaOf(o).namespace) : undefined, String(metaOf(o).name));
-    if (type === 'DELETED') this.bucket(rt).delete(key);
+    if (type === 'DELETED') {
+      this.bucket(rt).delete(key);
+      this.ownership.forget(String(metaOf(o).uid));
+    }
     else this.bucket(rt).set(key, o);
     const change: Change = { rv: this.rv, storage: storageKey(rt), type, object: structuredClone(o), previous };
     this.history.push(change);
