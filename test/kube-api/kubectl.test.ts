@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -211,4 +211,21 @@ test('kube-api kubectl: apply --server-side creates, drops a field it stops appl
   assert.match(clash.stderr, /Apply failed with 1 conflict: conflict with "kubectl" using example.test\/v1alpha1: .spec.size/);
   await ok(kubectl('apply', '--server-side', '--force-conflicts', '--field-manager', 'someone-else', '-f', file('{size: 3}')));
   assert.deepEqual(api.get('gadgets', 's', 'team-a')?.spec, { size: 3 });
+});
+
+test('kube-api kubectl: install-style manifests of other built-in kinds are stored as given (apply -k, then unchanged on re-apply)', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  const dir = join(kubectl.dir, 'kustomize');
+  mkdirSync(dir);
+  write(dir, 'kustomization.yaml', 'namespace: team-a\nresources: [all.yaml]\n');
+  write(dir, 'all.yaml', [
+    'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: injector}',
+    'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: injector}\nrules: [{apiGroups: [""], resources: [configmaps], verbs: [get]}]',
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: injector}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: injector}}\n  template:\n    metadata: {labels: {app: injector}}\n    spec: {containers: [{name: c, image: "example/injector:1"}]}',
+    'apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: injector}\nwebhooks: []',
+  ].join('\n---\n') + '\n');
+  assert.match(await ok(kubectl('apply', '-k', dir)), /deployment.apps\/injector created/);
+  assert.equal((api.get('deployments.apps', 'injector', 'team-a')?.spec as { replicas: number }).replicas, 2);
+  assert.equal(api.list('clusterroles').length, 1);
+  assert.match(await ok(kubectl('apply', '-k', dir)), /deployment.apps\/injector unchanged/);
 });

@@ -208,12 +208,11 @@ export class Store {
     const m = metaOf(o);
     const name = String(m.name ?? '');
     const causes: StatusCause[] = [...nameCauses(name, rt.plural === 'namespaces'), ...metadataCauses(o), ...checkSchema(rt, o), ...(rt.validate?.(o) ?? [])];
-    if (rt.kind === 'Lease') {
-      const spec = obj(o.spec) ?? {};
-      for (const f of ['acquireTime', 'renewTime']) {
-        const message = microTimeError('Lease', spec[f]);
-        if (message) throw badRequest(message);
-      }
+    for (const path of rt.microTimeFields ?? []) {
+      let v: unknown = o;
+      for (const p of path) v = obj(v)?.[p];
+      const message = microTimeError(rt.kind, v);
+      if (message) throw badRequest(message);
     }
     if (rt.kind === 'CustomResourceDefinition') causes.push(...crdCauses(o));
     if (causes.length > 0) throw invalid(rt.kind, rt.group, name, causes);
