@@ -23,6 +23,7 @@ import { Store } from './kube-api/store.ts';
 import type { ActiveWatch } from './kube-api/watch.ts';
 
 export type { AdmissionHook, AdmissionRequest, AdmissionVerdict } from './kube-api/http.ts';
+export { NAMESPACE_CONTROLLER } from './kube-api/http.ts';
 
 /** Options of {@link startKubeApi}. */
 export interface KubeApiOptions {

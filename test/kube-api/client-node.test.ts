@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import {
   ApiException, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy,
-  setHeaderOptions, V1MicroTime, Watch, type KubernetesObject, type V1ConfigMap,
+  setHeaderOptions, V1MicroTime, Watch, type KubernetesObject, type V1ConfigMap, type V1Namespace,
 } from '@kubernetes/client-node';
 import { Agent, fetch } from 'undici';
 import { startKubeApi, type KubeApi, type KubeApiOptions } from '../helpers/kube-api.ts';
@@ -415,4 +415,26 @@ test('kube-api: server-side apply removes what a manager stops applying and repo
   assert.equal((await statusOf(apply('renderer', { a: '1' }))).code, 409, 'the forced field now belongs to the intruder');
   const missing = await statusOf(core.patchNamespacedConfigMap({ namespace: 'default', name: 'c', body: { data: {} } }, ssa));
   assert.deepEqual([missing.code, missing.message], [422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch']);
+});
+
+test('kube-api: deleting a namespace deletes its objects as the namespace controller, through admission; a denial leaves it Terminating', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t, { namespaces: ['shop', 'stuck'] });
+  const core = kc.makeApiClient(CoreV1Api);
+  for (const ns of ['shop', 'stuck']) await core.createNamespacedConfigMap({ namespace: ns, body: configMap('tenant-dns-platform', {}) });
+  const deleters: string[] = [];
+  api.setAdmission((r) => {
+    if (r.operation !== 'DELETE' || r.resource !== 'configmaps') return undefined;
+    deleters.push(`${r.user} ${r.namespace}/${r.name}`);
+    return r.namespace === 'stuck' ? { allowed: false, message: 'no' } : undefined;
+  });
+  await core.deleteNamespace({ name: 'shop' });
+  assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop')], [undefined, []]);
+  const terminating = (await core.deleteNamespace({ name: 'stuck' })) as unknown as V1Namespace;
+  assert.equal(terminating.status?.phase, 'Terminating', 'the answer is the Namespace, as kube-apiserver sends (client-node types it as a Status)');
+  assert.deepEqual(deleters, ['system:serviceaccount:kube-system:namespace-controller shop/tenant-dns-platform', 'system:serviceaccount:kube-system:namespace-controller stuck/tenant-dns-platform']);
+  const refused = await statusOf(core.createNamespacedConfigMap({ namespace: 'stuck', body: configMap('new', {}) }));
+  assert.deepEqual([refused.code, refused.message], [403, 'configmaps "new" is forbidden: unable to create new content in namespace stuck because it is being terminated']);
+  api.setAdmission(undefined);
+  await core.deleteNamespace({ name: 'stuck' });
+  assert.equal(api.get('namespaces', 'stuck'), undefined);
 });

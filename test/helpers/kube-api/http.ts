@@ -177,6 +177,32 @@ async function admit(ctx: RestContext, req: AdmissionRequest): Promise<void> {
   throw new ApiError(code, reasonFor(code), verdict.message ?? 'denied by the admission hook');
 }
 
+/** The user kube-controller-manager's namespace controller deletes a namespace's contents as. */
+export const NAMESPACE_CONTROLLER = 'system:serviceaccount:kube-system:namespace-controller';
+
+/**
+ * Deletes everything in a namespace the way the namespace controller does:
+ * each object as {@link NAMESPACE_CONTROLLER}, through admission. Returns how
+ * many objects admission kept (the namespace then stays Terminating).
+ */
+async function deleteNamespaceContents(ctx: RestContext, namespace: string): Promise<number> {
+  let blocked = 0;
+  for (const rt of ctx.store.namespacedTypes()) {
+    for (const o of ctx.store.list(rt, namespace)) {
+      const name = String(obj(o.metadata)?.name);
+      try {
+        await admit(ctx, { operation: 'DELETE', user: NAMESPACE_CONTROLLER, group: rt.group, version: rt.version, resource: rt.plural, subResource: '', namespace, name, oldObject: o, dryRun: false });
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        blocked++;
+        continue;
+      }
+      if (ctx.store.get(rt, namespace, name)) ctx.store.delete(rt, namespace, name);
+    }
+  }
+  return blocked;
+}
+
 /** Serves one authenticated request. */
 export async function handleRest(ctx: RestContext, req: IncomingMessage, res: ServerResponse, user: string): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://stand-in');
@@ -330,7 +356,12 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
     const old = store.get(rt, namespace, name);
     if (!old) throw notFound({ group: rt.group, resource: rt.plural, name });
     await admit(ctx, { ...admissionBase, operation: 'DELETE', name, oldObject: old });
-    const gone = store.delete(rt, namespace, name, obj(options.preconditions) ?? {}, { dryRun: dryRun || (Array.isArray(options.dryRun) && options.dryRun.includes('All')) });
+    const deleteOpts = { dryRun: dryRun || (Array.isArray(options.dryRun) && options.dryRun.includes('All')) };
+    if (rt.plural === 'namespaces' && !rt.group && !deleteOpts.dryRun) {
+      const blocked = await deleteNamespaceContents(ctx, name);
+      if (blocked > 0) return sendJson(res, 200, store.terminate(name));
+    }
+    const gone = store.delete(rt, namespace, name, obj(options.preconditions) ?? {}, deleteOpts);
     if (rt.plural === 'namespaces' && !rt.group) return sendJson(res, 200, { ...gone, status: { phase: 'Terminating' } });
     return sendJson(res, 200, deleted({ group: rt.group, resource: rt.plural, name }, String(obj(gone.metadata)?.uid)));
   }

@@ -11,7 +11,7 @@ import { jsonEqual, obj, type JsonObject } from '../../../injector/json.ts';
 import { builtinResources, crdResources, metadataCauses, microTimeError, nameCauses, apiVersionOf, type ResourceType } from './resources.ts';
 import { FieldOwnership } from './ssa.ts';
 import { checkSchema, pruneUnknown, schemaProblem, type FieldValidation } from './schema.ts';
-import { alreadyExists, badRequest, conflict, expired, invalid, notFound, type ErrorTarget, type StatusCause } from './status.ts';
+import { alreadyExists, badRequest, conflict, expired, forbidden, invalid, notFound, type ErrorTarget, type StatusCause } from './status.ts';
 
 /** A watch event type as it appears on the wire. */
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -187,11 +187,32 @@ export class Store {
     for (const rt of crdResources(crd)) this.register(rt);
   }
 
-  private checkNamespace(rt: ResourceType, namespace: string | undefined): void {
+  private checkNamespace(rt: ResourceType, namespace: string | undefined, name: string): void {
     if (!rt.namespaced) return;
     if (!namespace) throw badRequest('the server could not find the requested resource: a namespaced resource needs a namespace');
     const nsType = this.type('', 'v1', 'namespaces')!;
-    if (!this.bucket(nsType).has(objectKey(undefined, namespace))) throw notFound({ group: '', resource: 'namespaces', name: namespace });
+    const ns = this.bucket(nsType).get(objectKey(undefined, namespace));
+    if (!ns) throw notFound({ group: '', resource: 'namespaces', name: namespace });
+    if (metaOf(ns).deletionTimestamp) {
+      throw forbidden(this.target(rt, name), `unable to create new content in namespace ${namespace} because it is being terminated`);
+    }
+  }
+
+  /** Every namespaced resource type, one per storage (the first served version). */
+  namespacedTypes(): ResourceType[] {
+    const seen = new Set<string>();
+    return this.allTypes().filter((rt) => rt.namespaced && !seen.has(storageKey(rt)) && seen.add(storageKey(rt)));
+  }
+
+  /** Marks a namespace Terminating (deletionTimestamp, phase), as while its contents are being deleted. */
+  terminate(name: string): JsonObject {
+    const rt = this.type('', 'v1', 'namespaces')!;
+    const current = structuredClone(this.bucket(rt).get(objectKey(undefined, name))!);
+    if (metaOf(current).deletionTimestamp) return this.present(rt, current);
+    const next = structuredClone(current);
+    metaOf(next).deletionTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    next.status = { ...(obj(next.status) ?? {}), phase: 'Terminating' };
+    return this.commit(rt, 'MODIFIED', next, current);
   }
 
   /**
@@ -239,7 +260,7 @@ export class Store {
       m.name = m.generateName + suffix;
     }
     if (!m.name) throw invalid(rt.kind, rt.group, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
-    this.checkNamespace(rt, namespace);
+    this.checkNamespace(rt, namespace, String(m.name));
     if (rt.namespaced) m.namespace = namespace;
     else delete m.namespace;
     if (this.bucket(rt).has(objectKey(rt.namespaced ? namespace : undefined, String(m.name)))) throw alreadyExists(this.target(rt, String(m.name)));
@@ -346,10 +367,7 @@ export class Store {
     }
     if (opts.dryRun) return this.present(rt, stored);
     if (rt.plural === 'namespaces' && !rt.group) {
-      const seen = new Set<string>();
-      for (const other of this.allTypes()) {
-        if (!other.namespaced || seen.has(storageKey(other))) continue;
-        seen.add(storageKey(other));
+      for (const other of this.namespacedTypes()) {
         for (const o of this.list(other, name)) {
           const k = objectKey(name, String(metaOf(o).name));
           const s = this.bucket(other).get(k);
