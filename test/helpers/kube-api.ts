@@ -24,6 +24,7 @@ import type { ActiveWatch } from './kube-api/watch.ts';
 
 export type { AdmissionHook, AdmissionRequest, AdmissionVerdict } from './kube-api/http.ts';
 export { NAMESPACE_CONTROLLER } from './kube-api/http.ts';
+export { admissionReview, webhookAdmission, type WebhookOptions } from './kube-api/webhook.ts';
 
 /** Options of {@link startKubeApi}. */
 export interface KubeApiOptions {

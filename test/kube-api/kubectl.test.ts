@@ -8,12 +8,15 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { startKubeApi, type KubeApi } from '../helpers/kube-api.ts';
+import { makeTestPki } from '../helpers/k8s-certs.ts';
+import { startKubeApi, webhookAdmission, type KubeApi } from '../helpers/kube-api.ts';
 
 const KUBECTL = '/usr/bin/kubectl';
 const skip = existsSync(KUBECTL) ? false : 'kubectl is not installed (/usr/bin/kubectl)';
@@ -228,4 +231,40 @@ test('kube-api kubectl: install-style manifests of other built-in kinds are stor
   assert.equal((api.get('deployments.apps', 'injector', 'team-a')?.spec as { replicas: number }).replicas, 2);
   assert.equal(api.list('clusterroles').length, 1);
   assert.match(await ok(kubectl('apply', '-k', dir)), /deployment.apps\/injector unchanged/);
+});
+
+test('kube-api kubectl: a real validating webhook sees kubectl users in AdmissionReview.userInfo and its denial reaches kubectl', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  const pki = makeTestPki(['localhost']);
+  t.after(() => pki.cleanup());
+  const reviews: Record<string, unknown>[] = [];
+  const controller = 'system:serviceaccount:tenant-dns-system:tenant-dns-injector';
+  const hook = createServer({ cert: readFileSync(pki.certFile), key: readFileSync(pki.keyFile) }, async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const review = JSON.parse(Buffer.concat(chunks).toString()) as { request: { uid: string; name: string; userInfo: { username: string } } };
+    reviews.push(review.request);
+    const allowed = review.request.userInfo.username === controller;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed, status: allowed ? undefined : { code: 403, message: `${review.request.name} is written by ${controller} only` } } }));
+  });
+  hook.listen(0, '127.0.0.1');
+  await once(hook, 'listening');
+  t.after(() => {
+    if (hook.listening) hook.close();
+    hook.closeAllConnections();
+  });
+  const url = `https://127.0.0.1:${(hook.address() as AddressInfo).port}/validate`;
+  api.setAdmission(webhookAdmission({ url, ca: pki.ca, matches: (r) => r.resource === 'configmaps' && r.name === 'tenant-dns-platform' }));
+  api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'tenant-dns-platform', namespace: 'team-a' }, data: { 'policy.yaml': 'spec: {}' } });
+  const tenant = await kubectl('--kubeconfig', api.kubeconfigFor('alice'), '-n', 'team-a', 'delete', 'configmap', 'tenant-dns-platform');
+  assert.equal(tenant.code, 1);
+  assert.match(tenant.stderr, /admission webhook "validate.tenant-dns.io" denied the request: tenant-dns-platform is written by system:serviceaccount:tenant-dns-system:tenant-dns-injector only/);
+  assert.deepEqual(reviews.map((r) => [r.operation, (r.userInfo as { username: string; groups: string[] }).username, (r.userInfo as { groups: string[] }).groups]), [['DELETE', 'alice', ['system:authenticated']]]);
+  await ok(kubectl('--kubeconfig', api.kubeconfigFor(controller), '-n', 'team-a', 'delete', 'configmap', 'tenant-dns-platform'));
+  assert.equal(api.get('configmaps', 'tenant-dns-platform', 'team-a'), undefined);
+  hook.close();
+  hook.closeAllConnections();
+  const down = await kubectl('-n', 'team-a', 'create', 'configmap', 'tenant-dns-platform');
+  assert.match(down.stderr, /Internal error occurred: failed calling webhook "validate.tenant-dns.io"/, 'failurePolicy Fail: a webhook that is down refuses the write');
 });

@@ -29,6 +29,7 @@ export interface AdmissionRequest {
   readonly group: string;
   readonly version: string;
   readonly resource: string;
+  readonly kind: string;
   /** 'status' for writes to the status subresource, else ''. */
   readonly subResource: string;
   readonly namespace?: string;
@@ -191,7 +192,7 @@ async function deleteNamespaceContents(ctx: RestContext, namespace: string): Pro
     for (const o of ctx.store.list(rt, namespace)) {
       const name = String(obj(o.metadata)?.name);
       try {
-        await admit(ctx, { operation: 'DELETE', user: NAMESPACE_CONTROLLER, group: rt.group, version: rt.version, resource: rt.plural, subResource: '', namespace, name, oldObject: o, dryRun: false });
+        await admit(ctx, { operation: 'DELETE', user: NAMESPACE_CONTROLLER, group: rt.group, version: rt.version, resource: rt.plural, kind: rt.kind, subResource: '', namespace, name, oldObject: o, dryRun: false });
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         blocked++;
@@ -254,7 +255,7 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
   const previewOpts = { dryRun: true, fieldValidation };
   const writeOpts = { dryRun, fieldValidation, warnings };
   const written = (code: number, o: JsonObject) => sendJson(res, code, o, warnings.length ? { warning: warnings.map(unknownFieldWarning) } : {});
-  const admissionBase = { user, group: rt.group, version: rt.version, resource: rt.plural, subResource: subresource, namespace: rt.namespaced ? namespace : undefined, dryRun };
+  const admissionBase = { user, group: rt.group, version: rt.version, resource: rt.plural, kind: rt.kind, subResource: subresource, namespace: rt.namespaced ? namespace : undefined, dryRun };
 
   if (method === 'GET' && (watchPath || q.get('watch') === 'true' || q.get('watch') === '1')) {
     const fieldSel = parseFieldSelector(name ? `metadata.name=${name}${q.get('fieldSelector') ? `,${q.get('fieldSelector')}` : ''}` : q.get('fieldSelector'), rt.fieldLabel);
