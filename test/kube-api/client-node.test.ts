@@ -375,7 +375,7 @@ test('kube-api: when the history window overflows, a watch from before it gets 4
   assert.deepEqual(await watchFrom(recent, () => ++n === 2), ['ADDED c3', 'ADDED c4']);
 });
 
-test('kube-api: deleting a CRD removes its objects (watchers see DELETED) and its resource; generateName and deletecollection work', { timeout: 30_000 }, async (t) => {
+test('kube-api: deleting a CRD removes its objects (watchers see DELETED, then their watch ends) and its resource; generateName and deletecollection work', { timeout: 30_000 }, async (t) => {
   const { api, kc } = await start(t);
   api.put(CRD);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -386,14 +386,15 @@ test('kube-api: deleting a CRD removes its objects (watchers see DELETED) and it
   await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'other', labels: { batch: '1' } }, spec: {} } });
   await custom.deleteCollectionNamespacedCustomObject({ ...ref, labelSelector: 'batch=1' });
   assert.deepEqual(api.list('widgets').map((o) => (o.metadata as { name: string }).name), ['keep']);
-  const deleted = new Promise<string>((resolve) => {
+  const events: string[] = [];
+  const ended = new Promise<string[]>((resolve) => {
     void new Watch(kc).watch('/apis/example.test/v1/widgets', { resourceVersion: api.resourceVersion() }, (type, o) => {
-      if (type === 'DELETED') resolve(o.metadata.name);
-    }, () => {}).then((r) => t.after(() => r.abort()));
+      events.push(`${type} ${o.metadata.name}`);
+    }, () => resolve(events)).then((r) => t.after(() => r.abort()));
   });
   while (api.openWatches().length < 1) await once(api.events, 'watch');
   await kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: 'widgets.example.test' });
-  assert.equal(await deleted, 'keep');
+  assert.deepEqual(await ended, ['DELETED keep'], 'watchers see the objects go, then the watch ends');
   const gone = await statusOf(custom.listNamespacedCustomObject(ref));
   assert.deepEqual([gone.code, gone.message], [404, 'the server could not find the requested resource']);
 });

@@ -29,6 +29,8 @@ export interface Change {
 export interface StoreWatcher {
   readonly storage: string;
   onChange(change: Change): void;
+  /** The resource stopped being served (its CRD was deleted): the watch ends, as on kube-apiserver. */
+  onGone(): void;
 }
 
 /** Which write to the object a request makes. */
@@ -181,6 +183,7 @@ export class Store {
       if (gone) {
         for (const o of this.list(gone)) this.commit(gone, 'DELETED', o, o);
         this.data.delete(storageKey(gone));
+        for (const w of [...this.watchers]) if (w.storage === storageKey(gone)) w.onGone();
       }
       return;
     }

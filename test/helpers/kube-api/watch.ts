@@ -64,6 +64,7 @@ export function serveWatch(store: Store, req: WatchRequest, path: string, res: S
       else if (before) type = 'DELETED';
       if (type) send(type, render(store.present(rt, c.object)));
     },
+    onGone: () => watch.end(),
   };
   const bookmarkObject = (extra: JsonObject = {}) => ({ kind: rt.kind, apiVersion: apiVersionOf(rt), metadata: { resourceVersion: String(store.rv), ...extra } });
   const watch: ActiveWatch = {
