@@ -247,6 +247,8 @@ test('kube-api: Leases are created and replaced with MicroTime stamps; a millise
   const millis = await statusOf(coord.replaceNamespacedLease({ namespace: 'default', name: 'leader', body: { ...taken, spec: { ...taken.spec, renewTime: new Date() } } }));
   assert.equal(millis.code, 400);
   assert.match(String(millis.message), /as "2006-01-02T15:04:05.000000Z07:00"/);
+  const zero = await statusOf(coord.replaceNamespacedLease({ namespace: 'default', name: 'leader', body: { ...taken, spec: { ...taken.spec, leaseDurationSeconds: 0 } } }));
+  assert.equal(zero.message, 'Lease.coordination.k8s.io "leader" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0');
 });
 
 test('kube-api: list selects by label and field and pages with limit and continue; an expired continue is 410', { timeout: 30_000 }, async (t) => {

@@ -202,6 +202,17 @@ export function builtinResources(): ResourceType[] {
     builtin({
       group: 'coordination.k8s.io', version: 'v1', plural: 'leases', singular: 'lease', kind: 'Lease', namespaced: true,
       microTimeFields: [['spec', 'acquireTime'], ['spec', 'renewTime']],
+      validate: (o) => {
+        const spec = obj(o.spec) ?? {};
+        const causes: StatusCause[] = [];
+        if (spec.leaseDurationSeconds !== undefined && !(Number(spec.leaseDurationSeconds) > 0)) {
+          causes.push({ reason: 'FieldValueInvalid', field: 'spec.leaseDurationSeconds', message: `Invalid value: ${JSON.stringify(spec.leaseDurationSeconds)}: must be greater than 0` });
+        }
+        if (spec.leaseTransitions !== undefined && !(Number(spec.leaseTransitions) >= 0)) {
+          causes.push({ reason: 'FieldValueInvalid', field: 'spec.leaseTransitions', message: `Invalid value: ${JSON.stringify(spec.leaseTransitions)}: must be greater than or equal to 0` });
+        }
+        return causes;
+      },
       columns: [nameColumn, column('Holder', 'string', 'The holder of the lease', (o) => obj(o.spec)?.holderIdentity ?? '<none>'), ageColumn],
     }),
     builtin({
