@@ -13,13 +13,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { stringify as toYaml } from 'yaml';
+import { parseAllDocuments, stringify as toYaml } from 'yaml';
 import { obj, type JsonObject } from '../../injector/json.ts';
 import { makeTestPki } from './k8s-certs.ts';
 import { handleRest, sendError, type AdmissionHook, type RestContext } from './kube-api/http.ts';
 import type { ResourceType } from './kube-api/resources.ts';
 import { ApiError, badRequest, reasonFor, unauthorized } from './kube-api/status.ts';
-import { Store } from './kube-api/store.ts';
+import { Store, storageKey, type StoreWatcher } from './kube-api/store.ts';
 import type { ActiveWatch } from './kube-api/watch.ts';
 
 export type { AdmissionHook, AdmissionRequest, AdmissionVerdict } from './kube-api/http.ts';
@@ -97,6 +97,18 @@ export interface KubeApi {
   put(object: JsonObject): JsonObject;
   /** Deletes an object without HTTP; true when it existed. */
   remove(resource: string, name: string, namespace?: string): boolean;
+  /**
+   * Puts every document of a YAML stream (e.g. deploy/crds/*.yaml read as text), in order, as {@link put}
+   * does; empty documents are skipped. Returns the stored objects.
+   */
+  putYaml(text: string): JsonObject[];
+  /**
+   * Resolves with the first result of `check` that is neither undefined nor false, given the stored objects
+   * of `resource` (all namespaces): checked now and after every change to that resource, so a test waits on
+   * the write it expects (a controller's ConfigMap, a status condition) instead of a time window. Rejects
+   * after `timeoutMs` (default 10000) with the last objects seen.
+   */
+  waitFor<T>(resource: string, check: (objects: JsonObject[]) => T | undefined | false, timeoutMs?: number): Promise<T>;
   /** The current resourceVersion (the global counter). */
   resourceVersion(): string;
   /** Drops the change history: a watch from an older resourceVersion gets an ERROR event with a 410 Status. */
@@ -213,7 +225,7 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
   };
   const user = opts.user ?? 'admin';
 
-  return {
+  const api: KubeApi = {
     url,
     ca: pki.ca,
     caFile: pki.caFile,
@@ -243,6 +255,47 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
       store.delete(rt, namespace, name);
       return true;
     },
+    putYaml: (text) => parseAllDocuments(text).map((d) => d.toJS() as unknown).filter((d) => obj(d)).map((d) => api.put(d as JsonObject)),
+    waitFor: <T>(resource: string, check: (objects: JsonObject[]) => T | undefined | false, timeoutMs = 10_000) => {
+      const rt = resolve(resource);
+      return new Promise<T>((done, fail) => {
+        const evaluate = (): boolean => {
+          const result = check(store.list(rt));
+          if (result === undefined || result === false) return false;
+          finish();
+          done(result);
+          return true;
+        };
+        const watcher: StoreWatcher = {
+          storage: storageKey(rt),
+          onChange: () => {
+            try {
+              evaluate();
+            } catch (e) {
+              finish();
+              fail(e);
+            }
+          },
+          onGone: () => {},
+        };
+        const timer = setTimeout(() => {
+          finish();
+          fail(new Error(`waitFor ${resource}: not satisfied within ${timeoutMs} ms; objects: ${JSON.stringify(store.list(rt))}`));
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          store.watchers.delete(watcher);
+        };
+        try {
+          if (evaluate()) return;
+        } catch (e) {
+          finish();
+          fail(e);
+          return;
+        }
+        store.watchers.add(watcher);
+      });
+    },
     resourceVersion: () => String(store.rv),
     compact: () => store.compact(),
     dropWatches: (abrupt = false) => {
@@ -266,4 +319,5 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
       pki.cleanup();
     },
   };
+  return api;
 }

@@ -441,3 +441,15 @@ test('kube-api: deleting a namespace deletes its objects as the namespace contro
   await core.deleteNamespace({ name: 'stuck' });
   assert.equal(api.get('namespaces', 'stuck'), undefined);
 });
+
+test('kube-api: putYaml loads a YAML stream in order, and waitFor resolves on the write a test expects', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  const stored = api.putYaml(`${JSON.stringify(CRD)}\n---\n# a comment-only document is skipped\n---\napiVersion: example.test/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\nspec: {size: 1}\n`);
+  assert.deepEqual(stored.map((o) => o.kind), ['CustomResourceDefinition', 'Widget']);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ready = api.waitFor('widgets', (objects) => objects.find((o) => (o.status as { ready?: boolean } | undefined)?.ready === true));
+  const current = await custom.getNamespacedCustomObject({ group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets', name: 'w' });
+  await custom.replaceNamespacedCustomObjectStatus({ group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets', name: 'w', body: { ...current, status: { ready: true } } });
+  assert.equal(((await ready).metadata as { name: string }).name, 'w');
+  await assert.rejects(api.waitFor('configmaps', () => false, 50), /waitFor configmaps: not satisfied within 50 ms/);
+});
