@@ -68,8 +68,9 @@ export interface FailureRule {
 export interface KubeApi {
   /** `https://127.0.0.1:PORT`. */
   readonly url: string;
-  /** The test CA certificate (PEM) the server's certificate chains to, and its file. */
+  /** The test CA certificate (PEM) the server's certificate chains to. */
   readonly ca: Buffer;
+  /** The file holding `ca`. */
   readonly caFile: string;
   /** A kubeconfig for the default user (options.user, else `admin`). */
   readonly kubeconfigPath: string;
@@ -88,7 +89,8 @@ export interface KubeApi {
   /** Stored objects of a resource (all namespaces when `namespace` is absent), sorted by namespace and name. */
   list(resource: string, namespace?: string): JsonObject[];
   /**
-   * Creates or replaces an object by its apiVersion and kind without HTTP,
+   * Creates or replaces an object by its apiVersion and kind (a namespaced
+   * object without a namespace goes to `default`) without HTTP,
    * authentication, admission or conflict checks; validation still applies,
    * with unknown fields an error (fieldValidation Strict), and `status` is
    * written too, also for resources with the status subresource. Watches see
@@ -117,7 +119,7 @@ export interface KubeApi {
   dropWatches(abrupt?: boolean): number;
   /** Sends a BOOKMARK now to every open watch that asked for bookmarks; returns how many got one. */
   bookmark(): number;
-  /** Paths of the watches open now. */
+  /** Paths (without query) of the watches open now. */
   openWatches(): string[];
   /** Answers the next `count` requests matching `rule` with an error Status instead of serving them. */
   failNext(count: number, rule?: FailureRule): void;
@@ -205,7 +207,7 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
   const kubeconfigFor = (username: string): string => {
     const existing = kubeconfigs.get(username);
     if (existing) return existing;
-    const file = join(pki.dir, `kubeconfig-${username.replace(/[^\w.-]/g, '_')}.yaml`);
+    const file = join(pki.dir, `kubeconfig-${kubeconfigs.size}-${username.replace(/[^\w.-]/g, '_')}.yaml`);
     const context = `${username}@stand-in`;
     writeFileSync(file, toYaml({
       apiVersion: 'v1', kind: 'Config',
