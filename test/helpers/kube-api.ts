@@ -62,6 +62,8 @@ export interface FailureRule {
   readonly path?: string | RegExp;
   /** HTTP status to answer (default 500); the Status reason follows the code. */
   readonly code?: number;
+  /** Sends `Retry-After` and details.retryAfterSeconds, as kube-apiserver does with 429 from API Priority and Fairness. */
+  readonly retryAfterSeconds?: number;
 }
 
 /** A running stand-in API server. */
@@ -187,7 +189,8 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
     if (failure) {
       failure.remaining--;
       const code = failure.rule.code ?? 500;
-      return fail(new ApiError(code, reasonFor(code), `injected failure (${code}) for ${method} ${url}`));
+      const retry = failure.rule.retryAfterSeconds;
+      return fail(new ApiError(code, reasonFor(code), `injected failure (${code}) for ${method} ${url}`, retry === undefined ? undefined : { retryAfterSeconds: retry }));
     }
     handleRest(ctx, req, res, user).then(() => record(res.statusCode), fail);
   });

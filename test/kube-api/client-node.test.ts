@@ -276,6 +276,10 @@ test('kube-api: injected failures answer the next matching requests with a Statu
   const failed = await statusOf(core.listNamespacedConfigMap({ namespace: 'default' }));
   assert.deepEqual([failed.code, failed.reason], [503, 'ServiceUnavailable']);
   assert.deepEqual((await core.listNamespacedConfigMap({ namespace: 'default' })).items, []);
+  api.failNext(1, { path: '/configmaps', code: 429, retryAfterSeconds: 1 });
+  const throttled = await fetch(`${api.url}/api/v1/namespaces/default/configmaps`, { headers: { authorization: `Bearer ${api.token}` }, dispatcher: new Agent({ connect: { ca: api.ca } }) });
+  assert.deepEqual([throttled.status, throttled.headers.get('retry-after')], [429, '1']);
+  assert.deepEqual(((await throttled.json()) as { reason: string; details: unknown }).details, { retryAfterSeconds: 1 });
 });
 
 test('kube-api: an admission hook sees who writes what and can deny it', { timeout: 30_000 }, async (t) => {

@@ -71,7 +71,8 @@ export function sendJson(res: ServerResponse, code: number, body: unknown, heade
 
 /** Writes an ApiError's Status. */
 export function sendError(res: ServerResponse, e: ApiError): void {
-  sendJson(res, e.code, e.status);
+  const retry = obj(e.status.details)?.retryAfterSeconds;
+  sendJson(res, e.code, e.status, typeof retry === 'number' ? { 'retry-after': String(retry) } : {});
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
