@@ -187,7 +187,7 @@ test('kube-api kubectl: get -w prints a Table row for each watch event', { skip,
   assert.equal(rows[3][3], 'False');
 });
 
-test('kube-api kubectl: create namespace and configmap (protobuf bodies), label, and a namespace delete that takes its objects', { skip, timeout: 120_000 }, async (t) => {
+test('kube-api kubectl: create namespace, configmap, secret and serviceaccount (protobuf bodies), label, and a namespace delete that takes its objects', { skip, timeout: 120_000 }, async (t) => {
   const { api, kubectl } = await setup(t);
   await ok(kubectl('create', 'namespace', 'shop'));
   await ok(kubectl('label', 'namespace', 'shop', 'tenant-dns.io/inject=enabled'));
@@ -196,10 +196,14 @@ test('kube-api kubectl: create namespace and configmap (protobuf bodies), label,
   await ok(kubectl('-n', 'shop', 'create', 'configmap', 'p', '--from-literal=policy.yaml=spec: {}', '--from-literal=x=y'));
   assert.ok(api.requests.some((r) => r.method === 'POST' && r.contentType === 'application/vnd.kubernetes.protobuf'), 'kubectl create sent protobuf');
   assert.deepEqual(api.get('configmaps', 'p', 'shop')?.data, { 'policy.yaml': 'spec: {}', x: 'y' });
+  await ok(kubectl('-n', 'shop', 'create', 'secret', 'generic', 's', '--from-literal=token=t0p'));
+  await ok(kubectl('-n', 'shop', 'create', 'serviceaccount', 'bob'));
+  assert.deepEqual([api.get('secrets', 's', 'shop')?.data, api.get('secrets', 's', 'shop')?.type], [{ token: 'dDBw' }, 'Opaque']);
+  assert.ok(api.get('serviceaccounts', 'bob', 'shop'));
   const bad = await kubectl('create', 'namespace', 'Bad');
   assert.match(bad.stderr, /The Namespace "Bad" is invalid: metadata.name: Invalid value: "Bad": a lowercase RFC 1123 label/);
   await ok(kubectl('delete', 'namespace', 'shop'));
-  assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop')], [undefined, []]);
+  assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop'), api.list('secrets', 'shop')], [undefined, [], []]);
 });
 
 test('kube-api kubectl: apply --server-side creates, drops a field it stops applying, and reports a conflict with another manager', { skip, timeout: 120_000 }, async (t) => {

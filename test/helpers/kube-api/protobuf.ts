@@ -2,7 +2,8 @@
  * Just enough of Kubernetes' protobuf encoding to read what kubectl's typed
  * clients send (`kubectl create namespace`, `kubectl create configmap` post
  * `application/vnd.kubernetes.protobuf`): the `k8s\0` envelope around a
- * runtime.Unknown, and the Namespace, ConfigMap and Lease messages with the
+ * runtime.Unknown, and the Namespace, ConfigMap, Secret, ServiceAccount (no
+ * secret references) and Lease messages with the
  * ObjectMeta fields a client sets (name, generateName, namespace, labels,
  * annotations, finalizers), and DeleteOptions (preconditions, dryRun). Field numbers are those of k8s.io/api's
  * generated.proto. Anything else is a 415, and answers are always JSON.
@@ -121,6 +122,18 @@ function decodeKind(kind: string, raw: Buffer): JsonObject {
       else if (f.no === 7) s.preferredHolder = str(f);
     }
     o.spec = s;
+  } else if (kind === 'Secret') {
+    const data = fs.filter((f) => f.no === 2);
+    if (data.length) o.data = map(data, true);
+    const type = fs.find((f) => f.no === 3);
+    if (type) o.type = str(type);
+    const stringData = fs.filter((f) => f.no === 4);
+    if (stringData.length) o.stringData = map(stringData);
+    const immutable = fs.find((f) => f.no === 5);
+    if (immutable) o.immutable = immutable.int !== 0n;
+  } else if (kind === 'ServiceAccount') {
+    const automount = fs.find((f) => f.no === 4);
+    if (automount) o.automountServiceAccountToken = automount.int !== 0n;
   } else if (kind === 'DeleteOptions') {
     delete o.metadata;
     for (const f of fs) {

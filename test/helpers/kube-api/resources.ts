@@ -163,6 +163,7 @@ const OPAQUE: readonly [group: string, version: string, plural: string, kind: st
 export function builtinResources(): ResourceType[] {
   const opaque = OPAQUE.map(([group, version, plural, kind, namespaced, shortNames]) => builtin({
     group, version, plural, singular: kind.toLowerCase(), kind, namespaced, shortNames,
+    categories: ['pods', 'services', 'deployments'].includes(plural) ? ['all'] : [],
   }));
   return [
     ...opaque,

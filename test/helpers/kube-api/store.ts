@@ -277,9 +277,23 @@ export class Store {
     o.kind = rt.kind;
     if (rt.statusSubresource && rt.custom) delete o.status;
     this.defaults(rt, o);
+    this.normalize(rt, o);
     this.validate(rt, o, opts);
     if (opts.dryRun) return this.present(rt, o);
     return this.commit(rt, 'ADDED', o);
+  }
+
+  /** What kube-apiserver does to every Secret written: stringData folded into data (base64), type defaulted to Opaque. */
+  private normalize(rt: ResourceType, o: JsonObject): void {
+    if (rt.kind !== 'Secret' || rt.group) return;
+    const stringData = obj(o.stringData);
+    if (stringData) {
+      const data = { ...(obj(o.data) ?? {}) };
+      for (const [k, v] of Object.entries(stringData)) data[k] = Buffer.from(String(v)).toString('base64');
+      o.data = data;
+      delete o.stringData;
+    }
+    if (!o.type) o.type = 'Opaque';
   }
 
   private defaults(rt: ResourceType, o: JsonObject): void {
@@ -347,6 +361,7 @@ export class Store {
       }
       next.apiVersion = apiVersionOf(rt);
       next.kind = rt.kind;
+      this.normalize(rt, next);
       if (rt.generation && specChanged(current, next)) m.generation = Number(cm.generation ?? 0) + 1;
     }
     metaOf(next).resourceVersion = metaOf(current).resourceVersion;
