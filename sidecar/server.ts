@@ -81,6 +81,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     adminAllowNonLoopback: config.adminAllowNonLoopback,
     logQueries: config.logQueries,
     logSampleEvery: config.logSampleEvery,
+    metricsDetail: config.metricsDetail,
     log,
     queryLogSink: options.queryLogSink,
   });
