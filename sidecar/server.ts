@@ -21,7 +21,7 @@ import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
 import { randomBytes } from './runtime/builtins.ts';
 import { showUrl } from './redact.ts';
-import { compactHeapAfterStartup } from './runtime/heap.ts';
+import { compactHeapAfterStartup, compactHeapWhenIdle } from './runtime/heap.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
 import type { UpstreamGroup } from './upstream/group.ts';
 import { UpstreamGroups } from './upstream/groups.ts';
@@ -151,6 +151,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     logQueries: config.logQueries,
   });
   const cancelCompaction = compactHeapAfterStartup((c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }));
+  const requests = telemetry.metrics.query.requests;
+  const stopIdleCompaction = compactHeapWhenIdle(() => requests.total(), (c) => log('debug', 'idle heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs, queries: c.queries }));
 
   let stopping: Promise<void> | undefined;
   return {
@@ -165,6 +167,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     shutdown(drainMs: number) {
       stopping ??= (async () => {
         cancelCompaction();
+        stopIdleCompaction();
         bound.stopAccepting();
         let timer: NodeJS.Timeout | undefined;
         const drained = await Promise.race([

@@ -196,6 +196,13 @@ export class SlotCounter {
     return this.#values[slot]!;
   }
 
+  /** The sum of every slot: the counter without its labels. */
+  total(): number {
+    let sum = 0;
+    for (const v of this.#values) sum += v;
+    return sum;
+  }
+
   /** Sets every slot back to 0 (prom-client's `registry.resetMetrics()`). */
   reset(): void {
     this.#values.fill(0);

@@ -50,7 +50,7 @@ export interface MemorySystem {
 }
 
 /** Per system: each process's memory idle and after the load. */
-export type MemoryResults = Map<string, { idle: ProcessMemory[]; loaded: ProcessMemory[] }>;
+export type MemoryResults = Map<string, { idle: ProcessMemory[]; endOfLoad: ProcessMemory[]; loaded: ProcessMemory[] }>;
 
 /** Options of {@link marginalMemory}. */
 export interface MarginalMemoryOptions {
@@ -59,7 +59,11 @@ export interface MarginalMemoryOptions {
   /** CPU the servers run on, and the one dnsperf runs on (unpinned when absent). */
   readonly serverCpu?: string;
   readonly loadCpu?: string;
-  /** Seconds idle after the last start before the idle reading (the sidecar compacts its heap 200 ms after serving). */
+  /**
+   * Seconds quiet after the last start before the idle reading (the sidecar compacts its heap 200 ms after
+   * serving), and after the last load before the after-load reading (it compacts again once a check, every 2 s,
+   * finds it quiet after a busy spell: sidecar/runtime/heap.ts).
+   */
   readonly settleSeconds: number;
   /** Hit seconds of the standard load (at 5,000 QPS); 0 for none. */
   readonly hitSeconds: number;
@@ -89,7 +93,7 @@ export async function marginalMemory(up: UpstreamInfo, systems: readonly MemoryS
       o.log?.(`memory: ${o.count} × ${sys.name} running`);
     }
     await settle();
-    for (const [name, list] of running) results.set(name, { idle: list.map((s) => smapsRollup(s.pid)), loaded: [] });
+    for (const [name, list] of running) results.set(name, { idle: list.map((s) => smapsRollup(s.pid)), endOfLoad: [], loaded: [] });
     let n = 0;
     for (const [name, list] of running) {
       for (const s of list) {
@@ -98,6 +102,7 @@ export async function marginalMemory(up: UpstreamInfo, systems: readonly MemoryS
         const misses = join(o.workDir, `memory-miss-${n++}.txt`);
         writeFileSync(misses, Array.from({ length: o.missNames }, (_, i) => `m${n}-${i}.${MISS_ZONE} A`).join('\n') + '\n');
         await runDnsperf({ port: s.port, queryFile: misses, seconds: Math.ceil(o.missNames / 2000) + 1, qps: 2000, maxRuns: 1, cpu: o.loadCpu });
+        results.get(name)!.endOfLoad.push(smapsRollup(s.pid));
       }
       o.log?.(`memory: ${name} loaded`);
     }
@@ -116,12 +121,12 @@ const cell = (xs: readonly number[]): string => `${mib(median(xs))} (${mib(Math.
 /** The section's table and its two ratios (tenant-dns's USS ÷ the ceiling's, idle; tenant-dns's after-load USS ÷ its idle). */
 export function memoryTable(results: MemoryResults, count: number): { lines: string[]; ussVsCeiling?: number; loadedVsIdle?: number } {
   const lines = [
-    `| system (${count} running) | RSS idle | PSS idle | USS idle | RSS after load | PSS after load | USS after load |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| system (${count} running) | RSS idle | PSS idle | USS idle | USS at the end of its load | RSS after load | PSS after load | USS after load |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const [name, r] of results) {
     const col = (list: readonly ProcessMemory[], k: keyof ProcessMemory) => cell(list.map((m) => m[k]));
-    lines.push(`| ${name} | ${col(r.idle, 'rss')} | ${col(r.idle, 'pss')} | ${col(r.idle, 'uss')} | ${col(r.loaded, 'rss')} | ${col(r.loaded, 'pss')} | ${col(r.loaded, 'uss')} |`);
+    lines.push(`| ${name} | ${col(r.idle, 'rss')} | ${col(r.idle, 'pss')} | ${col(r.idle, 'uss')} | ${col(r.endOfLoad, 'uss')} | ${col(r.loaded, 'rss')} | ${col(r.loaded, 'pss')} | ${col(r.loaded, 'uss')} |`);
   }
   const uss = (name: string, which: 'idle' | 'loaded') => {
     const list = results.get(name)?.[which];
@@ -133,7 +138,8 @@ export function memoryTable(results: MemoryResults, count: number): { lines: str
   const ussVsCeiling = ours !== undefined && ceiling ? ours / ceiling : undefined;
   const loadedVsIdle = ours && loaded !== undefined ? loaded / ours : undefined;
   lines.push('');
-  lines.push(`Cells: MiB, median (min–max) over the ${count} processes of each system. USS = Private_Clean + Private_Dirty (smaps_rollup).`);
+  lines.push(`Cells: MiB, median (min–max) over the ${count} processes of each system. USS = Private_Clean + Private_Dirty (smaps_rollup). ` +
+    '"At the end of its load": read right after its own load; "after load": once every process has had its load and the last has been quiet for the settle time.');
   if (ussVsCeiling !== undefined) lines.push(`- private memory per sidecar, idle ÷ the Node ceiling's: **${ussVsCeiling.toFixed(2)}×** (target ≤ 1.25×)`);
   if (loadedVsIdle !== undefined) lines.push(`- private memory per sidecar, after load ÷ idle: **${loadedVsIdle.toFixed(2)}×** (target ≤ 2×)`);
   return { lines, ussVsCeiling, loadedVsIdle };
@@ -178,7 +184,7 @@ async function main(): Promise<void> {
       count,
       serverCpu: pin ? '0' : undefined,
       loadCpu: pin ? '1' : undefined,
-      settleSeconds: values.smoke ? 0.5 : 2,
+      settleSeconds: values.smoke ? 0.5 : 5,
       hitSeconds: values.smoke ? 0 : 2,
       missNames: values.smoke ? 200 : 2000,
       workDir: work,
