@@ -3,7 +3,7 @@
  * (unbound, dnsdist, knot-resolver, dnsmasq) as caching forwarders, in one
  * run, on this machine (issue 7). See test/bench/README.md for how to read it.
  *
- * Run:   node test/bench/run.ts [--smoke] [--rounds N] [--seconds S] [--systems a,b] [--no-tls] [--out DIR] [--app DIR]
+ * Run:   node test/bench/run.ts [--smoke] [--rounds N] [--seconds S] [--systems a,b] [--no-tls] [--no-memory] [--out DIR] [--app DIR]
  *        --app: tenant-dns from a bundle built before (deploy/scripts/bundle.sh DIR, e.g. of an older commit).
  * Output: a markdown table on stdout and in DIR/latest.md (smoke: smoke.md),
  *         the figures and ratios in DIR/latest.json (smoke: smoke.json).
@@ -53,6 +53,7 @@ const { values: flags } = parseArgs({
     'no-tls': { type: 'boolean', default: false },
     out: { type: 'string' },
     app: { type: 'string' },
+    'no-memory': { type: 'boolean', default: false },
   },
 });
 const SMOKE = flags.smoke!;
@@ -445,7 +446,8 @@ async function main(): Promise<void> {
       ...(SYSTEMS.some((s) => s.name === 'node-ceiling') ? [CEILING_SYSTEM] : []),
       ...Object.values(MEMORY_PEERS).filter((p) => SYSTEMS.some((s) => s.name === p.name)).slice(0, 1),
     ];
-    if (overBudget()) notes.push('marginal memory skipped, over the time budget');
+    if (flags['no-memory']) notes.push('marginal memory not run (--no-memory).');
+    else if (overBudget()) notes.push('marginal memory skipped, over the time budget');
     else if (memorySystems.length > 0) {
       log(`marginal memory: ${MEMORY_COUNT} × ${memorySystems.map((m) => m.name).join(', ')}`);
       memory = await marginalMemory(up, memorySystems, {
