@@ -141,7 +141,7 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Queries by type and transport',
-        description: 'Queries per second by query type (a fixed list, else `other`) and transport.',
+        description: 'Queries per second by query type and transport: A, AAAA, else `other` (each type of the fixed list with `--metrics-detail full`).',
         type: 'timeseries',
         width: 6,
         unit: 'reqps',
@@ -169,14 +169,14 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Denials by rule',
-        description: 'Denied queries per second by deciding rule (`default`: the default action; `platform:NAME`: a platform rule).',
+        description: 'Denied queries per second by deciding rule (`default`: the default action; `platform:NAME`: a platform rule). The rule label needs `--metrics-detail full`; at the default level each tenant has one series.',
         type: 'timeseries',
         unit: 'reqps',
         targets: [{ expr: `sum by (tenant, rule) (${rate('tenant_dns_policy_decisions_total', 'action="deny"')})`, legend: '{{tenant}} {{rule}}' }],
       },
       {
         title: 'Denied queries in range',
-        description: 'Denied queries over the dashboard time range, by tenant and rule.',
+        description: 'Denied queries over the dashboard time range, by tenant and rule (the rule with `--metrics-detail full`; the query log names it always).',
         type: 'table',
         unit: 'short',
         targets: [
@@ -210,7 +210,7 @@ export const ROWS: readonly RowSpec[] = [
     panels: [
       {
         title: 'Latency by source (p50, p99)',
-        description: 'Median and 99th percentile answer time by source: cache hits should stay well under a millisecond.',
+        description: 'Median and 99th percentile answer time by source (with `--metrics-detail full`; all sources together at the default level): cache hits should stay well under a millisecond.',
         type: 'timeseries',
         unit: 's',
         width: 12,
@@ -301,21 +301,21 @@ export const ROWS: readonly RowSpec[] = [
     panels: [
       {
         title: 'Upstream latency p99',
-        description: '99th percentile of one exchange with each upstream (replies only; failures are counted separately).',
+        description: '99th percentile of one exchange with each upstream (replies only; failures are counted separately). By upstream with `--metrics-detail full`; all upstreams together at the default level.',
         type: 'timeseries',
         unit: 's',
         targets: [{ expr: `histogram_quantile(0.99, sum by (le, upstream) (${rate('tenant_dns_upstream_request_duration_seconds_bucket')}))`, legend: '{{upstream}}' }],
       },
       {
         title: 'Upstream replies by rcode',
-        description: 'Replies per second from each upstream by rcode.',
+        description: 'Replies per second from each upstream by rcode (with `--metrics-detail full`; all replies together at the default level).',
         type: 'timeseries',
         unit: 'reqps',
         targets: [{ expr: `sum by (upstream, rcode) (${rate('tenant_dns_upstream_request_duration_seconds_count')})`, legend: '{{upstream}} {{rcode}}' }],
       },
       {
         title: 'Upstream failures',
-        description: 'Exchanges per second that failed without a reply, by upstream and error code (timeout, connect, TLS, HTTP, bad reply).',
+        description: 'Exchanges per second that failed without a reply, by error code (timeout, connect, TLS, HTTP, bad reply), and by upstream with `--metrics-detail full`.',
         type: 'timeseries',
         unit: 'reqps',
         targets: [{ expr: `sum by (upstream, code) (${rate('tenant_dns_upstream_failures_total')})`, legend: '{{upstream}} {{code}}' }],

@@ -24,7 +24,7 @@ import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
 import { randomBytes, readFileSync } from './runtime/builtins.ts';
 import { showUrl } from './redact.ts';
-import { compactHeapAfterStartup } from './runtime/heap.ts';
+import { compactHeapAfterStartup, compactHeapWhenIdle } from './runtime/heap.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
 import type { UpstreamGroup } from './upstream/group.ts';
 import { UpstreamGroups } from './upstream/groups.ts';
@@ -84,6 +84,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     adminAllowNonLoopback: config.adminAllowNonLoopback,
     logQueries: config.logQueries,
     logSampleEvery: config.logSampleEvery,
+    metricsDetail: config.metricsDetail,
     log,
     queryLogSink: options.queryLogSink,
   });
@@ -157,6 +158,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     autopath: autopath.search ? { search: autopath.search.domains.map((d) => d.name), ndots: autopath.search.ndots, from: autopath.source } : null,
   });
   const cancelCompaction = compactHeapAfterStartup((c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }));
+  const requests = telemetry.metrics.query.requests;
+  const stopIdleCompaction = compactHeapWhenIdle(() => requests.total(), (c) => log('debug', 'idle heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs, queries: c.queries }));
 
   let stopping: Promise<void> | undefined;
   return {
@@ -171,6 +174,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     shutdown(drainMs: number) {
       stopping ??= (async () => {
         cancelCompaction();
+        stopIdleCompaction();
         bound.stopAccepting();
         let timer: NodeJS.Timeout | undefined;
         const drained = await Promise.race([

@@ -15,7 +15,68 @@ declare module 'prom-client/lib/gauge.js' {
   import { Gauge } from 'prom-client';
   export default Gauge;
 }
-declare module 'prom-client/lib/defaultMetrics.js' {
-  import { collectDefaultMetrics } from 'prom-client';
-  export default collectDefaultMetrics;
+declare module 'prom-client/lib/metrics/eventLoopLag.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/gc.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/heapSizeAndUsed.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/osMemoryHeap.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processCpuTotal.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processHandles.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processMaxFileDescriptors.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processOpenFileDescriptors.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processRequests.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processResources.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/processStartTime.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
+}
+declare module 'prom-client/lib/metrics/version.js' {
+  import type { Registry } from 'prom-client';
+  /** Registers one group of prom-client's default metrics in `registry`. */
+  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
 }

@@ -115,6 +115,11 @@ export const SidecarConfigSchema = Type.Object(
       description: 'Query log on stdout, one JSON line per query: all, denied (queries whose policy decision says log: deny rules unless log: false, log rules), or none.',
     }),
     logSampleEvery: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1, description: 'With --log-queries all: write one query in N (decisions that say log are always written).' }),
+    metricsDetail: Type.Union([Type.Literal('basic'), Type.Literal('full')], {
+      default: 'basic',
+      description:
+        'Detail of /metrics: basic (an idle pod stays within 80 series: qtype A, AAAA or other, no per-source, per-rule or per-upstream labels, 6 histogram buckets, a few process metrics) or full (every label, fine buckets, all of prom-client\'s process metrics).',
+    }),
   },
   { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/sidecar-config.json', title: 'tenant-dns sidecar configuration' },
 );

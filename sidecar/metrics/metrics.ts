@@ -5,9 +5,22 @@
  * other folders declare their own (see README.md, "Metrics").
  */
 import type { Registry } from 'prom-client';
-import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js'; // not the index: see registry.ts
+// prom-client's process metrics one module each (not the index: see registry.ts), so that `basic` collects a few.
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+import gc from 'prom-client/lib/metrics/gc.js';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import processResources from 'prom-client/lib/metrics/processResources.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import version from 'prom-client/lib/metrics/version.js';
 import type { Proto, Source } from '../pipeline/stage.ts';
-import { Gauge, PROTOS, QTYPE_VALUES, RCODE_VALUES, SlotCounter, SlotHistogram, protoSlot, qtypeSlot, rcodeSlot } from './registry.ts';
+import { BASIC_BUCKETS, Gauge, PROTOS, QTYPE_VALUES, RCODE_VALUES, SlotCounter, SlotHistogram, protoSlot, qtypeSlot, rcodeSlot, type MetricsDetail } from './registry.ts';
 
 /** Milliseconds between samples of the event-loop delay behind `nodejs_eventloop_lag_*`. */
 export const EVENT_LOOP_SAMPLE_MS = 1000;
@@ -19,7 +32,31 @@ const SOURCE_SLOT: Readonly<Record<Source, number>> = { policy: 0, cache: 1, ups
 const EAGER_SOURCES = SOURCES.filter((s) => s !== 'listener');
 
 /** Rcodes whose response series exist (at 0) before the first such answer, so ratios never lack a denominator. */
-const RCODE_ALWAYS = new Set(['NOERROR', 'SERVFAIL', 'NXDOMAIN', 'REFUSED']);
+const RCODE_ALWAYS: Readonly<Record<MetricsDetail, ReadonlySet<string>>> = {
+  basic: new Set(['NOERROR', 'SERVFAIL', 'NXDOMAIN']),
+  full: new Set(['NOERROR', 'SERVFAIL', 'NXDOMAIN', 'REFUSED']),
+};
+
+/** `qtype` label values at the `basic` level: the two types every application asks, the rest `other`. */
+export const BASIC_QTYPES: readonly string[] = ['A', 'AAAA'];
+
+type ProcessMetric = (registry: Registry, config: { eventLoopMonitoringPrecision: number }) => void;
+
+/** prom-client's process metrics per level: `full` is its whole default set. */
+const PROCESS_METRICS: Readonly<Record<MetricsDetail, readonly ProcessMetric[]>> = {
+  basic: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag, heapSizeAndUsed],
+  full: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag, processResources, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version, gc],
+};
+
+/** Gauges of those modules left out at the `basic` level (the event-loop delay keeps its last sample, p99 and max). */
+const BASIC_PROCESS_OMITTED: readonly string[] = [
+  'process_virtual_memory_bytes',
+  'nodejs_eventloop_lag_min_seconds',
+  'nodejs_eventloop_lag_mean_seconds',
+  'nodejs_eventloop_lag_stddev_seconds',
+  'nodejs_eventloop_lag_p50_seconds',
+  'nodejs_eventloop_lag_p90_seconds',
+];
 
 /**
  * Buckets of the request duration histograms, in seconds: 100 µs (a cache
@@ -31,8 +68,10 @@ export const DURATION_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.0
 export interface QueryMetricsOptions {
   /** The package version, for build_info. */
   readonly version: string;
-  /** Also collect prom-client's default process and Node.js metrics (default true). */
+  /** Also collect prom-client's process and Node.js metrics (default true): all of them at `full`, a few at `basic`. */
   readonly processMetrics?: boolean;
+  /** Labels and buckets (default `full`; the sidecar's `--metrics-detail` defaults to `basic`): README.md, "Detail levels". */
+  readonly detail?: MetricsDetail;
 }
 
 /** The metrics stage's per-query metrics, the query log's drops, build_info and the process metrics. */
@@ -52,23 +91,37 @@ export class QueryMetrics {
   readonly #droppedSlot: number;
 
   constructor(registry: Registry, options: QueryMetricsOptions) {
+    const detail = options.detail ?? 'full';
+    const full = detail === 'full';
     this.requests = new SlotCounter(registry, 'tenant_dns_requests_total', 'Client queries received, by transport and query type (fixed list, else other).', ['proto', 'qtype']);
     this.#requestSlots = new Int32Array(PROTOS.length * QTYPE_VALUES.length);
-    PROTOS.forEach((proto, p) =>
-      QTYPE_VALUES.forEach((qtype, q) => (this.#requestSlots[p * QTYPE_VALUES.length + q] = this.requests.slot({ proto, qtype }))),
-    );
+    PROTOS.forEach((proto, p) => {
+      const slots = new Map<string, number>();
+      QTYPE_VALUES.forEach((name, q) => {
+        const qtype = full || BASIC_QTYPES.includes(name) ? name : 'other';
+        let slot = slots.get(qtype);
+        if (slot === undefined) slots.set(qtype, (slot = this.requests.slot({ proto, qtype })));
+        this.#requestSlots[p * QTYPE_VALUES.length + q] = slot;
+      });
+    });
 
     this.responses = new SlotCounter(registry, 'tenant_dns_responses_total', 'Answers to client queries, by rcode (none: dropped) and source (policy, cache, upstream, local, listener).', ['rcode', 'source']);
     this.#responseSlots = new Int32Array(SOURCES.length * RCODE_VALUES.length).fill(-1);
     EAGER_SOURCES.forEach((source, s) =>
       RCODE_VALUES.forEach((rcode, r) => {
-        if (RCODE_ALWAYS.has(rcode)) this.#responseSlots[s * RCODE_VALUES.length + r] = this.responses.slot({ rcode, source });
+        if (RCODE_ALWAYS[detail].has(rcode)) this.#responseSlots[s * RCODE_VALUES.length + r] = this.responses.slot({ rcode, source });
       }),
     );
 
-    this.duration = new SlotHistogram(registry, 'tenant_dns_request_duration_seconds', 'Seconds from receiving a client query to having its answer, by source.', ['source'], DURATION_BUCKETS);
     // The listener's own answers (drops, refusals) take no time worth a histogram.
-    this.#durationSlots = Int32Array.from(SOURCES.map((source) => (source === 'listener' ? -1 : this.duration.slot({ source }))));
+    if (full) {
+      this.duration = new SlotHistogram(registry, 'tenant_dns_request_duration_seconds', 'Seconds from receiving a client query to having its answer, by source.', ['source'], DURATION_BUCKETS);
+      this.#durationSlots = Int32Array.from(SOURCES.map((source) => (source === 'listener' ? -1 : this.duration.slot({ source }))));
+    } else {
+      this.duration = new SlotHistogram(registry, 'tenant_dns_request_duration_seconds', 'Seconds from receiving a client query to having its answer (by source with --metrics-detail full).', [], BASIC_BUCKETS);
+      const all = this.duration.slot({});
+      this.#durationSlots = Int32Array.from(SOURCES.map((source) => (source === 'listener' ? -1 : all)));
+    }
 
     const self = this;
     new Gauge({
@@ -87,7 +140,10 @@ export class QueryMetrics {
     // The event-loop delay is sampled once a second. prom-client's default (every 10 ms) is a
     // timer that woke an idle sidecar 100 times a second: ~3 ms of CPU per second per pod for a
     // gauge no dashboard reads (measured with perf stat, issue 7).
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    if (options.processMetrics ?? true) {
+      for (const collect of PROCESS_METRICS[detail]) collect(registry, { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+      if (!full) for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
+    }
   }
 
   /** Counts a client query. Hot path. */

@@ -27,6 +27,17 @@ import type { Proto } from '../pipeline/stage.ts';
 
 export { Counter, Gauge };
 
+/**
+ * How much detail the sidecar's metrics carry (`--metrics-detail`): `basic`
+ * keeps an idle pod within the series budget (README.md, "Detail levels"),
+ * `full` adds the per-qtype, per-source, per-rule and per-upstream labels
+ * and the fine histogram buckets.
+ */
+export type MetricsDetail = 'basic' | 'full';
+
+/** Histogram buckets at the `basic` level, in seconds: a cache hit, a fast and a slow upstream, a retry, a timeout. */
+export const BASIC_BUCKETS: readonly number[] = [0.0005, 0.002, 0.01, 0.05, 0.25, 1];
+
 /** The prefix of every tenant-dns metric. */
 export const NAMESPACE = 'tenant_dns_';
 
@@ -183,6 +194,13 @@ export class SlotCounter {
   /** The value of a slot (tests). */
   value(slot: number): number {
     return this.#values[slot]!;
+  }
+
+  /** The sum of every slot: the counter without its labels. */
+  total(): number {
+    let sum = 0;
+    for (const v of this.#values) sum += v;
+    return sum;
   }
 
   /** Sets every slot back to 0 (prom-client's `registry.resetMetrics()`). */

@@ -21,6 +21,7 @@ import { PolicyMetrics } from '../policy/metrics.ts';
 import { UpstreamMetrics, type UpstreamMetricsObserver } from '../upstream/metrics.ts';
 import { checkAdminAddress, readiness, startAdminServer, startMetricsServer, type HttpEndpoint, type ReadinessGroup } from './http.ts';
 import { QueryMetrics } from './metrics.ts';
+import type { MetricsDetail } from './registry.ts';
 import { QueryLog, type LineSink, type LogQueries } from './querylog.ts';
 import { createMetricsStage, type MetricsStage } from './stage.ts';
 
@@ -32,6 +33,8 @@ export interface SidecarMetricsOptions {
   readonly version: string;
   /** Also collect prom-client's default process and Node.js metrics (default true). */
   readonly processMetrics?: boolean;
+  /** `--metrics-detail` (default `full`; the sidecar's flag defaults to `basic`). */
+  readonly detail?: MetricsDetail;
 }
 
 /**
@@ -54,12 +57,13 @@ export class SidecarMetrics {
   constructor(registry: Registry, options: SidecarMetricsOptions) {
     this.registry = registry;
     registry.setDefaultLabels({ tenant: options.tenant });
-    this.query = new QueryMetrics(registry, { version: options.version, processMetrics: options.processMetrics });
+    const detail = options.detail ?? 'full';
+    this.query = new QueryMetrics(registry, { version: options.version, processMetrics: options.processMetrics, detail });
     this.listener = new ListenerMetrics(registry);
     this.pipeline = new PipelineMetrics(registry);
-    this.policy = new PolicyMetrics(registry);
+    this.policy = new PolicyMetrics(registry, detail);
     this.cache = new CacheMetrics(registry);
-    this.upstream = new UpstreamMetrics(registry);
+    this.upstream = new UpstreamMetrics(registry, detail);
     this.autopath = new AutopathMetrics(registry);
   }
 }
@@ -88,6 +92,8 @@ export interface TelemetryOptions {
   readonly queryLogSink?: LineSink;
   /** Collect prom-client's process metrics (default true). */
   readonly processMetrics?: boolean;
+  /** `--metrics-detail` (default `full`). */
+  readonly metricsDetail?: MetricsDetail;
 }
 
 /** The policy manager as telemetry sees it. */
@@ -134,7 +140,7 @@ export class Telemetry {
     parseHostPort(options.metrics, '--metrics');
     checkAdminAddress(options.admin, options.adminAllowNonLoopback ?? false);
     this.registry = options.registry ?? new Registry();
-    this.metrics = new SidecarMetrics(this.registry, { tenant: options.tenant, version: options.version, processMetrics: options.processMetrics });
+    this.metrics = new SidecarMetrics(this.registry, { tenant: options.tenant, version: options.version, processMetrics: options.processMetrics, detail: options.metricsDetail });
     this.queryLog = new QueryLog({
       mode: options.logQueries,
       sampleEvery: options.logSampleEvery,

@@ -8,7 +8,7 @@
  * policy's cap on rules (POLICY_CAPS).
  */
 import type { Registry } from 'prom-client';
-import { Gauge, SlotCounter, scrapeGauge } from '../metrics/registry.ts';
+import { Gauge, SlotCounter, scrapeGauge, type MetricsDetail } from '../metrics/registry.ts';
 import type { Decision } from '../pipeline/stage.ts';
 import type { RuleId } from './compile.ts';
 
@@ -35,9 +35,17 @@ export class PolicyMetrics {
   readonly #reloadSlots: Readonly<Record<ReloadOutcome, number>>;
   readonly #reloadOk: Gauge;
   #lastReloadSuccess: (() => number) | undefined;
+  /** At the `basic` level: the slot of each action (no `rule` label); undefined at `full`. */
+  readonly #actionSlots: Int32Array | undefined;
 
-  constructor(registry: Registry) {
-    this.decisions = new SlotCounter(registry, 'tenant_dns_policy_decisions_total', 'Policy decisions for client queries, by action (allow, deny, log) and deciding rule name (default: the default action; platform:NAME: a platform rule; tenant-isolation: the platform service-discovery isolation).', ['action', 'rule']);
+  /** `detail`: `full` (default) labels decisions by rule too; `basic` by action only. */
+  constructor(registry: Registry, detail: MetricsDetail = 'full') {
+    if (detail === 'full') {
+      this.decisions = new SlotCounter(registry, 'tenant_dns_policy_decisions_total', 'Policy decisions for client queries, by action (allow, deny, log) and deciding rule name (default: the default action; platform:NAME: a platform rule; tenant-isolation: the platform service-discovery isolation).', ['action', 'rule']);
+    } else {
+      this.decisions = new SlotCounter(registry, 'tenant_dns_policy_decisions_total', 'Policy decisions for client queries, by action (allow, deny, log; by deciding rule with --metrics-detail full).', ['action']);
+      this.#actionSlots = Int32Array.from(ACTIONS.map((action) => this.decisions.slot({ action })));
+    }
     this.reloads = new SlotCounter(registry, 'tenant_dns_policy_reloads_total', 'Policy reload attempts (file change or SIGHUP), by result (success, failure).', ['result']);
     this.#reloadSlots = { success: this.reloads.slot({ result: 'success' }), failure: this.reloads.slot({ result: 'failure' }) };
     this.#reloadOk = new Gauge({
@@ -61,6 +69,10 @@ export class PolicyMetrics {
    * went with the reload.
    */
   decision(action: Decision['action'], rule: string): void {
+    if (this.#actionSlots !== undefined) {
+      this.decisions.add(this.#actionSlots[ACTION_SLOT[action]]!);
+      return;
+    }
     const slot = this.#decisionSlot(action, rule);
     if (slot >= 0) this.decisions.add(slot);
   }
@@ -71,9 +83,11 @@ export class PolicyMetrics {
    * decision of a rule is seen as an increase by rate() and increase() (a
    * counter that appears with a value hides its first increments), and the
    * series of every other (action, rule) are removed: a rule the policy no
-   * longer has, or no longer has with that action.
+   * longer has, or no longer has with that action. Nothing at the `basic`
+   * level (its series, one per action, always exist).
    */
   declareRules(rules: Iterable<RuleId>): void {
+    if (this.#actionSlots !== undefined) return;
     const declared = new Map<string, number>();
     for (const { action, rule } of rules) declared.set(rule, (declared.get(rule) ?? 0) | (1 << ACTION_SLOT[action]));
     this.#declared = declared;

@@ -26,7 +26,7 @@ function rssMiB(): number {
   return Math.round((process.memoryUsage.rss() / 1048576) * 10) / 10;
 }
 
-/** Runs one full, memory-reducing collection now and says what it did. */
+/** Runs one full, memory-reducing collection now, flushing the bytecode of functions not running, and says what it did. */
 export function compactHeap(): HeapCompaction {
   const v8 = v8Module();
   const vm = vmModule();
@@ -39,7 +39,14 @@ export function compactHeap(): HeapCompaction {
   }
   const rssBeforeMiB = rssMiB();
   const t0 = performance.now();
-  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  // Bytecode of every function not running now goes too: the start-up's (commander, YAML, TypeBox, the policy
+  // compiler) is never called again, and what a query needs is compiled again on its next call.
+  v8.setFlagsFromString('--stress-flush-code');
+  try {
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  } finally {
+    v8.setFlagsFromString('--no-stress-flush-code');
+  }
   const pauseMs = Math.round((performance.now() - t0) * 10) / 10;
   return { rssBeforeMiB, rssAfterMiB: rssMiB(), pauseMs };
 }
@@ -53,4 +60,58 @@ export function compactHeapAfterStartup(report: (c: HeapCompaction) => void): ()
   const timer = setTimeout(() => report(compactHeap()), STARTUP_GC_DELAY_MS);
   timer.unref();
   return () => clearTimeout(timer);
+}
+
+/** Milliseconds between the idle compaction's looks at the query count. */
+export const IDLE_CHECK_MS = 2000;
+/** Queries answered since the last compaction before a quiet spell earns another: a busy spell grew the heap. */
+export const IDLE_GC_MIN_QUERIES = 1000;
+/** At most this many queries in one check interval is quiet (the kubelet's probes and an app's odd lookup). */
+export const IDLE_QUERIES_PER_CHECK = 10;
+
+/**
+ * When to compact the heap after a busy spell (pure: fed the query count at
+ * each check). Load grows V8's heap (the young generation to its maximum,
+ * the old one with cache entries and garbage) and V8 keeps what it grew
+ * while the pod idles, which is most of a pod's life; one memory-reducing
+ * collection once the load stops gives it back (test/bench/README.md,
+ * "Marginal memory").
+ */
+export class IdleCompaction {
+  #last: number;
+  #sinceCompaction = 0;
+
+  /** `count`: the queries answered so far. */
+  constructor(count: number) {
+    this.#last = count;
+  }
+
+  /** Takes the query count at a check; true when the heap should be compacted now. */
+  check(count: number): boolean {
+    const delta = count - this.#last;
+    this.#last = count;
+    if (delta <= IDLE_QUERIES_PER_CHECK && this.#sinceCompaction >= IDLE_GC_MIN_QUERIES) {
+      this.#sinceCompaction = 0;
+      return true;
+    }
+    this.#sinceCompaction += delta;
+    return false;
+  }
+}
+
+/**
+ * Compacts the heap whenever the sidecar turns quiet after at least
+ * IDLE_GC_MIN_QUERIES queries ({@link IdleCompaction}), looking at
+ * `queries()` (the queries answered so far) every IDLE_CHECK_MS on a timer
+ * that does not keep the process alive; `report` receives each result.
+ * Returns a function that stops it (for shutdown).
+ */
+export function compactHeapWhenIdle(queries: () => number, report: (c: HeapCompaction & { readonly queries: number }) => void): () => void {
+  const idle = new IdleCompaction(queries());
+  const timer = setInterval(() => {
+    const n = queries();
+    if (idle.check(n)) report({ ...compactHeap(), queries: n });
+  }, IDLE_CHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -10,10 +10,18 @@
  * (POLICY_CAPS). The series of an upstream a reload removed are removed.
  */
 import type { Registry } from 'prom-client';
-import { Gauge, RCODE_VALUES, SlotCounter, SlotHistogram, rcodeSlot } from '../metrics/registry.ts';
+import { BASIC_BUCKETS, Gauge, RCODE_VALUES, SlotCounter, SlotHistogram, rcodeSlot, type MetricsDetail } from '../metrics/registry.ts';
 
 /** Buckets of the upstream exchange histogram, in seconds (an upstream round trip starts near 1 ms). */
 export const UPSTREAM_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5];
+
+/** The error codes whose failure series an upstream has from its start: timeout and connect; TLS for tls:// and https://, HTTP for https://. */
+function usualFailures(upstream: string): string[] {
+  const codes = ['UPSTREAM_TIMEOUT', 'UPSTREAM_CONNECT'];
+  if (/^(tls|https):/.test(upstream)) codes.push('UPSTREAM_TLS');
+  if (upstream.startsWith('https:')) codes.push('UPSTREAM_HTTP');
+  return codes;
+}
 
 /** The part of an upstream group the health gauge reads. */
 export interface HealthSource {
@@ -46,10 +54,24 @@ export class UpstreamMetrics {
    */
   #declared: ReadonlySet<string> | undefined;
   #groups: (() => ReadonlyMap<string, HealthSource>) | undefined;
+  /** `basic`: exchanges and failures without the `upstream` (and duration without the `rcode`) label. */
+  readonly #basic: boolean;
+  /** At the `basic` level: the one duration slot. */
+  readonly #basicDuration: number = -1;
+  /** At the `basic` level: failure slots by error code. */
+  readonly #basicFailures = new Map<string, number>();
 
-  constructor(registry: Registry) {
-    this.duration = new SlotHistogram(registry, 'tenant_dns_upstream_request_duration_seconds', 'Seconds one exchange with one upstream took, by upstream address and the reply rcode (failed exchanges are in upstream_failures_total).', ['upstream', 'rcode'], UPSTREAM_BUCKETS);
-    this.failures = new SlotCounter(registry, 'tenant_dns_upstream_failures_total', 'Exchanges with an upstream that failed without a reply, by upstream address and error code (UPSTREAM_TIMEOUT, UPSTREAM_CONNECT, …).', ['upstream', 'code']);
+  /** `detail`: `full` (default) labels exchanges by upstream and rcode, failures by upstream and code; `basic` failures by code only. */
+  constructor(registry: Registry, detail: MetricsDetail = 'full') {
+    this.#basic = detail === 'basic';
+    if (this.#basic) {
+      this.duration = new SlotHistogram(registry, 'tenant_dns_upstream_request_duration_seconds', 'Seconds one exchange with an upstream took (by upstream address and reply rcode with --metrics-detail full; failed exchanges are in upstream_failures_total).', [], BASIC_BUCKETS);
+      this.#basicDuration = this.duration.slot({});
+      this.failures = new SlotCounter(registry, 'tenant_dns_upstream_failures_total', 'Exchanges with an upstream that failed without a reply, by error code (UPSTREAM_TIMEOUT, UPSTREAM_CONNECT, …; by upstream address too with --metrics-detail full).', ['code']);
+    } else {
+      this.duration = new SlotHistogram(registry, 'tenant_dns_upstream_request_duration_seconds', 'Seconds one exchange with one upstream took, by upstream address and the reply rcode (failed exchanges are in upstream_failures_total).', ['upstream', 'rcode'], UPSTREAM_BUCKETS);
+      this.failures = new SlotCounter(registry, 'tenant_dns_upstream_failures_total', 'Exchanges with an upstream that failed without a reply, by upstream address and error code (UPSTREAM_TIMEOUT, UPSTREAM_CONNECT, …).', ['upstream', 'code']);
+    }
     const self = this;
     new Gauge({
       name: 'tenant_dns_upstream_connections',
@@ -97,6 +119,11 @@ export class UpstreamMetrics {
    * removed it) is not recorded: its series went with the reload.
    */
   attempt(upstream: string, rcode: number | null, code: string | null, seconds: number): void {
+    if (this.#basic) {
+      if (rcode !== null) this.duration.observe(this.#basicDuration, seconds);
+      else this.failures.add(this.#basicFailureSlot(code ?? 'INTERNAL'));
+      return;
+    }
     if (rcode === null) {
       const c = code ?? 'INTERNAL';
       let slot = this.#failureSlots.get(upstream)?.get(c);
@@ -143,16 +170,25 @@ export class UpstreamMetrics {
     const declared = new Set(list);
     for (const a of list) if (a.startsWith('udp://')) declared.add(`tcp://${a.slice('udp://'.length)}`);
     this.#declared = declared;
-    for (const upstream of new Set([...this.#failureSlots.keys(), ...this.#durationSlots.keys()])) if (!declared.has(upstream)) this.#forget(upstream);
     for (const [upstream, n] of this.#connections) if (n === 0 && !declared.has(upstream)) this.#connections.delete(upstream);
+    if (this.#basic) {
+      // Series by code only: those of every upstream's usual codes, kept across reloads (a counter never goes back).
+      for (const upstream of list) for (const code of usualFailures(upstream)) this.#basicFailureSlot(code);
+      return;
+    }
+    for (const upstream of new Set([...this.#failureSlots.keys(), ...this.#durationSlots.keys()])) if (!declared.has(upstream)) this.#forget(upstream);
     for (const upstream of list) {
       const byCode = this.#failuresOf(upstream);
-      const codes = ['UPSTREAM_TIMEOUT', 'UPSTREAM_CONNECT'];
-      if (/^(tls|https):/.test(upstream)) codes.push('UPSTREAM_TLS');
-      if (upstream.startsWith('https:')) codes.push('UPSTREAM_HTTP');
-      for (const code of codes) if (!byCode.has(code)) byCode.set(code, this.failures.slot({ upstream, code }));
+      for (const code of usualFailures(upstream)) if (!byCode.has(code)) byCode.set(code, this.failures.slot({ upstream, code }));
       for (const rcode of ['NOERROR', 'NXDOMAIN']) this.#durationSlot(upstream, RCODE_VALUES.indexOf(rcode));
     }
+  }
+
+  /** The failure slot of `code` at the `basic` level, created on first use. */
+  #basicFailureSlot(code: string): number {
+    let slot = this.#basicFailures.get(code);
+    if (slot === undefined) this.#basicFailures.set(code, (slot = this.failures.slot({ code })));
+    return slot;
   }
 
   /** Removes every failure and duration series of `upstream`. */

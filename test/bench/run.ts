@@ -3,7 +3,8 @@
  * (unbound, dnsdist, knot-resolver, dnsmasq) as caching forwarders, in one
  * run, on this machine (issue 7). See test/bench/README.md for how to read it.
  *
- * Run:   node test/bench/run.ts [--smoke] [--rounds N] [--seconds S] [--systems a,b] [--no-tls] [--out DIR]
+ * Run:   node test/bench/run.ts [--smoke] [--rounds N] [--seconds S] [--systems a,b] [--no-tls] [--no-memory] [--out DIR] [--app DIR]
+ *        --app: tenant-dns from a bundle built before (deploy/scripts/bundle.sh DIR, e.g. of an older commit).
  * Output: a markdown table on stdout and in DIR/latest.md (smoke: smoke.md),
  *         the figures and ratios in DIR/latest.json (smoke: smoke.json).
  *         DIR defaults to test/bench/results (git-ignored).
@@ -37,6 +38,7 @@ import {
   type UpstreamInfo,
 } from '../helpers/peers.ts';
 import { testPki } from '../helpers/tls.ts';
+import { CEILING_SYSTEM, marginalMemory, MEMORY_PEERS, memoryTable, tenantDnsSystem, type MemoryResults } from './memory.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -50,6 +52,8 @@ const { values: flags } = parseArgs({
     systems: { type: 'string' },
     'no-tls': { type: 'boolean', default: false },
     out: { type: 'string' },
+    app: { type: 'string' },
+    'no-memory': { type: 'boolean', default: false },
   },
 });
 const SMOKE = flags.smoke!;
@@ -82,7 +86,7 @@ interface SystemDef {
 
 /** tenant-dns as the bench runs it: with the bench's tenant policy (benchPolicy). */
 function startOurs(up: UpstreamInfo, o: StartOptions & { transport?: Transport }): Promise<BenchServer> {
-  return startTenantDns(up, { ...o, extraArgs: ['--policy', benchPolicy()] });
+  return startTenantDns(up, { ...o, app: flags.app, extraArgs: ['--policy', benchPolicy()] });
 }
 
 const ALL_SYSTEMS: readonly SystemDef[] = [
@@ -310,6 +314,11 @@ async function busyCores(ms: number): Promise<number> {
   return (b1 - b0) / 100 / ((performance.now() - t0) / 1000);
 }
 
+/** Processes per system in the marginal memory section. */
+const MEMORY_COUNT = SMOKE ? 2 : 10;
+/** The marginal memory section's readings, once run. */
+let memory: MemoryResults | undefined;
+
 /** Background load sampled before each round and before the start-up samples, in cores. */
 const background: number[] = [];
 
@@ -430,6 +439,28 @@ async function main(): Promise<void> {
     // Forwarding over TLS: fresh forwarders towards the authoritative's DoT and DoH ports.
     if (flags['no-tls'] || SMOKE) notes.push('DoT/DoH workloads not run (--no-tls or --smoke).');
     else await tlsWorkloads(up);
+
+    // Marginal memory: many processes of each system side by side (memory.ts).
+    const memorySystems = [
+      ...(SYSTEMS.some((s) => s.name === 'tenant-dns') ? [tenantDnsSystem({ app: flags.app })] : []),
+      ...(SYSTEMS.some((s) => s.name === 'node-ceiling') ? [CEILING_SYSTEM] : []),
+      ...Object.values(MEMORY_PEERS).filter((p) => SYSTEMS.some((s) => s.name === p.name)).slice(0, 1),
+    ];
+    if (flags['no-memory']) notes.push('marginal memory not run (--no-memory).');
+    else if (overBudget()) notes.push('marginal memory skipped, over the time budget');
+    else if (memorySystems.length > 0) {
+      log(`marginal memory: ${MEMORY_COUNT} × ${memorySystems.map((m) => m.name).join(', ')}`);
+      memory = await marginalMemory(up, memorySystems, {
+        count: MEMORY_COUNT,
+        serverCpu: SERVER_CPU,
+        loadCpu: LOAD_CPU,
+        settleSeconds: SMOKE ? 0.5 : 5,
+        hitSeconds: SMOKE ? 0 : 2,
+        missNames: SMOKE ? 200 : 2000,
+        workDir: work,
+        log,
+      });
+    }
   } finally {
     for (const s of running.values()) await s.stop();
     await auth.stop();
@@ -579,6 +610,9 @@ function targets(results: MetricResult[]): Target[] {
   push("idle RSS ≤ 1.25× the Node ceiling's", ours('idle_rss_mib')?.vsCeiling, (v) => v <= 1.25, ratio);
   push('peak RSS under the saturation runs ≤ 100 MB (default cache)', ours('peak_rss_mib') ? (ours('peak_rss_mib')!.max * 1024 * 1024) / 1e6 : undefined, (v) => v <= 100, (v) => `${v.toFixed(0)} MB`);
   push("start to first answer ≤ 1.3× the Node ceiling's", ours('start_ms')?.vsCeiling, (v) => v <= 1.3, ratio);
+  const mem = memory ? memoryTable(memory, MEMORY_COUNT) : undefined;
+  push(`private memory (USS) per sidecar, ${MEMORY_COUNT} running, idle ≤ 1.25× the Node ceiling's (issue 19)`, mem?.ussVsCeiling, (v) => v <= 1.25, ratio);
+  push('private memory per sidecar after the standard load ≤ 2× its idle (issue 19)', mem?.loadedVsIdle, (v) => v <= 2, ratio);
   return out;
 }
 
@@ -624,6 +658,7 @@ function report(): void {
   }
   lines.push('Cells: median (min–max) over rounds; bold: the best peer in that column. Ratios are of medians: for QPS above 1 is better, for everything else below 1.');
   lines.push('');
+  if (memory) lines.push('### Marginal memory', '', ...memoryTable(memory, MEMORY_COUNT).lines, '');
   lines.push('## Issue 7 targets');
   lines.push('');
   lines.push('| target | measured | met |');
@@ -653,6 +688,7 @@ function report(): void {
     systems,
     metrics: Object.fromEntries(results.map((m) => [m.def.id, { ...m.def, bestPeer: m.bestPeer, bySystem: m.bySystem }])),
     targets: tgs,
+    memory: memory ? Object.fromEntries(memory) : undefined,
     errors: Object.fromEntries(errors),
     notes,
   };

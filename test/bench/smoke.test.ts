@@ -39,6 +39,10 @@ test('bench smoke: the harness writes a table with a row for every system', { ti
     }
   }
   assert.match(md, /## Issue 7 targets/);
+  // Marginal memory: the sidecar, the ceiling and one peer (dnsmasq), USS read idle and after the load.
+  const memory = md.slice(md.indexOf('### Marginal memory'));
+  for (const system of ['tenant-dns', 'node-ceiling', 'dnsmasq']) assert.match(memory, new RegExp(`^\\| ${system} \\|( [0-9.]+ \\([0-9.]+–[0-9.]+\\) \\|){7}$`, 'm'), `${system} has a memory row`);
+  assert.match(md, /\| private memory \(USS\) per sidecar, 2 running, idle ≤ 1\.25× the Node ceiling's \(issue 19\) \| [0-9.]+× \|/);
 });
 
 const STARTUP = fileURLToPath(new URL('./startup.ts', import.meta.url));

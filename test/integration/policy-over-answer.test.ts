@@ -60,7 +60,7 @@ async function sidecarWith(t: TestContext, platformText: string, tenantText = NO
   const lines: Record<string, unknown>[] = [];
   const sink = { write: (c: string) => (c.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), true), once() {} };
   const sc = await startTestSidecar(
-    { upstream: [upstream.url('udp')], clusterDns: `127.0.0.1:${upstream.udpPort}`, platformPolicy: platform, policy: tenant, logQueries: 'denied' },
+    { upstream: [upstream.url('udp')], clusterDns: `127.0.0.1:${upstream.udpPort}`, platformPolicy: platform, policy: tenant, logQueries: 'denied', metricsDetail: 'full' },
     { queryLogSink: sink },
   );
   t.after(() => sc.stop());

@@ -4,7 +4,8 @@
  * traffic: allowed, denied by two rules, a split zone, cache hits, an
  * upstream failure, then a failed policy reload. Prometheus scrapes it with the
  * relabelings of deploy/monitoring/podmonitor.yaml, the pod's metadata as
- * Kubernetes service discovery reports it. The same Prometheus scrapes a
+ * Kubernetes service discovery reports it, at the default `--metrics-detail`
+ * (basic: what the dashboards must work with). The same Prometheus scrapes a
  * running injector over HTTPS as its PodMonitor says (the CA from the
  * injector's Secret, the Service's name), with a serving certificate from
  * deploy/scripts/gen-certs.sh that expires in 2 days, while the test sends
@@ -247,17 +248,16 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
 
   // Raw counters, exactly.
   assert.equal(only(await prom.query(`sum(tenant_dns_requests_total${sel})`)), sentTotal);
-  assert.deepEqual(byLabel(await prom.query(`sum by (rule) (tenant_dns_policy_decisions_total{action="deny", tenant="${TENANT}"})`), 'rule'), {
-    'no-ads': sent.noAds,
-    'no-tracking': sent.noTracking,
-  });
+  // The default --metrics-detail (basic): decisions by action, no rule label (the query log names the rule, below).
+  assert.equal(only(await prom.query(`sum(tenant_dns_policy_decisions_total{action="deny", tenant="${TENANT}"})`)), sent.noAds + sent.noTracking);
+  assert.equal((await prom.query('tenant_dns_policy_decisions_total{rule!=""}')).series.length, 0);
   assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="policy", rcode="NXDOMAIN"})`)), sent.noAds + sent.noTracking);
   assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="local", rcode="NOERROR"})`)), 2);
   assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="cache", rcode="NOERROR"})`)), 4);
   assert.equal(only(await prom.query(`sum(tenant_dns_responses_total{source="upstream", rcode="SERVFAIL"})`)), BROKEN);
   assert.equal(only(await prom.query('tenant_dns_cache_hits_total')), 4);
   assert.equal(only(await prom.query('sum(tenant_dns_requests_total{proto="tcp"})')), 1);
-  assert.ok(only(await prom.query(`sum(tenant_dns_upstream_failures_total{upstream="udp://127.0.0.1:${brokenPort}"})`)) >= BROKEN);
+  assert.ok(only(await prom.query('sum(tenant_dns_upstream_failures_total)')) >= BROKEN);
   assert.equal(only(await prom.query('tenant_dns_policy_reloads_total{result="failure"}')), 1);
 
   // Every panel query parses and runs; the key panels say what the traffic implies.
@@ -277,13 +277,9 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   };
   const near = (got: number, want: number, what: string) => assert.ok(Math.abs(got - want) <= want * 1e-6, `${what}: got ${got}, want ${want}`);
 
-  // Denials for the tenant equal the denied queries sent.
-  const inRange = panel('Denied queries in range');
-  const denied = Object.fromEntries(inRange.series.map((s) => [s.metric.rule, Number(s.value![1])]));
-  assert.deepEqual(Object.keys(denied).sort(), ['no-ads', 'no-tracking']);
-  near(denied['no-ads']!, sent.noAds, 'denied by no-ads');
-  near(denied['no-tracking']!, sent.noTracking, 'denied by no-tracking');
-  assert.deepEqual(Object.keys(byLabel(panel('Denials by rule'), 'rule')).sort(), ['no-ads', 'no-tracking']);
+  // Denials for the tenant equal the denied queries sent (by rule only with --metrics-detail full).
+  near(only(panel('Denied queries in range')), sent.noAds + sent.noTracking, 'denied queries');
+  assert.deepEqual(panel('Denials by rule').series.map((s) => s.metric), [{ tenant: TENANT }]);
   assert.deepEqual(Object.keys(byLabel(panel('Denials by tenant'), 'tenant')), [TENANT]);
   // Ratios of series scraped together are exact.
   near(only(panel('SERVFAIL ratio')), BROKEN / sentTotal, 'SERVFAIL ratio');
@@ -295,9 +291,10 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   assert.equal(only(panel('Upstreams down')), 1);
   const health = panel('Upstream health').series.map((s) => [s.metric.group, Number(s.value![1])]);
   assert.deepEqual(health.sort(), [['broken', 0], ['default', 1]]);
-  assert.ok(panel('Upstream failures').series.some((s) => s.metric.upstream === `udp://127.0.0.1:${brokenPort}` && Number(s.value![1]) > 0));
-  const upstreamP99 = byLabel(panel('Upstream latency p99'), 'upstream')[`tcp://${unbound.address}`]!;
-  assert.ok(upstreamP99 > 0 && upstreamP99 < 1.5, `p99 of the unbound upstream: ${upstreamP99}`);
+  assert.ok(panel('Upstream failures').series.some((s) => s.metric.upstream === undefined && Number(s.value![1]) > 0));
+  // All upstreams together: the broken one fails without a reply, so the replies are unbound's.
+  const upstreamP99 = only(panel('Upstream latency p99'));
+  assert.ok(upstreamP99 > 0 && upstreamP99 < 1.5, `p99 of the upstream replies: ${upstreamP99}`);
   assert.equal(only(panel('Sidecars on a stale policy')), 1);
   const [p50, p99] = [only(panel('Latency p50 / p99', 0)), only(panel('Latency p50 / p99', 1))];
   assert.ok(p50 > 0 && p50 <= p99 && p99 < 5, `p50 ${p50}, p99 ${p99}`);

@@ -80,6 +80,8 @@ test('redaction: logs, metrics, readiness, /config and policy explain never show
     '--bootstrap-resolver', `udp://127.0.0.1:${defaultPort}`,
     '--policy', file,
     '--log-queries', 'all',
+    // The upstream label, which must be redacted, is on the failure series at this level.
+    '--metrics-detail', 'full',
   ]);
   t.after(() => sc.kill());
 

@@ -302,7 +302,8 @@ describe('sidecar over real sockets', () => {
       `apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: t}\nspec:\n  rules:\n${Array.from({ length: 300 }, (_, i) => `    - {name: ${v}-${i}, action: deny, names: [${v}-${i}.test.example]}\n`).join('')}` +
       `  forwardZones:\n    - {name: corp-${v}, zones: [corp.example], upstreams: ["udp://127.0.0.1:${port}"]}\n`;
     writeFileSync(file, version('a', 10_001));
-    const sc = await startTestSidecar({ upstream: [`udp://${upstream.address}`], policy: file });
+    // Rule and upstream series exist at the full detail level only.
+    const sc = await startTestSidecar({ upstream: [`udp://${upstream.address}`], policy: file, metricsDetail: 'full' });
     t.after(() => sc.stop());
     const scrape = async () => (await (await fetch(`http://127.0.0.1:${sc.sidecar.telemetry.metricsAddress!.port}/metrics`)).text()).split('\n');
     const counts: number[] = [];

@@ -101,6 +101,8 @@ async function podOfTenantA(t: TestContext, platformText: string) {
       tenant: 'tenant-a',
       namespace: 'team-a',
       logQueries: 'denied',
+      // The isolation rule's own series (rule="tenant-isolation") is at the full detail level.
+      metricsDetail: 'full',
     },
     { queryLogSink: sink },
   );
