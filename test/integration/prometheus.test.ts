@@ -496,8 +496,11 @@ test('prometheus integration: the controller of a running injector, scraped by a
   assert.ok((stale[0]![1] as number) > CONTROLLER_STALE_SECONDS, 'a leader that never completed a render is as stale as can be');
   await eventually('the not-rendering alert pending, the no-leader one gone', alerts, (a) => a.join() === `TenantDnsControllerNotRendering pending ${JSON.stringify(at())}`);
 
-  // 3. Writes allowed again: the retry (backing off from 1 s) renders every namespace; nothing is stale.
+  // 3. Writes allowed again, and a namespace change to render on now (not on the retry timer, which backs off from
+  // 1 s doubling): every namespace is rendered; nothing is stale.
   refuse = false;
+  const teamA = api.get('namespaces', 'team-a') as any;
+  api.put({ ...teamA, metadata: { ...teamA.metadata, labels: { ...teamA.metadata.labels, 'example.com/touched': 'yes' } } });
   await api.waitFor('configmaps', (cms) => cms.filter((c: any) => c.metadata.labels?.['app.kubernetes.io/managed-by'] === 'tenant-dns-controller').length === 6, 20_000);
   await eventually('a successful render scraped', async () => (await prom.query('tenant_dns_controller_last_success_timestamp_seconds > 0')).series.length, (n) => n === 1);
   assert.deepEqual(await evaluate('TenantDnsControllerNotRendering'), []);
