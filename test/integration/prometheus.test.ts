@@ -1,8 +1,8 @@
 /**
  * A real Prometheus scrapes a running sidecar (`tenant-dns sidecar` as a
  * subprocess, a real unbound as its upstream) while the test sends known
- * traffic: allowed, denied by two rules, a split zone, cache hits, an
- * upstream failure, then a failed policy reload. Prometheus scrapes it with the
+ * traffic: allowed, denied by two rules, a split zone, cache hits, a search
+ * walk autopath answers, an upstream failure, then a failed policy reload. Prometheus scrapes it with the
  * relabelings of deploy/monitoring/podmonitor.yaml, the pod's metadata as
  * Kubernetes service discovery reports it. The same Prometheus scrapes a
  * running injector over HTTPS as its PodMonitor says (the CA from the
@@ -119,7 +119,7 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prom-it-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const unbound = await startUnbound([
-    { name: 'test.example', records: ['www.test.example. 300 IN A 192.0.2.1', 'api.test.example. 300 IN A 192.0.2.2', 'tracker.test.example. 300 IN A 192.0.2.9'] },
+    { name: 'test.example', records: ['www.test.example. 300 IN A 192.0.2.1', 'api.test.example. 300 IN A 192.0.2.2', 'tracker.test.example. 300 IN A 192.0.2.9', 'walk.test.example. 300 IN A 192.0.2.3'] },
   ]);
   t.after(() => unbound.stop());
 
@@ -135,6 +135,10 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     `--namespace=${NAMESPACE}`,
     `--policy=${policyFile}`,
     '--log-queries=denied',
+    // The pod's search list: walk.sub.test.example starts a search walk that autopath answers at walk.test.example.
+    '--search=sub.test.example',
+    '--search=test.example',
+    '--ndots=2',
   ], { timeoutMs: 20_000 });
   t.after(() => sidecar.kill());
   const dnsPort = sidecar.port;
@@ -209,9 +213,13 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     assert.equal(r.rcode, 'NOERROR');
     assert.deepEqual(r.answers?.map((a) => a.data), ['10.20.0.10']);
   }
+  // A search walk (N.S1 with N under ndots): walk.sub.test.example does not exist, walk.test.example does (autopath `found`).
+  const walk = await q('walk.sub.test.example');
+  assert.equal(walk.rcode, 'NOERROR');
+  assert.deepEqual(walk.answers?.map((a) => a.data), ['walk.test.example', '192.0.2.3']);
   const BROKEN = 30;
   for (let i = 0; i < BROKEN; i++) assert.equal((await q(`q${i}.broken.example`)).rcode, 'SERVFAIL');
-  const sent = { allowed: 2 + 1 + 3 + 1 + 2 + BROKEN, noAds: 3, noTracking: 2 };
+  const sent = { allowed: 2 + 1 + 3 + 1 + 2 + 1 + BROKEN, noAds: 3, noTracking: 2 };
   const total = sent.allowed + sent.noAds + sent.noTracking;
 
   // The readiness probe on the metrics port says not ready, and no more; the admin port names the down group.
@@ -304,6 +312,10 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   for (const s of ['policy', 'cache', 'upstream', 'local']) assert.ok(sources[s]! > 0, `answers by source: ${s} is ${sources[s]}`);
   assert.ok(byLabel(panel('Answers by rcode'), 'rcode').SERVFAIL! > 0);
   assert.equal(only(panel('Upstreams down')), 1);
+  // The walk (its counters appear with it, so a rate over them starts after it: the raw counts say it).
+  assert.deepEqual(Object.keys(byLabel(panel('Search walks by result'), 'result')), ['found']);
+  assert.equal(only(await prom.query('sum(tenant_dns_autopath_answers_total{result="found"})')), 1);
+  assert.ok(only(await prom.query('sum(tenant_dns_autopath_queries_saved_total)')) > 0);
   const health = panel('Upstream health').series.map((s) => [s.metric.group, Number(s.value![1])]);
   assert.deepEqual(health.sort(), [['broken', 0], ['default', 1]]);
   assert.ok(panel('Upstream failures').series.some((s) => s.metric.upstream === `udp://127.0.0.1:${brokenPort}` && Number(s.value![1]) > 0));
