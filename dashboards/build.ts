@@ -56,6 +56,82 @@ export interface RowSpec {
 
 const rate = (metric: string, extra = '', window = RI) => `rate(${metric}{${SEL}${extra ? ', ' + extra : ''}}[${window}])`;
 
+/** The title of the row on the policy controller, whose panels read the injector's series (see {@link CONTROL_PLANE_PANELS}). */
+export const CONTROL_PLANE_ROW = 'Control plane';
+
+/** `metric` of the replicas that lead now: a follower keeps the gauges of its last render as leader. */
+const ofLeader = (metric: string) => `${metric} and on (namespace, pod) tenant_dns_controller_leader == 1`;
+
+/**
+ * The panels of the control plane row: the policy controller in the
+ * injector pods (tenant_dns_controller_*, scraped by
+ * deploy/monitoring/injector-podmonitor.yaml). They ignore the tenant,
+ * namespace and pod variables, which select sidecars: the injector's series
+ * carry its own namespace and pods and no tenant.
+ */
+const CONTROL_PLANE_PANELS: readonly PanelSpec[] = [
+  {
+    title: 'Leader by replica',
+    description: 'Each injector replica: 1 while it holds the controller Lease (only the leader renders and writes), else 0. Exactly one replica should be at 1.',
+    type: 'timeseries',
+    unit: 'short',
+    width: 6,
+    targets: [{ expr: 'max by (namespace, pod) (tenant_dns_controller_leader)', legend: '{{pod}}' }],
+  },
+  {
+    title: 'Renders by result',
+    description: 'Renders of the policy ConfigMaps per second by the leader, by result: ok, or error (the render itself failed; nothing was written).',
+    type: 'timeseries',
+    unit: 'ops',
+    width: 6,
+    targets: [{ expr: `sum by (result) (rate(tenant_dns_controller_renders_total[${RI}]))`, legend: '{{result}}' }],
+  },
+  {
+    title: 'Controller writes',
+    description: 'Writes to the API server per second, by what was written (configmap, status) and result (created, updated, error). Nothing is written when nothing changed.',
+    type: 'timeseries',
+    unit: 'ops',
+    width: 6,
+    targets: [{ expr: `sum by (kind, result) (rate(tenant_dns_controller_writes_total[${RI}]))`, legend: '{{kind}} {{result}}' }],
+  },
+  {
+    title: 'Write conflicts',
+    description: '409 Conflict answers to the controller\'s writes per second, by kind: another writer changed the object first; the controller read it again and retried.',
+    type: 'timeseries',
+    unit: 'ops',
+    width: 6,
+    targets: [{ expr: `sum by (kind) (rate(tenant_dns_controller_conflicts_total[${RI}]))`, legend: '{{kind}}' }],
+  },
+  {
+    title: 'Held layers',
+    description: 'Policy layers the leader\'s last render held: not written because an invalid object that was never accepted would change them (the ConfigMap there keeps serving).',
+    type: 'stat',
+    width: 8,
+    thresholds: [[1, 'red']],
+    targets: [{ expr: `sum(${ofLeader('tenant_dns_controller_held_layers')})` }],
+  },
+  {
+    title: 'Rejected policy objects',
+    description: 'Policy objects the leader\'s last render did not accept (status Accepted=False), by kind.',
+    type: 'stat',
+    width: 8,
+    thresholds: [[1, 'orange']],
+    targets: [{ expr: `sum by (kind) (${ofLeader('tenant_dns_controller_rejected_objects')})`, legend: '{{kind}}' }],
+  },
+  {
+    title: 'Age of the last successful render',
+    description: 'Time since the last render whose writes all succeeded, on any replica. The leader renders at least every 5 minutes (resync); the alert fires past 10.',
+    type: 'stat',
+    unit: 's',
+    width: 8,
+    thresholds: [
+      [360, 'orange'],
+      [600, 'red'],
+    ],
+    targets: [{ expr: 'time() - max(tenant_dns_controller_last_success_timestamp_seconds > 0)' }],
+  },
+];
+
 /** The dashboard's rows and panels. */
 export const ROWS: readonly RowSpec[] = [
   {
@@ -399,6 +475,7 @@ export const ROWS: readonly RowSpec[] = [
       },
     ],
   },
+  { title: CONTROL_PLANE_ROW, panels: CONTROL_PLANE_PANELS },
 ];
 
 /** A Prometheus alerting rule. */
@@ -522,17 +599,84 @@ export const INJECTOR_ALERTS: readonly AlertRule[] = [
   },
 ];
 
-/** Every PromQL expression of the dashboard, with its panel's title. */
-export function panelQueries(): { panel: string; expr: string; instant: boolean }[] {
-  return ROWS.flatMap((r) => r.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr, instant: t.instant ?? false }))));
+/** Seconds without a successful render, while a replica leads, after which the controller alerts: two resync intervals (5 minutes each). */
+export const CONTROLLER_STALE_SECONDS = 600;
+
+/**
+ * The alert rules on the policy controller (group `tenant-dns-controller`),
+ * on the injector's series like {@link INJECTOR_ALERTS}. A follower keeps
+ * the gauges of its last render as leader, so held layers and rejected
+ * objects are read from the replica whose `tenant_dns_controller_leader` is 1.
+ */
+export const CONTROLLER_ALERTS: readonly AlertRule[] = [
+  {
+    alert: 'TenantDnsControllerNoLeader',
+    // max < 1: replicas are scraped and none leads. absent(): no replica is scraped at all (every one down), where max has no series to compare.
+    expr: 'max by (namespace) (tenant_dns_controller_leader) < 1\nor absent(tenant_dns_controller_leader)',
+    for: '5m',
+    labels: { severity: 'critical' },
+    annotations: {
+      summary: 'No tenant-dns controller replica holds the Lease{{ with $labels.namespace }} in {{ . }}{{ else }}: no injector replica is scraped{{ end }}.',
+      description:
+        'Nothing renders policy: a new injected namespace gets no tenant-dns-platform ConfigMap, so its pods do not start, and policy changes do not reach pods (running pods keep their config). ' +
+        'With a namespace label, replicas run but none leads: the injector log says why (leader election: lease request failed), check the Lease tenant-dns-system/tenant-dns-controller and the RBAC on leases. ' +
+        'Without one, no replica is scraped (every one down, or the controller is off everywhere with --controller=false, where this alert does not apply).',
+    },
+  },
+  {
+    alert: 'TenantDnsControllerNotRendering',
+    expr:
+      `time() - max by (namespace) (tenant_dns_controller_last_success_timestamp_seconds) > ${CONTROLLER_STALE_SECONDS}\n` +
+      'and on (namespace) max by (namespace) (tenant_dns_controller_leader) == 1',
+    for: '2m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'The tenant-dns controller in {{ $labels.namespace }} has not completed a render for {{ $value | humanizeDuration }} while a replica leads.',
+      description:
+        'The leader renders on every change and at least every 5 minutes; a render succeeds when all its writes do. Rendered ConfigMaps and statuses are not being updated. ' +
+        'tenant_dns_controller_renders_total{result="error"} counts renders that failed (nothing written; the injector log has the error), ' +
+        'tenant_dns_controller_writes_total{result="error"} writes the API server refused (RBAC, admission, the API down); the injector log names the object.',
+    },
+  },
+  {
+    alert: 'TenantDnsControllerLayersHeld',
+    expr: `max by (namespace) (${ofLeader('tenant_dns_controller_held_layers')}) > 0`,
+    for: '15m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'The tenant-dns controller in {{ $labels.namespace }} holds {{ $value }} policy layers.',
+      description:
+        'A DNSPolicy or ClusterDNSPolicy that was never accepted would change these layers, so their ConfigMaps are not written: the config there stays as it was, later changes to the same namespaces wait. ' +
+        'kubectl get dnspolicies -A and kubectl get clusterdnspolicies show Accepted False; the message names the field. Fix or delete the object.',
+    },
+  },
+  {
+    alert: 'TenantDnsControllerClusterPolicyRejected',
+    expr: `max by (namespace) (${ofLeader('tenant_dns_controller_rejected_objects{kind="ClusterDNSPolicy"}')}) > 0`,
+    for: '15m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: '{{ $value }} ClusterDNSPolicy objects are not accepted by the tenant-dns controller in {{ $labels.namespace }}.',
+      description:
+        'A platform policy change is not in effect: the object\'s last accepted spec still applies, or, never accepted, it holds the layers it selects. ' +
+        'kubectl get clusterdnspolicies shows Accepted False and the reason (Invalid, Conflict); kubectl describe shows the message naming the field. ' +
+        'DNSPolicy objects (the tenants\') are on the dashboard, not alerted: their status tells their owners.',
+    },
+  },
+];
+
+/** Every PromQL expression of the dashboard, with its row's and panel's titles. */
+export function panelQueries(): { row: string; panel: string; expr: string; instant: boolean }[] {
+  return ROWS.flatMap((r) => r.panels.flatMap((p) => p.targets.map((t) => ({ row: r.title, panel: p.title, expr: t.expr, instant: t.instant ?? false }))));
 }
 
-/** The Prometheus rules file (`groups:`): the sidecars' alerts (`tenant-dns`) and the injector's (`tenant-dns-injector`). */
+/** The Prometheus rules file (`groups:`): the sidecars' alerts (`tenant-dns`), the injector's (`tenant-dns-injector`) and its controller's (`tenant-dns-controller`). */
 export function rulesFile(): { groups: { name: string; rules: AlertRule[] }[] } {
   return {
     groups: [
       { name: 'tenant-dns', rules: ALERTS.map((a) => ({ ...a })) },
       { name: 'tenant-dns-injector', rules: INJECTOR_ALERTS.map((a) => ({ ...a })) },
+      { name: 'tenant-dns-controller', rules: CONTROLLER_ALERTS.map((a) => ({ ...a })) },
     ],
   };
 }
@@ -637,7 +781,7 @@ export function dashboard(): Record<string, unknown> {
     ],
     title: 'tenant-dns',
     uid: 'tenant-dns',
-    description: 'Per-tenant DNS telemetry of the tenant-dns sidecars: traffic, denials, latency, cache, upstreams, reloads.',
+    description: 'Per-tenant DNS telemetry of the tenant-dns sidecars: traffic, denials, latency, cache, upstreams, reloads; and the policy controller.',
     tags: ['dns', 'tenant-dns', 'kubernetes'],
     editable: true,
     graphTooltip: 1,

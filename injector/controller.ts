@@ -22,7 +22,7 @@ import { ACCEPTED_CONDITION, CRD_GROUP, CRD_VERSION } from './crd-schema.ts';
 import { jsonEqual, obj, type JsonObject } from './json.ts';
 import { apiStatus, firstLine, startInformer, type RunningInformer } from './kube.ts';
 import { LeaderElector, type ElectionClock } from './leader.ts';
-import type { ControllerMetrics } from './metrics.ts';
+import { POLICY_KINDS, type ControllerMetrics } from './metrics.ts';
 import { CONTROLLER_LEASE_NAME, RENDERED_MANAGED_BY, RenderedKeys } from './names.ts';
 import { renderAll, settingsFromConfig, type ObjectStatus, type RenderSettings } from './render.ts';
 
@@ -210,6 +210,7 @@ export class PolicyController {
     }
     metrics.renders.inc({ result: 'ok' });
     metrics.heldLayers.set(result.held.length);
+    for (const kind of POLICY_KINDS) metrics.rejectedObjects.set({ kind }, result.statuses.filter((s) => s.kind === kind && !s.accepted).length);
     this.#accepted = result.accepted;
     let ok = true;
     for (const cm of result.configMaps) ok = (await this.#writeConfigMap(cm)) && ok;

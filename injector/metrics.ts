@@ -98,10 +98,26 @@ export interface ControllerMetrics {
   readonly heldLayers: Gauge;
   /** Unix time of the last render whose writes all succeeded. */
   readonly lastSuccess: Gauge;
+  /** Policy objects the last render did not accept (Accepted=False), by kind (ClusterDNSPolicy, DNSPolicy). */
+  readonly rejectedObjects: Gauge<'kind'>;
 }
 
-/** Registers the controller's metrics on `registry`. */
+/** The kinds of policy objects: the `kind` label of `tenant_dns_controller_rejected_objects`. */
+export const POLICY_KINDS = ['ClusterDNSPolicy', 'DNSPolicy'] as const;
+
+/** Registers the controller's metrics on `registry`; every known label value starts at 0, so rates and panels exist before the first event. */
 export function createControllerMetrics(registry: Registry): ControllerMetrics {
+  const metrics = declareControllerMetrics(registry);
+  for (const result of ['ok', 'error']) metrics.renders.inc({ result }, 0);
+  for (const kind of ['configmap', 'status']) {
+    metrics.conflicts.inc({ kind }, 0);
+    for (const result of ['created', 'updated', 'error']) metrics.writes.inc({ kind, result }, 0);
+  }
+  for (const kind of POLICY_KINDS) metrics.rejectedObjects.set({ kind }, 0);
+  return metrics;
+}
+
+function declareControllerMetrics(registry: Registry): ControllerMetrics {
   return {
     leader: new Gauge({ name: 'tenant_dns_controller_leader', help: '1 while this replica holds the leader Lease (its controller writes), else 0.', registers: [registry] }),
     renders: new Counter({ name: 'tenant_dns_controller_renders_total', help: 'Renders of the policy ConfigMaps, by result (ok, error).', labelNames: ['result'], registers: [registry] }),
@@ -114,5 +130,11 @@ export function createControllerMetrics(registry: Registry): ControllerMetrics {
     conflicts: new Counter({ name: 'tenant_dns_controller_conflicts_total', help: '409 Conflicts on writes (retried), by kind (configmap, status).', labelNames: ['kind'], registers: [registry] }),
     heldLayers: new Gauge({ name: 'tenant_dns_controller_held_layers', help: 'Policy layers the last render held (not written: an invalid object without an accepted spec would change them).', registers: [registry] }),
     lastSuccess: new Gauge({ name: 'tenant_dns_controller_last_success_timestamp_seconds', help: 'Unix time of the last render whose writes all succeeded.', registers: [registry] }),
+    rejectedObjects: new Gauge({
+      name: 'tenant_dns_controller_rejected_objects',
+      help: 'Policy objects the last render did not accept (their status says Accepted=False), by kind (ClusterDNSPolicy, DNSPolicy).',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
   };
 }

@@ -397,7 +397,7 @@ test('controller: `tenant-dns injector --kubeconfig` runs it; on SIGTERM it rele
   assert.ok(child.stderr().includes('"msg":"controller started"'), child.stderr());
 });
 
-test('controller: a new invalid object holds the layer it would change (the ConfigMap there keeps serving); a ConfigMap of that name made by hand is taken over', async (t) => {
+test('controller: a new invalid object holds the layer it would change (the ConfigMap there keeps serving; held_layers and rejected_objects count it); a ConfigMap of that name made by hand is taken over', async (t) => {
   const api = await startApi(t, { 'team-a': injected('acme'), 'team-b': injected('acme') });
   // What a namespace had before the controller: a hand-made tenant ConfigMap, without the controller's labels.
   api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'tenant-dns-policy', namespace: 'team-a' }, data: { 'policy.yaml': 'old: hand-made\n' } });
@@ -423,12 +423,17 @@ test('controller: a new invalid object holds the layer it would change (the Conf
   await plane.controller.idle();
   assert.deepEqual(api.get('configmaps', 'tenant-dns-policy', 'team-b'), before, 'the held layer is not written: the ConfigMap there keeps serving');
   assert.match(accepted(api.get('dnspolicies', 'broken', 'team-b')).message, /spec\.rules\[0\]\.names\[0\]/);
-  assert.match(await registry.metrics(), /tenant_dns_controller_held_layers 1/);
+  const heldText = await registry.metrics();
+  assert.match(heldText, /tenant_dns_controller_held_layers 1/);
+  assert.match(heldText, /tenant_dns_controller_rejected_objects\{kind="DNSPolicy"\} 1/);
+  assert.match(heldText, /tenant_dns_controller_rejected_objects\{kind="ClusterDNSPolicy"\} 0/);
   // Fixed: the layer is rendered and nothing is held.
   const broken = await tenant.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'team-b', plural: 'dnspolicies', name: 'broken' });
   broken.spec.rules[0].names = ['fixed.example'];
   await tenant.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'team-b', plural: 'dnspolicies', name: 'broken', body: broken });
   await until(api, 'the fixed layer rendered', () => policyOf(api, 'team-b', 'tenant-dns-policy')?.spec.rules?.[0]?.names[0] === 'fixed.example');
   await plane.controller.idle();
-  assert.match(await registry.metrics(), /tenant_dns_controller_held_layers 0/);
+  const fixedText = await registry.metrics();
+  assert.match(fixedText, /tenant_dns_controller_held_layers 0/);
+  assert.match(fixedText, /tenant_dns_controller_rejected_objects\{kind="DNSPolicy"\} 0/);
 });

@@ -1,8 +1,8 @@
 /**
  * A real Prometheus scrapes a running sidecar (`tenant-dns sidecar` as a
  * subprocess, a real unbound as its upstream) while the test sends known
- * traffic: allowed, denied by two rules, a split zone, cache hits, an
- * upstream failure, then a failed policy reload. Prometheus scrapes it with the
+ * traffic: allowed, denied by two rules, a split zone, cache hits, a search
+ * walk autopath answers, an upstream failure, then a failed policy reload. Prometheus scrapes it with the
  * relabelings of deploy/monitoring/podmonitor.yaml, the pod's metadata as
  * Kubernetes service discovery reports it, at the default `--metrics-detail`
  * (basic: what the dashboards must work with). The same Prometheus scrapes a
@@ -13,16 +13,25 @@
  * same CA. Every dashboard panel query and every alert expression is then
  * evaluated through Prometheus's API: each parses and runs, and the key ones
  * return the numbers the traffic implies, or fire where they should.
+ *
+ * A second test runs `tenant-dns injector --kubeconfig` (its policy
+ * controller on) against the stand-in API server, scraped as the injector's
+ * PodMonitor says, through the states the controller's alerts describe: a
+ * follower, a leader whose writes are refused, a healthy leader, invalid
+ * objects that hold layers, a write conflict, and every replica gone. The
+ * control plane row's queries return data and each controller alert's
+ * expression answers as it should; Prometheus's own evaluation of the shipped
+ * rules shows the alert pending (its `for:` is never waited out).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { Registry } from 'prom-client';
-import { ALERTS, INJECTOR_ADMISSION_P99, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { ALERTS, CONTROL_PLANE_ROW, CONTROLLER_ALERTS, CONTROLLER_STALE_SECONDS, INJECTOR_ADMISSION_P99, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
 import { NamespaceNameResolver } from '../../injector/namespaces.ts';
@@ -31,7 +40,9 @@ import { admissionRequest, postJson, samplePod } from '../injector/fixtures.ts';
 import { SIDECAR_FLAGS } from '../../sidecar/config/schema.ts';
 import { queryTcp, queryUdp } from '../helpers/dns-client.ts';
 import { freePort } from '../helpers/ports.ts';
-import { spawnServing } from '../helpers/sidecar.ts';
+import { spawnCli, spawnServing } from '../helpers/sidecar.ts';
+import { makeTestPki } from '../helpers/k8s-certs.ts';
+import { startKubeApi, type KubeApi } from '../helpers/kube-api.ts';
 import { Keys } from '../../injector/names.ts';
 import { kubernetesPodMetaLabels, podMonitorScrapeOptions, podMonitorScrapeSettings } from '../helpers/podmonitor.ts';
 import { grafanaToPromql, startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
@@ -109,7 +120,7 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-prom-it-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const unbound = await startUnbound([
-    { name: 'test.example', records: ['www.test.example. 300 IN A 192.0.2.1', 'api.test.example. 300 IN A 192.0.2.2', 'tracker.test.example. 300 IN A 192.0.2.9'] },
+    { name: 'test.example', records: ['www.test.example. 300 IN A 192.0.2.1', 'api.test.example. 300 IN A 192.0.2.2', 'tracker.test.example. 300 IN A 192.0.2.9', 'walk.test.example. 300 IN A 192.0.2.3'] },
   ]);
   t.after(() => unbound.stop());
 
@@ -125,6 +136,10 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     `--namespace=${NAMESPACE}`,
     `--policy=${policyFile}`,
     '--log-queries=denied',
+    // The pod's search list: walk.sub.test.example starts a search walk that autopath answers at walk.test.example.
+    '--search=sub.test.example',
+    '--search=test.example',
+    '--ndots=2',
   ], { timeoutMs: 20_000 });
   t.after(() => sidecar.kill());
   const dnsPort = sidecar.port;
@@ -199,9 +214,13 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     assert.equal(r.rcode, 'NOERROR');
     assert.deepEqual(r.answers?.map((a) => a.data), ['10.20.0.10']);
   }
+  // A search walk (N.S1 with N under ndots): walk.sub.test.example does not exist, walk.test.example does (autopath `found`).
+  const walk = await q('walk.sub.test.example');
+  assert.equal(walk.rcode, 'NOERROR');
+  assert.deepEqual(walk.answers?.map((a) => a.data), ['walk.test.example', '192.0.2.3']);
   const BROKEN = 30;
   for (let i = 0; i < BROKEN; i++) assert.equal((await q(`q${i}.broken.example`)).rcode, 'SERVFAIL');
-  const sent = { allowed: 2 + 1 + 3 + 1 + 2 + BROKEN, noAds: 3, noTracking: 2 };
+  const sent = { allowed: 2 + 1 + 3 + 1 + 2 + 1 + BROKEN, noAds: 3, noTracking: 2 };
   const total = sent.allowed + sent.noAds + sent.noTracking;
 
   // The readiness probe on the metrics port says not ready, and no more; the admin port names the down group.
@@ -260,9 +279,9 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   assert.ok(only(await prom.query('sum(tenant_dns_upstream_failures_total)')) >= BROKEN);
   assert.equal(only(await prom.query('tenant_dns_policy_reloads_total{result="failure"}')), 1);
 
-  // Every panel query parses and runs; the key panels say what the traffic implies.
+  // Every panel query parses and runs; the key panels say what the traffic implies (the control plane row: the next test).
   const results = new Map<string, QueryResult[]>();
-  for (const { panel, expr } of panelQueries()) {
+  for (const { panel, expr } of panelQueries().filter((q) => q.row !== CONTROL_PLANE_ROW)) {
     const promql = toPromql(expr);
     const r = await prom.query(promql, at).catch((err: Error) => assert.fail(`panel "${panel}": ${promql}: ${err.message}`));
     results.set(panel, [...(results.get(panel) ?? []), r]);
@@ -289,6 +308,10 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   for (const s of ['policy', 'cache', 'upstream', 'local']) assert.ok(sources[s]! > 0, `answers by source: ${s} is ${sources[s]}`);
   assert.ok(byLabel(panel('Answers by rcode'), 'rcode').SERVFAIL! > 0);
   assert.equal(only(panel('Upstreams down')), 1);
+  // The walk (its counters appear with it, so a rate over them starts after it: the raw counts say it).
+  assert.deepEqual(Object.keys(byLabel(panel('Search walks by result'), 'result')), ['found']);
+  assert.equal(only(await prom.query('sum(tenant_dns_autopath_answers_total{result="found"})')), 1);
+  assert.ok(only(await prom.query('sum(tenant_dns_autopath_queries_saved_total)')) > 0);
   const health = panel('Upstream health').series.map((s) => [s.metric.group, Number(s.value![1])]);
   assert.deepEqual(health.sort(), [['broken', 0], ['default', 1]]);
   assert.ok(panel('Upstream failures').series.some((s) => s.metric.upstream === undefined && Number(s.value![1]) > 0));
@@ -351,7 +374,7 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   // Prometheus evaluates the loaded rules itself every second, without errors.
   const rules = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
   const loaded = rules.data.groups.flatMap((g) => g.rules);
-  assert.deepEqual(loaded.map((r) => r.name).sort(), [...ALERTS, ...INJECTOR_ALERTS].map((a) => a.alert).sort());
+  assert.deepEqual(loaded.map((r) => r.name).sort(), [...ALERTS, ...INJECTOR_ALERTS, ...CONTROLLER_ALERTS].map((a) => a.alert).sort());
   for (const r of loaded) assert.notEqual(r.health, 'err', `${r.name}: ${r.lastError}`);
 
   // /metrics never carries query names or client addresses.
@@ -372,4 +395,172 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     assert.equal(l.rcode, 'NXDOMAIN');
   }
   assert.deepEqual(lines.filter((l) => l.rule === 'no-tracking').map((l) => [l.qname, l.qtype]), [['tracker.test.example', 'A'], ['tracker.test.example', 'AAAA']]);
+});
+
+const CONTROLLER_USER = 'system:serviceaccount:tenant-dns-system:tenant-dns-injector';
+const CONTROLLER_POD = 'tenant-dns-injector-6b8f9c7d5-r7m2p';
+const LEASE = { name: 'tenant-dns-controller', namespace: INJECTOR_NAMESPACE };
+const CRD = { group: 'tenant-dns.io', version: 'v1alpha1' };
+
+/** A MicroTime as the API server writes it (six fractional digits). */
+const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+/** The alerts Prometheus's rule evaluation holds now (pending or firing), as `name state {labels}` strings, sorted. */
+async function activeAlerts(prom: PrometheusServer, group: readonly { alert: string }[]): Promise<string[]> {
+  const names = new Set(group.map((a) => a.alert));
+  const body = (await (await fetch(`${prom.url}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+  return body.data.alerts
+    .filter((a) => names.has(a.labels.alertname!))
+    .map(({ labels: { alertname, severity: _, ...rest }, state }) => `${alertname} ${state} ${JSON.stringify(rest)}`)
+    .sort();
+}
+
+/** Polls `read` (a Prometheus query or the alerts API) until `check` holds; Prometheus scrapes and evaluates every second. */
+async function eventually<T>(what: string, read: () => Promise<T>, check: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (check(v)) return v;
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(v)} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The stand-in API server with the CRDs of deploy/crds/ and three injected namespaces of two tenants. */
+async function controllerApi(): Promise<KubeApi> {
+  const api = await startKubeApi({ namespaces: [INJECTOR_NAMESPACE] });
+  const crds = join(ROOT, 'deploy/crds');
+  for (const f of readdirSync(crds).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) api.putYaml(readFileSync(join(crds, f), 'utf8'));
+  const ns = (name: string, tenant: string) => api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'tenant-dns.io/inject': 'enabled', 'tenant-dns.io/tenant': tenant } } });
+  ns('team-a', 'acme');
+  ns('team-b', 'acme');
+  ns('team-c', 'globex');
+  api.put({
+    apiVersion: `${CRD.group}/${CRD.version}`,
+    kind: 'ClusterDNSPolicy',
+    metadata: { name: 'baseline' },
+    spec: { rules: [{ name: 'known-bad', action: 'deny', names: ['*.malware.example'] }], serviceDiscovery: { isolation: 'tenant', sharedNamespaces: ['kube-system'] } },
+  });
+  api.put({ apiVersion: `${CRD.group}/${CRD.version}`, kind: 'DNSPolicy', metadata: { name: 'web', namespace: 'team-a' }, spec: { rules: [{ name: 'no-ads', action: 'deny', names: ['*.ads.example'] }] } });
+  return api;
+}
+
+const acceptedStatus = (o: any): string | undefined => o?.status?.conditions?.find((c: any) => c.type === 'Accepted')?.status;
+
+test('prometheus integration: the controller of a running injector, scraped by a real Prometheus, fills the control plane row, and each controller alert answers in the state it describes', { timeout: 120_000 }, async (t) => {
+  const api = await controllerApi();
+  t.after(() => api.close());
+  // Another replica holds the Lease: this one starts as a follower.
+  const now = microTime(new Date());
+  api.put({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: LEASE, spec: { holderIdentity: 'tenant-dns-injector-old_0', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now } });
+  // The API server refuses the controller's ConfigMap writes until `refuse` is lifted (as a broken webhook or missing RBAC would).
+  let refuse = true;
+  api.setAdmission((req) => (refuse && req.resource === 'configmaps' ? { allowed: false, code: 403, message: 'refused by the test' } : undefined));
+
+  const pki = makeTestPki([`tenant-dns-injector.${INJECTOR_NAMESPACE}.svc`]);
+  t.after(() => pki.cleanup());
+  const child = spawnCli(['injector', '--listen', '127.0.0.1:0', '--tls-cert', pki.certFile, '--tls-key', pki.keyFile, '--kubeconfig', api.kubeconfigFor(CONTROLLER_USER)], {
+    env: { ...process.env, POD_NAME: CONTROLLER_POD, POD_NAMESPACE: INJECTOR_NAMESPACE },
+  });
+  t.after(() => child.kill());
+  const listening = await new Promise<number>((resolve, reject) => {
+    const look = () => {
+      const m = /"msg":"injector listening"[^\n]*"port":(\d+)/.exec(child.stderr());
+      if (m) resolve(Number(m[1]));
+    };
+    child.child.stderr!.on('data', look);
+    void child.exited.then((code) => reject(new Error(`injector exited ${code}: ${child.stderr()}`)));
+    look();
+  });
+  const prom = await startPrometheus([], {
+    ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],
+    jobs: [
+      {
+        name: 'tenant-dns-injector',
+        targets: [{ address: `127.0.0.1:${listening}`, labels: kubernetesPodMetaLabels({ namespace: INJECTOR_NAMESPACE, name: CONTROLLER_POD, labels: { 'app.kubernetes.io/name': 'tenant-dns-injector' }, container: 'injector', portName: 'https' }) }],
+        ...podMonitorScrapeSettings('injector-podmonitor.yaml', { 'tenant-dns-injector-tls/ca.crt': pki.caFile }),
+      },
+    ],
+  });
+  t.after(() => prom.stop());
+  await prom.waitForTargetsUp();
+  const rule = (name: string) => CONTROLLER_ALERTS.find((a) => a.alert === name)!;
+  const evaluate = async (name: string) => (await prom.query(rule(name).expr)).series.map((s) => [s.metric, Number(s.value![1])]);
+  const alerts = () => activeAlerts(prom, CONTROLLER_ALERTS);
+  const at = (ns = INJECTOR_NAMESPACE) => ({ namespace: ns });
+
+  // 1. A follower (the Lease is someone else's): no replica leads.
+  await prom.waitForFreshScrape();
+  assert.deepEqual(await evaluate('TenantDnsControllerNoLeader'), [[at(), 0]]);
+  assert.deepEqual(await evaluate('TenantDnsControllerNotRendering'), [], 'a follower renders nothing and is not judged for it');
+  await eventually('the no-leader alert pending', alerts, (a) => a.includes(`TenantDnsControllerNoLeader pending ${JSON.stringify(at())}`));
+
+  // 2. The Lease released (as its holder does on shutdown): this replica leads, and every ConfigMap write is refused.
+  const lease = api.get('leases', LEASE.name, LEASE.namespace)!;
+  api.put({ ...lease, spec: { ...(lease.spec as object), holderIdentity: '', renewTime: microTime(new Date()), leaseDurationSeconds: 1 } });
+  await eventually('leading, with refused writes', async () => only(await prom.query('sum(tenant_dns_controller_writes_total{kind="configmap", result="error"}) or vector(0)')) * only(await prom.query('max(tenant_dns_controller_leader)')), (v) => v > 0);
+  assert.deepEqual(await evaluate('TenantDnsControllerNoLeader'), []);
+  const stale = await evaluate('TenantDnsControllerNotRendering');
+  assert.deepEqual(stale.map(([labels]) => labels), [at()]);
+  assert.ok((stale[0]![1] as number) > CONTROLLER_STALE_SECONDS, 'a leader that never completed a render is as stale as can be');
+  await eventually('the not-rendering alert pending, the no-leader one gone', alerts, (a) => a.join() === `TenantDnsControllerNotRendering pending ${JSON.stringify(at())}`);
+
+  // 3. Writes allowed again, and a namespace change to render on now (not on the retry timer, which backs off from
+  // 1 s doubling): every namespace is rendered; nothing is stale.
+  refuse = false;
+  const teamA = api.get('namespaces', 'team-a') as any;
+  api.put({ ...teamA, metadata: { ...teamA.metadata, labels: { ...teamA.metadata.labels, 'example.com/touched': 'yes' } } });
+  await api.waitFor('configmaps', (cms) => cms.filter((c: any) => c.metadata.labels?.['app.kubernetes.io/managed-by'] === 'tenant-dns-controller').length === 6, 20_000);
+  await eventually('a successful render scraped', async () => (await prom.query('tenant_dns_controller_last_success_timestamp_seconds > 0')).series.length, (n) => n === 1);
+  assert.deepEqual(await evaluate('TenantDnsControllerNotRendering'), []);
+
+  // 4. A write conflict on an update, and two invalid objects that were never accepted: each holds the layer it would change.
+  api.failNext(1, { method: 'PUT', path: '/configmaps/tenant-dns-policy', code: 409 });
+  const web = api.get('dnspolicies', 'web', 'team-a') as any;
+  api.put({ ...web, spec: { rules: [{ name: 'no-ads', action: 'deny', names: ['*.ads.example', '*.ads.example.org'] }] } });
+  api.put({ apiVersion: `${CRD.group}/${CRD.version}`, kind: 'DNSPolicy', metadata: { name: 'broken', namespace: 'team-b' }, spec: { rules: [{ name: 'x', action: 'deny', names: ['not a name'] }] } });
+  api.put({
+    apiVersion: `${CRD.group}/${CRD.version}`,
+    kind: 'ClusterDNSPolicy',
+    metadata: { name: 'zz-globex' },
+    spec: { selector: { tenants: ['globex'] }, rules: [{ name: 'y', action: 'deny', names: ['also not a name'] }] },
+  });
+  await api.waitFor('dnspolicies', () => acceptedStatus(api.get('dnspolicies', 'broken', 'team-b')) === 'False');
+  await api.waitFor('clusterdnspolicies', () => acceptedStatus(api.get('clusterdnspolicies', 'zz-globex')) === 'False');
+  await api.waitFor('configmaps', () => String((api.get('configmaps', 'tenant-dns-policy', 'team-a')?.data as any)?.['policy.yaml']).includes('ads.example.org'));
+  const HELD = 2; // team-b's tenant layer, team-c's platform layer
+  await eventually('the held layers, rejected objects and the conflict scraped', async () => [
+    only(await prom.query('tenant_dns_controller_held_layers')),
+    only(await prom.query('sum(tenant_dns_controller_rejected_objects)')),
+    only(await prom.query('sum(tenant_dns_controller_conflicts_total)')),
+  ], (v) => v.join() === `${HELD},2,1`);
+  await prom.waitForFreshScrape();
+
+  // Every control plane panel query returns data, without NaN; the key ones say what happened.
+  const panels = new Map<string, QueryResult>();
+  for (const { panel, expr } of panelQueries().filter((q) => q.row === CONTROL_PLANE_ROW)) {
+    const r = await prom.query(toPromql(expr)).catch((err: Error) => assert.fail(`panel "${panel}": ${expr}: ${err.message}`));
+    assert.ok(r.series.length > 0, `panel "${panel}" returned nothing: ${expr}`);
+    for (const s of r.series) assert.ok(!Number.isNaN(Number(s.value![1])), `panel "${panel}" returned NaN: ${expr}`);
+    panels.set(panel, r);
+  }
+  assert.deepEqual(byLabel(panels.get('Leader by replica')!, 'pod'), { [CONTROLLER_POD]: 1 });
+  assert.equal(only(panels.get('Held layers')!), HELD);
+  assert.deepEqual(byLabel(panels.get('Rejected policy objects')!, 'kind'), { ClusterDNSPolicy: 1, DNSPolicy: 1 });
+  assert.ok(byLabel(panels.get('Write conflicts')!, 'kind').configmap! > 0);
+  assert.ok(byLabel(panels.get('Renders by result')!, 'result').ok! > 0);
+  const writes = Object.fromEntries(panels.get('Controller writes')!.series.map((s) => [`${s.metric.kind} ${s.metric.result}`, Number(s.value![1])]));
+  for (const k of ['configmap created', 'configmap updated', 'configmap error', 'status updated']) assert.ok(writes[k]! > 0, `controller writes ${k}: ${JSON.stringify(writes)}`);
+  const age = only(panels.get('Age of the last successful render')!);
+  assert.ok(age >= 0 && age < 60, `last successful render ${age} s ago`);
+  assert.deepEqual(await evaluate('TenantDnsControllerLayersHeld'), [[at(), HELD]]);
+  assert.deepEqual(await evaluate('TenantDnsControllerClusterPolicyRejected'), [[at(), 1]]);
+  await eventually('the held-layers and rejected-policy alerts pending', alerts, (a) =>
+    a.join() === [`TenantDnsControllerClusterPolicyRejected pending ${JSON.stringify(at())}`, `TenantDnsControllerLayersHeld pending ${JSON.stringify(at())}`].join());
+
+  // 5. Every replica gone: no series is left for max() to compare; absent() keeps the no-leader alert alive, without a namespace.
+  await child.kill();
+  const gone = await eventually('the replica gone', () => evaluate('TenantDnsControllerNoLeader'), (v) => v.length > 0);
+  assert.deepEqual(gone, [[{}, 1]]);
+  await eventually('the no-leader alert pending for a controller nobody scrapes', alerts, (a) => a.join() === 'TenantDnsControllerNoLeader pending {}');
 });

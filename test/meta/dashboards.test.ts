@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { ALERTS, generatedFiles, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { ALERTS, CONTROL_PLANE_ROW, CONTROLLER_ALERTS, generatedFiles, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
 import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
 import { metaLabelName, readPodMonitor, relabelConfigsFromOperator } from '../helpers/podmonitor.ts';
 
@@ -33,12 +33,15 @@ test('meta dashboards: the dashboard is importable with a Prometheus input and t
   const ids = d.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Search walks (autopath)', 'Upstreams', 'Reloads and process']);
+  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Search walks (autopath)', 'Upstreams', 'Reloads and process', CONTROL_PLANE_ROW]);
+  // The control plane row reads the injector's series (its own namespace and pods, no tenant): the variables select sidecars.
+  const controlPlane = new Set(panelQueries().filter((q) => q.row === CONTROL_PLANE_ROW).map((q) => q.panel));
   for (const p of d.panels.filter((p) => p.type !== 'row')) {
     assert.equal(p.datasource?.uid, '${DS_PROMETHEUS}', p.title);
     for (const t of p.targets ?? []) {
       assert.equal(t.datasource.uid, '${DS_PROMETHEUS}', p.title);
-      assert.match(t.expr, /tenant=~"\$tenant", namespace=~"\$namespace", pod=~"\$pod"/, `${p.title} honours the variables`);
+      if (controlPlane.has(p.title)) assert.match(t.expr, /tenant_dns_controller_/, `${p.title} reads the controller's series`);
+      else assert.match(t.expr, /tenant=~"\$tenant", namespace=~"\$namespace", pod=~"\$pod"/, `${p.title} honours the variables`);
     }
   }
   assert.equal(panelQueries().length, d.panels.flatMap((p) => p.targets ?? []).length);
@@ -52,18 +55,19 @@ test('meta dashboards: the PrometheusRule carries the same rules as the plain ru
   assert.deepEqual(object.spec.groups, plain.groups);
   assert.deepEqual(ALERTS.map((a) => a.alert), ['TenantDnsServfailRatioHigh', 'TenantDnsUpstreamGroupDown', 'TenantDnsPolicyReloadFailing', 'TenantDnsDenialSpike']);
   assert.deepEqual(INJECTOR_ALERTS.map((a) => a.alert), ['TenantDnsInjectorAdmissionErrors', 'TenantDnsInjectorAdmissionSlow', 'TenantDnsInjectorCertificateExpiring']);
-  assert.deepEqual((plain.groups as { name: string }[]).map((g) => g.name), ['tenant-dns', 'tenant-dns-injector']);
+  assert.deepEqual(CONTROLLER_ALERTS.map((a) => a.alert), ['TenantDnsControllerNoLeader', 'TenantDnsControllerNotRendering', 'TenantDnsControllerLayersHeld', 'TenantDnsControllerClusterPolicyRejected']);
+  assert.deepEqual((plain.groups as { name: string }[]).map((g) => g.name), ['tenant-dns', 'tenant-dns-injector', 'tenant-dns-controller']);
 });
 
 test('meta dashboards: promtool check rules accepts dashboards/alerts.rules.yaml', () => {
   const out = execFileSync('promtool', ['check', 'rules', new URL('dashboards/alerts.rules.yaml', root).pathname], { encoding: 'utf8', timeout: 30_000 });
-  assert.match(out, new RegExp(`SUCCESS: ${ALERTS.length + INJECTOR_ALERTS.length} rules found`));
+  assert.match(out, new RegExp(`SUCCESS: ${ALERTS.length + INJECTOR_ALERTS.length + CONTROLLER_ALERTS.length} rules found`));
 });
 
 test('meta dashboards: the README explains every panel and every alert', () => {
   const readme = read('dashboards/README.md');
   for (const title of new Set(panelQueries().map((q) => q.panel))) assert.ok(readme.includes(title), `dashboards/README.md does not explain panel "${title}"`);
-  for (const a of [...ALERTS, ...INJECTOR_ALERTS]) assert.ok(readme.includes(a.alert), `dashboards/README.md does not explain ${a.alert}`);
+  for (const a of [...ALERTS, ...INJECTOR_ALERTS, ...CONTROLLER_ALERTS]) assert.ok(readme.includes(a.alert), `dashboards/README.md does not explain ${a.alert}`);
 });
 
 test('meta dashboards: the PodMonitor scrapes the port the injector names, and deploy/monitoring renders', () => {
@@ -118,8 +122,8 @@ function groupings(a: { alert: string; expr: string }): string[][] {
 test('meta dashboards: alerts group by the target labels namespace and tenant; no query reads a label a pod reported about itself', () => {
   for (const a of ALERTS) for (const g of groupings(a)) assert.ok(g.includes('namespace') && g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
   // The injector's series carry no tenant: its alerts group by its namespace (and webhook or pod).
-  for (const a of INJECTOR_ALERTS) for (const g of groupings(a)) assert.ok(g.includes('namespace') && !g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
+  for (const a of [...INJECTOR_ALERTS, ...CONTROLLER_ALERTS]) for (const g of groupings(a)) assert.ok(g.includes('namespace') && !g.includes('tenant'), `${a.alert}: by (${g.join(', ')})`);
   const d = JSON.parse(read('dashboards/tenant-dns.json')) as { templating: { list: { query: { query: string } }[] } };
-  const all = [...ALERTS.map((a) => a.expr), ...INJECTOR_ALERTS.map((a) => a.expr), ...panelQueries().map((q) => q.expr), ...d.templating.list.map((v) => v.query.query)];
+  const all = [...ALERTS.map((a) => a.expr), ...INJECTOR_ALERTS.map((a) => a.expr), ...CONTROLLER_ALERTS.map((a) => a.expr), ...panelQueries().map((q) => q.expr), ...d.templating.list.map((v) => v.query.query)];
   for (const expr of all) assert.doesNotMatch(expr, /exported_/, expr);
 });

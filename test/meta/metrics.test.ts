@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
-import { ALERTS, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
-import { createInjectorMetrics } from '../../injector/metrics.ts';
+import { ALERTS, CONTROL_PLANE_ROW, CONTROLLER_ALERTS, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { createControllerMetrics, createInjectorMetrics } from '../../injector/metrics.ts';
 import { AutopathMetrics } from '../../sidecar/autopath/metrics.ts';
 import { CacheMetrics } from '../../sidecar/cache/metrics.ts';
 import { ListenerMetrics } from '../../sidecar/listener/metrics.ts';
@@ -165,7 +165,9 @@ test('meta metrics: every metric a dashboard panel or alert queries exists in th
   const names = new Set(registry.getMetricsAsArray().map((m) => m.name));
   const histograms = new Set(registry.getMetricsAsArray().filter((m) => (m as unknown as { type: string }).type === 'histogram').map((m) => m.name));
   const exists = (name: string) => names.has(name) || [...histograms].some((h) => name === `${h}_bucket` || name === `${h}_sum` || name === `${h}_count`);
-  const queries = [...panelQueries().map((q) => ({ where: `panel "${q.panel}"`, expr: q.expr })), ...ALERTS.map((a) => ({ where: `alert ${a.alert}`, expr: a.expr }))];
+  // The control plane row reads the injector's registry (next test).
+  const sidecarPanels = panelQueries().filter((q) => q.row !== CONTROL_PLANE_ROW);
+  const queries = [...sidecarPanels.map((q) => ({ where: `panel "${q.panel}"`, expr: q.expr })), ...ALERTS.map((a) => ({ where: `alert ${a.alert}`, expr: a.expr }))];
   assert.ok(queries.length > 30);
   for (const { where, expr } of queries) {
     const used = metricsIn(expr);
@@ -174,14 +176,19 @@ test('meta metrics: every metric a dashboard panel or alert queries exists in th
   }
 });
 
-test('meta metrics: every metric an injector alert queries exists in the injector\'s registry', () => {
+test('meta metrics: every metric an injector or controller alert, or a control plane panel, queries exists in the injector\'s registry', () => {
   const registry = new Registry();
   createInjectorMetrics(registry);
+  createControllerMetrics(registry);
   const metrics = registry.getMetricsAsArray() as unknown as { name: string; type: string }[];
   const exists = (name: string) => metrics.some((m) => m.name === name || (m.type === 'histogram' && [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`].includes(name)));
-  for (const a of INJECTOR_ALERTS) {
-    const used = metricsIn(a.expr);
-    assert.ok(used.length > 0, `${a.alert} queries no known metric`);
-    for (const name of used) assert.ok(exists(name), `alert ${a.alert} queries ${name}, which the injector's registry does not have`);
+  const queries = [
+    ...[...INJECTOR_ALERTS, ...CONTROLLER_ALERTS].map((a) => ({ where: `alert ${a.alert}`, expr: a.expr })),
+    ...panelQueries().filter((q) => q.row === CONTROL_PLANE_ROW).map((q) => ({ where: `panel "${q.panel}"`, expr: q.expr })),
+  ];
+  for (const { where, expr } of queries) {
+    const used = metricsIn(expr);
+    assert.ok(used.length > 0, `${where} queries no known metric`);
+    for (const name of used) assert.ok(exists(name), `${where} queries ${name}, which the injector's registry does not have`);
   }
 });
