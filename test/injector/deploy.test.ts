@@ -48,6 +48,8 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
   const objs = render(DEPLOY);
   assert.deepEqual(objs.map((o) => o.kind).sort(), [
     'ClusterRole',
+    'ClusterRole',
+    'ClusterRole',
     'ClusterRoleBinding',
     'ConfigMap',
     'CustomResourceDefinition',
@@ -67,6 +69,11 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
   for (const o of objs) validateK8sObject(o);
   const clusterScoped = ['CustomResourceDefinition', 'Namespace', 'PriorityClass', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
   for (const o of objs) if (!clusterScoped.includes(o.kind)) assert.equal(o.metadata.namespace, 'tenant-dns-system', `${o.kind} namespace`);
+  // Tenants get DNSPolicy (and nothing else of ours) through the built-in roles; ClusterDNSPolicy, the rendered
+  // ConfigMaps and the policies' status stay out of every aggregated role.
+  const aggregated = objs.filter((o) => o.kind === 'ClusterRole' && Object.keys(o.metadata.labels ?? {}).some((k) => k.startsWith('rbac.authorization.k8s.io/aggregate-to-')));
+  assert.deepEqual(aggregated.map((o) => o.metadata.name).sort(), ['tenant-dns-dnspolicy-edit', 'tenant-dns-dnspolicy-view']);
+  for (const role of aggregated) for (const rule of role.rules) assert.deepEqual(rule.resources, ['dnspolicies'], `${role.metadata.name} grants only dnspolicies`);
 });
 
 test('deploy: the injector Deployment is highly available, probed and restricted', { skip: NO_KUBECTL }, () => {
@@ -108,7 +115,7 @@ test('deploy: the injector Deployment is highly available, probed and restricted
   assert.equal(vols.tls.secret.secretName, 'tenant-dns-injector-tls');
   // RBAC: namespaces for the tenant lookup; the controller reads the policy objects, writes their status and the
   // rendered ConfigMaps (no delete, no Secrets), and elects its leader with one Lease in its own namespace.
-  const role = find(objs, 'ClusterRole');
+  const role = find(objs, 'ClusterRole', 'tenant-dns-injector');
   assert.deepEqual(role.rules, [
     { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
