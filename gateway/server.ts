@@ -7,7 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { CLASS_IN, EDECode, RCode, RRType } from '../sidecar/dns/constants.ts';
-import { synthesize } from '../sidecar/dns/reply.ts';
+import type { Answer } from 'dns-packet';
+import { encodeRecord, synthesize } from '../sidecar/dns/reply.ts';
 import { ErrorCodes, SidecarError, describeError, errorCode } from '../sidecar/errors.ts';
 import { bindListeners } from '../sidecar/listener/bind.ts';
 import type { HostPort } from '../sidecar/listener/address.ts';
@@ -19,7 +20,7 @@ import { internalRoute } from '../sidecar/route/classify.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { decide, type Decision, type Rejection } from './ownership.ts';
 import { readSources, type SourceObjects } from './sources.ts';
-import { buildZones, REFUSED, SerialClock, type ZoneSet, type ZoneSettings } from './zone.ts';
+import { buildZones, REFUSED, SerialClock, type LookupResult, type ZoneSet, type ZoneSettings } from './zone.ts';
 
 /** Where rejected claims are reported besides the log and the counter (Kubernetes Events, when the API is used). */
 export type RejectionSink = (rejection: Rejection) => void;
@@ -87,10 +88,12 @@ export async function startGateway(objects: SourceObjects, options: GatewayOptio
   const logRejection = throttledLogger(log, REJECTION_LOG_INTERVAL_MS);
   let rejectedBefore = new Set<string>();
   let zones: ZoneSet | undefined;
+  let answers: AnswerCache;
 
   const update = (next: SourceObjects): Decision => {
     const built = buildGatewayData(next, options, clock);
     zones = built.zones;
+    answers = new AnswerCache(built.zones);
     const perTenant = new Map<string, number>();
     for (const p of built.decision.published) perTenant.set(p.tenant, (perTenant.get(p.tenant) ?? 0) + p.a.length + p.aaaa.length + (p.cname ? 1 : 0));
     metrics.setRecords(perTenant);
@@ -123,7 +126,7 @@ export async function startGateway(objects: SourceObjects, options: GatewayOptio
   const deps: HandlerDeps = {
     chain: (ctx) => {
       const q = ctx.query;
-      let res = q.qclass === CLASS_IN ? zones!.lookup(q.qname, q.qtype) : REFUSED;
+      let res = q.qclass === CLASS_IN ? answers.lookup(q.qname, q.qtype) : REFUSED;
       // No zone transfers: AXFR over UDP does not exist (RFC 5936 §4.2), NOTIMP as nsd; else REFUSED, EDE 18 Prohibited.
       if (res.transfer && ctx.proto === 'udp' && q.qtype === RRType.AXFR) res = { ...res, rcode: RCode.NOTIMP };
       metrics.request(res.zone, res.rcode, res.tenant);
@@ -167,6 +170,39 @@ export async function startGateway(objects: SourceObjects, options: GatewayOptio
       return closing;
     },
   };
+}
+
+/** Most answers an {@link AnswerCache} keeps; it forgets them all when full. */
+const ANSWER_CACHE_ENTRIES = 20_000;
+
+/**
+ * The lookups of one version of the zones, with their records already in wire
+ * form (dns-packet encodes a record in microseconds: most of an answer's cost;
+ * test/bench/README.md, "The gateway"). A record owned by the question's name
+ * points at the question, so one entry serves every spelling of the name.
+ * Replaced whole when the data changes; bounded (random names asked for cannot
+ * grow it past {@link ANSWER_CACHE_ENTRIES}).
+ */
+class AnswerCache {
+  readonly #zones: ZoneSet;
+  readonly #answers = new Map<string, LookupResult>();
+
+  constructor(zones: ZoneSet) {
+    this.#zones = zones;
+  }
+
+  lookup(qname: string, qtype: number): LookupResult {
+    const key = `${qtype}\0${qname}`;
+    let res = this.#answers.get(key);
+    if (res === undefined) {
+      const r = this.#zones.lookup(qname, qtype);
+      const wire = (records: readonly (Answer | Buffer)[]) => records.map((rr) => (Buffer.isBuffer(rr) ? rr : encodeRecord(rr, qname)));
+      res = { ...r, answers: wire(r.answers), authorities: wire(r.authorities), additionals: wire(r.additionals) };
+      if (this.#answers.size >= ANSWER_CACHE_ENTRIES) this.#answers.clear();
+      this.#answers.set(key, res);
+    }
+    return res;
+  }
 }
 
 /** Checks the zone settings before anything starts; throws CONFIG_INVALID naming the flag. */

@@ -115,9 +115,10 @@ export interface LookupResult {
   readonly rcode: number;
   /** AA: false only for REFUSED (a name outside the zones). */
   readonly authoritative: boolean;
-  readonly answers: readonly Answer[];
-  readonly authorities: readonly Answer[];
-  readonly additionals: readonly Answer[];
+  /** Records in dns-packet's shape, or already in wire form (the server's answer cache keeps them so). */
+  readonly answers: readonly (Answer | Buffer)[];
+  readonly authorities: readonly (Answer | Buffer)[];
+  readonly additionals: readonly (Answer | Buffer)[];
   /** The zone the question lies in, '' when none. */
   readonly zone: string;
   /** The tenant whose name (or wildcard) answered the question, '' when none did. */

@@ -348,8 +348,13 @@ export function synthesize(wire: Buffer, q: ParsedQuery, reply: SynthesizedReply
 /** The owner written for records of the query name before it is replaced by a pointer: one label, "x". */
 const PLACEHOLDER = 'x';
 
-/** One record's wire bytes; a record owned by `qname` gets a pointer to the question (offset 12) as its owner. */
-function encodeRecord(rr: SynthRecord, qname: string): Buffer {
+/**
+ * One record's wire bytes, standing alone (no pointer into other records); a
+ * record owned by `qname` gets a pointer to the question (offset 12) as its
+ * owner, so the bytes fit any reply to a question for `qname`, whatever its
+ * spelling ({@link synthesize} takes them as they are).
+ */
+export function encodeRecord(rr: SynthRecord, qname: string): Buffer {
   const ownQuestion = rr.name === qname;
   const enc = packet.encode({ type: 'response', answers: [ownQuestion ? { ...rr, name: PLACEHOLDER } : rr] } as packet.Packet);
   if (!ownQuestion) return enc.subarray(HEADER_LENGTH);
