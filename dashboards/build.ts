@@ -282,6 +282,28 @@ export const ROWS: readonly RowSpec[] = [
     ],
   },
   {
+    title: 'Search walks (autopath)',
+    panels: [
+      {
+        title: 'Search walks by result',
+        description:
+          'Questions that started a search walk (N.<first search domain>) per second, by how the sidecar answered: first (the asked name itself), found (a later name, as a CNAME), denied, nxdomain (every name), passthrough (the client walks on).',
+        type: 'timeseries',
+        unit: 'reqps',
+        width: 12,
+        targets: [{ expr: `sum by (result) (${rate('tenant_dns_autopath_answers_total')})`, legend: '{{result}}' }],
+      },
+      {
+        title: 'Client queries saved by autopath',
+        description: 'Queries per second the stub resolvers did not have to send because a walk was answered at a later name (k for the k-th name after the asked one).',
+        type: 'timeseries',
+        unit: 'reqps',
+        width: 12,
+        targets: [{ expr: `sum by (tenant) (${rate('tenant_dns_autopath_queries_saved_total')})`, legend: '{{tenant}}' }],
+      },
+    ],
+  },
+  {
     title: 'Upstreams',
     panels: [
       {

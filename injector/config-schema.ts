@@ -63,6 +63,11 @@ export const InjectorConfigSchema = Type.Object(
     prometheusAnnotations: Type.Boolean({ default: false, description: 'Add prometheus.io/scrape, port and path annotations.' }),
     tenantLabel: Type.String({ minLength: 1, default: Keys.namespaceTenant, description: 'Namespace label naming the tenant.' }),
     ndots: Type.Integer({ minimum: 1, maximum: 15, default: 5, description: 'ndots when neither the pod nor its annotation sets one.' }),
+    autopath: Type.Boolean({ default: true, description: "The sidecar answers the search walk ndots makes a stub resolver do (its --autopath); false writes --autopath=false." }),
+    clusterSpecNamesOnly: Type.Boolean({
+      default: false,
+      description: "The sidecar answers NXDOMAIN itself for names below <ns>.svc.<domain> the Kubernetes DNS specification cannot produce (its --cluster-spec-names-only); off by default: CoreDNS template or rewrite rules there would be lost.",
+    }),
     namespaceLookupTimeoutMs: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Milliseconds the tenant lookup may take before falling back to the namespace name.' }),
     excludedNamespaces: Type.Array(Type.String(), { default: ['kube-system', 'kube-public', 'kube-node-lease'], description: 'Namespaces never injected (the webhook excludes them too).' }),
   },

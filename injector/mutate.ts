@@ -14,7 +14,7 @@ import { arr, jsonEqual, obj, type JsonObject } from './json.ts';
 import { captureContainer } from './capture-spec.ts';
 import { CAPTURE_NAME, HttpPaths, Keys, PORT_SYSCTL, PrometheusAnnotations, SIDECAR_NAME, SIDECAR_UID, VOLUME_NAMES } from './names.ts';
 import { PatchBuilder, type PatchOperation } from './patch.ts';
-import { INJECTOR_VERSION, sidecarContainer, sidecarVolumes } from './sidecar-spec.ts';
+import { INJECTOR_VERSION, sidecarContainer, sidecarVolumes, type PodDns } from './sidecar-spec.ts';
 
 /** What {@link mutatePod} needs besides the pod. */
 export interface MutateContext {
@@ -83,6 +83,17 @@ function buildDnsConfig(spec: JsonObject, annotations: JsonObject, ctx: MutateCo
     searches,
     options: ndots.value === undefined ? options : [{ name: 'ndots', value: ndots.value }, ...options],
   };
+}
+
+/**
+ * The search list and ndots a dnsConfig gives the pod's resolvers: ndots is the last `ndots` option, as
+ * glibc reads options (capped at 15, as glibc and musl cap it); undefined when that is not a number.
+ */
+function podDns(dnsConfig: JsonObject): PodDns {
+  const searches = arr(dnsConfig.searches).filter((s): s is string => typeof s === 'string');
+  const raw = arr(dnsConfig.options).map(obj).filter((o) => o?.name === 'ndots').pop()?.value;
+  const n = typeof raw === 'string' && /^[0-9]{1,3}$/.test(raw) ? Math.min(Number(raw), 15) : undefined;
+  return n === undefined ? { searches } : { searches, ndots: n };
 }
 
 function mergeSysctl(b: PatchBuilder): void {
@@ -317,7 +328,9 @@ export function mutatePod(pod: unknown, ctx: MutateContext): MutateResult {
   const spec = obj(original.spec) ?? {};
   const annotations = obj(obj(original.metadata)?.annotations) ?? {};
   const injection: Injection = {
-    container: sidecarContainer(config, { tenant: ctx.tenant }),
+    // The sidecar gets the pod's search list and ndots as flags: the dnsConfig the injection sets (for an
+    // injected pod, the one it carries: building it again gives the same).
+    container: sidecarContainer(config, { tenant: ctx.tenant, dns: podDns(buildDnsConfig(spec, annotations, ctx, [])) }),
     volumes: sidecarVolumes(config),
     capture: config.capture === 'init' ? captureContainer(config) : undefined,
   };

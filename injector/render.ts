@@ -290,6 +290,7 @@ function mergeSpec(merged: Merged, spec: JsonObject, ref: string, from: string):
   }
   if (spec.defaultAction === 'deny') out.defaultAction = 'deny';
   if (out.defaultResponse === undefined && spec.defaultResponse !== undefined) out.defaultResponse = spec.defaultResponse;
+  if (out.ipFamilies === undefined && spec.ipFamilies !== undefined) out.ipFamilies = spec.ipFamilies;
   const sd = obj(spec.serviceDiscovery);
   const shared = [...new Set([...merged.shared, ...arr(sd?.sharedNamespaces).filter((n): n is string => typeof n === 'string')])].sort();
   return { spec: out, origins, from: [...merged.from, from], isolation: merged.isolation || sd?.isolation === 'tenant', shared };

@@ -31,6 +31,18 @@ export function sidecarFlag(field: string, required = true): string | undefined 
 export interface SidecarContext {
   /** The tenant decided by the platform (namespace label or namespace name). */
   readonly tenant: string;
+  /**
+   * The pod's DNS settings as the injector writes them into its dnsConfig, so the sidecar's autopath knows
+   * the pod's search list and ndots even where it cannot read its resolv.conf; none: no `--search`/`--ndots`.
+   */
+  readonly dns?: PodDns;
+}
+
+/** The search list and ndots of a pod's dnsConfig, for the sidecar's `--search` and `--ndots`. */
+export interface PodDns {
+  readonly searches: readonly string[];
+  /** Undefined when the pod's own ndots option is not a number (the sidecar then reads its resolv.conf). */
+  readonly ndots?: number;
 }
 
 /** The upstreams written into the sidecar: the configured ones, else kube-dns over UDP, else none. */
@@ -39,8 +51,8 @@ export function defaultUpstreams(config: Pick<InjectorConfig, 'upstreams' | 'clu
   return config.clusterDns ? [`udp://${config.clusterDns}`] : [];
 }
 
-/** The sidecar's command-line arguments (after the `sidecar` subcommand). */
-export function sidecarArgs(config: InjectorConfig): string[] {
+/** The sidecar's command-line arguments (after the `sidecar` subcommand); `dns`: the pod's search list and ndots. */
+export function sidecarArgs(config: InjectorConfig, dns?: PodDns): string[] {
   const args: string[] = [];
   const put = (field: string, value: string | number, required = true) => {
     const flag = sidecarFlag(field, required);
@@ -64,6 +76,12 @@ export function sidecarArgs(config: InjectorConfig): string[] {
   args.push(sidecarFlag('policyOptional')!);
   put('platformPolicy', Paths.platformFile);
   put('podLabels', Paths.podLabelsFile);
+  // The same values the pod's dnsConfig gets, for autopath (the sidecar's own flags table names them).
+  for (const d of dns?.searches ?? []) put('search', d);
+  if (dns?.ndots !== undefined) put('ndots', dns.ndots);
+  // Written only when they differ from the sidecar's defaults.
+  if (!config.autopath) put('autopath', 'false');
+  if (config.clusterSpecNamesOnly) args.push(sidecarFlag('clusterSpecNamesOnly')!);
   return args;
 }
 
@@ -91,7 +109,7 @@ export function sidecarContainer(config: InjectorConfig, ctx: SidecarContext): R
     name: SIDECAR_NAME,
     image: config.image,
     imagePullPolicy: config.imagePullPolicy,
-    args: ['sidecar', ...sidecarArgs(config)],
+    args: ['sidecar', ...sidecarArgs(config, ctx.dns)],
     env: [
       { name: Env.pod, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: Env.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },

@@ -17,6 +17,13 @@ function integer(flag: string) {
   };
 }
 
+function boolean(flag: string) {
+  return (value: string): boolean => {
+    if (value !== 'true' && value !== 'false') throw new Error(`${flag} takes true or false, got "${value}"`);
+    return value === 'true';
+  };
+}
+
 /** Help text for a flag: its schema description and default. */
 function helpFor(field: string): string {
   const schema = fieldSchema(field);
@@ -34,7 +41,9 @@ export function registerSidecarCommand(program: Command, run: (opts: Record<stri
     .option('--config <file>', 'YAML file with the platform configuration (same fields as the flags, camelCase); flags override it');
   for (const spec of SIDECAR_FLAGS) {
     if (spec.boolean) {
-      cmd.addOption(new Option(spec.flag, helpFor(spec.field)));
+      // A switch that is on by default takes a value, so it can be switched off: `--autopath=false`.
+      const onByDefault = (fieldSchema(spec.field) as { default?: unknown } | undefined)?.default === true;
+      cmd.addOption(onByDefault ? new Option(`${spec.flag} [bool]`, helpFor(spec.field)).argParser(boolean(spec.flag)) : new Option(spec.flag, helpFor(spec.field)));
       continue;
     }
     const placeholder = spec.flag.replace(/^--/, '').toUpperCase().replace(/-/g, '_');

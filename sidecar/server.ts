@@ -3,6 +3,8 @@
  * logic lives here: routing is route/, groups are upstream/groups.ts,
  * failures are pipeline/failures.ts, binding is listener/bind.ts.
  */
+import { autopathSearch } from './autopath/search.ts';
+import { createAutopathStage } from './autopath/stage.ts';
 import { CacheStage } from './cache/stage.ts';
 import { clusterZones } from './config/cluster.ts';
 import type { SidecarConfig } from './config/schema.ts';
@@ -17,9 +19,10 @@ import { chain, compose } from './pipeline/compose.ts';
 import { failurePath } from './pipeline/failures.ts';
 import { PolicyManager, type ReloadResult } from './policy/manager.ts';
 import { createSplitStage, innerResolver } from './policy/split.ts';
+import { createFamiliesStage } from './policy/families.ts';
 import { createPolicyStage } from './policy/stage.ts';
 import { Router } from './route/classify.ts';
-import { randomBytes } from './runtime/builtins.ts';
+import { randomBytes, readFileSync } from './runtime/builtins.ts';
 import { showUrl } from './redact.ts';
 import { compactHeapAfterStartup } from './runtime/heap.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
@@ -105,12 +108,15 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   // A random tag per process marks the sidecar's upstream queries, so one that a misconfigured upstream
   // sends back to the sidecar is recognized and answered SERVFAIL instead of going round again.
   const loopTag = randomBytes(LOOP_TAG_LENGTH);
-  const forward = forwardStage({ groups, loopTag });
+  const forward = forwardStage({ groups, loopTag, ...(config.clusterSpecNamesOnly ? { specNamesOnly: zones[0]! } : {}) });
   const router = new Router(policy, zones);
   const failures = failurePath({ log, now: options.clock, count: (code) => telemetry.metrics.pipeline.failed(code) });
+  const autopath = autopathSearch(config, (path) => readFileSync(path, 'utf8'));
   const stages = {
     metrics: telemetry.stage,
+    ...(autopath.search ? { autopath: createAutopathStage({ search: autopath.search, router, metrics: telemetry.metrics.autopath }) } : {}),
     policy: createPolicyStage(router),
+    families: createFamiliesStage(policy),
     // Split-zone CNAME targets go through the cache and the forwarder only.
     split: createSplitStage(innerResolver(chain({ cache, forward }))),
     cache,
@@ -148,6 +154,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     metrics: telemetry.metricsAddress ? formatHostPort(telemetry.metricsAddress) : null,
     admin: telemetry.adminAddress ? formatHostPort(telemetry.adminAddress) : null,
     logQueries: config.logQueries,
+    autopath: autopath.search ? { search: autopath.search.domains.map((d) => d.name), ndots: autopath.search.ndots, from: autopath.source } : null,
   });
   const cancelCompaction = compactHeapAfterStartup((c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }));
 

@@ -3,7 +3,7 @@
  * identical in-flight queries, stores what the upstreams answer, and serves
  * stale answers when they fail (RFC 8767), when that is switched on.
  */
-import { EDECode, Flags, HEADER_LENGTH, RCode } from '../dns/constants.ts';
+import { EDECode, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
 import { scanReply } from '../dns/records.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, errorCode, type ErrorCode } from '../errors.ts';
@@ -157,9 +157,33 @@ export class CacheStage implements Stage {
         ? { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' }
         : { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit', names: info.names };
     }
+    const nxdomain = this.#otherFamilyNxdomain(ctx);
+    if (nxdomain !== undefined) return nxdomain;
     const key = cacheKey(ctx);
     const flight = this.#inflight.get(key);
     return flight === undefined ? this.#lead(ctx, next, key) : this.#staleInTime(ctx, this.#wait(ctx, next, flight));
+  }
+
+  /**
+   * The answer to an A or AAAA query for a name whose other address type is
+   * a fresh NXDOMAIN in the cache: the name does not exist, whatever the type
+   * (RFC 8020 §2, RFC 2308 §5), so that NXDOMAIN (its SOA, its remaining
+   * TTL) answers the question; undefined otherwise. A client's AAAA query
+   * right after its A query for a name that does not exist (a search walk)
+   * thus never leaves the pod. Counted as a miss, then a hit.
+   */
+  #otherFamilyNxdomain(ctx: QueryContext): Outcome | undefined {
+    const q = ctx.query;
+    if (q.qtype !== RRType.A && q.qtype !== RRType.AAAA) return undefined;
+    const sub = subKey(q) + (q.qtype === RRType.A ? RRType.AAAA - RRType.A : RRType.A - RRType.AAAA) * 4;
+    const name = ctx.internal ? keyName(ctx) : q.qname;
+    if (!this.store.hasNxdomain(name, sub)) return undefined;
+    const info = this.#info;
+    const body = this.store.get(name, sub, info);
+    if (body === undefined || info.questionEnd !== q.questionEnd) return undefined;
+    // The client's question (its type included) replaces the stored one: same name, same length.
+    personalize(body, ctx);
+    return { kind: 'reply', body, rcode: RCode.NXDOMAIN, source: 'cache', reason: 'hit' };
   }
 
   /**

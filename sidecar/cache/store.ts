@@ -263,6 +263,16 @@ export class CacheStore {
   }
 
   /**
+   * Whether a fresh NXDOMAIN is stored for (`name`, `sub`). Counts nothing:
+   * the cache stage asks it after a miss, to answer the other address type
+   * of a name that does not exist (RFC 8020 §2).
+   */
+  hasNxdomain(name: string, sub: number): boolean {
+    const entry = this.#find(name, sub);
+    return entry !== undefined && this.#now() < entry.expiresAt && (entry.bytes[3]! & 0x0f) === RCode.NXDOMAIN;
+  }
+
+  /**
    * Whether an expired entry for (`name`, `sub`) could be served stale now
    * (serve-stale on, within the stale window). Counts nothing.
    */

@@ -26,3 +26,22 @@ export function isReverseZone(zone: string): boolean {
 export function clusterZoneOf(qname: string, zones: readonly string[]): string | undefined {
   return findZone(qname, zones);
 }
+
+/**
+ * Whether `qname` (sidecar form) lies below `<ns>.svc.<clusterDomain>` in a
+ * shape the Kubernetes DNS specification cannot produce there: one label
+ * (a Service), two (an endpoint's or a pod's hostname under its Service or
+ * subdomain) or `_port._proto.<service>` (SRV) exist; anything longer, or
+ * three labels that are not SRV labels, does not (the search-list expansions
+ * of external names, `api.github.com.team-a.svc.cluster.local`, are such
+ * names). `clusterDomain` is in sidecar form.
+ */
+export function impossibleServiceName(qname: string, clusterDomain: string): boolean {
+  const suffix = `.svc.${clusterDomain}`;
+  if (!qname.endsWith(suffix)) return false;
+  // [..., namespace]: the labels before `svc`.
+  const labels = qname.slice(0, qname.length - suffix.length).split('.');
+  const below = labels.length - 1;
+  if (below <= 2) return false;
+  return below > 3 || !labels[0]!.startsWith('_') || !labels[1]!.startsWith('_');
+}

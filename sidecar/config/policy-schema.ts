@@ -193,6 +193,14 @@ export const PolicySpecSchema = Type.Object(
       description: `Forward zones, at most ${POLICY_CAPS.forwardZones} (each is an upstream group with its own metric series).`,
     }),
     serviceDiscovery: Type.Optional(ServiceDiscoverySchema),
+    ipFamilies: Type.Optional(
+      Type.Array(Type.Union([Type.Literal('IPv4'), Type.Literal('IPv6')]), {
+        minItems: 1,
+        maxItems: 2,
+        description:
+          'The address families the pods use, as a Service\'s spec.ipFamilies: [IPv4] answers AAAA questions in the pod (NODATA with an SOA, NXDOMAIN only when the name does not exist), [IPv6] likewise A; unset: both. The platform\'s, when set, wins over the tenant\'s.',
+      }),
+    ),
   },
   { additionalProperties: false, default: {} },
 );
@@ -399,6 +407,9 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
       message: "only the platform's policy may set service-discovery isolation (a ClusterDNSPolicy); a tenant's policy cannot",
     });
   }
+  // Not uniqueItems in the schema: a CRD's structural schema may not use it.
+  const families = list(s.ipFamilies);
+  if (families.length === 2 && families[0] === families[1]) out.push({ path: ['spec', 'ipFamilies', 1], message: `${String(families[1])} is listed twice` });
   const seen = new Map<string, number>();
   list(s.rules).forEach((rule, i) => {
     if (!rule || typeof rule !== 'object') return;

@@ -69,6 +69,11 @@ export const SidecarConfigSchema = Type.Object(
     podLabels: Type.Optional(Type.String({ minLength: 1, description: "Path of the pod's labels (downward API format key=\"value\" per line), for rule podSelectors." })),
     clusterDomain: Type.String({ minLength: 1, default: 'cluster.local', description: 'The cluster domain, sent to the cluster DNS.' }),
     clusterReverseZones: Type.Array(Type.String({ minLength: 1, description: 'zone' }), { default: ['in-addr.arpa', 'ip6.arpa'], description: 'Reverse zones sent to the cluster DNS.' }),
+    clusterSpecNamesOnly: Type.Boolean({
+      default: false,
+      description:
+        "Answer NXDOMAIN in the pod, without asking the cluster DNS, for names below <ns>.svc.<cluster domain> that the Kubernetes DNS specification cannot produce (more labels than service, hostname.service or _port._proto.service). Off by default: clusters that add their own records there (CoreDNS template or rewrite rules) would lose them.",
+    }),
     clusterDns: Type.Optional(HostPort('ADDR:PORT of kube-dns. Without it, cluster-zone names are answered NXDOMAIN locally.')),
     upstream: Type.Array(Type.String({ pattern: '^(udp|tcp|tls|https)://', description: 'Upstream URL: udp://, tcp://, tls:// or https://.' }), {
       default: [],
@@ -89,7 +94,16 @@ export const SidecarConfigSchema = Type.Object(
       description:
         'Allow a group that mixes encrypted (tls://, https://) and plain (udp://, tcp://) upstreams; without it such a group is refused, so a failing TLS upstream never fails over to plain DNS silently.',
     }),
-    resolvConf: Type.String({ default: '/etc/resolv.conf', description: 'File read for default upstreams when none are given.' }),
+    resolvConf: Type.String({ default: '/etc/resolv.conf', description: "File read for default upstreams when none are given, and for the pod's search list and ndots (autopath) when --search is not given." }),
+    autopath: Type.Boolean({
+      default: true,
+      description: "Answer the search walk a stub resolver starts (N.S1 with N under ndots dots) with the first name of the pod's search list that exists, as a CNAME, so the client sends one query per type; false switches it off.",
+    }),
+    search: Type.Array(Type.String({ minLength: 1, description: 'search domain' }), {
+      default: [],
+      description: "The pod's search domains, in order (the injector writes the pod's dnsConfig searches); empty: the search line of the resolv.conf file.",
+    }),
+    ndots: Type.Optional(Type.Integer({ minimum: 0, maximum: 15, description: "The pod's ndots (the injector writes the pod's dnsConfig value); unset: the resolv.conf file's, else 1." })),
     cache: CacheConfigSchema,
     listener: ListenerConfigSchema,
     upstreamTiming: UpstreamTimingSchema,

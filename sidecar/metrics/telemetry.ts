@@ -8,6 +8,7 @@
  * exist, and closes it last.
  */
 import Registry from 'prom-client/lib/registry.js'; // not the index: see metrics/registry.ts
+import { AutopathMetrics } from '../autopath/metrics.ts';
 import { CacheMetrics } from '../cache/metrics.ts';
 import type { CacheStats } from '../cache/store.ts';
 import type { HostPort } from '../listener/address.ts';
@@ -47,6 +48,8 @@ export class SidecarMetrics {
   readonly policy: PolicyMetrics;
   readonly cache: CacheMetrics;
   readonly upstream: UpstreamMetrics;
+  /** The autopath stage's answers and the client queries they saved. */
+  readonly autopath: AutopathMetrics;
 
   constructor(registry: Registry, options: SidecarMetricsOptions) {
     this.registry = registry;
@@ -57,6 +60,7 @@ export class SidecarMetrics {
     this.policy = new PolicyMetrics(registry);
     this.cache = new CacheMetrics(registry);
     this.upstream = new UpstreamMetrics(registry);
+    this.autopath = new AutopathMetrics(registry);
   }
 }
 

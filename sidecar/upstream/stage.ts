@@ -12,6 +12,8 @@ import type { GroupReply } from './group.ts';
 import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { DEFAULT_GROUP } from '../route/classify.ts';
+import { impossibleServiceName } from '../config/cluster.ts';
+import { syntheticSoa } from '../policy/stage.ts';
 import type { Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
 import { EDNS_UDP_SIZE } from '../dns/constants.ts';
 
@@ -65,7 +67,16 @@ export interface ForwardOptions {
   readonly groups: GroupSource;
   /** This process's loop tag, sent in every upstream query (see listener/handle.ts). */
   readonly loopTag?: Buffer;
+  /**
+   * The cluster domain (sidecar form) when `--cluster-spec-names-only` is on: cluster names below
+   * `<ns>.svc.<domain>` that the Kubernetes DNS specification cannot produce are answered NXDOMAIN here
+   * ({@link impossibleServiceName}); undefined: every cluster name goes to the cluster DNS.
+   */
+  readonly specNamesOnly?: string;
 }
+
+/** The SOA TTL (and negative-caching time) of the NXDOMAIN for a name the Kubernetes DNS specification cannot produce. */
+export const SPEC_NXDOMAIN_TTL = 30;
 
 /**
  * Creates the `forward` stage. It sends the query to the group of its route
@@ -75,12 +86,16 @@ export interface ForwardOptions {
  * upstream said SERVFAIL is thrown as UPSTREAM_SERVFAIL for the same reasons.
  */
 export function forwardStage(options: ForwardOptions): Stage {
-  const { groups, loopTag } = options;
+  const { groups, loopTag, specNamesOnly } = options;
   return {
     name: 'forward',
     handle(ctx: QueryContext): Outcome | Promise<Outcome> {
       const q = ctx.query;
       const r = ctx.route;
+      if (specNamesOnly !== undefined && r.kind === 'cluster' && r.zone === specNamesOnly && impossibleServiceName(q.qname, specNamesOnly)) {
+        const body = synthesize(ctx.wire, q, { rcode: RCode.NXDOMAIN, authorities: [syntheticSoa(specNamesOnly, SPEC_NXDOMAIN_TTL)] });
+        return { kind: 'reply', body, rcode: RCode.NXDOMAIN, source: 'local', reason: 'cluster-spec-names-only' };
+      }
       const key = r.kind === 'deny' || r.kind === 'split' ? DEFAULT_GROUP : r.group;
       const group = groups.get(key);
       if (group === undefined) {

@@ -4,8 +4,8 @@
  * (TEST-NET-2):
  *
  * - 198.51.100.10:53, the "cluster DNS" (kube-dns): answers the cluster zone
- *   (`web.<ns>.svc.cluster.local` is a Service), NXDOMAIN with an SOA for the
- *   rest of it, REFUSED outside it;
+ *   (`web.<ns>.svc.cluster.local` and `web-<x>.<ns>.svc.cluster.local` are
+ *   IPv4 Services), NXDOMAIN with an SOA for the rest of it, REFUSED outside it;
  * - 198.51.100.53:53, a "public resolver" (plain DNS): answers every name
  *   with its own addresses, whatever a policy says;
  * - 198.51.100.85:853, a DoT server (`dns.test`, the test PKI): the sidecar's
@@ -36,7 +36,7 @@ export const PodNet = {
 
 /** What the test hosts answer. */
 export const HostAnswers = {
-  /** The ClusterIP of Service `web` in every namespace. */
+  /** The ClusterIP of Service `web` (and `web-<x>`) in every namespace. */
   serviceA: '198.51.100.80',
   /** The public resolver's answer to every A and AAAA question. */
   publicA: '192.0.2.53',
@@ -100,7 +100,7 @@ function addresses(query: packet.Packet, a: string | undefined, aaaa: string | u
 function clusterAnswer(query: packet.Packet): packet.Packet {
   const name = query.questions![0]!.name.toLowerCase();
   if (!name.endsWith('.cluster.local') && name !== 'cluster.local') return reply(query, REFUSED, []);
-  if (/^web\.[a-z0-9-]+\.svc\.cluster\.local$/.test(name)) return addresses(query, HostAnswers.serviceA, undefined, 'cluster.local');
+  if (/^web(-[a-z0-9]+)?\.[a-z0-9-]+\.svc\.cluster\.local$/.test(name)) return addresses(query, HostAnswers.serviceA, undefined, 'cluster.local');
   return reply(query, NXDOMAIN, [], 'cluster.local');
 }
 

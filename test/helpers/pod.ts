@@ -145,6 +145,8 @@ export interface PodOptions {
   readonly platformPolicy?: string;
   /** Injector configuration over the pod defaults (cluster DNS and the DoT upstream on the test hosts), e.g. `{ capture: 'init' }`. */
   readonly config?: Record<string, unknown>;
+  /** Sidecar flags added after the injected ones (a later flag wins), e.g. `--autopath=false`. */
+  readonly sidecarArgs?: readonly string[];
 }
 
 /** A running simulated pod. */
@@ -335,7 +337,7 @@ export async function startPod(t: { after(fn: () => Promise<void>): void }, opts
     // The test CA, readable by the sidecar's uid (the PKI's own directory is root's).
     const ca = join(dir, 'ca.pem');
     writeFileSync(ca, pki.ca, { mode: 0o644 });
-    const sidecar = await spawnServing([...args, `--upstream-ca=${ca}`, '--log-queries=all'], {
+    const sidecar = await spawnServing([...args, `--upstream-ca=${ca}`, '--log-queries=all', ...(opts.sidecarArgs ?? [])], {
       prefix: inPod(['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--']),
       spawn: { env: { ...ENV, ...(env.NODE_OPTIONS ? { NODE_OPTIONS: env.NODE_OPTIONS } : {}) } },
     });

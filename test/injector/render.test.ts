@@ -62,6 +62,16 @@ test('render: objects of a layer merge in order of name: lists concatenated, fir
   assert.deepEqual(again, renderAll({ namespaces: [ns('team-a')], clusterPolicies: [], policies: [] }, settings));
 });
 
+test('render: ipFamilies comes from the first object of the layer that sets it, in each layer', () => {
+  const r = render({
+    namespaces: [ns('team-a')],
+    clusterPolicies: [cdp('b', { ipFamilies: ['IPv4', 'IPv6'] }, 1), cdp('a', { rules: [deny('x', 'x.example')] }, 1)],
+    policies: [dp('team-a', 'p', { ipFamilies: ['IPv4'] }), dp('team-a', 'q', { ipFamilies: ['IPv6'] })],
+  });
+  assert.deepEqual((layer(r, 'team-a', 'platform').spec as { ipFamilies?: string[] }).ipFamilies, ['IPv4', 'IPv6']);
+  assert.deepEqual((layer(r, 'team-a', 'tenant').spec as { ipFamilies?: string[] }).ipFamilies, ['IPv4']);
+});
+
 test('render: defaultAction is deny when any object of the layer says deny', () => {
   const r = render({
     namespaces: [ns('team-a')],

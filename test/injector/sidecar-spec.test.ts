@@ -14,8 +14,8 @@ const full = {
 
 test('sidecar-spec: every flag the injector writes is one the sidecar accepts', () => {
   const known = new Set(SIDECAR_FLAGS.map((f) => f.flag));
-  const args = sidecarArgs(parseInjectorConfig(full));
-  assert.ok(args.length >= 9);
+  const args = sidecarArgs(parseInjectorConfig(full), { searches: ['team-a.svc.cluster.local'], ndots: 5 });
+  assert.ok(args.length >= 11);
   const switches = new Set(SIDECAR_FLAGS.filter((f) => f.boolean).map((f) => f.flag));
   for (const a of args) {
     // A value flag as --flag=value; a switch (boolean field) alone.
@@ -89,4 +89,20 @@ test('sidecar-spec: without upstreams the sidecar forwards to kube-dns, never to
   assert.deepEqual(args.filter((a) => a.startsWith('--upstream=')), ['--upstream=udp://10.96.0.10:53']);
   const configured = sidecarArgs(parseInjectorConfig({ clusterDns: '10.96.0.10:53', upstreams: ['tls://192.0.2.1'] }));
   assert.deepEqual(configured.filter((a) => a.startsWith('--upstream=')), ['--upstream=tls://192.0.2.1']);
+});
+
+test('sidecar-spec: the pod\'s search list and ndots become --search (in order) and --ndots, for autopath', () => {
+  const searches = ['team-a.svc.cluster.local', 'svc.cluster.local', 'cluster.local', 'corp.example'];
+  const args = sidecarArgs(parseInjectorConfig({}), { searches, ndots: 7 });
+  assert.deepEqual(args.filter((a) => a.startsWith('--search=') || a.startsWith('--ndots=')), [...searches.map((d) => `--search=${d}`), '--ndots=7']);
+  assert.ok(!sidecarArgs(parseInjectorConfig({}), { searches }).some((a) => a.startsWith('--ndots')), 'an ndots that is no number is left to resolv.conf');
+  assert.ok(!sidecarArgs(parseInjectorConfig({})).some((a) => a.startsWith('--search') || a.startsWith('--ndots')));
+});
+
+test('sidecar-spec: autopath off and cluster-spec-names-only on are written only when the config asks', () => {
+  const defaults = sidecarArgs(parseInjectorConfig({}));
+  assert.ok(!defaults.some((a) => a.startsWith('--autopath') || a.startsWith('--cluster-spec-names-only')));
+  const set = sidecarArgs(parseInjectorConfig({ autopath: false, clusterSpecNamesOnly: true }));
+  assert.ok(set.includes('--autopath=false'));
+  assert.ok(set.includes('--cluster-spec-names-only'));
 });

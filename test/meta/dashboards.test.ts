@@ -33,7 +33,7 @@ test('meta dashboards: the dashboard is importable with a Prometheus input and t
   const ids = d.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Upstreams', 'Reloads and process', 'Gateway']);
+  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Search walks (autopath)', 'Upstreams', 'Reloads and process', 'Gateway']);
   const gatewayPanels = new Set(ROWS.find((r) => r.title === 'Gateway')!.panels.map((p) => p.title));
   for (const p of d.panels.filter((p) => p.type !== 'row')) {
     assert.equal(p.datasource?.uid, '${DS_PROMETHEUS}', p.title);

@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { ALERTS, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
 import { GatewayMetrics } from '../../gateway/metrics.ts';
+import { AutopathMetrics } from '../../sidecar/autopath/metrics.ts';
 import { CacheMetrics } from '../../sidecar/cache/metrics.ts';
 import { ListenerMetrics } from '../../sidecar/listener/metrics.ts';
 import { QueryMetrics } from '../../sidecar/metrics/metrics.ts';
@@ -28,6 +29,7 @@ const MODULES: Readonly<Record<string, (registry: Registry) => unknown>> = {
   cache: (r) => new CacheMetrics(r),
   upstream: (r) => new UpstreamMetrics(r),
   pipeline: (r) => new PipelineMetrics(r),
+  autopath: (r) => new AutopathMetrics(r),
 };
 
 /** A registry with every metric holding at least one series. */
@@ -46,6 +48,7 @@ async function populated(): Promise<{ registry: Registry; text: string }> {
   m.policy.reload('success');
   m.query.logDropped();
   m.pipeline.failed('UPSTREAM_GROUP_FAILED');
+  m.autopath.answered('found', 3);
   return { registry, text: await registry.metrics() };
 }
 

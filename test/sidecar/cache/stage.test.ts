@@ -106,6 +106,27 @@ test('cache stage: NXDOMAIN is cached by the SOA minimum, with the cluster cap i
   assert.equal(up.calls.length, 3);
 });
 
+test('cache stage: a cached NXDOMAIN for A answers AAAA of the name (and back), the client\'s question written in; NODATA does not', async () => {
+  const { s, c } = stage();
+  const nx = (ctx: QueryContext) => reply(ctx.query.qname, { rcode: RCode.NXDOMAIN, authorities: [soa('example.com', 3600, 60)] });
+  const up = upstream(nx);
+  await s.handle(context(query('nope.example.com')), up.next);
+  c.advance(2_000);
+  const aaaa = await s.handle(context(query('Nope.Example.com', { type: 'AAAA', id: 99 })), up.next);
+  assert.equal(aaaa.source, 'cache');
+  assert.equal(aaaa.rcode, RCode.NXDOMAIN);
+  const decoded = packet.decode(aaaa.body);
+  assert.equal(decoded.id, 99);
+  assert.deepEqual(decoded.questions, [{ name: 'Nope.Example.com', type: 'AAAA', class: 'IN' }]);
+  assert.deepEqual(ttls(aaaa.body), [58]);
+  assert.equal(up.calls.length, 1);
+  await s.handle(context(query('other.example.com', { type: 'AAAA' })), up.next);
+  assert.equal((await s.handle(context(query('other.example.com')), up.next)).source, 'cache', 'AAAA NXDOMAIN answers A too');
+  const nodata = upstream((ctx) => reply(ctx.query.qname, { authorities: [soa('example.com', 3600, 60)] }));
+  await s.handle(context(query('v4.example.com', { type: 'AAAA' })), nodata.next);
+  assert.equal((await s.handle(context(query('v4.example.com')), nodata.next)).source, 'upstream', 'NODATA is about one type only');
+});
+
 test('cache stage: negative answers without SOA and SERVFAIL are not cached', async () => {
   const { s } = stage();
   const noSoa = upstream((ctx) => reply(ctx.query.qname, { rcode: RCode.NXDOMAIN }));
