@@ -12,6 +12,7 @@ export interface GatewayFlags {
   readonly hostmaster?: string;
   readonly ttl: number;
   readonly objects?: string[];
+  readonly kubeconfig?: string;
   readonly tenantDomain: string[];
   readonly tenantLabel: string;
   readonly metrics: string;
@@ -38,6 +39,7 @@ export function registerGatewayCommand(program: Command, setExit: (code: number)
     .option('--hostmaster <name>', 'the SOA RNAME, a mailbox as a name (default hostmaster.<zone>)')
     .option('--ttl <seconds>', 'TTL of every record, and the negative-answer TTL (SOA minimum)', ttl, 60)
     .option('--objects <files...>', 'read the objects from these YAML files (multi-document, Lists too) instead of the Kubernetes API')
+    .option('--kubeconfig <file>', 'kubeconfig for the Kubernetes API (default: in-cluster, else the usual lookup); not with --objects')
     .option('--tenant-domain <tenant=domain>', 'assign a domain to a tenant, beside what ClusterDNSPolicy spec.domains assigns; repeatable', collect, [])
     .option('--tenant-label <label>', 'the namespace label naming its tenant (else the namespace name)', 'tenant-dns.io/tenant')
     .option('--metrics <addr:port>', 'where to serve /metrics, /healthz and /readyz', '0.0.0.0:9153')

@@ -1,7 +1,8 @@
 /**
- * The `tenant-dns gateway` process: flags to options, the objects read, then
- * either the zone file written (`--dump-zone`) or the server run until
- * SIGTERM or SIGINT.
+ * The `tenant-dns gateway` process: flags to options, the objects read (from
+ * `--objects` files, else the Kubernetes API through informers), then either
+ * the zone file written (`--dump-zone`) or the server run until SIGTERM or
+ * SIGINT.
  */
 import { isIP } from 'node:net';
 import { parseHostPort } from '../sidecar/listener/address.ts';
@@ -11,7 +12,8 @@ import { normalizeName } from '../sidecar/dns/wire.ts';
 import { VERSION } from '../sidecar/main.ts';
 import type { GatewayFlags } from './cli.ts';
 import { readObjectFiles } from './objects-file.ts';
-import { buildGatewayData, checkZoneSettings, startGateway } from './server.ts';
+import type { KubeSource } from './kube-source.ts';
+import { buildGatewayData, checkZoneSettings, startGateway, type Gateway } from './server.ts';
 import type { SourceObjects } from './sources.ts';
 import { SerialClock, zoneFile, type NameServer, type ZoneSettings } from './zone.ts';
 
@@ -60,13 +62,21 @@ export async function runGateway(flags: GatewayFlags): Promise<number> {
   let objects: SourceObjects;
   let settings: ZoneSettings;
   let tenantDomains: Map<string, string[]>;
+  let source: KubeSource | undefined;
+  let gateway: Gateway | undefined;
   try {
     settings = zoneSettings(flags);
     tenantDomains = parseTenantDomains(flags.tenantDomain);
-    if (!flags.objects || flags.objects.length === 0) invalid('--objects: give the YAML files to serve from (reading the Kubernetes API is not available yet)');
-    objects = readObjectFiles(flags.objects);
+    if (flags.objects && flags.kubeconfig) invalid('--objects and --kubeconfig: give one source of objects, files or the Kubernetes API');
+    if (flags.objects) objects = readObjectFiles(flags.objects);
+    else {
+      const { startKubeSource } = await import('./kube-source.ts');
+      source = await startKubeSource({ kubeconfig: flags.kubeconfig, log, onChange: (next) => gateway?.update(next) });
+      objects = source.objects();
+    }
   } catch (err) {
     process.stderr.write(`tenant-dns gateway: ${describeError(err)}\n`);
+    await source?.close();
     return 2;
   }
   const options = { zone: settings, tenantDomains, tenantLabel: flags.tenantLabel };
@@ -79,14 +89,21 @@ export async function runGateway(flags: GatewayFlags): Promise<number> {
       return 2;
     }
     process.stdout.write(zoneFile(zone));
+    await source?.close();
     return 0;
   }
-  const listen = (flags.listen ?? ['0.0.0.0:5353']).map((a) => parseHostPort(a, '--listen'));
-  const gateway = await startGateway(objects, { ...options, listen, metrics: flags.metrics, log, version: VERSION });
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  await gateway.close();
+  try {
+    const listen = (flags.listen ?? ['0.0.0.0:5353']).map((a) => parseHostPort(a, '--listen'));
+    gateway = await startGateway(objects, { ...options, listen, metrics: flags.metrics, log, version: VERSION, ...(source ? { onRejection: source.report } : {}) });
+    // Changes that came while the listeners were being bound.
+    if (source) gateway.update(source.objects());
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+  } finally {
+    await source?.close();
+    await gateway?.close();
+  }
   return 0;
 }

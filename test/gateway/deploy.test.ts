@@ -1,10 +1,10 @@
 /**
  * deploy/gateway/: `kubectl kustomize` renders it, every object is
  * schema-valid, the pieces agree (selectors, named ports, probes on the
- * metrics port, the objects ConfigMap mounted where --objects points), the
- * pod is restricted as the injector's is, the LoadBalancer Service carries
- * DNS on UDP and TCP, and the image's bundle accepts the Deployment's args:
- * it writes the zone from the rendered ConfigMap's objects.
+ * metrics port, RBAC for exactly what the informers read and the Events they
+ * write), the pod is restricted as the injector's is, the LoadBalancer
+ * Service carries DNS on UDP and TCP, and the image's bundle accepts the
+ * Deployment's args: it writes the zone from objects.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parse, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { readPodMonitor } from '../helpers/podmonitor.ts';
 import { buildBundle } from '../helpers/image.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
@@ -34,10 +34,10 @@ const find = (objs: any[], kind: string) => {
 
 test('deploy gateway: renders schema-valid objects in tenant-dns-system that agree with each other', { skip: NO_KUBECTL }, () => {
   const objs = render();
-  assert.deepEqual(objs.map((o) => o.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+  assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
   for (const o of objs) {
     validateK8sObject(o);
-    assert.equal(o.metadata.namespace, 'tenant-dns-system', o.kind);
+    if (!o.kind.startsWith('Cluster')) assert.equal(o.metadata.namespace, 'tenant-dns-system', o.kind);
   }
   const dep = find(objs, 'Deployment');
   const pod = dep.spec.template;
@@ -60,12 +60,21 @@ test('deploy gateway: renders schema-valid objects in tenant-dns-system that agr
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(pod.spec.securityContext.runAsNonRoot, true);
   assert.equal(pod.spec.securityContext.seccompProfile.type, 'RuntimeDefault');
-  assert.equal(pod.spec.automountServiceAccountToken, false, 'no API token while the gateway reads no API');
   assert.equal(find(objs, 'ServiceAccount').metadata.name, pod.spec.serviceAccountName);
-  // --objects points into the mounted ConfigMap.
-  const mount = c.volumeMounts.find((m: any) => arg('--objects')!.startsWith(m.mountPath + '/'));
-  const volume = pod.spec.volumes.find((v: any) => v.name === mount.name);
-  assert.equal(volume.configMap.name, find(objs, 'ConfigMap').metadata.name);
+  assert.equal(arg('--objects'), undefined, 'the objects come from the API');
+  // RBAC: read what the informers list and watch (gateway/kube-source.ts), create Events; nothing else.
+  const role = find(objs, 'ClusterRole');
+  const read = ['get', 'list', 'watch'];
+  assert.deepEqual(role.rules, [
+    { apiGroups: [''], resources: ['namespaces', 'services'], verbs: read },
+    { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: read },
+    { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways', 'httproutes'], verbs: read },
+    { apiGroups: ['tenant-dns.io'], resources: ['clusterdnspolicies'], verbs: read },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ]);
+  const binding = find(objs, 'ClusterRoleBinding');
+  assert.equal(binding.roleRef.name, role.metadata.name);
+  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: pod.spec.serviceAccountName, namespace: 'tenant-dns-system' }]);
   // The LoadBalancer Service: port 53 on UDP and TCP, to the named container ports.
   const svc = find(objs, 'Service');
   assert.equal(svc.spec.type, 'LoadBalancer');
@@ -80,19 +89,16 @@ test('deploy gateway: renders schema-valid objects in tenant-dns-system that agr
   assert.equal(pm.spec.podMetricsEndpoints[0]!.port, 'metrics');
 });
 
-test('deploy gateway: the image\'s bundle runs the Deployment\'s args on the rendered objects', { skip: NO_KUBECTL, timeout: 120_000 }, (t) => {
+test('deploy gateway: the image\'s bundle runs the Deployment\'s args (with objects from a file instead of the API)', { skip: NO_KUBECTL, timeout: 120_000 }, (t) => {
   const objs = render();
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-gateway-deploy-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   buildBundle(join(dir, 'app'));
-  const cm = find(objs, 'ConfigMap');
   const objectsFile = join(dir, 'objects.yaml');
-  // The shipped List is empty: one tenant's Ingress added, as a platform fills it.
-  const list = parse(cm.data['objects.yaml']) as { items: unknown[] };
-  list.items.push({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'web', namespace: 'shop' }, spec: { rules: [{ host: 'www.shop.tenants.example.com' }] }, status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } } });
-  writeFileSync(objectsFile, JSON.stringify(list));
+  const ingress = { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'web', namespace: 'shop' }, spec: { rules: [{ host: 'www.shop.tenants.example.com' }] }, status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } } };
+  writeFileSync(objectsFile, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [ingress] }));
   const c = find(objs, 'Deployment').spec.template.spec.containers[0];
-  const args = c.args.map((a: string) => (a.startsWith('--objects=') ? `--objects=${objectsFile}` : a));
+  const args = [...c.args, `--objects=${objectsFile}`];
   const zone = args.find((a: string) => a.startsWith('--zone='))!.slice('--zone='.length);
   const run = spawnSync(process.execPath, [join(dir, 'app/dist/tenant-dns.mjs'), ...args, '--tenant-domain', `shop=shop.${zone}`, '--dump-zone', zone], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);

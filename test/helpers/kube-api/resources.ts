@@ -169,6 +169,15 @@ export function builtinResources(): ResourceType[] {
       ],
       fieldLabel: (f) => f.startsWith('involvedObject.') || ['reason', 'type', 'source', 'reportingComponent'].includes(f),
     }),
+    // What tenant-dns gateway reads: LoadBalancer Services and Ingresses, their addresses in the status.
+    builtin({
+      group: '', version: 'v1', plural: 'services', singular: 'service', kind: 'Service', namespaced: true,
+      shortNames: ['svc'], statusSubresource: true,
+    }),
+    builtin({
+      group: 'networking.k8s.io', version: 'v1', plural: 'ingresses', singular: 'ingress', kind: 'Ingress', namespaced: true,
+      shortNames: ['ing'], statusSubresource: true, generation: true,
+    }),
     builtin({
       group: 'coordination.k8s.io', version: 'v1', plural: 'leases', singular: 'lease', kind: 'Lease', namespaced: true,
       columns: [nameColumn, column('Holder', 'string', 'The holder of the lease', (o) => obj(o.spec)?.holderIdentity ?? '<none>'), ageColumn],
