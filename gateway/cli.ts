@@ -3,22 +3,7 @@
  * tenants' delegated domains. Its code loads when the command runs.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-
-/** Commander's options of `tenant-dns gateway`. */
-export interface GatewayFlags {
-  readonly listen: string[];
-  readonly zone: string[];
-  readonly ns: string[];
-  readonly hostmaster?: string;
-  readonly ttl: number;
-  readonly objects?: string[];
-  readonly kubeconfig?: string;
-  readonly tenantDomain: string[];
-  readonly tenantLabel: string;
-  readonly metrics: string;
-  readonly dumpZone?: string;
-  readonly logLevel: string;
-}
+import type { GatewayFlags } from './main.ts';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 

@@ -10,12 +10,27 @@ import { createLogger, type Level } from '../sidecar/log.ts';
 import { describeError, ErrorCodes, SidecarError } from '../sidecar/errors.ts';
 import { normalizeName } from '../sidecar/dns/wire.ts';
 import { VERSION } from '../sidecar/main.ts';
-import type { GatewayFlags } from './cli.ts';
 import { readObjectFiles } from './objects-file.ts';
 import type { KubeSource } from './kube-source.ts';
 import { buildGatewayData, checkZoneSettings, startGateway, type Gateway } from './server.ts';
 import type { SourceObjects } from './sources.ts';
 import { SerialClock, zoneFile, type NameServer, type ZoneSettings } from './zone.ts';
+
+/** Commander's options of `tenant-dns gateway`. */
+export interface GatewayFlags {
+  readonly listen: string[];
+  readonly zone: string[];
+  readonly ns: string[];
+  readonly hostmaster?: string;
+  readonly ttl: number;
+  readonly objects?: string[];
+  readonly kubeconfig?: string;
+  readonly tenantDomain: string[];
+  readonly tenantLabel: string;
+  readonly metrics: string;
+  readonly dumpZone?: string;
+  readonly logLevel: string;
+}
 
 function invalid(msg: string): never {
   throw new SidecarError(ErrorCodes.CONFIG_INVALID, msg);
