@@ -13,8 +13,8 @@ import type { Claim, SourceView } from './sources.ts';
  * `tenant_dns_gateway_rejected_total`):
  * - `invalid-name`: not a DNS host name (a `*` only as the whole first label);
  * - `outside-zones`: in none of the zones the gateway serves;
- * - `outside-domains`: in none of the domains assigned to the object's tenant;
- * - `owned-by-other`: a more specific domain inside the tenant's is another tenant's;
+ * - `outside-domains`: in no domain assigned to any tenant;
+ * - `owned-by-other`: the longest domain it lies in is another tenant's;
  * - `contested`: the longest domain it lies in is assigned to more than one tenant (neither publishes there);
  * - `wildcard-covers-other`: a wildcard whose expansion would answer for a domain of another tenant below it;
  * - `reserved`: a zone's name server name (its glue is the gateway's);
@@ -100,11 +100,11 @@ function ownershipProblem(c: Claim, view: SourceView, owners: ReadonlyMap<string
   const zone = findLongestZone(host, served.zones);
   if (zone === undefined) return { reason: 'outside-zones', message: `${host} is in none of the zones this gateway serves (${served.zones.join(', ')})` };
   if (served.reserved.has(host)) return { reason: 'reserved', message: `${host} is a name server name of zone ${zone}` };
-  const own = view.domains.get(c.tenant) ?? [];
-  if (!own.some((d) => inZone(host, d))) {
+  const owner = owningDomain(host, owners);
+  if (owner === undefined) {
+    const own = view.domains.get(c.tenant) ?? [];
     return { reason: 'outside-domains', message: `${host} is outside the domains of tenant ${c.tenant} (${own.length > 0 ? own.join(', ') : 'none assigned'})` };
   }
-  const owner = owningDomain(host, owners)!;
   if (owner.tenants.length > 1) return { reason: 'contested', message: `${host} is in domain ${owner.domain}, assigned to more than one tenant (${owner.tenants.join(', ')}): no tenant publishes there` };
   if (owner.tenants[0] !== c.tenant) return { reason: 'owned-by-other', message: `${host} is in domain ${owner.domain} of tenant ${owner.tenants[0]}` };
   if (host.startsWith('*.')) {

@@ -95,7 +95,7 @@ test('gateway --kubeconfig: answers what the API holds, follows changes, and rep
     [event.type, event.reason, (event.involvedObject as JsonObject).kind, (event.involvedObject as JsonObject).uid],
     ['Warning', REJECTED_EVENT_REASON, 'Ingress', (evil.metadata as JsonObject).uid],
   );
-  assert.match(String(event.message), /^portal\.bank\.tenants\.example not published \(outside-domains\): /);
+  assert.match(String(event.message), /^portal\.bank\.tenants\.example not published \(owned-by-other\): .*tenant bank$/);
   assert.equal(await addresses('portal.bank.tenants.example'), '203.0.113.7', 'the bank\'s answer is unchanged');
 });
 

@@ -35,7 +35,7 @@ test('gateway ownership: the fixture publishes every shape of claim and rejects 
   assert.equal(d.published.find((p) => p.name === 'elb.shop.tenants.example')?.cname, 'k8s-shop-1234.elb.us-east-1.amazonaws.com');
   assert.deepEqual(d.published.find((p) => p.name === 'portal.bank.tenants.example')?.a, ['203.0.113.7']);
   assert.ok(!d.published.some((p) => p.name === 'ignored.shop.tenants.example'), 'a ClusterIP Service publishes nothing');
-  assert.deepEqual(reasons(d), ['evil portal.bank.tenants.example outside-domains', 'evil www.elsewhere.example outside-zones', 'evil www.tenants.example outside-domains']);
+  assert.deepEqual(reasons(d), ['evil portal.bank.tenants.example owned-by-other', 'evil www.elsewhere.example outside-zones', 'evil www.tenants.example outside-domains']);
 });
 
 test('gateway ownership: the longest assigned domain decides; a domain of two tenants is nobody\'s; wildcards stay off other tenants\' domains', () => {
@@ -105,6 +105,6 @@ test('gateway --dump-zone: writes the zone file; a zone not served is an error n
   assert.match(text, /^elb\.shop\.tenants\.example\.\t60\tIN\tCNAME\tk8s-shop-1234\.elb\.us-east-1\.amazonaws\.com\.$/m);
   assert.match(text, /^portal\.bank\.tenants\.example\.\t60\tIN\tA\t203\.0\.113\.7$/m, 'the ClusterDNSPolicy in the file assigns the bank its domain');
   assert.doesNotMatch(text, /192\.0\.2\.66/, 'refused claims are not in the zone');
-  assert.match(run.stderr, /^not published: Ingress\/shop-prod\/evil claims portal\.bank\.tenants\.example: outside-domains: .*of tenant shop \(shop\.tenants\.example\)$/m);
+  assert.match(run.stderr, /^not published: Ingress\/shop-prod\/evil claims portal\.bank\.tenants\.example: owned-by-other: .*of tenant bank$/m);
   assert.throws(() => execFileSync(process.execPath, [cli, ...base, '--dump-zone', 'other.example'], { encoding: 'utf8', stdio: 'pipe' }), (err: { status: number; stderr: string }) => err.status === 2 && /--dump-zone other\.example: not one of the zones served/.test(err.stderr));
 });

@@ -88,6 +88,7 @@ test('gateway server: an update answers the new address with a larger SOA serial
   assert.equal(value('tenant_dns_gateway_requests_total{zone="tenants.example",rcode="NXDOMAIN",tenant=""}'), 1);
   assert.equal(value('tenant_dns_gateway_records{tenant="shop"}'), 52, 'www 3, *.apps 2, deep 2, five CNAMEs, big 40');
   // The evil Ingress's three claims, other.example outside this gateway's zones; counted once though updated twice.
-  assert.equal(value('tenant_dns_gateway_rejected_total{tenant="shop",reason="outside-domains"}'), 2);
+  assert.equal(value('tenant_dns_gateway_rejected_total{tenant="shop",reason="outside-domains"}'), 1);
+  assert.equal(value('tenant_dns_gateway_rejected_total{tenant="shop",reason="owned-by-other"}'), 1);
   assert.equal(value('tenant_dns_gateway_rejected_total{tenant="shop",reason="outside-zones"}'), 2);
 });
