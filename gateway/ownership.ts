@@ -32,9 +32,6 @@ export type RejectReason =
   | 'cname-at-apex'
   | 'cname-conflict';
 
-/** Every reason, in a fixed order (metrics declare their series from it). */
-export const REJECT_REASONS: readonly RejectReason[] = ['invalid-name', 'outside-zones', 'outside-domains', 'owned-by-other', 'contested', 'wildcard-covers-other', 'reserved', 'cname-at-apex', 'cname-conflict'];
-
 /** A claim not published, and why, in words for a log line or an Event. */
 export interface Rejection {
   readonly claim: Claim;
