@@ -3,7 +3,8 @@
  * the review, looks up the tenant on CREATE (with a deadline), then
  * {@link review} (/mutate) runs {@link mutatePod} and answers with a base64
  * JSONPatch, and {@link validateReview} (/validate) runs
- * {@link validatePodAdmission}. A pod that collides with the injection is
+ * {@link validatePodAdmission} (or, for a rendered policy ConfigMap,
+ * {@link validateConfigMapAdmission}). A pod that collides with the injection is
  * denied: `allowed: false` with status 403 and a message naming the conflict.
  * A request it cannot understand is an HTTP 400 (an InjectorError
  * BAD_REQUEST); a pod it cannot handle is answered by the failure mode: allow
@@ -16,7 +17,7 @@ import { obj, type JsonObject } from './json.ts';
 import type { InjectorMetrics, Webhook } from './metrics.ts';
 import { mutatePod } from './mutate.ts';
 import { resolveTenant, type TenantLookup, type TenantResolver } from './namespaces.ts';
-import { validatePodAdmission } from './validate.ts';
+import { validateConfigMapAdmission, validatePodAdmission } from './validate.ts';
 
 /** The AdmissionReview API version the injector speaks. */
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
@@ -82,8 +83,8 @@ interface PodRequest {
   readonly logFields: Record<string, unknown>;
 }
 
-function denial(reason: DenyReason, detail: string): Answer {
-  const message = `tenant-dns: pod denied (${reason}): ${detail}`;
+function denial(reason: DenyReason, detail: string, subject = 'pod'): Answer {
+  const message = `tenant-dns: ${subject} denied (${reason}): ${detail}`;
   return { allowed: false, status: { code: 403, reason: 'Forbidden', message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message } };
 }
 
@@ -144,6 +145,30 @@ function podRequest(uid: string, request: JsonObject, webhook: Webhook): PodRequ
   return { uid, operation, namespace, object, oldObject, logFields };
 }
 
+/**
+ * /validate on a ConfigMap (the webhook's second entry sends only the two
+ * rendered names): the verdict of {@link validateConfigMapAdmission} on who
+ * writes it. Undefined when the request is not about a ConfigMap.
+ */
+function configMapAnswer(request: JsonObject, deps: AdmissionDeps): Answer | undefined {
+  const kind = obj(request.kind);
+  if (kind?.kind !== 'ConfigMap' || (kind.group ?? '') !== '' || request.subResource) return undefined;
+  const operation = typeof request.operation === 'string' ? request.operation : '';
+  const meta = obj(obj(operation === 'DELETE' ? request.oldObject : request.object)?.metadata);
+  const name = (typeof request.name === 'string' && request.name) || (typeof meta?.name === 'string' ? meta.name : '');
+  const namespace = (typeof request.namespace === 'string' && request.namespace) || (typeof meta?.namespace === 'string' ? meta.namespace : '');
+  if (!name || !namespace) throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, 'reading AdmissionReview: a ConfigMap request without name or namespace');
+  const username = obj(request.userInfo)?.username;
+  const verdict = validateConfigMapAdmission({ namespace, name, operation, username: typeof username === 'string' ? username : '', config: deps.config });
+  if (!verdict.allowed) {
+    deps.metrics?.admissions.inc({ webhook: 'validate', result: 'denied', reason: verdict.reason });
+    deps.log?.('info', 'ConfigMap write denied', { uid: request.uid, namespace, name, operation, user: username, reason: verdict.reason });
+    return denial(verdict.reason, verdict.detail, 'ConfigMap write');
+  }
+  deps.metrics?.admissions.inc({ webhook: 'validate', result: 'allowed', reason: verdict.reason });
+  return { allowed: true };
+}
+
 async function answerReview(body: unknown, deps: AdmissionDeps, webhook: Webhook): Promise<AdmissionReviewResponse> {
   const { uid, request } = parseAdmissionReview(body);
   const { config, metrics } = deps;
@@ -152,6 +177,8 @@ async function answerReview(body: unknown, deps: AdmissionDeps, webhook: Webhook
     kind: 'AdmissionReview',
     response: Object.fromEntries(Object.entries({ uid, ...response }).filter(([, v]) => v !== undefined)) as AdmissionReviewResponse['response'],
   });
+  const written = webhook === 'validate' ? configMapAnswer(request, deps) : undefined;
+  if (written) return respond(written);
   const req = podRequest(uid, request, webhook);
   if (!req) {
     metrics?.admissions.inc({ webhook, result: webhook === 'mutate' ? 'skipped' : 'allowed', reason: SkipReasons.notAPod });
@@ -187,8 +214,9 @@ export function review(body: unknown, deps: AdmissionDeps): Promise<AdmissionRev
 
 /**
  * Answers one AdmissionReview for /validate (already JSON-parsed): CREATE and
- * UPDATE of Pods. Throws only for a malformed review (BAD_REQUEST), an UPDATE
- * without `oldObject` included.
+ * UPDATE of Pods, and CREATE, UPDATE and DELETE of the rendered policy
+ * ConfigMaps. Throws only for a malformed review (BAD_REQUEST), a Pod UPDATE
+ * without `oldObject` or a ConfigMap request without name included.
  */
 export function validateReview(body: unknown, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
   return answerReview(body, deps, 'validate');

@@ -11,6 +11,12 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function bool(v: string): boolean {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InvalidArgumentError('expected true or false');
+}
+
 /**
  * Adds `injector`, `inject` and `render` to `program`. A failing command sets `process.exitCode`.
  * Their code (and node:https, node:tls) loads when one of them runs, not when the sidecar starts.
@@ -27,7 +33,9 @@ export function registerInjectorCommands(program: Command): void {
     .option('--max-body-bytes <n>', 'largest AdmissionReview accepted (bytes)', positiveInt, 3 * 1024 * 1024)
     .option('--max-connections-per-source <n>', 'most connections one source address may hold open', positiveInt, 256)
     .option('--max-connections <n>', 'most connections open at once, all sources together', positiveInt, 1024)
-    .action(async (opts: { tlsCert: string; tlsKey: string; listen: string; config?: string; namespaceLookup: boolean; maxBodyBytes: number; maxConnectionsPerSource: number; maxConnections: number }) => {
+    .option('--kubeconfig <file>', 'kubeconfig for API access (default: the pod\'s ServiceAccount in a cluster)')
+    .option('--controller <bool>', 'run the leader-elected policy controller when the API is reachable (true or false)', bool, true)
+    .action(async (opts: { tlsCert: string; tlsKey: string; listen: string; config?: string; namespaceLookup: boolean; maxBodyBytes: number; maxConnectionsPerSource: number; maxConnections: number; kubeconfig?: string; controller: boolean }) => {
       const { runInjector } = await import('./main.ts');
       const code = await runInjector({
         listen: opts.listen,
@@ -37,6 +45,8 @@ export function registerInjectorCommands(program: Command): void {
         namespaceLookup: opts.namespaceLookup,
         maxBodyBytes: opts.maxBodyBytes,
         connections: { perSource: opts.maxConnectionsPerSource, total: opts.maxConnections },
+        kubeconfig: opts.kubeconfig,
+        controller: opts.controller,
       });
       if (code !== 0) process.exitCode = code;
     });

@@ -69,6 +69,15 @@ export const InjectorConfigSchema = Type.Object(
       description: "The sidecar answers NXDOMAIN itself for names below <ns>.svc.<domain> the Kubernetes DNS specification cannot produce (its --cluster-spec-names-only); off by default: CoreDNS template or rewrite rules there would be lost.",
     }),
     namespaceLookupTimeoutMs: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Milliseconds the tenant lookup may take before falling back to the namespace name.' }),
+    controllerUsername: Type.String({
+      minLength: 1,
+      default: 'system:serviceaccount:tenant-dns-system:tenant-dns-injector',
+      description: "The controller's user name as the API server reports it in admission requests (its ServiceAccount): the one user that may create, update and delete the rendered policy ConfigMaps.",
+    }),
+    renderedConfigMapDeleters: Type.Array(Type.String({ minLength: 1 }), {
+      default: ['system:serviceaccount:kube-system:namespace-controller'],
+      description: 'Users that may also delete the rendered policy ConfigMaps (the namespace controller, so deleting a namespace is not blocked).',
+    }),
     excludedNamespaces: Type.Array(Type.String(), { default: ['kube-system', 'kube-public', 'kube-node-lease'], description: 'Namespaces never injected (the webhook excludes them too).' }),
   },
   { additionalProperties: false, $id: 'https://tenant-dns.io/schemas/injector-config.json', title: 'tenant-dns injector configuration' },

@@ -28,6 +28,8 @@ export const SkipReasons = {
   alreadyInjected: 'already-injected',
   /** /validate, UPDATE: the pod has no sidecar from before (created before injection, or exempt); it cannot gain one now. */
   notInjected: 'not-injected',
+  /** /validate: a ConfigMap that is not one of the two the controller renders (the webhook's matchConditions normally keep them away). */
+  notRendered: 'not-rendered',
 } as const;
 
 /** One of {@link SkipReasons}. */
@@ -62,6 +64,8 @@ export const DenyReasons = {
   dnsChanged: 'dns-changed',
   /** /validate, UPDATE: the tenant label changed, appeared or went away. */
   tenantLabelChanged: 'tenant-label-changed',
+  /** /validate: a create, update or delete of a rendered policy ConfigMap by anyone but the controller (or, for delete, the namespace controller). */
+  renderedConfig: 'rendered-config',
 } as const;
 
 /** One of {@link DenyReasons}. */

@@ -1,15 +1,20 @@
 /**
- * Process entry of `tenant-dns injector`: load the config, pick the tenant
- * resolver (namespace watch cache in a cluster, namespace name elsewhere),
- * start the HTTPS server; SIGTERM/SIGINT turn /readyz off, finish what is in
- * flight and resolve.
+ * Process entry of `tenant-dns injector`: load the config, reach the API
+ * (`--kubeconfig`, else the pod's ServiceAccount), pick the tenant resolver
+ * (namespace informer with API access, namespace name without), start the
+ * controller (leader-elected; `--controller=false` turns it off) and the
+ * HTTPS server; SIGTERM/SIGINT turn /readyz off, finish what is in flight,
+ * stop the controller, release its Lease and resolve.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { ConnectionLimits } from '../sidecar/net/guard.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { InjectorConfig } from './config-schema.ts';
 import { loadInjectorConfig } from './config.ts';
-import { createInjectorMetrics } from './metrics.ts';
-import { inClusterClient, NamespaceNameResolver, NamespaceWatchCache, type TenantResolver } from './namespaces.ts';
+import { startControlPlane, type ControlPlane } from './controller.ts';
+import { loadKubeConfig } from './kube.ts';
+import { createControllerMetrics, createInjectorMetrics } from './metrics.ts';
+import { NamespaceNameResolver, NamespaceWatchCache, type TenantResolver } from './namespaces.ts';
 import { startInjectorServer, type InjectorServer } from './server.ts';
 
 /** Options of `tenant-dns injector`. */
@@ -24,6 +29,10 @@ export interface InjectorOptions {
   readonly maxBodyBytes?: number;
   /** Connection caps (`--max-connections-per-source`, `--max-connections`); default DEFAULT_INJECTOR_CONNECTIONS. */
   readonly connections?: ConnectionLimits;
+  /** A kubeconfig file for API access; default: the pod's ServiceAccount in a cluster, else none. */
+  readonly kubeconfig?: string;
+  /** Run the policy controller when the API is reachable. Default true. */
+  readonly controller?: boolean;
 }
 
 /** Writes one JSON log line to stderr. */
@@ -39,19 +48,20 @@ export function splitHostPort(v: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-function tenantResolver(config: InjectorConfig, enabled: boolean): TenantResolver {
-  const client = enabled ? inClusterClient() : undefined;
-  if (!client) {
-    log('info', 'tenant names are namespace names (no in-cluster API access)');
-    return new NamespaceNameResolver();
+/** The namespace informer (with API access, when the lookup or the controller needs it) and the tenant resolver. */
+function tenantResolver(config: InjectorConfig, kubeConfig: KubeConfig | undefined, lookup: boolean): { tenants: TenantResolver; cache?: NamespaceWatchCache } {
+  if (!kubeConfig) {
+    log('info', 'tenant names are namespace names (no API access)');
+    return { tenants: new NamespaceNameResolver() };
   }
   const cache = new NamespaceWatchCache({
-    client,
+    kubeConfig,
     label: config.tenantLabel,
     onError: (message, err) => log('warn', message, { error: err instanceof Error ? err.message : String(err) }),
   });
   cache.start();
-  return cache;
+  if (!lookup) log('info', 'tenant names are namespace names (--no-namespace-lookup)');
+  return { tenants: lookup ? cache : new NamespaceNameResolver(), cache };
 }
 
 /** Starts the injector; resolves with the running server and a stop function. */
@@ -64,7 +74,18 @@ export async function startInjector(opts: InjectorOptions): Promise<{ server: In
   if (config.upstreams.length === 0 && !config.clusterDns) {
     log('warn', 'neither upstreams nor clusterDns is configured: injected sidecars have nowhere to send names they do not answer themselves');
   }
-  const tenants = tenantResolver(config, opts.namespaceLookup ?? true);
+  const wantController = opts.controller ?? true;
+  const lookup = opts.namespaceLookup ?? true;
+  const kubeConfig = lookup || wantController || opts.kubeconfig ? loadKubeConfig(opts.kubeconfig) : undefined;
+  const { tenants, cache } = tenantResolver(config, kubeConfig, lookup);
+  let control: ControlPlane | undefined;
+  if (wantController && kubeConfig && cache) {
+    const leaseNamespace = process.env.POD_NAMESPACE || kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace || 'tenant-dns-system';
+    control = startControlPlane({ kubeConfig, config, namespaces: cache.namespaces, metrics: createControllerMetrics(registry), log, leaseNamespace });
+    log('info', 'controller started', { leaseNamespace, identity: control.elector.identity });
+  } else if (wantController) {
+    log('info', 'controller not started: no API access (in-cluster ServiceAccount or --kubeconfig)');
+  }
   const server = await startInjectorServer({
     host,
     port,
@@ -80,7 +101,9 @@ export async function startInjector(opts: InjectorOptions): Promise<{ server: In
     server,
     stop: async () => {
       await server.close();
+      await control?.stop();
       tenants.close();
+      cache?.close();
     },
   };
 }

@@ -83,3 +83,36 @@ export function createInjectorMetrics(registry: Registry): InjectorMetrics {
     }),
   };
 }
+
+/** The controller's metrics (`tenant_dns_controller_*`), declared on the injector's registry. */
+export interface ControllerMetrics {
+  /** 1 while this replica holds the Lease (its controller writes), else 0. */
+  readonly leader: Gauge;
+  /** Renders by result: ok, or error (renderAll threw; nothing was written). */
+  readonly renders: Counter<'result'>;
+  /** Writes by what was written (configmap, status) and result (created, updated, error). */
+  readonly writes: Counter<'kind' | 'result'>;
+  /** 409 Conflicts on writes, by what was written (configmap, status): another writer changed it first; retried. */
+  readonly conflicts: Counter<'kind'>;
+  /** Layers held by the last render: ConfigMaps not written because an object with no accepted spec would change them. */
+  readonly heldLayers: Gauge;
+  /** Unix time of the last render whose writes all succeeded. */
+  readonly lastSuccess: Gauge;
+}
+
+/** Registers the controller's metrics on `registry`. */
+export function createControllerMetrics(registry: Registry): ControllerMetrics {
+  return {
+    leader: new Gauge({ name: 'tenant_dns_controller_leader', help: '1 while this replica holds the leader Lease (its controller writes), else 0.', registers: [registry] }),
+    renders: new Counter({ name: 'tenant_dns_controller_renders_total', help: 'Renders of the policy ConfigMaps, by result (ok, error).', labelNames: ['result'], registers: [registry] }),
+    writes: new Counter({
+      name: 'tenant_dns_controller_writes_total',
+      help: 'Writes to the API server, by kind (configmap, status) and result (created, updated, error).',
+      labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    conflicts: new Counter({ name: 'tenant_dns_controller_conflicts_total', help: '409 Conflicts on writes (retried), by kind (configmap, status).', labelNames: ['kind'], registers: [registry] }),
+    heldLayers: new Gauge({ name: 'tenant_dns_controller_held_layers', help: 'Policy layers the last render held (not written: an invalid object without an accepted spec would change them).', registers: [registry] }),
+    lastSuccess: new Gauge({ name: 'tenant_dns_controller_last_success_timestamp_seconds', help: 'Unix time of the last render whose writes all succeeded.', registers: [registry] }),
+  };
+}

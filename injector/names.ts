@@ -70,6 +70,9 @@ export const RenderedKeys = {
 /** The value of the managed-by label on rendered ConfigMaps. */
 export const RENDERED_MANAGED_BY = 'tenant-dns-controller';
 
+/** The Lease (in the injector's namespace) its replicas elect the controller's leader with. */
+export const CONTROLLER_LEASE_NAME = 'tenant-dns-controller';
+
 /** The ConfigMap key holding a policy, which is also its file name in the mounted directory. */
 export const POLICY_KEY = 'policy.yaml';
 

@@ -4,17 +4,14 @@
  * value the pod sets on itself. With it, whether the namespace lets its pods
  * opt out (`tenant-dns.io/allow-opt-out: "true"`; false when unknown).
  *
- * {@link NamespaceWatchCache} keeps every namespace's labels from a list +
- * watch on the API server's REST API (service-account token, cluster CA), so
- * admission normally answers from memory; a namespace not yet seen is fetched
- * directly. {@link resolveTenant} puts a deadline on any resolver and falls
+ * {@link NamespaceWatchCache} keeps every namespace's labels from a
+ * client-node informer (list + watch), so admission normally answers from
+ * memory; a namespace not yet seen is fetched directly. {@link resolveTenant} puts a deadline on any resolver and falls
  * back to the namespace name, so a slow API never blocks admission.
  */
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
+import { CoreV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import { InjectorError, InjectorErrorCodes } from './errors.ts';
-import { obj, type JsonObject } from './json.ts';
+import { apiStatus, startInformer, type RunningInformer } from './kube.ts';
 import { InjectValues, Keys } from './names.ts';
 
 /** Where a tenant name came from. */
@@ -76,93 +73,15 @@ export async function resolveTenant(resolver: TenantResolver, namespace: string,
   }
 }
 
-/** A minimal Kubernetes REST client: GET and streaming GET (watch). */
-export interface KubeClient {
-  /** GETs `path`; resolves with status and body text. */
-  get(path: string, signal: AbortSignal): Promise<{ status: number; body: string }>;
-  /** GETs `path` and calls `onLine` with each line of the streamed body; resolves when the stream ends. */
-  stream(path: string, onLine: (line: string) => void, signal: AbortSignal): Promise<number>;
-}
-
-/** Options of {@link createKubeClient}. */
-export interface KubeClientOptions {
-  /** e.g. `https://10.96.0.1:443`. */
-  readonly baseUrl: string;
-  /** PEM of the cluster CA; undefined for plain HTTP (tests). */
-  readonly ca?: string | Buffer;
-  /** Bearer token file, re-read on every request (projected tokens rotate). */
-  readonly tokenFile?: string;
-  /** Milliseconds a plain GET may take. */
-  readonly timeoutMs?: number;
-}
-
-/** A {@link KubeClient} over node:http(s). */
-export function createKubeClient(opts: KubeClientOptions): KubeClient {
-  const base = new URL(opts.baseUrl);
-  const mod = base.protocol === 'https:' ? https : http;
-  const headers = (): Record<string, string> => {
-    const h: Record<string, string> = { Accept: 'application/json' };
-    if (opts.tokenFile) h.Authorization = `Bearer ${readFileSync(opts.tokenFile, 'utf8').trim()}`;
-    return h;
-  };
-  const open = (path: string, signal: AbortSignal, timeoutMs: number | undefined) =>
-    new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = mod.request(new URL(path, base), { method: 'GET', headers: headers(), ca: opts.ca, signal, timeout: timeoutMs }, resolve);
-      req.on('timeout', () => req.destroy(new InjectorError(InjectorErrorCodes.KUBE_API, `GET ${path}: timed out after ${timeoutMs} ms`)));
-      req.on('error', (err) => reject(new InjectorError(InjectorErrorCodes.KUBE_API, `GET ${base.origin}${path}`, { cause: err })));
-      req.end();
-    });
-  return {
-    async get(path, signal) {
-      const res = await open(path, signal, opts.timeoutMs ?? 5_000);
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
-      return { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') };
-    },
-    async stream(path, onLine, signal) {
-      const res = await open(path, signal, undefined);
-      let buf = '';
-      res.setEncoding('utf8');
-      for await (const chunk of res) {
-        buf += chunk as string;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line) onLine(line);
-        }
-      }
-      if (buf.trim()) onLine(buf.trim());
-      return res.statusCode ?? 0;
-    },
-  };
-}
-
-const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-
-/** A client for the API server the pod runs in, or undefined outside a cluster. */
-export function inClusterClient(env: NodeJS.ProcessEnv = process.env, saDir = SA_DIR): KubeClient | undefined {
-  const host = env.KUBERNETES_SERVICE_HOST;
-  const port = env.KUBERNETES_SERVICE_PORT ?? '443';
-  if (!host) return undefined;
-  let ca: Buffer;
-  try {
-    ca = readFileSync(`${saDir}/ca.crt`);
-    readFileSync(`${saDir}/token`);
-  } catch {
-    return undefined;
-  }
-  const h = host.includes(':') ? `[${host}]` : host;
-  return createKubeClient({ baseUrl: `https://${h}:${port}`, ca, tokenFile: `${saDir}/token` });
-}
-
 /** Options of {@link NamespaceWatchCache}. */
 export interface WatchCacheOptions {
-  readonly client: KubeClient;
+  readonly kubeConfig: KubeConfig;
   /** The namespace label naming the tenant. */
   readonly label: string;
   /** Called with problems worth logging. */
   readonly onError?: (message: string, err: unknown) => void;
+  /** Called after every namespace change the informer applies (the controller re-renders on it). */
+  readonly onChange?: (type: 'add' | 'update' | 'delete', namespace: V1Namespace) => void;
   /** Backoff after a failed list or watch, in ms (doubles up to 30 s). */
   readonly backoffMs?: number;
 }
@@ -174,95 +93,62 @@ interface NamespaceLabels {
   readonly allowOptOut: boolean;
 }
 
-/** Namespace labels from a list + watch, with a direct GET for a namespace not yet seen. */
+function labelsOf(ns: V1Namespace | undefined, label: string): NamespaceLabels {
+  const labels = ns?.metadata?.labels;
+  const v = labels?.[label];
+  return { tenant: typeof v === 'string' ? v : undefined, allowOptOut: labels?.[Keys.namespaceAllowOptOut] === InjectValues.namespaceAllowOptOut };
+}
+
+/**
+ * Namespace labels from a client-node informer on `/api/v1/namespaces`
+ * (list + watch, relist after 410 Gone, restarted after errors), with a
+ * direct GET for a namespace not seen yet. The controller reads the same
+ * informer ({@link NamespaceWatchCache.namespaces}).
+ */
 export class NamespaceWatchCache implements TenantResolver {
   readonly #opts: WatchCacheOptions;
-  readonly #labels = new Map<string, NamespaceLabels>();
-  readonly #stop = new AbortController();
-  #synced = false;
-  #loop: Promise<void> | undefined;
+  readonly #core: CoreV1Api;
+  readonly #running: RunningInformer<V1Namespace>;
+  #started = false;
 
   constructor(opts: WatchCacheOptions) {
     this.#opts = opts;
+    this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    this.#running = startInformer<V1Namespace>({
+      kubeConfig: opts.kubeConfig,
+      path: '/api/v1/namespaces',
+      list: () => this.#core.listNamespace(),
+      onChange: opts.onChange,
+      onError: (err) => opts.onError?.('namespace watch failed; retrying', err),
+      backoffMs: opts.backoffMs,
+      autoStart: false,
+    });
   }
 
-  /** Whether the initial list has completed. */
-  get synced(): boolean {
-    return this.#synced;
+  /** The namespace informer (its cache and state). */
+  get namespaces(): RunningInformer<V1Namespace> {
+    return this.#running;
   }
 
   /** Starts listing and watching in the background. */
   start(): void {
-    this.#loop ??= this.#run();
-  }
-
-  /** Resolves once the cache has synced, or after `timeoutMs`. */
-  async waitForSync(timeoutMs: number): Promise<boolean> {
-    const end = Date.now() + timeoutMs;
-    while (!this.#synced && Date.now() < end && !this.#stop.signal.aborted) await new Promise((r) => setTimeout(r, 20));
-    return this.#synced;
-  }
-
-  #record(ns: unknown): void {
-    const meta = obj(obj(ns)?.metadata);
-    const name = meta?.name;
-    if (typeof name !== 'string') return;
-    const labels = obj(meta?.labels);
-    const v = labels?.[this.#opts.label];
-    this.#labels.set(name, { tenant: typeof v === 'string' ? v : undefined, allowOptOut: labels?.[Keys.namespaceAllowOptOut] === InjectValues.namespaceAllowOptOut });
-  }
-
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal;
-    let backoff = this.#opts.backoffMs ?? 1_000;
-    while (!signal.aborted) {
-      try {
-        const list = await this.#opts.client.get('/api/v1/namespaces', signal);
-        if (list.status !== 200) throw new InjectorError(InjectorErrorCodes.KUBE_API, `listing namespaces: HTTP ${list.status}`);
-        const body = JSON.parse(list.body) as { items?: unknown[]; metadata?: { resourceVersion?: string } };
-        this.#labels.clear();
-        for (const ns of body.items ?? []) this.#record(ns);
-        this.#synced = true;
-        backoff = this.#opts.backoffMs ?? 1_000;
-        let rv = body.metadata?.resourceVersion ?? '';
-        let gone = false;
-        while (!signal.aborted && !gone) {
-          const q = `/api/v1/namespaces?watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=${encodeURIComponent(rv)}`;
-          const status = await this.#opts.client.stream(
-            q,
-            (line) => {
-              const ev = JSON.parse(line) as { type?: string; object?: JsonObject };
-              const meta = obj(ev.object?.metadata);
-              if (ev.type === 'ERROR') {
-                gone = true;
-                return;
-              }
-              if (typeof meta?.resourceVersion === 'string') rv = meta.resourceVersion;
-              if (ev.type === 'ADDED' || ev.type === 'MODIFIED') this.#record(ev.object);
-              else if (ev.type === 'DELETED' && typeof meta?.name === 'string') this.#labels.delete(meta.name);
-            },
-            signal,
-          );
-          if (status !== 200) gone = true;
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        this.#opts.onError?.('namespace watch failed; retrying', err);
-        await new Promise((r) => setTimeout(r, backoff).unref());
-        backoff = Math.min(backoff * 2, 30_000);
-      }
-    }
+    if (this.#started) return;
+    this.#started = true;
+    this.#running.start();
   }
 
   async resolve(namespace: string, signal: AbortSignal): Promise<TenantLookup> {
-    const known = this.#labels.get(namespace);
-    if (known) return this.#lookup(namespace, known);
-    const res = await this.#opts.client.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`, signal);
-    if (res.status === 404) return { tenant: namespace, source: 'namespace' };
-    if (res.status !== 200) throw new InjectorError(InjectorErrorCodes.KUBE_API, `getting namespace ${namespace}: HTTP ${res.status}`);
-    const ns = JSON.parse(res.body) as unknown;
-    this.#record(ns);
-    return this.#lookup(namespace, this.#labels.get(namespace) ?? { tenant: undefined, allowOptOut: false });
+    const known = this.#running.informer.get(namespace);
+    if (known) return this.#lookup(namespace, labelsOf(known, this.#opts.label));
+    let ns: V1Namespace;
+    try {
+      ns = await this.#core.readNamespace({ name: namespace });
+    } catch (err) {
+      if (apiStatus(err) === 404) return { tenant: namespace, source: 'namespace' };
+      throw new InjectorError(InjectorErrorCodes.KUBE_API, `getting namespace ${namespace}`, { cause: err });
+    }
+    signal.throwIfAborted();
+    return this.#lookup(namespace, labelsOf(ns, this.#opts.label));
   }
 
   #lookup(namespace: string, { tenant: label, allowOptOut }: NamespaceLabels): TenantLookup {
@@ -274,6 +160,6 @@ export class NamespaceWatchCache implements TenantResolver {
   }
 
   close(): void {
-    this.#stop.abort();
+    void this.#running.stop();
   }
 }

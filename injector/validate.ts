@@ -1,11 +1,13 @@
 /**
- * The validating webhook's verdict on one pod, after every mutating webhook
+ * The validating webhook's verdicts. On one pod, after every mutating webhook
  * has run: on CREATE the injection must be there and exact (the same
  * comparison as the mutating webhook's: a pass of {@link mutatePod} over the
  * pod would change nothing in its spec) and the tenant label must name the
  * pod's tenant; on UPDATE the sidecar container (image included) and its
  * volumes, the DNS settings and the tenant label cannot change. Ephemeral
- * containers are not looked at (`kubectl debug` stays possible). Pure: no I/O.
+ * containers are not looked at (`kubectl debug` stays possible). On a write
+ * of one of the two policy ConfigMaps the controller renders: allowed only to
+ * the controller (and, for delete, to `renderedConfigMapDeleters`). Pure: no I/O.
  */
 import { containerDifferences, equalPruned, formatDifferences, volumeDifferences } from './compare.ts';
 import type { InjectorConfig } from './config-schema.ts';
@@ -101,4 +103,40 @@ export function validatePodAdmission(pod: unknown, ctx: ValidateContext): Verdic
   if (ctx.operation === 'CREATE') return onCreate(pod, ctx);
   if (ctx.operation === 'UPDATE') return onUpdate(pod, ctx.oldObject);
   return allow(SkipReasons.operation);
+}
+
+/** The names of the two ConfigMaps the controller renders into every injected namespace: the platform layer's, the tenant layer's. */
+export function renderedConfigMapNames(config: Pick<InjectorConfig, 'platformPolicyConfigMap' | 'tenantPolicyConfigMap'>): readonly [string, string] {
+  return [config.platformPolicyConfigMap, config.tenantPolicyConfigMap];
+}
+
+/** What {@link validateConfigMapAdmission} needs: who writes which ConfigMap, and how. */
+export interface ConfigMapWrite {
+  readonly namespace: string;
+  readonly name: string;
+  /** CREATE, UPDATE or DELETE. */
+  readonly operation: string;
+  /** `request.userInfo.username` as the API server authenticated it. */
+  readonly username: string;
+  readonly config: Pick<InjectorConfig, 'platformPolicyConfigMap' | 'tenantPolicyConfigMap' | 'controllerUsername' | 'renderedConfigMapDeleters' | 'excludedNamespaces'>;
+}
+
+/**
+ * Validates a write of a ConfigMap: one of the rendered policy ConfigMaps may
+ * be created, updated or deleted only by the controller's user
+ * (`controllerUsername`), and deleted also by `renderedConfigMapDeleters`;
+ * other ConfigMaps, and namespaces never injected, pass. Pure.
+ */
+export function validateConfigMapAdmission(w: ConfigMapWrite): Verdict {
+  const { config } = w;
+  if (!renderedConfigMapNames(config).includes(w.name)) return allow(SkipReasons.notRendered);
+  if (config.excludedNamespaces.includes(w.namespace)) return allow(SkipReasons.excludedNamespace);
+  if (w.username === config.controllerUsername) return allow('none');
+  const deleters = w.operation === 'DELETE' ? config.renderedConfigMapDeleters : [];
+  if (deleters.includes(w.username)) return allow('none');
+  const who = [`${config.controllerUsername} may create, update or delete it`, ...(config.renderedConfigMapDeleters.length > 0 ? [`${config.renderedConfigMapDeleters.join(', ')} may delete it`] : [])].join('; ');
+  return refuse(
+    DenyReasons.renderedConfig,
+    `ConfigMap ${w.namespace}/${w.name} is rendered by the tenant-dns controller from the DNSPolicy and ClusterDNSPolicy objects (change those instead); ${w.operation} by ${w.username || 'an unnamed user'} refused: only ${who}`,
+  );
 }

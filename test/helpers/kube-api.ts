@@ -13,16 +13,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { stringify as toYaml } from 'yaml';
+import { parseAllDocuments, stringify as toYaml } from 'yaml';
 import { obj, type JsonObject } from '../../injector/json.ts';
 import { makeTestPki } from './k8s-certs.ts';
 import { handleRest, sendError, type AdmissionHook, type RestContext } from './kube-api/http.ts';
 import type { ResourceType } from './kube-api/resources.ts';
 import { ApiError, badRequest, reasonFor, unauthorized } from './kube-api/status.ts';
-import { Store } from './kube-api/store.ts';
+import { Store, storageKey, type StoreWatcher } from './kube-api/store.ts';
 import type { ActiveWatch } from './kube-api/watch.ts';
 
 export type { AdmissionHook, AdmissionRequest, AdmissionVerdict } from './kube-api/http.ts';
+export { NAMESPACE_CONTROLLER } from './kube-api/http.ts';
+export { admissionReview, webhookAdmission, type WebhookOptions } from './kube-api/webhook.ts';
 
 /** Options of {@link startKubeApi}. */
 export interface KubeApiOptions {
@@ -32,6 +34,11 @@ export interface KubeApiOptions {
   readonly bookmarkIntervalMs?: number;
   /** Namespaces to create besides default, kube-system, kube-public and kube-node-lease. */
   readonly namespaces?: readonly string[];
+  /**
+   * How many changes the watch history keeps (default 10000); when it overflows the oldest are compacted away,
+   * as a real server's watch cache window moves, so a watch from before them gets 410 Gone.
+   */
+  readonly historyLimit?: number;
 }
 
 /** One request the server answered, for assertions on what a client sent. */
@@ -55,14 +62,17 @@ export interface FailureRule {
   readonly path?: string | RegExp;
   /** HTTP status to answer (default 500); the Status reason follows the code. */
   readonly code?: number;
+  /** Sends `Retry-After` and details.retryAfterSeconds, as kube-apiserver does with 429 from API Priority and Fairness. */
+  readonly retryAfterSeconds?: number;
 }
 
 /** A running stand-in API server. */
 export interface KubeApi {
   /** `https://127.0.0.1:PORT`. */
   readonly url: string;
-  /** The test CA certificate (PEM) the server's certificate chains to, and its file. */
+  /** The test CA certificate (PEM) the server's certificate chains to. */
   readonly ca: Buffer;
+  /** The file holding `ca`. */
   readonly caFile: string;
   /** A kubeconfig for the default user (options.user, else `admin`). */
   readonly kubeconfigPath: string;
@@ -81,7 +91,8 @@ export interface KubeApi {
   /** Stored objects of a resource (all namespaces when `namespace` is absent), sorted by namespace and name. */
   list(resource: string, namespace?: string): JsonObject[];
   /**
-   * Creates or replaces an object by its apiVersion and kind without HTTP,
+   * Creates or replaces an object by its apiVersion and kind (a namespaced
+   * object without a namespace goes to `default`) without HTTP,
    * authentication, admission or conflict checks; validation still applies,
    * with unknown fields an error (fieldValidation Strict), and `status` is
    * written too, also for resources with the status subresource. Watches see
@@ -90,6 +101,18 @@ export interface KubeApi {
   put(object: JsonObject): JsonObject;
   /** Deletes an object without HTTP; true when it existed. */
   remove(resource: string, name: string, namespace?: string): boolean;
+  /**
+   * Puts every document of a YAML stream (e.g. deploy/crds/*.yaml read as text), in order, as {@link put}
+   * does; empty documents are skipped. Returns the stored objects.
+   */
+  putYaml(text: string): JsonObject[];
+  /**
+   * Resolves with the first result of `check` that is neither undefined nor false, given the stored objects
+   * of `resource` (all namespaces): checked now and after every change to that resource, so a test waits on
+   * the write it expects (a controller's ConfigMap, a status condition) instead of a time window. Rejects
+   * after `timeoutMs` (default 10000) with the last objects seen.
+   */
+  waitFor<T>(resource: string, check: (objects: JsonObject[]) => T | undefined | false, timeoutMs?: number): Promise<T>;
   /** The current resourceVersion (the global counter). */
   resourceVersion(): string;
   /** Drops the change history: a watch from an older resourceVersion gets an ERROR event with a 410 Status. */
@@ -98,7 +121,7 @@ export interface KubeApi {
   dropWatches(abrupt?: boolean): number;
   /** Sends a BOOKMARK now to every open watch that asked for bookmarks; returns how many got one. */
   bookmark(): number;
-  /** Paths of the watches open now. */
+  /** Paths (without query) of the watches open now. */
   openWatches(): string[];
   /** Answers the next `count` requests matching `rule` with an error Status instead of serving them. */
   failNext(count: number, rule?: FailureRule): void;
@@ -122,7 +145,7 @@ function matchesRule(rule: FailureRule, method: string, url: string): boolean {
 /** Starts a stand-in API server on 127.0.0.1 (a free port); close it in t.after. */
 export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> {
   const pki = makeTestPki(['localhost']);
-  const store = new Store();
+  const store = new Store(opts.historyLimit);
   for (const ns of opts.namespaces ?? []) store.create(store.type('', 'v1', 'namespaces')!, undefined, { metadata: { name: ns } });
   const tokens = new Map<string, string>();
   const users = new Map<string, string>();
@@ -166,7 +189,8 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
     if (failure) {
       failure.remaining--;
       const code = failure.rule.code ?? 500;
-      return fail(new ApiError(code, reasonFor(code), `injected failure (${code}) for ${method} ${url}`));
+      const retry = failure.rule.retryAfterSeconds;
+      return fail(new ApiError(code, reasonFor(code), `injected failure (${code}) for ${method} ${url}`, retry === undefined ? undefined : { retryAfterSeconds: retry }));
     }
     handleRest(ctx, req, res, user).then(() => record(res.statusCode), fail);
   });
@@ -186,7 +210,7 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
   const kubeconfigFor = (username: string): string => {
     const existing = kubeconfigs.get(username);
     if (existing) return existing;
-    const file = join(pki.dir, `kubeconfig-${username.replace(/[^\w.-]/g, '_')}.yaml`);
+    const file = join(pki.dir, `kubeconfig-${kubeconfigs.size}-${username.replace(/[^\w.-]/g, '_')}.yaml`);
     const context = `${username}@stand-in`;
     writeFileSync(file, toYaml({
       apiVersion: 'v1', kind: 'Config',
@@ -206,7 +230,7 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
   };
   const user = opts.user ?? 'admin';
 
-  return {
+  const api: KubeApi = {
     url,
     ca: pki.ca,
     caFile: pki.caFile,
@@ -236,6 +260,47 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
       store.delete(rt, namespace, name);
       return true;
     },
+    putYaml: (text) => parseAllDocuments(text).map((d) => d.toJS() as unknown).filter((d) => obj(d)).map((d) => api.put(d as JsonObject)),
+    waitFor: <T>(resource: string, check: (objects: JsonObject[]) => T | undefined | false, timeoutMs = 10_000) => {
+      const rt = resolve(resource);
+      return new Promise<T>((done, fail) => {
+        const evaluate = (): boolean => {
+          const result = check(store.list(rt));
+          if (result === undefined || result === false) return false;
+          finish();
+          done(result);
+          return true;
+        };
+        const watcher: StoreWatcher = {
+          storage: storageKey(rt),
+          onChange: () => {
+            try {
+              evaluate();
+            } catch (e) {
+              finish();
+              fail(e);
+            }
+          },
+          onGone: () => {},
+        };
+        const timer = setTimeout(() => {
+          finish();
+          fail(new Error(`waitFor ${resource}: not satisfied within ${timeoutMs} ms; objects: ${JSON.stringify(store.list(rt))}`));
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          store.watchers.delete(watcher);
+        };
+        try {
+          if (evaluate()) return;
+        } catch (e) {
+          finish();
+          fail(e);
+          return;
+        }
+        store.watchers.add(watcher);
+      });
+    },
     resourceVersion: () => String(store.rv),
     compact: () => store.compact(),
     dropWatches: (abrupt = false) => {
@@ -259,4 +324,5 @@ export async function startKubeApi(opts: KubeApiOptions = {}): Promise<KubeApi> 
       pki.cleanup();
     },
   };
+  return api;
 }

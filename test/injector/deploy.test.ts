@@ -18,8 +18,9 @@ import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseInjectorConfigYaml } from '../../injector/config.ts';
-import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
+import { CONTROLLER_LEASE_NAME, Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
 import { WEBHOOK_PATHS } from '../../injector/server.ts';
+import { renderedConfigMapNames } from '../../injector/validate.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -57,6 +58,8 @@ test('deploy: the base renders and every object is schema-valid', { skip: NO_KUB
     'NetworkPolicy',
     'PodDisruptionBudget',
     'PriorityClass',
+    'Role',
+    'RoleBinding',
     'Service',
     'ServiceAccount',
     'ValidatingWebhookConfiguration',
@@ -103,11 +106,31 @@ test('deploy: the injector Deployment is highly available, probed and restricted
   const config = parseInjectorConfigYaml(cm.data[arg('--config')!.split('/').pop()!], 'deploy/base/config.yaml');
   assert.equal(config.image.split(':')[0], c.image.split(':')[0], 'the sidecar and injector come from one image');
   assert.equal(vols.tls.secret.secretName, 'tenant-dns-injector-tls');
-  // RBAC: the namespace watch cache needs get/list/watch on namespaces, nothing else.
+  // RBAC: namespaces for the tenant lookup; the controller reads the policy objects, writes their status and the
+  // rendered ConfigMaps (no delete, no Secrets), and elects its leader with one Lease in its own namespace.
   const role = find(objs, 'ClusterRole');
-  assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }]);
+  assert.deepEqual(role.rules, [
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+    { apiGroups: ['tenant-dns.io'], resources: ['dnspolicies', 'clusterdnspolicies'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['tenant-dns.io'], resources: ['dnspolicies/status', 'clusterdnspolicies/status'], verbs: ['update', 'patch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ]);
   const binding = find(objs, 'ClusterRoleBinding');
   assert.deepEqual(binding.subjects[0], { kind: 'ServiceAccount', name: pod.spec.serviceAccountName, namespace: 'tenant-dns-system' });
+  const lease = find(objs, 'Role', 'tenant-dns-injector-leader-election');
+  assert.equal(lease.metadata.namespace, 'tenant-dns-system');
+  assert.deepEqual(lease.rules, [
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [CONTROLLER_LEASE_NAME], verbs: ['get', 'update'] },
+  ]);
+  assert.deepEqual(find(objs, 'RoleBinding').roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: lease.metadata.name });
+  assert.deepEqual(find(objs, 'RoleBinding').subjects, [binding.subjects[0]]);
+  // The controller's user as the webhook sees it is this ServiceAccount; it knows its pod and namespace.
+  assert.equal(config.controllerUsername, `system:serviceaccount:${dep.metadata.namespace}:${pod.spec.serviceAccountName}`);
+  assert.ok(c.args.includes('--controller=true'));
+  const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+  assert.deepEqual([env.POD_NAME, env.POD_NAMESPACE], ['metadata.name', 'metadata.namespace']);
 });
 
 test('deploy: the injector accepts connections on its HTTPS port only, from any source', { skip: NO_KUBECTL }, () => {
@@ -191,13 +214,35 @@ test('deploy: the validating webhook checks CREATE and UPDATE of the same pods, 
   const objs = render(DEPLOY);
   const config = find(objs, 'ValidatingWebhookConfiguration');
   const mutating = find(objs, 'MutatingWebhookConfiguration');
-  assert.equal(config.webhooks.length, 1);
+  assert.deepEqual(config.webhooks.map((w: any) => w.name), ['validate.tenant-dns.io', 'configmaps.validate.tenant-dns.io']);
   const hook = config.webhooks[0];
   checkWebhook(objs, hook, '/validate');
   // pods only: pods/ephemeralcontainers (kubectl debug) and pods/status are other resources.
   assert.deepEqual(hook.rules, [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
   assert.deepEqual(hook.namespaceSelector, mutating.webhooks[0].namespaceSelector);
   assert.equal(hook.failurePolicy, 'Fail', 'a pod that cannot be validated is not admitted');
+});
+
+test('deploy: the validating webhook sees writes of the two rendered policy ConfigMaps only, by name', { skip: NO_KUBECTL }, () => {
+  const objs = render(DEPLOY);
+  const config = find(objs, 'ValidatingWebhookConfiguration');
+  const [pods, hook] = config.webhooks;
+  assert.deepEqual(hook.rules, [{ operations: ['CREATE', 'UPDATE', 'DELETE'], apiGroups: [''], apiVersions: ['v1'], resources: ['configmaps'], scope: 'Namespaced' }]);
+  assert.deepEqual(hook.namespaceSelector, pods.namespaceSelector, 'the same (injected) namespaces');
+  assert.deepEqual({ ...hook.clientConfig, caBundle: undefined }, { ...pods.clientConfig, caBundle: undefined }, 'served by the same /validate');
+  assert.equal(hook.failurePolicy, 'Fail', 'nobody rewrites rendered policy while the injector cannot check who it is');
+  assert.equal(hook.objectSelector, undefined, 'labels are the writer\'s to set; the name is what counts');
+  // The names in the condition are the ones the injector protects with the shipped config (both branches).
+  const cm = find(objs, 'ConfigMap');
+  const injector = parseInjectorConfigYaml(Object.values(cm.data)[0] as string, 'deploy/base/config.yaml');
+  const [condition] = hook.matchConditions;
+  const [onDelete, onWrite] = condition.expression.split(/\s:\s/);
+  assert.match(onDelete, /^request\.operation == 'DELETE'\s*\?.*oldObject\.metadata\.name in \[/, 'DELETE carries no object: the old one is named');
+  assert.match(onWrite, /object\.metadata\.name in \[/);
+  assert.doesNotMatch(onWrite, /oldObject/);
+  const listed = (branch: string) => /in \[([^\]]*)\]/.exec(branch)![1].split(',').map((n) => n.trim().replace(/^'|'$/g, ''));
+  assert.deepEqual(listed(onDelete), [...renderedConfigMapNames(injector)]);
+  assert.deepEqual(listed(onWrite), [...renderedConfigMapNames(injector)]);
 });
 
 test('deploy: failurePolicy is set in exactly one place', () => {

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type { TestContext } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { createInjectorMetrics } from '../../injector/metrics.ts';
@@ -222,4 +223,47 @@ export async function startTestInjector(t: TestContext, opts: TestInjectorOption
   });
   t.after(() => server.close(100));
   return { pki, server, port: server.address.port, registry };
+}
+
+/** A client-node KubeConfig for an API server at `server` (plain HTTP fakes included), with a bearer token. */
+export function kubeConfigAt(server: string, token = 'test-token'): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server, skipTLSVerify: true }],
+    users: [{ name: 'test', token }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
+    currentContext: 'test',
+  });
+  return kc;
+}
+
+/** An AdmissionReview for a ConfigMap write by `username`, as the API server sends it (the namespace: the object's, else team-a). */
+export function configMapReview(
+  operation: 'CREATE' | 'UPDATE' | 'DELETE',
+  username: string,
+  object: Record<string, any> | null,
+  oldObject: Record<string, any> | null,
+  opts: { dryRun?: boolean } = {},
+): Record<string, any> {
+  const meta = (object ?? oldObject)!.metadata;
+  const options = { CREATE: 'CreateOptions', UPDATE: 'UpdateOptions', DELETE: 'DeleteOptions' }[operation];
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: randomUUID(),
+      kind: { group: '', version: 'v1', kind: 'ConfigMap' },
+      resource: { group: '', version: 'v1', resource: 'configmaps' },
+      requestKind: { group: '', version: 'v1', kind: 'ConfigMap' },
+      requestResource: { group: '', version: 'v1', resource: 'configmaps' },
+      name: meta.name,
+      namespace: meta.namespace ?? 'team-a',
+      operation,
+      userInfo: { username, uid: randomUUID(), groups: ['system:authenticated'] },
+      object,
+      oldObject,
+      dryRun: opts.dryRun ?? false,
+      options: { kind: options, apiVersion: 'meta.k8s.io/v1' },
+    },
+  };
 }

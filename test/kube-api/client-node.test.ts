@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import {
-  ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy,
-  setHeaderOptions, V1MicroTime, Watch, type KubernetesObject, type V1ConfigMap,
+  ApiException, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, PatchStrategy,
+  setHeaderOptions, V1MicroTime, Watch, type KubernetesObject, type V1ConfigMap, type V1Namespace,
 } from '@kubernetes/client-node';
 import { Agent, fetch } from 'undici';
-import { startKubeApi, type KubeApi } from '../helpers/kube-api.ts';
+import { startKubeApi, type KubeApi, type KubeApiOptions } from '../helpers/kube-api.ts';
 
 const CRD = {
   apiVersion: 'apiextensions.k8s.io/v1',
@@ -37,8 +37,8 @@ const CRD = {
   },
 };
 
-async function start(t: TestContext): Promise<{ api: KubeApi; kc: KubeConfig }> {
-  const api = await startKubeApi();
+async function start(t: TestContext, opts?: KubeApiOptions): Promise<{ api: KubeApi; kc: KubeConfig }> {
+  const api = await startKubeApi(opts);
   t.after(() => api.close());
   const kc = new KubeConfig();
   kc.loadFromFile(api.kubeconfigPath);
@@ -247,6 +247,8 @@ test('kube-api: Leases are created and replaced with MicroTime stamps; a millise
   const millis = await statusOf(coord.replaceNamespacedLease({ namespace: 'default', name: 'leader', body: { ...taken, spec: { ...taken.spec, renewTime: new Date() } } }));
   assert.equal(millis.code, 400);
   assert.match(String(millis.message), /as "2006-01-02T15:04:05.000000Z07:00"/);
+  const zero = await statusOf(coord.replaceNamespacedLease({ namespace: 'default', name: 'leader', body: { ...taken, spec: { ...taken.spec, leaseDurationSeconds: 0 } } }));
+  assert.equal(zero.message, 'Lease.coordination.k8s.io "leader" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0');
 });
 
 test('kube-api: list selects by label and field and pages with limit and continue; an expired continue is 410', { timeout: 30_000 }, async (t) => {
@@ -274,6 +276,10 @@ test('kube-api: injected failures answer the next matching requests with a Statu
   const failed = await statusOf(core.listNamespacedConfigMap({ namespace: 'default' }));
   assert.deepEqual([failed.code, failed.reason], [503, 'ServiceUnavailable']);
   assert.deepEqual((await core.listNamespacedConfigMap({ namespace: 'default' })).items, []);
+  api.failNext(1, { path: '/configmaps', code: 429, retryAfterSeconds: 1 });
+  const throttled = await fetch(`${api.url}/api/v1/namespaces/default/configmaps`, { headers: { authorization: `Bearer ${api.token}` }, dispatcher: new Agent({ connect: { ca: api.ca } }) });
+  assert.deepEqual([throttled.status, throttled.headers.get('retry-after')], [429, '1']);
+  assert.deepEqual(((await throttled.json()) as { reason: string; details: unknown }).details, { retryAfterSeconds: 1 });
 });
 
 test('kube-api: an admission hook sees who writes what and can deny it', { timeout: 30_000 }, async (t) => {
@@ -304,4 +310,150 @@ test('kube-api: custom objects are pruned, defaulted and checked against the CRD
   const tooSmall = await statusOf(custom.patchNamespacedCustomObject({ ...ref, name: 'w', body: { spec: { size: 0 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)));
   assert.match(String(tooSmall.message), /spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1/);
   assert.equal((api.get('widgets', 'w', 'default')?.spec as { size: number }).size, 2, 'a rejected patch changes nothing');
+});
+
+test('kube-api: a label-selected informer sees an object arrive and leave as its labels change', { timeout: 30_000 }, async (t) => {
+  const { kc } = await start(t);
+  const core = kc.makeApiClient(CoreV1Api);
+  const selector = 'app.kubernetes.io/managed-by=tenant-dns-controller';
+  const informer = makeInformer(kc, '/api/v1/configmaps', () => core.listConfigMapForAllNamespaces({ labelSelector: selector }), selector);
+  const seen: string[] = [];
+  informer.on('add', (o) => seen.push(`add ${o.metadata?.name}`));
+  informer.on('delete', (o) => seen.push(`delete ${o.metadata?.name}`));
+  await informer.start();
+  t.after(() => informer.stop());
+  await core.createNamespacedConfigMap({ namespace: 'default', body: configMap('c', {}) });
+  const label = (v: string | null) => core.patchNamespacedConfigMap({ namespace: 'default', name: 'c', body: { metadata: { labels: { 'app.kubernetes.io/managed-by': v } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await label('tenant-dns-controller');
+  await until(informer, () => seen.length === 1);
+  await label(null);
+  await until(informer, () => seen.length === 2);
+  assert.deepEqual(seen, ['add c', 'delete c']);
+  assert.deepEqual(informer.list(), []);
+});
+
+test('kube-api: an abruptly dropped watch is an error to the informer, which then needs a restart', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  const core = kc.makeApiClient(CoreV1Api);
+  const informer = makeInformer(kc, '/api/v1/namespaces/default/configmaps', () => core.listNamespacedConfigMap({ namespace: 'default' }));
+  const failed = new Promise<unknown>((resolve) => informer.on('error', resolve));
+  await informer.start();
+  t.after(() => informer.stop());
+  while (api.openWatches().length < 1) await once(api.events, 'watch');
+  assert.equal(api.dropWatches(true), 1);
+  assert.ok(await failed);
+  await core.createNamespacedConfigMap({ namespace: 'default', body: configMap('later', {}) });
+  await informer.start();
+  await until(informer, () => informer.get('later', 'default') !== undefined);
+});
+
+test('kube-api: bookmarks also come on their own every bookmarkIntervalMs', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t, { bookmarkIntervalMs: 20 });
+  const rv = api.resourceVersion();
+  let req: AbortController | undefined;
+  const bookmark = await new Promise<string>((resolve) => {
+    void new Watch(kc).watch('/api/v1/namespaces', { allowWatchBookmarks: true, resourceVersion: rv }, (type, o) => {
+      if (type === 'BOOKMARK') resolve(o.metadata.resourceVersion);
+    }, () => {}).then((r) => (req = r));
+  });
+  req?.abort();
+  assert.equal(bookmark, rv);
+});
+
+test('kube-api: when the history window overflows, a watch from before it gets 410 while a recent one replays', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t, { historyLimit: 3 });
+  const old = api.resourceVersion();
+  for (let i = 0; i < 5; i++) api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${i}`, namespace: 'default' } });
+  const recent = String(Number(api.resourceVersion()) - 2);
+  const watchFrom = (rv: string, until: (type: string) => boolean) => new Promise<string[]>((resolve) => {
+    const types: string[] = [];
+    let req: AbortController | undefined;
+    void new Watch(kc).watch('/api/v1/namespaces/default/configmaps', { resourceVersion: rv }, (type, o) => {
+      types.push(`${type} ${o.metadata?.name ?? o.code}`);
+      if (until(type)) {
+        req?.abort();
+        resolve(types);
+      }
+    }, () => resolve(types)).then((r) => (req = r));
+  });
+  assert.deepEqual(await watchFrom(old, () => false), ['ERROR 410']);
+  let n = 0;
+  assert.deepEqual(await watchFrom(recent, () => ++n === 2), ['ADDED c3', 'ADDED c4']);
+});
+
+test('kube-api: deleting a CRD removes its objects (watchers see DELETED, then their watch ends) and its resource; generateName and deletecollection work', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  api.put(CRD);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ref = { group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets' };
+  const made = await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { generateName: 'w-', labels: { batch: '1' } }, spec: {} } });
+  assert.match(made.metadata.name, /^w-[a-z0-9]{5}$/);
+  await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'keep' }, spec: {} } });
+  await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'other', labels: { batch: '1' } }, spec: {} } });
+  await custom.deleteCollectionNamespacedCustomObject({ ...ref, labelSelector: 'batch=1' });
+  assert.deepEqual(api.list('widgets').map((o) => (o.metadata as { name: string }).name), ['keep']);
+  const events: string[] = [];
+  const ended = new Promise<string[]>((resolve) => {
+    void new Watch(kc).watch('/apis/example.test/v1/widgets', { resourceVersion: api.resourceVersion() }, (type, o) => {
+      events.push(`${type} ${o.metadata.name}`);
+    }, () => resolve(events)).then((r) => t.after(() => r.abort()));
+  });
+  while (api.openWatches().length < 1) await once(api.events, 'watch');
+  await kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: 'widgets.example.test' });
+  assert.deepEqual(await ended, ['DELETED keep'], 'watchers see the objects go, then the watch ends');
+  const gone = await statusOf(custom.listNamespacedCustomObject(ref));
+  assert.deepEqual([gone.code, gone.message], [404, 'the server could not find the requested resource']);
+});
+
+test('kube-api: server-side apply removes what a manager stops applying and reports conflicts between managers', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  const core = kc.makeApiClient(CoreV1Api);
+  const ssa = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+  const apply = (manager: string, data: Record<string, string>, force = false) => core.patchNamespacedConfigMap({
+    namespace: 'default', name: 'c', fieldManager: manager, force, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'default' }, data },
+  }, ssa);
+  await apply('renderer', { a: '1', b: '2' });
+  await apply('renderer', { a: '1' });
+  assert.deepEqual(api.get('configmaps', 'c', 'default')?.data, { a: '1' }, 'b was dropped by the manager that owned it');
+  const conflict = await statusOf(apply('intruder', { a: '9' }));
+  assert.deepEqual([conflict.code, conflict.reason, conflict.message], [409, 'Conflict', 'Apply failed with 1 conflict: conflict with "renderer" using v1: .data.a']);
+  await apply('intruder', { a: '9' }, true);
+  assert.deepEqual(api.get('configmaps', 'c', 'default')?.data, { a: '9' });
+  assert.equal((await statusOf(apply('renderer', { a: '1' }))).code, 409, 'the forced field now belongs to the intruder');
+  const missing = await statusOf(core.patchNamespacedConfigMap({ namespace: 'default', name: 'c', body: { data: {} } }, ssa));
+  assert.deepEqual([missing.code, missing.message], [422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch']);
+});
+
+test('kube-api: deleting a namespace deletes its objects as the namespace controller, through admission; a denial leaves it Terminating', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t, { namespaces: ['shop', 'stuck'] });
+  const core = kc.makeApiClient(CoreV1Api);
+  for (const ns of ['shop', 'stuck']) await core.createNamespacedConfigMap({ namespace: ns, body: configMap('tenant-dns-platform', {}) });
+  const deleters: string[] = [];
+  api.setAdmission((r) => {
+    if (r.operation !== 'DELETE' || r.resource !== 'configmaps') return undefined;
+    deleters.push(`${r.user} ${r.namespace}/${r.name}`);
+    return r.namespace === 'stuck' ? { allowed: false, message: 'no' } : undefined;
+  });
+  await core.deleteNamespace({ name: 'shop' });
+  assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop')], [undefined, []]);
+  const terminating = (await core.deleteNamespace({ name: 'stuck' })) as unknown as V1Namespace;
+  assert.equal(terminating.status?.phase, 'Terminating', 'the answer is the Namespace, as kube-apiserver sends (client-node types it as a Status)');
+  assert.deepEqual(deleters, ['system:serviceaccount:kube-system:namespace-controller shop/tenant-dns-platform', 'system:serviceaccount:kube-system:namespace-controller stuck/tenant-dns-platform']);
+  const refused = await statusOf(core.createNamespacedConfigMap({ namespace: 'stuck', body: configMap('new', {}) }));
+  assert.deepEqual([refused.code, refused.message], [403, 'configmaps "new" is forbidden: unable to create new content in namespace stuck because it is being terminated']);
+  api.setAdmission(undefined);
+  await core.deleteNamespace({ name: 'stuck' });
+  assert.equal(api.get('namespaces', 'stuck'), undefined);
+});
+
+test('kube-api: putYaml loads a YAML stream in order, and waitFor resolves on the write a test expects', { timeout: 30_000 }, async (t) => {
+  const { api, kc } = await start(t);
+  const stored = api.putYaml(`${JSON.stringify(CRD)}\n---\n# a comment-only document is skipped\n---\napiVersion: example.test/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\nspec: {size: 1}\n`);
+  assert.deepEqual(stored.map((o) => o.kind), ['CustomResourceDefinition', 'Widget']);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ready = api.waitFor('widgets', (objects) => objects.find((o) => (o.status as { ready?: boolean } | undefined)?.ready === true));
+  const current = await custom.getNamespacedCustomObject({ group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets', name: 'w' });
+  await custom.replaceNamespacedCustomObjectStatus({ group: 'example.test', version: 'v1', namespace: 'default', plural: 'widgets', name: 'w', body: { ...current, status: { ready: true } } });
+  assert.equal(((await ready).metadata as { name: string }).name, 'w');
+  await assert.rejects(api.waitFor('configmaps', () => false, 50), /waitFor configmaps: not satisfied within 50 ms/);
 });

@@ -6,13 +6,17 @@
  * runs with its own HOME and only the stand-in's kubeconfig.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { startKubeApi, type KubeApi } from '../helpers/kube-api.ts';
+import { makeTestPki } from '../helpers/k8s-certs.ts';
+import { startKubeApi, webhookAdmission, type KubeApi } from '../helpers/kube-api.ts';
 
 const KUBECTL = '/usr/bin/kubectl';
 const skip = existsSync(KUBECTL) ? false : 'kubectl is not installed (/usr/bin/kubectl)';
@@ -51,6 +55,8 @@ spec:
 interface Kubectl {
   (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   readonly dir: string;
+  /** Starts a long-running kubectl (killed when the test ends); `lines(n)` resolves with the first n stdout lines. */
+  stream(...args: string[]): { lines(n: number): Promise<string[]> };
 }
 
 async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }> {
@@ -64,7 +70,29 @@ async function setup(t: TestContext): Promise<{ api: KubeApi; kubectl: Kubectl }
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   })) as Kubectl;
-  Object.assign(kubectl, { dir });
+  const stream = (...args: string[]) => {
+    const child = spawn(KUBECTL, ['--kubeconfig', api.kubeconfigPath, ...args], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill());
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return {
+      lines: (n: number) => new Promise<string[]>((resolve, reject) => {
+        const check = () => {
+          const lines = out.split('\n').slice(0, -1);
+          if (lines.length < n) return false;
+          child.stdout.off('data', check);
+          resolve(lines.slice(0, n));
+          return true;
+        };
+        if (check()) return;
+        child.stdout.on('data', check);
+        child.once('exit', (code) => reject(new Error(`kubectl exited (${code}) before ${n} lines: ${out}${stderr}`)));
+      }),
+    };
+  };
+  Object.assign(kubectl, { dir, stream });
   return { api, kubectl };
 }
 
@@ -142,4 +170,105 @@ test('kube-api kubectl: apply reports an unknown field (strict server-side valid
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /The Gadget "w" is invalid: spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"/);
   assert.deepEqual(api.list('gadgets'), []);
+});
+
+test('kube-api kubectl: get -w prints a Table row for each watch event', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  api.put({ apiVersion: 'example.test/v1alpha1', kind: 'Gadget', metadata: { name: 'g', namespace: 'team-a' }, spec: { size: 1 } });
+  const watch = kubectl.stream('get', 'gadgets', '-n', 'team-a', '-w', '--output-watch-events');
+  await watch.lines(2);
+  while (!api.openWatches().some((p) => p.includes('/gadgets'))) await once(api.events, 'watch');
+  api.put({ apiVersion: 'example.test/v1alpha1', kind: 'Gadget', metadata: { name: 'g', namespace: 'team-a' }, spec: { size: 7 }, status: { conditions: [{ type: 'Accepted', status: 'False' }] } });
+  api.remove('gadgets', 'g', 'team-a');
+  const rows = (await watch.lines(5)).map((l) => l.trim().split(/\s+/));
+  assert.deepEqual(rows[0], ['EVENT', 'NAME', 'SIZE', 'ACCEPTED', 'AGE']);
+  assert.deepEqual(rows.slice(1).map((r) => r.slice(0, 3)), [['ADDED', 'g', '1'], ['MODIFIED', 'g', '7'], ['MODIFIED', 'g', '7'], ['DELETED', 'g', '7']]);
+  assert.equal(rows[3][3], 'False');
+});
+
+test('kube-api kubectl: create namespace, configmap, secret and serviceaccount (protobuf bodies), label, and a namespace delete that takes its objects', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('create', 'namespace', 'shop'));
+  await ok(kubectl('label', 'namespace', 'shop', 'tenant-dns.io/inject=enabled'));
+  const ns = api.get('namespaces', 'shop') as { metadata: { labels: Record<string, string> } };
+  assert.deepEqual(ns.metadata.labels, { 'kubernetes.io/metadata.name': 'shop', 'tenant-dns.io/inject': 'enabled' });
+  await ok(kubectl('-n', 'shop', 'create', 'configmap', 'p', '--from-literal=policy.yaml=spec: {}', '--from-literal=x=y'));
+  assert.ok(api.requests.some((r) => r.method === 'POST' && r.contentType === 'application/vnd.kubernetes.protobuf'), 'kubectl create sent protobuf');
+  assert.deepEqual(api.get('configmaps', 'p', 'shop')?.data, { 'policy.yaml': 'spec: {}', x: 'y' });
+  await ok(kubectl('-n', 'shop', 'create', 'secret', 'generic', 's', '--from-literal=token=t0p'));
+  await ok(kubectl('-n', 'shop', 'create', 'serviceaccount', 'bob'));
+  assert.deepEqual([api.get('secrets', 's', 'shop')?.data, api.get('secrets', 's', 'shop')?.type], [{ token: 'dDBw' }, 'Opaque']);
+  assert.ok(api.get('serviceaccounts', 'bob', 'shop'));
+  const bad = await kubectl('create', 'namespace', 'Bad');
+  assert.match(bad.stderr, /The Namespace "Bad" is invalid: metadata.name: Invalid value: "Bad": a lowercase RFC 1123 label/);
+  await ok(kubectl('delete', 'namespace', 'shop'));
+  assert.deepEqual([api.get('namespaces', 'shop'), api.list('configmaps', 'shop'), api.list('secrets', 'shop')], [undefined, [], []]);
+});
+
+test('kube-api kubectl: apply --server-side creates, drops a field it stops applying, and reports a conflict with another manager', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  await ok(kubectl('apply', '-f', write(kubectl.dir, 'crd.yaml', CRD)));
+  const file = (spec: string) => write(kubectl.dir, 's.yaml', `apiVersion: example.test/v1alpha1\nkind: Gadget\nmetadata: {name: s, namespace: team-a}\nspec: ${spec}\n`);
+  assert.match(await ok(kubectl('apply', '--server-side', '-f', file('{size: 1, color: red}'))), /gadget.example.test\/s serverside-applied/);
+  await ok(kubectl('apply', '--server-side', '-f', file('{size: 2}')));
+  assert.deepEqual(api.get('gadgets', 's', 'team-a')?.spec, { size: 2 });
+  const clash = await kubectl('apply', '--server-side', '--field-manager', 'someone-else', '-f', file('{size: 3}'));
+  assert.equal(clash.code, 1);
+  assert.match(clash.stderr, /Apply failed with 1 conflict: conflict with "kubectl" using example.test\/v1alpha1: .spec.size/);
+  await ok(kubectl('apply', '--server-side', '--force-conflicts', '--field-manager', 'someone-else', '-f', file('{size: 3}')));
+  assert.deepEqual(api.get('gadgets', 's', 'team-a')?.spec, { size: 3 });
+});
+
+test('kube-api kubectl: install-style manifests of other built-in kinds are stored as given (apply -k, then unchanged on re-apply)', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  const dir = join(kubectl.dir, 'kustomize');
+  mkdirSync(dir);
+  write(dir, 'kustomization.yaml', 'namespace: team-a\nresources: [all.yaml]\n');
+  write(dir, 'all.yaml', [
+    'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: injector}',
+    'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: injector}\nrules: [{apiGroups: [""], resources: [configmaps], verbs: [get]}]',
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: injector}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: injector}}\n  template:\n    metadata: {labels: {app: injector}}\n    spec: {containers: [{name: c, image: "example/injector:1"}]}',
+    'apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: injector}\nwebhooks: []',
+  ].join('\n---\n') + '\n');
+  assert.match(await ok(kubectl('apply', '-k', dir)), /deployment.apps\/injector created/);
+  assert.equal((api.get('deployments.apps', 'injector', 'team-a')?.spec as { replicas: number }).replicas, 2);
+  assert.equal(api.list('clusterroles').length, 1);
+  assert.match(await ok(kubectl('apply', '-k', dir)), /deployment.apps\/injector unchanged/);
+});
+
+test('kube-api kubectl: a real validating webhook sees kubectl users in AdmissionReview.userInfo and its denial reaches kubectl', { skip, timeout: 120_000 }, async (t) => {
+  const { api, kubectl } = await setup(t);
+  const pki = makeTestPki(['localhost']);
+  t.after(() => pki.cleanup());
+  const reviews: Record<string, unknown>[] = [];
+  const controller = 'system:serviceaccount:tenant-dns-system:tenant-dns-injector';
+  const hook = createServer({ cert: readFileSync(pki.certFile), key: readFileSync(pki.keyFile) }, async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const review = JSON.parse(Buffer.concat(chunks).toString()) as { request: { uid: string; name: string; userInfo: { username: string } } };
+    reviews.push(review.request);
+    const allowed = review.request.userInfo.username === controller;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed, status: allowed ? undefined : { code: 403, message: `${review.request.name} is written by ${controller} only` } } }));
+  });
+  hook.listen(0, '127.0.0.1');
+  await once(hook, 'listening');
+  t.after(() => {
+    if (hook.listening) hook.close();
+    hook.closeAllConnections();
+  });
+  const url = `https://127.0.0.1:${(hook.address() as AddressInfo).port}/validate`;
+  api.setAdmission(webhookAdmission({ url, ca: pki.ca, matches: (r) => r.resource === 'configmaps' && r.name === 'tenant-dns-platform' }));
+  api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'tenant-dns-platform', namespace: 'team-a' }, data: { 'policy.yaml': 'spec: {}' } });
+  const tenant = await kubectl('--kubeconfig', api.kubeconfigFor('alice'), '-n', 'team-a', 'delete', 'configmap', 'tenant-dns-platform');
+  assert.equal(tenant.code, 1);
+  assert.match(tenant.stderr, /admission webhook "validate.tenant-dns.io" denied the request: tenant-dns-platform is written by system:serviceaccount:tenant-dns-system:tenant-dns-injector only/);
+  assert.deepEqual(reviews.map((r) => [r.operation, (r.userInfo as { username: string; groups: string[] }).username, (r.userInfo as { groups: string[] }).groups]), [['DELETE', 'alice', ['system:authenticated']]]);
+  await ok(kubectl('--kubeconfig', api.kubeconfigFor(controller), '-n', 'team-a', 'delete', 'configmap', 'tenant-dns-platform'));
+  assert.equal(api.get('configmaps', 'tenant-dns-platform', 'team-a'), undefined);
+  hook.close();
+  hook.closeAllConnections();
+  const down = await kubectl('-n', 'team-a', 'create', 'configmap', 'tenant-dns-platform');
+  assert.match(down.stderr, /Internal error occurred: failed calling webhook "validate.tenant-dns.io"/, 'failurePolicy Fail: a webhook that is down refuses the write');
 });

@@ -21,12 +21,12 @@ import jsonpatch from 'fast-json-patch';
 import { review } from '../../injector/admission.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { Keys, PrometheusAnnotations } from '../../injector/names.ts';
-import { createKubeClient, NamespaceNameResolver, NamespaceWatchCache } from '../../injector/namespaces.ts';
+import { NamespaceNameResolver, NamespaceWatchCache } from '../../injector/namespaces.ts';
 import { makeTestPki, type TestPki } from '../helpers/k8s-certs.ts';
 import { validatePod } from '../helpers/k8s-schema.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnCli } from '../helpers/sidecar.ts';
-import { admissionRequest, samplePod, startTestInjector } from '../injector/fixtures.ts';
+import { admissionRequest, kubeConfigAt, samplePod, startTestInjector } from '../injector/fixtures.ts';
 import { fuzzSeed, pick, prng } from '../helpers/fuzz.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-injector-faults-'));
@@ -98,7 +98,7 @@ describe('namespace lookup faults', () => {
   for (const mode of ['hang', 'slow', 'error500', 'reset'] as ApiMode[]) {
     test(`API server that ${mode === 'hang' ? 'never answers' : mode === 'slow' ? 'answers after 3 s' : mode === 'error500' ? 'answers 500' : 'resets connections'}: admission answers within the ${LOOKUP_TIMEOUT_MS} ms lookup deadline, injected under the namespace name`, async (t) => {
       const url = await brokenApi(t, mode);
-      const tenants = new NamespaceWatchCache({ client: createKubeClient({ baseUrl: url, timeoutMs: 10_000 }), label: Keys.namespaceTenant, backoffMs: 50 });
+      const tenants = new NamespaceWatchCache({ kubeConfig: kubeConfigAt(url), label: Keys.namespaceTenant, backoffMs: 50 });
       tenants.start();
       t.after(() => tenants.close());
       const { pki, server } = await startTestInjector(t, { config: { clusterDns: '10.96.0.10:53', namespaceLookupTimeoutMs: LOOKUP_TIMEOUT_MS }, tenants });

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { obj, type JsonObject } from '../../../injector/json.ts';
 import { apiGroup, apiGroupList, coreVersions, groupVersions, openApiDocument, openApiIndex, resourceList, table, versionInfo, wantsTable, type IncludeObject } from './discovery.ts';
 import { applyPatch, parsePatchBody, patchTypeOf } from './patch.ts';
+import { decodeProtobuf } from './protobuf.ts';
 import { apiVersionOf, type ResourceType } from './resources.ts';
 import { unknownFieldWarning, type FieldValidation } from './schema.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
@@ -28,6 +29,7 @@ export interface AdmissionRequest {
   readonly group: string;
   readonly version: string;
   readonly resource: string;
+  readonly kind: string;
   /** 'status' for writes to the status subresource, else ''. */
   readonly subResource: string;
   readonly namespace?: string;
@@ -69,10 +71,11 @@ export function sendJson(res: ServerResponse, code: number, body: unknown, heade
 
 /** Writes an ApiError's Status. */
 export function sendError(res: ServerResponse, e: ApiError): void {
-  sendJson(res, e.code, e.status);
+  const retry = obj(e.status.details)?.retryAfterSeconds;
+  sendJson(res, e.code, e.status, typeof retry === 'number' ? { 'retry-after': String(retry) } : {});
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -80,12 +83,17 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_BODY_BYTES) throw new ApiError(413, 'RequestEntityTooLarge', 'Request entity too large: limit is 3145728');
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
-function parseObjectBody(text: string, contentType: string | undefined): JsonObject {
+function parseObjectBody(body: Buffer, contentType: string | undefined): JsonObject {
+  if (/protobuf/.test(contentType ?? '')) return decodeProtobuf(body);
+  if (/cbor/.test(contentType ?? '')) {
+    throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got ${String(contentType)})`);
+  }
   let value: unknown;
   try {
+    const text = body.toString('utf8');
     value = /yaml/.test(contentType ?? '') ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
     throw badRequest(`error decoding request body: ${(e as Error).message}`);
@@ -171,6 +179,32 @@ async function admit(ctx: RestContext, req: AdmissionRequest): Promise<void> {
   throw new ApiError(code, reasonFor(code), verdict.message ?? 'denied by the admission hook');
 }
 
+/** The user kube-controller-manager's namespace controller deletes a namespace's contents as. */
+export const NAMESPACE_CONTROLLER = 'system:serviceaccount:kube-system:namespace-controller';
+
+/**
+ * Deletes everything in a namespace the way the namespace controller does:
+ * each object as {@link NAMESPACE_CONTROLLER}, through admission. Returns how
+ * many objects admission kept (the namespace then stays Terminating).
+ */
+async function deleteNamespaceContents(ctx: RestContext, namespace: string): Promise<number> {
+  let blocked = 0;
+  for (const rt of ctx.store.namespacedTypes()) {
+    for (const o of ctx.store.list(rt, namespace)) {
+      const name = String(obj(o.metadata)?.name);
+      try {
+        await admit(ctx, { operation: 'DELETE', user: NAMESPACE_CONTROLLER, group: rt.group, version: rt.version, resource: rt.plural, kind: rt.kind, subResource: '', namespace, name, oldObject: o, dryRun: false });
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        blocked++;
+        continue;
+      }
+      if (ctx.store.get(rt, namespace, name)) ctx.store.delete(rt, namespace, name);
+    }
+  }
+  return blocked;
+}
+
 /** Serves one authenticated request. */
 export async function handleRest(ctx: RestContext, req: IncomingMessage, res: ServerResponse, user: string): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://stand-in');
@@ -222,7 +256,7 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
   const previewOpts = { dryRun: true, fieldValidation };
   const writeOpts = { dryRun, fieldValidation, warnings };
   const written = (code: number, o: JsonObject) => sendJson(res, code, o, warnings.length ? { warning: warnings.map(unknownFieldWarning) } : {});
-  const admissionBase = { user, group: rt.group, version: rt.version, resource: rt.plural, subResource: subresource, namespace: rt.namespaced ? namespace : undefined, dryRun };
+  const admissionBase = { user, group: rt.group, version: rt.version, resource: rt.plural, kind: rt.kind, subResource: subresource, namespace: rt.namespaced ? namespace : undefined, dryRun };
 
   if (method === 'GET' && (watchPath || q.get('watch') === 'true' || q.get('watch') === '1')) {
     const fieldSel = parseFieldSelector(name ? `metadata.name=${name}${q.get('fieldSelector') ? `,${q.get('fieldSelector')}` : ''}` : q.get('fieldSelector'), rt.fieldLabel);
@@ -230,6 +264,7 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
       rt, namespace, resourceVersion: q.get('resourceVersion') ?? '', bookmarks: q.get('allowWatchBookmarks') === 'true',
       sendInitialEvents: q.get('sendInitialEvents') === 'true', timeoutSeconds: Number(q.get('timeoutSeconds') ?? 0) || 0,
       match: ((l, f) => (o: JsonObject) => l(o) && f(o))(parseLabelSelector(q.get('labelSelector')), fieldSel),
+      render: wantsTable(req.headers.accept) ? (o) => table(rt, [o], { resourceVersion: obj(o.metadata)?.resourceVersion }, includeObject(q)) : undefined,
     }, path, res, ctx.watches, ctx.bookmarkIntervalMs, () => ctx.onWatch(req.url ?? path));
     return;
   }
@@ -285,32 +320,50 @@ export async function handleRest(ctx: RestContext, req: IncomingMessage, res: Se
 
   if (method === 'PATCH' && name) {
     const type = patchTypeOf(req.headers['content-type']);
-    const patch = parsePatchBody(type, await readBody(req));
+    const patch = parsePatchBody(type, (await readBody(req)).toString('utf8'));
     const current = store.get(rt, namespace, name);
-    if (type === 'apply' && !q.get('fieldManager')) {
-      throw new ApiError(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
-    }
-    if (!current) {
-      if (type !== 'apply' || subresource) throw notFound({ group: rt.group, resource: rt.plural, name });
-      const body = obj(patch) ?? {};
-      const preview = store.create(rt, namespace, body, previewOpts);
-      await admit(ctx, { ...admissionBase, operation: 'CREATE', name, object: preview });
-      return written(201, store.create(rt, namespace, body, writeOpts));
-    }
-    const next = applyPatch(type, current, patch);
     const target = subresource === 'status' ? 'status' : 'main';
+    if (type === 'apply') {
+      const manager = q.get('fieldManager');
+      if (!manager) throw new ApiError(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+      const applied = obj(patch);
+      if (!applied) throw badRequest('an apply patch must be an object');
+      if (!current) {
+        if (subresource) throw notFound({ group: rt.group, resource: rt.plural, name });
+        const body = { ...applied, metadata: { ...obj(applied.metadata), name } };
+        const preview = store.create(rt, namespace, body, previewOpts);
+        await admit(ctx, { ...admissionBase, operation: 'CREATE', name, object: preview });
+        const created = store.create(rt, namespace, body, writeOpts);
+        if (!dryRun) store.ownership.record(String(obj(created.metadata)?.uid), manager, applied);
+        return written(201, created);
+      }
+      const uid = String(obj(current.metadata)?.uid);
+      const next = store.ownership.apply(uid, manager, current, applied, q.get('force') === 'true', apiVersionOf(rt));
+      const preview = store.update(rt, namespace, name, next, target, previewOpts);
+      await admit(ctx, { ...admissionBase, operation: 'UPDATE', name, object: preview, oldObject: current });
+      const updated = store.update(rt, namespace, name, next, target, writeOpts);
+      if (!dryRun) store.ownership.record(uid, manager, applied);
+      return written(200, updated);
+    }
+    if (!current) throw notFound({ group: rt.group, resource: rt.plural, name });
+    const next = applyPatch(type, current, patch);
     const preview = store.update(rt, namespace, name, next, target, previewOpts);
     await admit(ctx, { ...admissionBase, operation: 'UPDATE', name, object: preview, oldObject: current });
     return written(200, store.update(rt, namespace, name, next, target, writeOpts));
   }
 
   if (method === 'DELETE' && name && !subresource) {
-    const text = await readBody(req);
-    const options = text.trim() ? parseObjectBody(text, req.headers['content-type']) : {};
+    const raw = await readBody(req);
+    const options = raw.length > 0 && raw.toString('utf8').trim() ? parseObjectBody(raw, req.headers['content-type']) : {};
     const old = store.get(rt, namespace, name);
     if (!old) throw notFound({ group: rt.group, resource: rt.plural, name });
     await admit(ctx, { ...admissionBase, operation: 'DELETE', name, oldObject: old });
-    const gone = store.delete(rt, namespace, name, obj(options.preconditions) ?? {}, { dryRun: dryRun || (Array.isArray(options.dryRun) && options.dryRun.includes('All')) });
+    const deleteOpts = { dryRun: dryRun || (Array.isArray(options.dryRun) && options.dryRun.includes('All')) };
+    if (rt.plural === 'namespaces' && !rt.group && !deleteOpts.dryRun) {
+      const blocked = await deleteNamespaceContents(ctx, name);
+      if (blocked > 0) return sendJson(res, 200, store.terminate(name));
+    }
+    const gone = store.delete(rt, namespace, name, obj(options.preconditions) ?? {}, deleteOpts);
     if (rt.plural === 'namespaces' && !rt.group) return sendJson(res, 200, { ...gone, status: { phase: 'Terminating' } });
     return sendJson(res, 200, deleted({ group: rt.group, resource: rt.plural, name }, String(obj(gone.metadata)?.uid)));
   }

@@ -2,8 +2,8 @@
  * PATCH bodies of the stand-in API server: JSON merge patch (RFC 7386),
  * JSON patch (RFC 6902, through fast-json-patch), strategic merge patch
  * handled as a merge patch with its `$` directives dropped (enough for
- * objects without merge-keyed lists, such as ConfigMaps and Leases), and
- * server-side apply approximated as a merge of the applied configuration.
+ * objects without merge-keyed lists, such as ConfigMaps and Leases). Apply
+ * patches are parsed here and applied by ssa.ts.
  */
 import jsonpatch from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
@@ -48,14 +48,6 @@ function dropDirectives(patch: unknown): unknown {
   return out;
 }
 
-function applyConfig(target: unknown, applied: unknown): unknown {
-  const a = obj(applied);
-  if (!a) return structuredClone(applied);
-  const result: JsonObject = { ...(obj(target) ?? {}) };
-  for (const [k, v] of Object.entries(a)) result[k] = applyConfig(result[k], v);
-  return result;
-}
-
 /** Parses a PATCH body: JSON for every type, YAML also for apply. Throws 400 on bad input. */
 export function parsePatchBody(type: PatchType, body: string): unknown {
   try {
@@ -65,8 +57,8 @@ export function parsePatchBody(type: PatchType, body: string): unknown {
   }
 }
 
-/** Applies a parsed patch of `type` to a copy of `current`; a JSON patch that fails answers 422 as the real server does. */
-export function applyPatch(type: PatchType, current: JsonObject, patch: unknown): JsonObject {
+/** Applies a parsed merge, JSON or strategic patch to a copy of `current`; a JSON patch that fails answers 422 as the real server does. */
+export function applyPatch(type: Exclude<PatchType, 'apply'>, current: JsonObject, patch: unknown): JsonObject {
   let result: unknown;
   if (type === 'json') {
     if (!Array.isArray(patch)) throw badRequest('json: cannot unmarshal object into Go value of type jsonpatch.Patch');
@@ -76,8 +68,7 @@ export function applyPatch(type: PatchType, current: JsonObject, patch: unknown)
       throw new ApiError(422, 'Invalid', `the server rejected our request due to an error in our request: ${(e as Error).message}`);
     }
   } else if (type === 'merge') result = mergePatch(current, patch);
-  else if (type === 'strategic') result = mergePatch(current, dropDirectives(patch));
-  else result = applyConfig(current, patch);
+  else result = mergePatch(current, dropDirectives(patch));
   const o = obj(result);
   if (!o) throw badRequest('the patch did not produce a JSON object');
   return o;

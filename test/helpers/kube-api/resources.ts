@@ -43,6 +43,8 @@ export interface ResourceType {
   readonly columns: readonly PrinterColumn[];
   /** Field-selector fields besides metadata.name and metadata.namespace. */
   readonly fieldLabel: (field: string) => boolean;
+  /** Paths of MicroTime fields, which must carry exactly six fractional digits (else a 400 decoding error). */
+  readonly microTimeFields?: readonly (readonly string[])[];
   /** Resource-specific validation of an object about to be stored. */
   readonly validate?: (o: JsonObject) => StatusCause[];
 }
@@ -83,7 +85,8 @@ export function nameCauses(name: string, label: boolean): StatusCause[] {
   const ok = label ? name.length <= 63 && DNS1123_LABEL.test(name) : name.length <= 253 && DNS1123_SUBDOMAIN.test(name);
   if (ok) return [];
   const what = label ? 'a lowercase RFC 1123 label' : 'a lowercase RFC 1123 subdomain';
-  return [{ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": ${what} must consist of lower case alphanumeric characters, '-'${label ? '' : " or '.'"}, and must start and end with an alphanumeric character` }];
+  const chars = label ? "lower case alphanumeric characters or '-'" : "lower case alphanumeric characters, '-' or '.'";
+  return [{ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": ${what} must consist of ${chars}, and must start and end with an alphanumeric character` }];
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -107,7 +110,7 @@ const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/;
 
 /**
  * The 400 message kube-apiserver gives when a MicroTime field (Lease
- * acquireTime/renewTime) is not written with exactly six fractional digits:
+ * acquireTime/renewTime, Event eventTime) is not written with exactly six fractional digits:
  * Go parses it with the layout `2006-01-02T15:04:05.000000Z07:00`, so
  * `Date#toISOString()` (three digits) is rejected before validation.
  */
@@ -134,9 +137,36 @@ function builtin(p: Partial<ResourceType> & Pick<ResourceType, 'group' | 'versio
 
 const CONFIGMAP_KEY = /^[-._a-zA-Z0-9]+$/;
 
+/**
+ * Built-in kinds stored as given, so `kubectl apply -k deploy/` can install
+ * everything: no defaulting, no status, no controller acting on them (a
+ * Deployment never gets Pods).
+ */
+const OPAQUE: readonly [group: string, version: string, plural: string, kind: string, namespaced: boolean, shortNames: string[]][] = [
+  ['', 'v1', 'serviceaccounts', 'ServiceAccount', true, ['sa']],
+  ['', 'v1', 'secrets', 'Secret', true, []],
+  ['', 'v1', 'services', 'Service', true, ['svc']],
+  ['', 'v1', 'pods', 'Pod', true, ['po']],
+  ['apps', 'v1', 'deployments', 'Deployment', true, ['deploy']],
+  ['rbac.authorization.k8s.io', 'v1', 'roles', 'Role', true, []],
+  ['rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', true, []],
+  ['rbac.authorization.k8s.io', 'v1', 'clusterroles', 'ClusterRole', false, []],
+  ['rbac.authorization.k8s.io', 'v1', 'clusterrolebindings', 'ClusterRoleBinding', false, []],
+  ['admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations', 'MutatingWebhookConfiguration', false, []],
+  ['admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', false, []],
+  ['policy', 'v1', 'poddisruptionbudgets', 'PodDisruptionBudget', true, ['pdb']],
+  ['networking.k8s.io', 'v1', 'networkpolicies', 'NetworkPolicy', true, ['netpol']],
+  ['scheduling.k8s.io', 'v1', 'priorityclasses', 'PriorityClass', false, ['pc']],
+];
+
 /** The built-in resources every stand-in server starts with. */
 export function builtinResources(): ResourceType[] {
+  const opaque = OPAQUE.map(([group, version, plural, kind, namespaced, shortNames]) => builtin({
+    group, version, plural, singular: kind.toLowerCase(), kind, namespaced, shortNames,
+    categories: ['pods', 'services', 'deployments'].includes(plural) ? ['all'] : [],
+  }));
   return [
+    ...opaque,
     builtin({
       group: '', version: 'v1', plural: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false,
       shortNames: ['ns'], statusSubresource: true,
@@ -168,6 +198,7 @@ export function builtinResources(): ResourceType[] {
         column('Message', 'string', 'Message of the event', (o) => o.message),
       ],
       fieldLabel: (f) => f.startsWith('involvedObject.') || ['reason', 'type', 'source', 'reportingComponent'].includes(f),
+      microTimeFields: [['eventTime']],
     }),
     // What tenant-dns gateway reads: LoadBalancer Services and Ingresses, their addresses in the status.
     builtin({
@@ -180,6 +211,18 @@ export function builtinResources(): ResourceType[] {
     }),
     builtin({
       group: 'coordination.k8s.io', version: 'v1', plural: 'leases', singular: 'lease', kind: 'Lease', namespaced: true,
+      microTimeFields: [['spec', 'acquireTime'], ['spec', 'renewTime']],
+      validate: (o) => {
+        const spec = obj(o.spec) ?? {};
+        const causes: StatusCause[] = [];
+        if (spec.leaseDurationSeconds !== undefined && !(Number(spec.leaseDurationSeconds) > 0)) {
+          causes.push({ reason: 'FieldValueInvalid', field: 'spec.leaseDurationSeconds', message: `Invalid value: ${JSON.stringify(spec.leaseDurationSeconds)}: must be greater than 0` });
+        }
+        if (spec.leaseTransitions !== undefined && !(Number(spec.leaseTransitions) >= 0)) {
+          causes.push({ reason: 'FieldValueInvalid', field: 'spec.leaseTransitions', message: `Invalid value: ${JSON.stringify(spec.leaseTransitions)}: must be greater than or equal to 0` });
+        }
+        return causes;
+      },
       columns: [nameColumn, column('Holder', 'string', 'The holder of the lease', (o) => obj(o.spec)?.holderIdentity ?? '<none>'), ageColumn],
     }),
     builtin({

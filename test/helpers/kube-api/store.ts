@@ -9,8 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import { jsonEqual, obj, type JsonObject } from '../../../injector/json.ts';
 import { builtinResources, crdResources, metadataCauses, microTimeError, nameCauses, apiVersionOf, type ResourceType } from './resources.ts';
+import { FieldOwnership } from './ssa.ts';
 import { checkSchema, pruneUnknown, schemaProblem, type FieldValidation } from './schema.ts';
-import { alreadyExists, badRequest, conflict, expired, invalid, notFound, type ErrorTarget, type StatusCause } from './status.ts';
+import { alreadyExists, badRequest, conflict, expired, forbidden, invalid, notFound, type ErrorTarget, type StatusCause } from './status.ts';
 
 /** A watch event type as it appears on the wire. */
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -28,6 +29,8 @@ export interface Change {
 export interface StoreWatcher {
   readonly storage: string;
   onChange(change: Change): void;
+  /** The resource stopped being served (its CRD was deleted): the watch ends, as on kube-apiserver. */
+  onGone(): void;
 }
 
 /** Which write to the object a request makes. */
@@ -72,8 +75,13 @@ export class Store {
   private readonly data = new Map<string, Map<string, JsonObject>>();
   private readonly types = new Map<string, ResourceType>();
   readonly watchers = new Set<StoreWatcher>();
+  /** Server-side apply field ownership, by object uid. */
+  readonly ownership = new FieldOwnership();
+  /** How many changes the history keeps; older ones are compacted away, like the watch cache's window. */
+  private readonly historyLimit: number;
 
-  constructor() {
+  constructor(historyLimit = 10_000) {
+    this.historyLimit = historyLimit;
     for (const rt of builtinResources()) this.register(rt);
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.create(this.type('', 'v1', 'namespaces')!, undefined, { metadata: { name: ns } });
@@ -153,10 +161,14 @@ export class Store {
     this.rv++;
     metaOf(o).resourceVersion = String(this.rv);
     const key = objectKey(rt.namespaced ? String(metaOf(o).namespace) : undefined, String(metaOf(o).name));
-    if (type === 'DELETED') this.bucket(rt).delete(key);
+    if (type === 'DELETED') {
+      this.bucket(rt).delete(key);
+      this.ownership.forget(String(metaOf(o).uid));
+    }
     else this.bucket(rt).set(key, o);
     const change: Change = { rv: this.rv, storage: storageKey(rt), type, object: structuredClone(o), previous };
     this.history.push(change);
+    if (this.history.length > this.historyLimit) this.compactedRv = this.history.shift()!.rv;
     for (const w of [...this.watchers]) if (w.storage === change.storage) w.onChange(change);
     if (rt.plural === 'customresourcedefinitions' && rt.group === 'apiextensions.k8s.io') this.crdChanged(type, o);
     return this.present(rt, o);
@@ -171,17 +183,39 @@ export class Store {
       if (gone) {
         for (const o of this.list(gone)) this.commit(gone, 'DELETED', o, o);
         this.data.delete(storageKey(gone));
+        for (const w of [...this.watchers]) if (w.storage === storageKey(gone)) w.onGone();
       }
       return;
     }
     for (const rt of crdResources(crd)) this.register(rt);
   }
 
-  private checkNamespace(rt: ResourceType, namespace: string | undefined): void {
+  private checkNamespace(rt: ResourceType, namespace: string | undefined, name: string): void {
     if (!rt.namespaced) return;
     if (!namespace) throw badRequest('the server could not find the requested resource: a namespaced resource needs a namespace');
     const nsType = this.type('', 'v1', 'namespaces')!;
-    if (!this.bucket(nsType).has(objectKey(undefined, namespace))) throw notFound({ group: '', resource: 'namespaces', name: namespace });
+    const ns = this.bucket(nsType).get(objectKey(undefined, namespace));
+    if (!ns) throw notFound({ group: '', resource: 'namespaces', name: namespace });
+    if (metaOf(ns).deletionTimestamp) {
+      throw forbidden(this.target(rt, name), `unable to create new content in namespace ${namespace} because it is being terminated`);
+    }
+  }
+
+  /** Every namespaced resource type, one per storage (the first served version). */
+  namespacedTypes(): ResourceType[] {
+    const seen = new Set<string>();
+    return this.allTypes().filter((rt) => rt.namespaced && !seen.has(storageKey(rt)) && seen.add(storageKey(rt)));
+  }
+
+  /** Marks a namespace Terminating (deletionTimestamp, phase), as while its contents are being deleted. */
+  terminate(name: string): JsonObject {
+    const rt = this.type('', 'v1', 'namespaces')!;
+    const current = structuredClone(this.bucket(rt).get(objectKey(undefined, name))!);
+    if (metaOf(current).deletionTimestamp) return this.present(rt, current);
+    const next = structuredClone(current);
+    metaOf(next).deletionTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    next.status = { ...(obj(next.status) ?? {}), phase: 'Terminating' };
+    return this.commit(rt, 'MODIFIED', next, current);
   }
 
   /**
@@ -198,12 +232,11 @@ export class Store {
     const m = metaOf(o);
     const name = String(m.name ?? '');
     const causes: StatusCause[] = [...nameCauses(name, rt.plural === 'namespaces'), ...metadataCauses(o), ...checkSchema(rt, o), ...(rt.validate?.(o) ?? [])];
-    if (rt.kind === 'Lease') {
-      const spec = obj(o.spec) ?? {};
-      for (const f of ['acquireTime', 'renewTime']) {
-        const message = microTimeError('Lease', spec[f]);
-        if (message) throw badRequest(message);
-      }
+    for (const path of rt.microTimeFields ?? []) {
+      let v: unknown = o;
+      for (const p of path) v = obj(v)?.[p];
+      const message = microTimeError(rt.kind, v);
+      if (message) throw badRequest(message);
     }
     if (rt.kind === 'CustomResourceDefinition') causes.push(...crdCauses(o));
     if (causes.length > 0) throw invalid(rt.kind, rt.group, name, causes);
@@ -230,7 +263,7 @@ export class Store {
       m.name = m.generateName + suffix;
     }
     if (!m.name) throw invalid(rt.kind, rt.group, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
-    this.checkNamespace(rt, namespace);
+    this.checkNamespace(rt, namespace, String(m.name));
     if (rt.namespaced) m.namespace = namespace;
     else delete m.namespace;
     if (this.bucket(rt).has(objectKey(rt.namespaced ? namespace : undefined, String(m.name)))) throw alreadyExists(this.target(rt, String(m.name)));
@@ -244,9 +277,23 @@ export class Store {
     o.kind = rt.kind;
     if (rt.statusSubresource && rt.custom) delete o.status;
     this.defaults(rt, o);
+    this.normalize(rt, o);
     this.validate(rt, o, opts);
     if (opts.dryRun) return this.present(rt, o);
     return this.commit(rt, 'ADDED', o);
+  }
+
+  /** What kube-apiserver does to every Secret written: stringData folded into data (base64), type defaulted to Opaque. */
+  private normalize(rt: ResourceType, o: JsonObject): void {
+    if (rt.kind !== 'Secret' || rt.group) return;
+    const stringData = obj(o.stringData);
+    if (stringData) {
+      const data = { ...(obj(o.data) ?? {}) };
+      for (const [k, v] of Object.entries(stringData)) data[k] = Buffer.from(String(v)).toString('base64');
+      o.data = data;
+      delete o.stringData;
+    }
+    if (!o.type) o.type = 'Opaque';
   }
 
   private defaults(rt: ResourceType, o: JsonObject): void {
@@ -314,6 +361,7 @@ export class Store {
       }
       next.apiVersion = apiVersionOf(rt);
       next.kind = rt.kind;
+      this.normalize(rt, next);
       if (rt.generation && specChanged(current, next)) m.generation = Number(cm.generation ?? 0) + 1;
     }
     metaOf(next).resourceVersion = metaOf(current).resourceVersion;
@@ -337,10 +385,7 @@ export class Store {
     }
     if (opts.dryRun) return this.present(rt, stored);
     if (rt.plural === 'namespaces' && !rt.group) {
-      const seen = new Set<string>();
-      for (const other of this.allTypes()) {
-        if (!other.namespaced || seen.has(storageKey(other))) continue;
-        seen.add(storageKey(other));
+      for (const other of this.namespacedTypes()) {
         for (const o of this.list(other, name)) {
           const k = objectKey(name, String(metaOf(o).name));
           const s = this.bucket(other).get(k);

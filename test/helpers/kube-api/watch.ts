@@ -25,6 +25,8 @@ export interface WatchRequest {
   readonly sendInitialEvents: boolean;
   /** Ends the stream after this many seconds; 0 = never. */
   readonly timeoutSeconds: number;
+  /** Turns an object into what an event carries (a one-row Table for `kubectl get -w`); the object itself when absent. */
+  readonly render?: (o: JsonObject) => JsonObject;
 }
 
 /** An open watch the server can end or send a bookmark to. */
@@ -41,6 +43,7 @@ export interface ActiveWatch {
 /** Serves a watch on `res`; registers it in `active` until it ends. */
 export function serveWatch(store: Store, req: WatchRequest, path: string, res: ServerResponse, active: Set<ActiveWatch>, bookmarkIntervalMs: number, onOpen: () => void): void {
   const { rt, match } = req;
+  const render = req.render ?? ((o: JsonObject) => o);
   const inScope = (o: JsonObject) => (!req.namespace || !rt.namespaced || obj(o.metadata)?.namespace === req.namespace) && match(o);
   res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
   res.flushHeaders();
@@ -59,8 +62,9 @@ export function serveWatch(store: Store, req: WatchRequest, path: string, res: S
       else if (c.type === 'ADDED') type = now ? 'ADDED' : undefined;
       else if (now) type = before ? 'MODIFIED' : 'ADDED';
       else if (before) type = 'DELETED';
-      if (type) send(type, store.present(rt, c.object));
+      if (type) send(type, render(store.present(rt, c.object)));
     },
+    onGone: () => watch.end(),
   };
   const bookmarkObject = (extra: JsonObject = {}) => ({ kind: rt.kind, apiVersion: apiVersionOf(rt), metadata: { resourceVersion: String(store.rv), ...extra } });
   const watch: ActiveWatch = {
@@ -87,7 +91,7 @@ export function serveWatch(store: Store, req: WatchRequest, path: string, res: S
   res.on('close', cleanup);
   const rv = req.resourceVersion;
   if (!rv || rv === '0' || req.sendInitialEvents) {
-    for (const o of store.list(rt, req.namespace)) if (inScope(o)) send('ADDED', o);
+    for (const o of store.list(rt, req.namespace)) if (inScope(o)) send('ADDED', render(o));
     if (req.sendInitialEvents && req.bookmarks) send('BOOKMARK', bookmarkObject({ annotations: { 'k8s.io/initial-events-end': 'true' } }));
   } else {
     let changes: Change[];
