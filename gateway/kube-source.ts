@@ -1,12 +1,15 @@
 /**
- * The gateway's objects from the Kubernetes API: one @kubernetes/client-node
- * informer per kind (Namespaces, Services, Ingresses, ClusterDNSPolicies,
- * Gateway API Gateways and HTTPRoutes), the current objects handed over after
- * every change (coalesced), and rejected claims reported as Events on the
- * object that made them.
+ * The gateway's objects from the Kubernetes API: one informer per kind
+ * (Namespaces, Services, Ingresses, ClusterDNSPolicies, Gateway API Gateways
+ * and HTTPRoutes) on the controller's informer code (injector/kube.ts: list,
+ * watch with bookmarks, relist after 410, restart with backoff after any
+ * other error), the current objects handed over after every change
+ * (coalesced), and rejected claims reported as Events on the object that
+ * made them.
  */
-import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, NetworkingV1Api, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { JsonObject } from '../injector/json.ts';
+import { apiStatus, firstLine, loadKubeConfig, startInformer } from '../injector/kube.ts';
 import { ErrorCodes, SidecarError } from '../sidecar/errors.ts';
 import type { Logger } from '../sidecar/log.ts';
 import type { Rejection } from './ownership.ts';
@@ -14,13 +17,13 @@ import { GATEWAY_API_GROUP, type SourceObjects } from './sources.ts';
 
 /** Options of {@link startKubeSource}. */
 export interface KubeSourceOptions {
-  /** A kubeconfig file; default: in-cluster (the pod's ServiceAccount), else the usual kubeconfig lookup. */
+  /** A kubeconfig file; default: in-cluster (the pod's ServiceAccount). */
   readonly kubeconfig?: string;
   readonly log: Logger;
   /** Called with every kind's objects after a change (changes within {@link COALESCE_MS} are one call). */
   readonly onChange: (objects: SourceObjects) => void;
-  /** Milliseconds before an informer that failed (a watch that broke, a kind not installed) starts again, doubling with each failure in a row up to 5 minutes; default 5000. */
-  readonly restartMs?: number;
+  /** Milliseconds before an informer that failed (a watch that broke, a kind not installed) starts again, doubling up to 30 s (injector/kube.ts); default 1000. */
+  readonly backoffMs?: number;
 }
 
 /** A running API source. */
@@ -36,9 +39,6 @@ export interface KubeSource {
 /** Milliseconds changes are gathered before the objects are handed over. */
 export const COALESCE_MS = 100;
 
-/** The longest wait before a failed informer starts again, ms. */
-const MAX_RESTART_MS = 300_000;
-
 /** The Event reason of a rejected claim. */
 export const REJECTED_EVENT_REASON = 'HostNotPublished';
 
@@ -48,20 +48,22 @@ const COMPONENT = 'tenant-dns-gateway';
 type Kind = keyof SourceObjects;
 
 /**
- * Starts the informers; resolves once each has listed its kind once (a kind
- * the cluster does not serve, such as Gateway API without its CRDs, counts as
- * empty and is retried in the background).
+ * Starts the informers; resolves once each kind the cluster serves has been
+ * listed once. A kind it does not serve (the Gateway API without its CRDs,
+ * the ClusterDNSPolicy CRD not installed: the list answers 404) counts as
+ * empty and is listed again in the background, with backoff.
  *
- * @throws SidecarError CONFIG_READ when no kubeconfig can be loaded.
+ * @throws SidecarError CONFIG_READ when the kubeconfig cannot be loaded, or neither one is given nor the process runs in a cluster.
  */
 export async function startKubeSource(options: KubeSourceOptions): Promise<KubeSource> {
-  const kc = new KubeConfig();
+  let loaded;
   try {
-    if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-    else kc.loadFromDefault();
+    loaded = loadKubeConfig(options.kubeconfig);
   } catch (err) {
-    throw new SidecarError(ErrorCodes.CONFIG_READ, `--kubeconfig: loading ${options.kubeconfig ?? 'the default kubeconfig'}`, { cause: err });
+    throw new SidecarError(ErrorCodes.CONFIG_READ, `--kubeconfig: loading ${options.kubeconfig}`, { cause: err });
   }
+  if (!loaded) throw new SidecarError(ErrorCodes.CONFIG_READ, 'the Kubernetes API: not in a cluster and no --kubeconfig given (or --objects FILE to serve from files)');
+  const kc = loaded;
   const core = kc.makeApiClient(CoreV1Api);
   const networking = kc.makeApiClient(NetworkingV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -76,25 +78,8 @@ export async function startKubeSource(options: KubeSourceOptions): Promise<KubeS
     { kind: 'httpRoutes', path: `/apis/${GATEWAY_API_GROUP}/v1/httproutes`, list: customList(GATEWAY_API_GROUP, 'v1', 'httproutes', false) },
   ];
   const { log } = options;
-  const restartMs = options.restartMs ?? 5_000;
   let closed = false;
   let pending: NodeJS.Timeout | undefined;
-  const informers = kinds.map((k) => ({ ...k, informer: makeInformer(kc, k.path, k.list), timer: undefined as NodeJS.Timeout | undefined, failures: 0 }));
-  /** Restarts a failed informer after a delay that doubles with each failure in a row, up to 5 minutes (a kind not installed asks rarely). */
-  const restart = (i: (typeof informers)[number], what: string, err: unknown) => {
-    const delay = Math.min(restartMs * 2 ** i.failures, MAX_RESTART_MS);
-    i.failures++;
-    log('warn', `gateway: ${what} failed, retrying`, { kind: i.kind, path: i.path, error: err instanceof Error ? err.message : String(err), retryMs: delay });
-    clearTimeout(i.timer);
-    i.timer = setTimeout(() => void (closed ? undefined : start(i)), delay);
-  };
-
-  const objects = (): SourceObjects => {
-    const out = Object.fromEntries(kinds.map((k) => [k.kind, [] as JsonObject[]])) as unknown as Record<Kind, JsonObject[]>;
-    // client-node's objects are the API's JSON read into its model classes: the field names are the same.
-    for (const i of informers) out[i.kind] = i.informer.list() as unknown as JsonObject[];
-    return out;
-  };
   const changed = () => {
     if (closed || pending) return;
     pending = setTimeout(() => {
@@ -102,21 +87,37 @@ export async function startKubeSource(options: KubeSourceOptions): Promise<KubeS
       if (!closed) options.onChange(objects());
     }, COALESCE_MS);
   };
-  const start = async (i: (typeof informers)[number]): Promise<void> => {
-    try {
-      await i.informer.start();
-      i.failures = 0;
-    } catch (err) {
-      restart(i, 'listing', err);
-    }
-  };
-  for (const i of informers) {
-    for (const verb of ['add', 'update', 'delete'] as const) i.informer.on(verb, changed);
-    i.informer.on('error', (err: unknown) => {
-      if (!closed) restart(i, 'watch', err);
+  const informers = kinds.map((k) => {
+    // Ready when listed once, or when the cluster answered that it does not serve the kind.
+    const ready = Promise.withResolvers<void>();
+    const notServed = { seen: false };
+    const running = startInformer({
+      kubeConfig: kc,
+      path: k.path,
+      list: k.list,
+      backoffMs: options.backoffMs,
+      onChange: changed,
+      onError: (err) => {
+        // A kind the cluster does not serve is logged once, not on every retry.
+        if (apiStatus(err) === 404) {
+          if (!notServed.seen) log('info', 'gateway: a kind is not served by this cluster; retrying in the background', { kind: k.kind, path: k.path });
+          notServed.seen = true;
+          ready.resolve();
+          return;
+        }
+        log('warn', 'gateway: list or watch failed, restarting', { kind: k.kind, path: k.path, error: firstLine(err) });
+      },
     });
-  }
-  await Promise.all(informers.map(start));
+    void running.whenSynced.then(() => ready.resolve());
+    return { ...k, running, ready: ready.promise };
+  });
+  const objects = (): SourceObjects => {
+    const out = {} as Record<Kind, JsonObject[]>;
+    // client-node's objects are the API's JSON read into its model classes: the field names are the same.
+    for (const i of informers) out[i.kind] = i.running.informer.list() as unknown as JsonObject[];
+    return out;
+  };
+  await Promise.all(informers.map((i) => i.ready));
 
   return {
     objects,
@@ -145,8 +146,7 @@ export async function startKubeSource(options: KubeSourceOptions): Promise<KubeS
       if (closed) return;
       closed = true;
       clearTimeout(pending);
-      for (const i of informers) clearTimeout(i.timer);
-      await Promise.all(informers.map((i) => i.informer.stop().catch(() => undefined)));
+      await Promise.all(informers.map((i) => i.running.stop().catch(() => undefined)));
     },
   };
 }

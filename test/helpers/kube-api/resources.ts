@@ -200,11 +200,7 @@ export function builtinResources(): ResourceType[] {
       fieldLabel: (f) => f.startsWith('involvedObject.') || ['reason', 'type', 'source', 'reportingComponent'].includes(f),
       microTimeFields: [['eventTime']],
     }),
-    // What tenant-dns gateway reads: LoadBalancer Services and Ingresses, their addresses in the status.
-    builtin({
-      group: '', version: 'v1', plural: 'services', singular: 'service', kind: 'Service', namespaced: true,
-      shortNames: ['svc'], statusSubresource: true,
-    }),
+    // What tenant-dns gateway reads besides Services: Ingresses, their addresses in the status.
     builtin({
       group: 'networking.k8s.io', version: 'v1', plural: 'ingresses', singular: 'ingress', kind: 'Ingress', namespaced: true,
       shortNames: ['ing'], statusSubresource: true, generation: true,
