@@ -1,7 +1,8 @@
 /**
  * The tenant-dns command line: builds the commander program and registers
  * every command from here, above the folders that implement them: `sidecar`,
- * `policy` and `capture` from sidecar/, `injector`, `inject` and `render` from injector/. So
+ * `policy` and `capture` from sidecar/, `injector`, `inject` and `render` from injector/, `gateway`
+ * from gateway/. So
  * neither folder imports the other (test/meta/imports.test.ts).
  *
  * Start-up cost: `tenant-dns sidecar` loads only what it uses. The injector's
@@ -9,6 +10,7 @@
  * one of them runs (test/bench/README.md, "Start-up and idle memory").
  */
 import { Command, CommanderError } from 'commander';
+import { registerGatewayCommand } from '../gateway/cli.ts';
 import { registerInjectorCommands } from '../injector/cli.ts';
 import { registerCaptureCommand } from '../sidecar/capture/cli.ts';
 import { registerSidecarCommand } from '../sidecar/cli.ts';
@@ -27,6 +29,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerPolicyCommands(program, setExit);
   registerCaptureCommand(program, setExit);
   registerInjectorCommands(program);
+  registerGatewayCommand(program, setExit);
   return program;
 }
 

@@ -22,6 +22,13 @@ const DS = { type: 'prometheus', uid: '${DS_PROMETHEUS}' } as const;
  * `exported_*`, which no query reads.
  */
 export const SEL = 'tenant=~"$tenant", namespace=~"$namespace", pod=~"$pod"';
+/**
+ * The selector of the Gateway row: the tenant variable only. The gateway
+ * serves every tenant from the platform's namespace, so its series carry the
+ * tenant as a label of their own (set by the gateway, a platform component),
+ * and the namespace and pod variables, which select sidecars, do not apply.
+ */
+export const GATEWAY_SEL = 'tenant=~"$tenant"';
 /** The rate window: Grafana's `$__rate_interval` (at least four scrape intervals). */
 const RI = '$__rate_interval';
 
@@ -476,6 +483,33 @@ export const ROWS: readonly RowSpec[] = [
     ],
   },
   { title: CONTROL_PLANE_ROW, panels: CONTROL_PLANE_PANELS },
+  {
+    title: 'Gateway',
+    panels: [
+      {
+        title: 'Gateway answers by rcode',
+        description: 'Answers per second of tenant-dns gateway (the authoritative server for the tenants\' delegated domains), by rcode; tenant: whose name or wildcard answered.',
+        type: 'timeseries',
+        unit: 'reqps',
+        stack: true,
+        targets: [{ expr: `sum by (rcode) (rate(tenant_dns_gateway_requests_total{${GATEWAY_SEL}}[${RI}]))`, legend: '{{rcode}}' }],
+      },
+      {
+        title: 'Gateway records by tenant',
+        description: 'A, AAAA and CNAME records each tenant publishes through the gateway (per gateway replica).',
+        type: 'timeseries',
+        unit: 'short',
+        targets: [{ expr: `max by (tenant) (tenant_dns_gateway_records{${GATEWAY_SEL}})`, legend: '{{tenant}}' }],
+      },
+      {
+        title: 'Gateway rejected claims',
+        description: 'Host names tenants claimed and the gateway refused to publish (outside their domains, another tenant\'s, contested, …), by tenant and reason: each counted once when it became rejected, since the replica started.',
+        type: 'table',
+        unit: 'short',
+        targets: [{ expr: `max by (tenant, reason) (tenant_dns_gateway_rejected_total{${GATEWAY_SEL}})`, legend: '{{tenant}} {{reason}}', instant: true }],
+      },
+    ],
+  },
 ];
 
 /** A Prometheus alerting rule. */

@@ -68,6 +68,16 @@ export const ClusterDNSPolicySpecSchema = Type.Object(
     ...DNSPolicySpecSchema.properties,
     serviceDiscovery: Type.Optional(ClusterServiceDiscoverySchema),
     selector: Type.Optional(ClusterSelectorSchema),
+    domains: Type.Optional(
+      Type.Array(
+        Type.String({ minLength: 1, maxLength: 253, pattern: '^([A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?\\.?$' }),
+        {
+          maxItems: 1000,
+          description:
+            'Domains the selected tenants may publish names under through tenant-dns gateway (their Ingress, LoadBalancer Service and HTTPRoute host names). A name belongs to the tenant whose domain is its longest suffix; a domain assigned to two tenants is published by neither.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false, default: {} },
 );

@@ -316,6 +316,7 @@ export interface SynthesizedReply {
   readonly authoritative?: boolean;
   readonly answers?: readonly (SynthRecord | Buffer)[];
   readonly authorities?: readonly (SynthRecord | Buffer)[];
+  readonly additionals?: readonly (SynthRecord | Buffer)[];
 }
 
 /**
@@ -331,23 +332,29 @@ export interface SynthesizedReply {
 export function synthesize(wire: Buffer, q: ParsedQuery, reply: SynthesizedReply): Buffer {
   const answers = reply.answers ?? [];
   const authorities = reply.authorities ?? [];
+  const additionals = reply.additionals ?? [];
   const parts: Buffer[] = [Buffer.alloc(HEADER_LENGTH), wire.subarray(HEADER_LENGTH, q.questionEnd)];
-  for (const rr of [...answers, ...authorities]) parts.push(Buffer.isBuffer(rr) ? rr : encodeRecord(rr, q.qname));
+  for (const rr of [...answers, ...authorities, ...additionals]) parts.push(Buffer.isBuffer(rr) ? rr : encodeRecord(rr, q.qname));
   const body = Buffer.concat(parts);
   body.writeUInt16BE(q.id, 0);
   body.writeUInt16BE(replyFlags(q.flags, reply.rcode, reply.authoritative ?? false), 2);
   body.writeUInt16BE(1, 4);
   body.writeUInt16BE(answers.length, 6);
   body.writeUInt16BE(authorities.length, 8);
-  body.writeUInt16BE(0, 10);
+  body.writeUInt16BE(additionals.length, 10);
   return body;
 }
 
 /** The owner written for records of the query name before it is replaced by a pointer: one label, "x". */
 const PLACEHOLDER = 'x';
 
-/** One record's wire bytes; a record owned by `qname` gets a pointer to the question (offset 12) as its owner. */
-function encodeRecord(rr: SynthRecord, qname: string): Buffer {
+/**
+ * One record's wire bytes, standing alone (no pointer into other records); a
+ * record owned by `qname` gets a pointer to the question (offset 12) as its
+ * owner, so the bytes fit any reply to a question for `qname`, whatever its
+ * spelling ({@link synthesize} takes them as they are).
+ */
+export function encodeRecord(rr: SynthRecord, qname: string): Buffer {
   const ownQuestion = rr.name === qname;
   const enc = packet.encode({ type: 'response', answers: [ownQuestion ? { ...rr, name: PLACEHOLDER } : rr] } as packet.Packet);
   if (!ownQuestion) return enc.subarray(HEADER_LENGTH);

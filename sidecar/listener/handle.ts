@@ -76,6 +76,12 @@ export interface HandlerDeps {
    * at once instead of being forwarded again.
    */
   readonly loopTag?: Buffer;
+  /**
+   * The replies are an authoritative server's (`tenant-dns gateway`): RA is
+   * cleared in every reply, the listener's own included (RFC 1035 §4.1.1:
+   * recursion is not available). Default false: the sidecar recurses.
+   */
+  readonly noRecursion?: boolean;
 }
 
 /** Reply bytes, or null when nothing is to be sent. */
@@ -116,6 +122,19 @@ function unreadable(wire: Buffer, rejected: Rejected): ParsedQuery {
  * the in-flight cap.
  */
 export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap = false): Reply | Promise<Reply> {
+  const reply = answerQuery(wire, proto, deps, overConnectionCap);
+  if (!deps.noRecursion) return reply;
+  return isPending(reply) ? reply.then(withoutRa) : withoutRa(reply);
+}
+
+/** `reply` with RA cleared (in place). */
+function withoutRa(reply: Reply): Reply {
+  if (reply !== null && reply.length > 3) reply[3]! &= ~Flags.RA;
+  return reply;
+}
+
+/** {@link answer} before `noRecursion` applies. */
+function answerQuery(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap: boolean): Reply | Promise<Reply> {
   const read = readQuery(wire);
   if (read.rejected) {
     const r = read.rejected;

@@ -59,6 +59,16 @@ const BASIC_PROCESS_OMITTED: readonly string[] = [
 ];
 
 /**
+ * Registers prom-client's process and Node.js metrics at `detail` (a few at
+ * `basic`, its whole default set at `full`), the event-loop delay sampled once
+ * a second. The sidecar's and the gateway's registries use it.
+ */
+export function collectProcessMetrics(registry: Registry, detail: MetricsDetail): void {
+  for (const collect of PROCESS_METRICS[detail]) collect(registry, { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  if (detail !== 'full') for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
+}
+
+/**
  * Buckets of the request duration histograms, in seconds: 100 µs (a cache
  * hit) to 5 s (the client resolver's whole timeout).
  */
@@ -140,10 +150,7 @@ export class QueryMetrics {
     // The event-loop delay is sampled once a second. prom-client's default (every 10 ms) is a
     // timer that woke an idle sidecar 100 times a second: ~3 ms of CPU per second per pod for a
     // gauge no dashboard reads (measured with perf stat, issue 7).
-    if (options.processMetrics ?? true) {
-      for (const collect of PROCESS_METRICS[detail]) collect(registry, { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
-      if (!full) for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
-    }
+    if (options.processMetrics ?? true) collectProcessMetrics(registry, detail);
   }
 
   /** Counts a client query. Hot path. */

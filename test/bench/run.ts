@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: tenant-dns against the Node ceiling and real DNS servers
  * (unbound, dnsdist, knot-resolver, dnsmasq) as caching forwarders, in one
- * run, on this machine (issue 7). See test/bench/README.md for how to read it.
+ * run, on this machine (issue 7); and `tenant-dns gateway` against nsd serving
+ * the same zone (issue 20). See test/bench/README.md for how to read it.
  *
  * Run:   node test/bench/run.ts [--smoke] [--rounds N] [--seconds S] [--systems a,b] [--no-tls] [--no-memory] [--out DIR] [--app DIR]
  *        --app: tenant-dns from a bundle built before (deploy/scripts/bundle.sh DIR, e.g. of an older commit).
@@ -9,6 +10,7 @@
  *         the figures and ratios in DIR/latest.json (smoke: smoke.json).
  *         DIR defaults to test/bench/results (git-ignored).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +33,10 @@ import {
   startKresd,
   startTenantDns,
   startUnboundForwarder,
+  GATEWAY_ZONE,
+  gatewayBenchData,
+  startGatewayServer,
+  startNsdServer,
   type Authoritative,
   type BenchServer,
   type StartOptions,
@@ -148,7 +154,16 @@ const METRICS: readonly MetricDef[] = [
   { id: 'peak_rss_mib', column: 'peak RSS MiB', label: 'peak RSS (VmHWM) after the saturation runs, MiB', unit: 'MiB', better: 'lower', digits: 1 },
   { id: 'dot_miss_sat_qps', column: 'DoT misses QPS', label: 'DoT forwarding, misses at saturation, QPS', unit: 'qps', better: 'higher', digits: 0 },
   { id: 'doh_miss_sat_qps', column: 'DoH misses QPS', label: 'DoH forwarding, misses at saturation, QPS', unit: 'qps', better: 'higher', digits: 0 },
+  { id: 'gw_sat_qps', column: 'QPS at saturation', label: 'authoritative answers at saturation, QPS', unit: 'qps', better: 'higher', digits: 0 },
+  { id: 'gw_sat_lost', column: 'lost %', label: 'authoritative answers at saturation, lost %', unit: '%', better: 'lower', digits: 2 },
+  { id: 'gw_fixed_p50', column: `p50 ms at ${FIXED_QPS} QPS`, label: `authoritative answers at ${FIXED_QPS} QPS, p50 ms`, unit: 'ms', better: 'lower', digits: 3 },
+  { id: 'gw_fixed_p99', column: `p99 ms at ${FIXED_QPS} QPS`, label: `authoritative answers at ${FIXED_QPS} QPS, p99 ms`, unit: 'ms', better: 'lower', digits: 3 },
 ];
+
+/** The authoritative comparison: tenant-dns gateway and nsd, serving the same zone (gatewayWorkloads). */
+const GATEWAY = 'tenant-dns gateway';
+const NSD = 'nsd';
+const RUN_GATEWAY = !flags.systems || flags.systems.split(',').includes('gateway');
 
 /** samples[metric][system] */
 const samples = new Map<string, Map<string, number[]>>();
@@ -436,6 +451,8 @@ async function main(): Promise<void> {
     for (const s of running.values()) await s.stop();
     running.clear();
 
+    if (RUN_GATEWAY && !overBudget()) await gatewayWorkloads();
+
     // Forwarding over TLS: fresh forwarders towards the authoritative's DoT and DoH ports.
     if (flags['no-tls'] || SMOKE) notes.push('DoT/DoH workloads not run (--no-tls or --smoke).');
     else await tlsWorkloads(up);
@@ -466,6 +483,52 @@ async function main(): Promise<void> {
     await auth.stop();
   }
   report();
+}
+
+/**
+ * tenant-dns gateway against nsd serving the zone the gateway's `--dump-zone` wrote from the same
+ * objects (1000 names and a wildcard), both pinned like the forwarders: each round, per server,
+ * the published names at saturation, then at FIXED_QPS for latency.
+ */
+async function gatewayWorkloads(): Promise<void> {
+  const data = gatewayBenchData(work);
+  const zoneFile = join(work, 'gateway.zone');
+  writeFileSync(zoneFile, execFileSync(process.execPath, [join(ROOT, 'bin/tenant-dns.ts'), 'gateway', ...data.flags, '--dump-zone', GATEWAY_ZONE], { encoding: 'utf8' }));
+  const file = writeQueries('gateway.txt', data.names);
+  const servers: BenchServer[] = [];
+  try {
+    for (const [name, start] of [
+      [GATEWAY, () => startGatewayServer(data, { cpu: SERVER_CPU })],
+      [NSD, () => startNsdServer(GATEWAY_ZONE, zoneFile, { cpu: SERVER_CPU })],
+    ] as const) {
+      try {
+        servers.push(await tracked(start()));
+      } catch (err) {
+        errors.set(name, (err as Error).message.slice(0, 300));
+        log(`${name} failed to start: ${(err as Error).message.slice(0, 300)}`);
+      }
+    }
+    for (let r = 0; r < ROUNDS && !overBudget(); r++) {
+      for (const server of rotate(servers, r)) {
+        try {
+          const sat = await dnsperf(server.port, { file });
+          checkAnswers(server.name, 'authoritative answers at saturation', sat);
+          record('gw_sat_qps', server.name, sat.okQps);
+          record('gw_sat_lost', server.name, (sat.lost / Math.max(1, sat.sent)) * 100);
+          const fixed = await dnsperf(server.port, { file, qps: FIXED_QPS, latencies: true });
+          checkAnswers(server.name, `authoritative answers at ${FIXED_QPS} QPS`, fixed);
+          record('gw_fixed_p50', server.name, fixed.p50Ms!);
+          record('gw_fixed_p99', server.name, fixed.p99Ms!);
+          log(`${server.name}: ${sat.qps.toFixed(0)} QPS at saturation, lost ${sat.lost}; at ${FIXED_QPS} QPS p50 ${fixed.p50Ms!.toFixed(3)} p99 ${fixed.p99Ms!.toFixed(3)} ms`);
+        } catch (err) {
+          errors.set(server.name, (err as Error).message.slice(0, 300));
+          log(`${server.name} round ${r + 1} failed: ${(err as Error).message.slice(0, 300)}`);
+        }
+      }
+    }
+  } finally {
+    for (const s of servers) await s.stop();
+  }
 }
 
 async function tlsWorkloads(up: UpstreamInfo): Promise<void> {
@@ -524,6 +587,8 @@ function summarize(values: readonly number[]): Pick<Summary, 'min' | 'median' | 
 
 function kindOf(name: string): Kind {
   if (name === 'upstream (direct)') return 'reference';
+  if (name === GATEWAY) return 'ours';
+  if (name === NSD) return 'peer';
   return ALL_SYSTEMS.find((s) => s.name === name)!.kind;
 }
 
@@ -562,12 +627,13 @@ function analyse(): MetricResult[] {
 }
 
 /** How the markdown groups the metrics: one table each, a row per system. */
-const GROUPS: readonly { title: string; metrics: readonly string[] }[] = [
+const GROUPS: readonly { title: string; metrics: readonly string[]; systems?: readonly string[] }[] = [
   { title: 'Throughput at saturation (UDP clients)', metrics: ['hit_sat_qps', 'hit_sat_cpu', 'hit_sat_per_core', 'hit_sat_lost', 'miss_sat_qps', 'miss_sat_cpu', 'miss_sat_per_core', 'miss_sat_lost'] },
   { title: 'Forwarding over TLS (UDP clients, unique names at saturation)', metrics: ['dot_miss_sat_qps', 'doh_miss_sat_qps'] },
   { title: `Cache hits at a fixed ${FIXED_QPS} QPS`, metrics: ['hit_fixed_p50', 'hit_fixed_p99', 'hit_fixed_p999', 'hit_fixed_cpu'] },
   { title: `Cache misses at a fixed ${FIXED_QPS} QPS (unique names, forwarded)`, metrics: ['miss_fixed_p50', 'miss_fixed_p99', 'miss_fixed_p999', 'miss_fixed_cpu', 'miss_added_p50', 'miss_added_p99'] },
   { title: 'Footprint', metrics: ['start_ms', 'idle_rss_mib', 'peak_rss_mib'] },
+  { title: 'Authoritative: tenant-dns gateway against nsd, the same zone (UDP, 1100 names)', metrics: ['gw_sat_qps', 'gw_sat_lost', 'gw_fixed_p50', 'gw_fixed_p99'], systems: [GATEWAY, NSD] },
 ];
 
 function fmt(v: number | undefined, digits: number): string {
@@ -641,7 +707,7 @@ function report(): void {
     lines.push(`### ${group.title}`, '');
     lines.push(`| system | ${cols.map((m) => m.def.column).join(' | ')} |`);
     lines.push(`| --- | ${cols.map(() => '---:').join(' | ')} |`);
-    for (const s of systems) {
+    for (const s of group.systems ?? systems) {
       if (!cols.some((m) => m.bySystem[s]) && s === 'upstream (direct)') continue;
       const cells = cols.map((m) => {
         const v = m.bySystem[s];
@@ -651,6 +717,11 @@ function report(): void {
         return `${best}${fmt(v.median, m.def.digits)}${best}${range}`;
       });
       lines.push(`| ${s} | ${cells.join(' | ')} |`);
+    }
+    if (group.systems) {
+      // Ours against its one peer: the gateway's median ÷ nsd's.
+      lines.push(`| *${group.systems[0]} ÷ ${group.systems[1]}* | ${cols.map((m) => ratio(m.bySystem[group.systems![0]!]?.vsBestPeer)).join(' | ')} |`, '');
+      continue;
     }
     lines.push(`| *tenant-dns ÷ node-ceiling* | ${cols.map((m) => ratio(m.bySystem['tenant-dns']?.vsCeiling)).join(' | ')} |`);
     lines.push(`| *tenant-dns ÷ best peer* | ${cols.map((m) => `${ratio(m.bySystem['tenant-dns']?.vsBestPeer)}${m.bestPeer ? ` (${m.bestPeer})` : ''}`).join(' | ')} |`);
@@ -685,7 +756,7 @@ function report(): void {
     fixedQps: FIXED_QPS,
     pinned: PIN,
     backgroundCores: background,
-    systems,
+    systems: [...systems, ...(RUN_GATEWAY ? [GATEWAY, NSD] : [])],
     metrics: Object.fromEntries(results.map((m) => [m.def.id, { ...m.def, bestPeer: m.bestPeer, bySystem: m.bySystem }])),
     targets: tgs,
     memory: memory ? Object.fromEntries(memory) : undefined,

@@ -1,7 +1,8 @@
 /**
  * The benchmark harness in smoke mode (tiny durations, one round): it starts
  * every system, drives each with dnsperf and writes a table with a row for
- * every system. Timings are not asserted; a CI machine's figures mean nothing.
+ * every system, tenant-dns gateway and nsd included. Timings are not asserted;
+ * a CI machine's figures mean nothing.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
@@ -43,6 +44,12 @@ test('bench smoke: the harness writes a table with a row for every system', { ti
   const memory = md.slice(md.indexOf('### Marginal memory'));
   for (const system of ['tenant-dns', 'node-ceiling', 'dnsmasq']) assert.match(memory, new RegExp(`^\\| ${system} \\|( [0-9.]+ \\([0-9.]+–[0-9.]+\\) \\|){7}$`, 'm'), `${system} has a memory row`);
   assert.match(md, /\| private memory \(USS\) per sidecar, 2 running, idle ≤ 1\.25× the Node ceiling's \(issue 19\) \| [0-9.]+× \|/);
+  // The authoritative table: tenant-dns gateway and nsd, the same zone, each with its figures.
+  assert.match(md, /### Authoritative: tenant-dns gateway against nsd/);
+  for (const system of ['tenant-dns gateway', 'nsd']) {
+    assert.ok(md.split('\n').some((l) => l.startsWith(`| ${system} |`) && !l.includes('| error')), `a row for ${system}`);
+    for (const metric of ['gw_sat_qps', 'gw_fixed_p99']) assert.ok(Number.isFinite(json.metrics[metric]?.bySystem[system]?.median), `${system} has a figure for ${metric}`);
+  }
 });
 
 const STARTUP = fileURLToPath(new URL('./startup.ts', import.meta.url));

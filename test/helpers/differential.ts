@@ -168,10 +168,23 @@ function setText(d: { extra: string[]; missing: string[] }): { sidecar: string; 
 
 const edeText = (v: ReplyView) => (v.opt ? v.opt.ede.map((e) => e.code).sort((a, b) => a - b).join(',') : '');
 
-/** The differences between the sidecar's reply `s` and a reference's reply `r` to one case. */
-function compareReplies(obs: Observation, against: Against, s: ReplyView, r: ReplyView, ctx: CompareContext): Difference[] {
-  const out: Difference[] = [];
-  const add = (aspect: string, sidecar: string, reference: string) => out.push({ obs, against, aspect, sidecar, reference, compared: r });
+/** One aspect in which two replies differ: what it is, and each reply's side of it. */
+export interface ViewDifference {
+  /** `rcode`, `opcode`, `flag AD`, `question`, `answer`, `authority`, `additional`, `ttl`, `opt`, `opt DO`, `ede`. */
+  readonly aspect: string;
+  readonly ours: string;
+  readonly theirs: string;
+}
+
+/**
+ * The differences between two replies read for comparison: rcode, opcode,
+ * each header flag, the question, the record sets of each section (order
+ * and name case aside), TTLs apart by more than `ttlSlackSec`, the OPT
+ * record's presence and DO bit, and the Extended DNS Error codes.
+ */
+export function viewDifferences(s: ReplyView, r: ReplyView, ttlSlackSec: number): ViewDifference[] {
+  const out: ViewDifference[] = [];
+  const add = (aspect: string, ours: string, theirs: string) => out.push({ aspect, ours, theirs });
   if (s.rcode !== r.rcode) add('rcode', String(s.rcode), String(r.rcode));
   if (s.opcode !== r.opcode) add('opcode', String(s.opcode), String(r.opcode));
   for (const f of Object.keys(FLAG_BITS) as FlagName[]) if (s.flags[f] !== r.flags[f]) add(`flag ${f}`, String(s.flags[f]), String(r.flags[f]));
@@ -186,12 +199,17 @@ function compareReplies(obs: Observation, against: Against, s: ReplyView, r: Rep
   const theirs = new Map([...r.answer, ...r.authority, ...r.additional].map((x) => [x.key, x.ttl]));
   for (const x of [...s.answer, ...s.authority, ...s.additional]) {
     const t = theirs.get(x.key);
-    if (t !== undefined && Math.abs(t - x.ttl) > ctx.ttlSlackSec) add('ttl', `${x.key} ttl ${x.ttl}`, `ttl ${t}`);
+    if (t !== undefined && Math.abs(t - x.ttl) > ttlSlackSec) add('ttl', `${x.key} ttl ${x.ttl}`, `ttl ${t}`);
   }
   if (!!s.opt !== !!r.opt) add('opt', s.opt ? 'OPT' : 'no OPT', r.opt ? 'OPT' : 'no OPT');
   else if (s.opt && r.opt && s.opt.do !== r.opt.do) add('opt DO', String(s.opt.do), String(r.opt.do));
   if (edeText(s) !== edeText(r)) add('ede', edeText(s) || 'none', edeText(r) || 'none');
   return out;
+}
+
+/** The differences between the sidecar's reply `s` and a reference's reply `r` to one case. */
+function compareReplies(obs: Observation, against: Against, s: ReplyView, r: ReplyView, ctx: CompareContext): Difference[] {
+  return viewDifferences(s, r, ctx.ttlSlackSec).map((d) => ({ obs, against, aspect: d.aspect, sidecar: d.ours, reference: d.theirs, compared: r }));
 }
 
 /** The aspect of the difference that says an RD=0 query was compared with the reference's RD=1 answer. */

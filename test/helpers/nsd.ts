@@ -26,8 +26,18 @@ export interface NsdServer {
   stop(): Promise<void>;
 }
 
+/** How nsd answers. */
+export interface NsdOptions {
+  /**
+   * No additional data beyond what an answer needs (nsd's `minimal-responses`);
+   * default false: glue and other additional data in every answer (the
+   * conformance suite checks how it is cut for small clients).
+   */
+  readonly minimalResponses?: boolean;
+}
+
 /** The nsd.conf text for `zones` on 127.0.0.1:`port`, state files in `dir`. */
-export function nsdConfig(dir: string, port: number, zones: readonly NsdZone[]): string {
+export function nsdConfig(dir: string, port: number, zones: readonly NsdZone[], options: NsdOptions = {}): string {
   const lines = [
     'server:',
     `  ip-address: 127.0.0.1@${port}`,
@@ -43,8 +53,7 @@ export function nsdConfig(dir: string, port: number, zones: readonly NsdZone[]):
     '  server-count: 1',
     '  verbosity: 0',
     '  hide-version: yes',
-    // Glue and other additional data in every answer: the suite checks how it is cut for small clients.
-    '  minimal-responses: no',
+    `  minimal-responses: ${options.minimalResponses ? 'yes' : 'no'}`,
     '  round-robin: no',
     // Hundreds of queries a second from 127.0.0.1 are the point, not an attack.
     '  rrl-ratelimit: 0',
@@ -58,12 +67,12 @@ export function nsdConfig(dir: string, port: number, zones: readonly NsdZone[]):
 }
 
 /** Starts nsd serving `zones`; resolves once it answers the first zone's SOA. */
-export async function startNsd(zones: readonly NsdZone[]): Promise<NsdServer> {
+export async function startNsd(zones: readonly NsdZone[], options: NsdOptions = {}): Promise<NsdServer> {
   if (zones.length === 0) throw new Error('startNsd: no zones');
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-nsd-'));
   const port = await freePort();
   const conf = join(dir, 'nsd.conf');
-  writeFileSync(conf, nsdConfig(dir, port, zones));
+  writeFileSync(conf, nsdConfig(dir, port, zones, options));
   const daemon = await startDaemon({
     name: 'nsd',
     pkg: 'nsd',

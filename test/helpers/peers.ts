@@ -19,6 +19,7 @@ import { buildBundle, imageEntrypoint, imageEnvAt } from './image.ts';
 import { freePort } from './ports.ts';
 import { KRESD_OFFLINE } from './tls-daemons.ts';
 import { unboundConfig, unboundServerLines } from './unbound.ts';
+import { nsdConfig } from './nsd.ts';
 import { parseInjectorConfig } from '../../injector/config.ts';
 
 /** The repository root. */
@@ -482,3 +483,55 @@ export function cpuSeconds(pid: number): number {
 
 /** USER_HZ; 100 on every Linux this runs on (`getconf CLK_TCK`). */
 const CLOCK_TICKS = 100;
+
+/** The zone of the gateway benchmark, and the tenant domain inside it. */
+export const GATEWAY_ZONE = 'gw.bench.test';
+const GATEWAY_TENANT_DOMAIN = `shop.${GATEWAY_ZONE}`;
+
+/** The gateway benchmark's data: the objects file and the flags both servers' data come from. */
+export interface GatewayBenchData {
+  readonly objectsFile: string;
+  /** `tenant-dns gateway` flags for the zone, its name server and the tenant's domain (no --listen). */
+  readonly flags: readonly string[];
+  /** The names published: `n<i>.shop.gw.bench.test`, then wildcard matches under `*.w.shop.gw.bench.test`. */
+  readonly names: readonly string[];
+}
+
+/**
+ * Writes the objects of the gateway benchmark into `dir`: one tenant's namespace and
+ * `ingresses` Ingresses of 100 hosts each (plus a wildcard host), addresses in 10.0.0.0/8.
+ */
+export function gatewayBenchData(dir: string, ingresses = 10): GatewayBenchData {
+  const docs = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {tenant-dns.io/tenant: shop}}`];
+  const names: string[] = [];
+  for (let i = 0; i < ingresses; i++) {
+    const hosts = Array.from({ length: 100 }, (_, j) => `n${i * 100 + j}.${GATEWAY_TENANT_DOMAIN}`);
+    if (i === 0) hosts.push(`*.w.${GATEWAY_TENANT_DOMAIN}`);
+    names.push(...hosts.filter((h) => !h.startsWith('*')));
+    docs.push(
+      `apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web-${i}, namespace: shop}\nspec:\n  rules:\n${hosts.map((h) => `  - host: "${h}"`).join('\n')}\n` +
+        `status:\n  loadBalancer: {ingress: [{ip: 10.1.${i}.1}, {ip: 10.1.${i}.2}]}`,
+    );
+  }
+  for (let k = 0; k < 100; k++) names.push(`x${k}.w.${GATEWAY_TENANT_DOMAIN}`);
+  const objectsFile = join(dir, 'gateway-objects.yaml');
+  writeFileSync(objectsFile, docs.join('\n---\n') + '\n');
+  const flags = ['--zone', GATEWAY_ZONE, '--ns', `ns1.${GATEWAY_ZONE}=127.0.0.1`, '--tenant-domain', `shop=${GATEWAY_TENANT_DOMAIN}`, '--ttl', '300', '--objects', objectsFile];
+  return { objectsFile, flags, names };
+}
+
+/** `tenant-dns gateway` from the source tree on 127.0.0.1, serving the benchmark's data. */
+export async function startGatewayServer(data: GatewayBenchData, opts: StartOptions = {}): Promise<BenchServer> {
+  const port = await freePort();
+  const args = [join(ROOT, 'bin/tenant-dns.ts'), 'gateway', ...data.flags, '--listen', `127.0.0.1:${port}`, '--metrics', '127.0.0.1:0', '--log-level', 'warn'];
+  return startDaemon('tenant-dns gateway', port, process.execPath, args, opts);
+}
+
+/** Debian's nsd on 127.0.0.1 serving `zoneFile` (what `tenant-dns gateway --dump-zone` wrote) with minimal responses. */
+export async function startNsdServer(zone: string, zoneFile: string, opts: StartOptions = {}): Promise<BenchServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-bench-nsd-'));
+  const port = await freePort();
+  const conf = join(dir, 'nsd.conf');
+  writeFileSync(conf, nsdConfig(dir, port, [{ name: zone, file: zoneFile }], { minimalResponses: true }));
+  return startDaemon('nsd', port, 'nsd', ['-d', '-c', conf], { ...opts, dir });
+}

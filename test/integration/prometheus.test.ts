@@ -10,7 +10,8 @@
  * injector's Secret, the Service's name), with a serving certificate from
  * deploy/scripts/gen-certs.sh that expires in 2 days, while the test sends
  * admissions, some of which fail; then the certificate is renewed from the
- * same CA. Every dashboard panel query and every alert expression is then
+ * same CA. It also scrapes tenant-dns gateway as its PodMonitor says, while
+ * the test asks it for one tenant's name. Every dashboard panel query and every alert expression is then
  * evaluated through Prometheus's API: each parses and runs, and the key ones
  * return the numbers the traffic implies, or fire where they should.
  *
@@ -47,6 +48,9 @@ import { Keys } from '../../injector/names.ts';
 import { kubernetesPodMetaLabels, podMonitorScrapeOptions, podMonitorScrapeSettings } from '../helpers/podmonitor.ts';
 import { grafanaToPromql, startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
 import { startUnbound } from '../helpers/unbound.ts';
+import { startGateway } from '../../gateway/server.ts';
+import type { SourceObjects } from '../../gateway/sources.ts';
+import { silentLogger } from '../../sidecar/log.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const wired = SIDECAR_FLAGS.some((f) => f.flag === '--metrics') && SIDECAR_FLAGS.some((f) => f.flag === '--log-queries');
@@ -80,6 +84,25 @@ spec:
       zones: ["broken.example"]
       upstreams: ["udp://127.0.0.1:${brokenPort}"]
 `;
+}
+
+/** The gateway's objects: the tenant's Ingress, and a claim outside the tenant's domain. */
+function gatewayObjects(): SourceObjects {
+  const ingress = (name: string, host: string) => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { namespace: NAMESPACE, name },
+    spec: { rules: [{ host }] },
+    status: { loadBalancer: { ingress: [{ ip: '192.0.2.80' }] } },
+  });
+  return {
+    namespaces: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE, labels: { [Keys.podTenant]: TENANT } } }],
+    ingresses: [ingress('web', `www.${TENANT}.tenants.example`), ingress('stray', 'www.someone-else.tenants.example')],
+    services: [],
+    httpRoutes: [],
+    gateways: [],
+    clusterPolicies: [],
+  };
 }
 
 /** Panels whose queries may return NaN for some series (quantiles by a label with idle values). */
@@ -172,6 +195,18 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     for (let i = 0; i < malformed; i++) await admit('/mutate', '{"not json', 400);
   };
 
+  // tenant-dns gateway, publishing one name of the tenant and refusing a claim outside its domain.
+  const gateway = await startGateway(gatewayObjects(), {
+    listen: [{ host: '127.0.0.1', port: 0, family: 4 }],
+    zone: { zones: ['tenants.example'], ttl: 60, nameServers: [{ name: 'ns1.dns-provider.example', addresses: [] }] },
+    tenantDomains: new Map([[TENANT, [`${TENANT}.tenants.example`]]]),
+    tenantLabel: Keys.podTenant,
+    metrics: '127.0.0.1:0',
+    log: silentLogger,
+    version: 'test',
+  });
+  t.after(() => gateway.close());
+
   // Scraped as the PodMonitor scrapes the injected pod: its relabelings, and the pod's metadata as discovered.
   // The injector as its own PodMonitor scrapes it: HTTPS verified against ca.crt of its Secret, for the Service's name.
   const discovered = kubernetesPodMetaLabels({ namespace: NAMESPACE, name: POD, labels: { [Keys.podTenant]: TENANT } });
@@ -182,6 +217,13 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
     container: 'injector',
     portName: 'https',
   });
+  const gatewayPod = kubernetesPodMetaLabels({
+    namespace: INJECTOR_NAMESPACE,
+    name: 'tenant-dns-gateway-7d9f8b6c4-p5m2n',
+    labels: { 'app.kubernetes.io/name': 'tenant-dns-gateway' },
+    container: 'gateway',
+    portName: 'metrics',
+  });
   const prom: PrometheusServer = await startPrometheus([{ address: `127.0.0.1:${metricsPort}`, labels: discovered }], {
     ruleFiles: [join(ROOT, 'dashboards/alerts.rules.yaml')],
     ...podMonitorScrapeOptions(),
@@ -190,6 +232,11 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
         name: 'tenant-dns-injector',
         targets: [{ address: `127.0.0.1:${injector.address.port}`, labels: injectorPod }],
         ...podMonitorScrapeSettings('injector-podmonitor.yaml', { 'tenant-dns-injector-tls/ca.crt': join(pki, 'ca.crt') }),
+      },
+      {
+        name: 'tenant-dns-gateway',
+        targets: [{ address: `127.0.0.1:${gateway.metricsAddress!.port}`, labels: gatewayPod }],
+        ...podMonitorScrapeSettings('gateway-podmonitor.yaml'),
       },
     ],
   });
@@ -221,6 +268,9 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   const BROKEN = 30;
   for (let i = 0; i < BROKEN; i++) assert.equal((await q(`q${i}.broken.example`)).rcode, 'SERVFAIL');
   const sent = { allowed: 2 + 1 + 3 + 1 + 2 + 1 + BROKEN, noAds: 3, noTracking: 2 };
+  const gq = (name: string) => queryUdp('127.0.0.1', gateway.addresses[0]!.port, { name, type: 'A' }, 3000);
+  for (let i = 0; i < 3; i++) assert.deepEqual((await gq(`www.${TENANT}.tenants.example`)).answers?.map((a) => a.data), ['192.0.2.80']);
+  assert.equal((await gq(`nope.${TENANT}.tenants.example`)).rcode, 'NXDOMAIN');
   const total = sent.allowed + sent.noAds + sent.noTracking;
 
   // The readiness probe on the metrics port says not ready, and no more; the admin port names the down group.
@@ -321,6 +371,14 @@ test('prometheus integration: a real Prometheus scrapes the sidecar and the inje
   assert.equal(only(panel('Sidecars on a stale policy')), 1);
   const [p50, p99] = [only(panel('Latency p50 / p99', 0)), only(panel('Latency p50 / p99', 1))];
   assert.ok(p50 > 0 && p50 <= p99 && p99 < 5, `p50 ${p50}, p99 ${p99}`);
+
+  // The gateway row: answers by rcode, the tenant's one record, its claim refused.
+  // The NXDOMAIN answered no tenant's name: it is not the tenant's (tenant ""), so the tenant's panel shows NOERROR only.
+  assert.deepEqual(Object.keys(byLabel(panel('Gateway answers by rcode'), 'rcode')), ['NOERROR']);
+  assert.equal(only(await prom.query('sum(tenant_dns_gateway_requests_total{tenant="", rcode="NXDOMAIN"})', at)), 1);
+  assert.equal(only(await prom.query(`sum(tenant_dns_gateway_requests_total{tenant="${TENANT}", rcode="NOERROR"})`, at)), 3);
+  assert.deepEqual(byLabel(panel('Gateway records by tenant'), 'tenant'), { [TENANT]: 1 });
+  assert.deepEqual(panel('Gateway rejected claims').series.map((s) => [s.metric.tenant, s.metric.reason, Number(s.value![1])]), [[TENANT, 'outside-domains', 1]]);
 
   // Every alert expression parses and runs; the two whose conditions the test created return their series.
   const alerts = new Map<string, QueryResult>();

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { ALERTS, CONTROL_PLANE_ROW, CONTROLLER_ALERTS, generatedFiles, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
+import { ALERTS, CONTROL_PLANE_ROW, CONTROLLER_ALERTS, generatedFiles, INJECTOR_ALERTS, panelQueries, ROWS } from '../../dashboards/build.ts';
 import { Keys, METRICS_PORT_NAME } from '../../injector/names.ts';
 import { metaLabelName, readPodMonitor, relabelConfigsFromOperator } from '../helpers/podmonitor.ts';
 
@@ -33,14 +33,17 @@ test('meta dashboards: the dashboard is importable with a Prometheus input and t
   const ids = d.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Search walks (autopath)', 'Upstreams', 'Reloads and process', CONTROL_PLANE_ROW]);
+  assert.deepEqual(rows, ['Overview', 'Traffic', 'Policy', 'Latency', 'Cache', 'Search walks (autopath)', 'Upstreams', 'Reloads and process', CONTROL_PLANE_ROW, 'Gateway']);
   // The control plane row reads the injector's series (its own namespace and pods, no tenant): the variables select sidecars.
   const controlPlane = new Set(panelQueries().filter((q) => q.row === CONTROL_PLANE_ROW).map((q) => q.panel));
+  const gatewayPanels = new Set(ROWS.find((r) => r.title === 'Gateway')!.panels.map((p) => p.title));
   for (const p of d.panels.filter((p) => p.type !== 'row')) {
     assert.equal(p.datasource?.uid, '${DS_PROMETHEUS}', p.title);
     for (const t of p.targets ?? []) {
       assert.equal(t.datasource.uid, '${DS_PROMETHEUS}', p.title);
       if (controlPlane.has(p.title)) assert.match(t.expr, /tenant_dns_controller_/, `${p.title} reads the controller's series`);
+      // The gateway serves every tenant from the platform's namespace: its row honours the tenant only (GATEWAY_SEL).
+      else if (gatewayPanels.has(p.title)) assert.match(t.expr, /tenant_dns_gateway_[a-z_]+\{tenant=~"\$tenant"\}/, `${p.title} honours the tenant`);
       else assert.match(t.expr, /tenant=~"\$tenant", namespace=~"\$namespace", pod=~"\$pod"/, `${p.title} honours the variables`);
     }
   }

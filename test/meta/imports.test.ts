@@ -1,9 +1,10 @@
 /**
- * Convention: the module structure of sidecar/, injector/ and bin/. The
- * injector's modules import one another without a cycle (type-only imports
- * count: a cycle of types is still two modules that cannot be read apart),
- * and the sidecar imports nothing from the injector (the sidecar image starts
- * `tenant-dns sidecar`; the commands are put together in bin/). Imports are
+ * Convention: the module structure of sidecar/, injector/, gateway/ and bin/.
+ * The injector's and the gateway's modules import one another without a
+ * cycle (type-only imports count: a cycle of types is still two modules that
+ * cannot be read apart), the sidecar imports nothing from the injector, and
+ * neither imports from the gateway (the sidecar image starts `tenant-dns
+ * sidecar`; the commands are put together in bin/). Imports are
  * read with TypeScript's own pre-processor (static imports, `export … from`,
  * and `import('…')` with a literal path), relative paths to .ts files only.
  */
@@ -15,7 +16,7 @@ import { dirname, join, posix, relative, sep } from 'node:path';
 import ts from 'typescript';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const FOLDERS = ['sidecar', 'injector', 'bin'];
+const FOLDERS = ['sidecar', 'injector', 'gateway', 'bin'];
 
 function sources(folder: string): string[] {
   return readdirSync(join(ROOT, folder), { recursive: true, encoding: 'utf8' })
@@ -79,4 +80,15 @@ test('meta imports: sidecar/ imports nothing from injector/', () => {
     from.startsWith('sidecar/') ? targets.filter((t) => t.startsWith('injector/')).map((t) => `${from} → ${t}`) : [],
   );
   assert.deepEqual(found, [], `sidecar/ imports from injector/:\n${found.join('\n')}`);
+});
+
+test('meta imports: no import cycle within gateway/; sidecar/ and injector/ import nothing from it', () => {
+  const gateway = new Set([...graph.keys()].filter((f) => f.startsWith('gateway/')));
+  assert.ok(gateway.has('gateway/server.ts'), 'gateway/ is read');
+  const found = cycles(graph, gateway).map((c) => c.join(' → '));
+  assert.deepEqual(found, [], `import cycles in gateway/:\n${found.join('\n')}`);
+  const into = [...graph].flatMap(([from, targets]) =>
+    from.startsWith('sidecar/') || from.startsWith('injector/') ? targets.filter((t) => t.startsWith('gateway/')).map((t) => `${from} → ${t}`) : [],
+  );
+  assert.deepEqual(into, [], `imports of gateway/:\n${into.join('\n')}`);
 });

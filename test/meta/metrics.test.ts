@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { ALERTS, CONTROL_PLANE_ROW, CONTROLLER_ALERTS, INJECTOR_ALERTS, panelQueries } from '../../dashboards/build.ts';
 import { createControllerMetrics, createInjectorMetrics } from '../../injector/metrics.ts';
+import { GatewayMetrics } from '../../gateway/metrics.ts';
 import { AutopathMetrics } from '../../sidecar/autopath/metrics.ts';
 import { CacheMetrics } from '../../sidecar/cache/metrics.ts';
 import { ListenerMetrics } from '../../sidecar/listener/metrics.ts';
@@ -160,9 +161,29 @@ export function metricsIn(expr: string): string[] {
   return [...new Set([...withoutStrings.matchAll(/\b(tenant_dns_[a-z0-9_]+|process_[a-z0-9_]+|nodejs_[a-z0-9_]+)\b/g)].map((m) => m[1]!))];
 }
 
+/** The gateway's registry (gateway/metrics.ts), one series of each labelled metric. */
+function gatewayRegistry(): Registry {
+  const registry = new Registry();
+  const m = new GatewayMetrics(registry, { version: '1.0.0', processMetrics: false });
+  m.request('tenants.example', 0, 'team-a');
+  m.rejection('team-a', 'outside-domains');
+  m.setRecords(new Map([['team-a', 2]]));
+  return registry;
+}
+
+test('meta metrics: the gateway\'s metrics are named by the conventions, and gateway/README.md lists exactly them', async () => {
+  const registry = gatewayRegistry();
+  const ours = registry.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('tenant_dns_'));
+  assert.deepEqual(ours.sort(), ['tenant_dns_gateway_build_info', 'tenant_dns_gateway_records', 'tenant_dns_gateway_rejected_total', 'tenant_dns_gateway_requests_total']);
+  for (const m of registry.getMetricsAsArray() as unknown as { name: string; type: string }[]) if (m.type === 'counter') assert.match(m.name, /_total$/);
+  const readme = readFileSync(new URL('../../gateway/README.md', import.meta.url), 'utf8');
+  const listed = [...new Set([...readme.matchAll(/`(tenant_dns_[a-z0-9_]+)`/g)].map((x) => x[1]!))].sort();
+  assert.deepEqual(listed, ours.sort());
+});
+
 test('meta metrics: every metric a dashboard panel or alert queries exists in the registry', async () => {
   const { registry } = await populated();
-  const names = new Set(registry.getMetricsAsArray().map((m) => m.name));
+  const names = new Set([...registry.getMetricsAsArray(), ...gatewayRegistry().getMetricsAsArray()].map((m) => m.name));
   const histograms = new Set(registry.getMetricsAsArray().filter((m) => (m as unknown as { type: string }).type === 'histogram').map((m) => m.name));
   const exists = (name: string) => names.has(name) || [...histograms].some((h) => name === `${h}_bucket` || name === `${h}_sum` || name === `${h}_count`);
   // The control plane row reads the injector's registry (next test).

@@ -200,6 +200,11 @@ export function builtinResources(): ResourceType[] {
       fieldLabel: (f) => f.startsWith('involvedObject.') || ['reason', 'type', 'source', 'reportingComponent'].includes(f),
       microTimeFields: [['eventTime']],
     }),
+    // What tenant-dns gateway reads besides Services: Ingresses, their addresses in the status.
+    builtin({
+      group: 'networking.k8s.io', version: 'v1', plural: 'ingresses', singular: 'ingress', kind: 'Ingress', namespaced: true,
+      shortNames: ['ing'], statusSubresource: true, generation: true,
+    }),
     builtin({
       group: 'coordination.k8s.io', version: 'v1', plural: 'leases', singular: 'lease', kind: 'Lease', namespaced: true,
       microTimeFields: [['spec', 'acquireTime'], ['spec', 'renewTime']],
