@@ -62,6 +62,7 @@ function upstreamOptions(config: SidecarConfig, log: Logger, observer: UpstreamO
     bootstrapRefreshMs: config.upstreamTiming.bootstrapRefreshMs,
     onBootstrapError: (host, message) => log('warn', 'bootstrap re-resolution failed; keeping the last addresses', { host, error: message }),
     ...(observer.onConnection ? { onConnection: observer.onConnection } : {}),
+    ...(observer.onDroppedReply ? { onDroppedReply: observer.onDroppedReply } : {}),
     ...(ca.length > 0 ? { ca } : {}),
   };
 }

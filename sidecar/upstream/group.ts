@@ -31,6 +31,8 @@ export interface UpstreamObserver {
   onAttempt?(upstream: string, rcode: number | null, errorCode: string | null, seconds: number, error?: unknown): void;
   /** Connections of an upstream opened (+1) or closed (-1); wired by fromUrl's `onConnection`. */
   onConnection?(upstream: string, delta: number): void;
+  /** A UDP upstream dropped a datagram that matched no query in flight; wired by fromUrl's `onDroppedReply`. */
+  onDroppedReply?(upstream: string): void;
   /** A member was marked down (false) or came back (true). */
   onHealth?(upstream: string, healthy: boolean): void;
 }
