@@ -92,6 +92,7 @@ class PoolSocket {
   waiting: Buffer[] | undefined = [];
   retired = false;
   closed = false;
+  /** Fails the socket's exchanges when a send fails (a pending ICMP error is reported to the next send). */
   readonly #onSent: (err: Error | null) => void;
   /** Retires the socket when it reaches its age (an idle socket then closes at once). */
   readonly #expiry: NodeJS.Timeout;
@@ -127,7 +128,8 @@ class PoolSocket {
   send(ex: Exchange, wire: Buffer): void {
     if (this.pending.size === 0) this.socket.ref();
     this.pending.set(ex.id, ex);
-    ex.signal.addEventListener('abort', ex, { once: true });
+    // Removed when the exchange settles, so no `once` (an options object checked per call).
+    ex.signal.addEventListener('abort', ex);
     if (this.waiting) this.waiting.push(wire);
     else this.socket.send(wire, this.#onSent);
   }
