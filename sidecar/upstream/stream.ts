@@ -44,22 +44,37 @@ export interface StreamTuning {
  */
 export type Connector = (timeoutMs: number) => Promise<Socket>;
 
-interface Pending {
+/** One exchange: also its signal's abort listener (handleEvent), so no closure per query. */
+class Pending {
   readonly query: Buffer;
   readonly qEnd: number;
   readonly originalId: number;
   readonly signal: AbortSignal;
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: Error) => void;
-  readonly onAbort: () => void;
-  conn: Connection | undefined;
-  id: number;
+  readonly #onAbort: (p: Pending) => void;
+  conn: Connection | undefined = undefined;
+  id = 0;
   /** performance.now() when written, 0 while queued. */
-  writtenAt: number;
+  writtenAt = 0;
   /** Whether the connection was already established when the query was written. */
-  reused: boolean;
-  retried: boolean;
-  done: boolean;
+  reused = false;
+  retried = false;
+  done = false;
+
+  constructor(query: Buffer, qEnd: number, signal: AbortSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void, onAbort: (p: Pending) => void) {
+    this.query = query;
+    this.qEnd = qEnd;
+    this.originalId = query.readUInt16BE(0);
+    this.signal = signal;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.#onAbort = onAbort;
+  }
+
+  handleEvent(): void {
+    this.#onAbort(this);
+  }
 }
 
 const DEFAULTS = {
@@ -126,26 +141,15 @@ export class StreamUpstream implements Upstream {
     if (query.length > 0xffff) {
       return Promise.reject(new SidecarError(ErrorCodes.INTERNAL, `sending a query longer than 65535 bytes to ${address}`));
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      const p: Pending = {
-        query,
-        qEnd,
-        originalId: query.readUInt16BE(0),
-        signal,
-        resolve,
-        reject,
-        onAbort: () => this.#aborted(p),
-        conn: undefined,
-        id: 0,
-        writtenAt: 0,
-        reused: false,
-        retried: false,
-        done: false,
-      };
-      signal.addEventListener('abort', p.onAbort, { once: true });
-      this.#dispatch(p);
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<Buffer>();
+    const p = new Pending(query, qEnd, signal, resolve, reject, this.#onAbort);
+    // Removed in #finish, so no `once` (an options object checked per call).
+    signal.addEventListener('abort', p);
+    this.#dispatch(p);
+    return promise;
   }
+
+  readonly #onAbort = (p: Pending): void => this.#aborted(p);
 
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -157,11 +161,11 @@ export class StreamUpstream implements Upstream {
   #finish(p: Pending, err: Error | undefined, reply?: Buffer): void {
     if (p.done) return;
     p.done = true;
-    p.signal.removeEventListener('abort', p.onAbort);
+    p.signal.removeEventListener('abort', p);
     const conn = p.conn;
     if (conn) {
       if (conn.pending.get(p.id) === p) conn.pending.delete(p.id);
-      const qi = conn.queued.indexOf(p);
+      const qi = conn.queued.length > 0 ? conn.queued.indexOf(p) : -1;
       if (qi >= 0) conn.queued.splice(qi, 1);
       this.#maybeIdle(conn);
     }
