@@ -68,6 +68,23 @@ test('upstream UDP legs: 1,000 queries leave from many unpredictable source port
   assert.ok(ids.filter((id) => id === 1).length <= 3, 'the client ID is not reused upstream');
 });
 
+test('--upstream-udp-socket-queries 1: every upstream query leaves from a fresh socket', async (t) => {
+  const upstream = await startRawUpstream();
+  const sc = await startTestSidecar({ upstream: [`udp://127.0.0.1:${upstream.port}`], upstreamUdpSocketQueries: 1 });
+  t.after(async () => {
+    await sc.stop();
+    await upstream.close();
+  });
+  for (let i = 0; i < 50; i++) {
+    const r = await udpAsk(sc.port, rawQuery(`f${i}.ports.example`, 1, 1, 1232), 2000);
+    assert.ok(r && addressesOf(r)[0] === '192.0.2.1');
+  }
+  const ports = upstream.received.filter((q) => q.proto === 'udp').map((q) => q.port);
+  assert.equal(ports.length, 50);
+  // A port the kernel hands out again later is possible, rarely.
+  assert.ok(new Set(ports).size >= 48, `distinct source ports: ${new Set(ports).size}`);
+});
+
 test('spoofed replies before the real one (other port, wrong ID, wrong question) are ignored: the client and the cache get the real answer', async (t) => {
   const spoofer = dgram.createSocket('udp4');
   await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', () => r()));
