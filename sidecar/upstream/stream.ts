@@ -17,7 +17,7 @@
  *   (the server may have closed an idle connection just as the query left);
  *   the others fail with UPSTREAM_CONNECT.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import type { ConnectionHook } from './message.ts';
@@ -40,9 +40,16 @@ export interface StreamTuning {
 /**
  * Opens one connection, ready to carry DNS messages (handshakes done), or
  * rejects with a SidecarError (UPSTREAM_CONNECT, UPSTREAM_TLS,
- * UPSTREAM_TIMEOUT). The stream transport owns and closes the socket.
+ * UPSTREAM_TIMEOUT). The stream transport owns and closes the socket. A
+ * connector should pass `onread` to net.connect / tls.connect: what the
+ * connection receives is then read into one buffer per connection and
+ * handed to the transport in place, instead of a new Buffer and a 'data'
+ * event per read; a socket that emits 'data' instead works too.
  */
-export type Connector = (timeoutMs: number) => Promise<Socket>;
+export type Connector = (timeoutMs: number, onread: OnReadOpts) => Promise<Socket>;
+
+/** Size of a connection's read buffer (`onread`): a few dozen replies per read. */
+const READ_BUFFER_BYTES = 16 * 1024;
 
 /** One exchange: also its signal's abort listener (handleEvent), so no closure per query. */
 class Pending {
@@ -215,7 +222,14 @@ export class StreamUpstream implements Upstream {
     const conn = new Connection();
     this.#conns.push(conn);
     this.connectionsOpened++;
-    this.#connect(this.#tuning.connectTimeoutMs).then(
+    const onread: OnReadOpts = {
+      buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        if (!conn.dead) this.#onData(conn, (buf as Buffer).subarray(0, n), true);
+        return true;
+      },
+    };
+    this.#connect(this.#tuning.connectTimeoutMs, onread).then(
       (socket) => {
         if (conn.dead || this.#closed) {
           socket.destroy();
@@ -225,7 +239,7 @@ export class StreamUpstream implements Upstream {
         conn.open = true;
         this.#onConnection?.(this.address, 1);
         socket.setNoDelay?.(true);
-        socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
+        socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk, false));
         socket.on('error', (err) => this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'reading reply from', this.address, err), true));
         socket.on('close', () => this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'connection closed by', this.address), true));
         socket.on('end', () => socket.end());
@@ -266,10 +280,25 @@ export class StreamUpstream implements Upstream {
     socket.write(frame);
   }
 
-  #onData(conn: Connection, chunk: Buffer): void {
+  /**
+   * Bytes received on a connection. `inPlace`: `chunk` is a view of the
+   * connection's read buffer, valid only during this call, so whatever is
+   * left of it (a message not complete yet) is copied before returning.
+   */
+  #onData(conn: Connection, chunk: Buffer, inPlace: boolean): void {
     conn.lastReadAt = performance.now();
     conn.chunks.push(chunk);
     conn.buffered += chunk.length;
+    this.#frames(conn);
+    // What is still buffered ends with (a part of) this chunk: the older chunks came first.
+    if (inPlace && conn.buffered > 0 && conn.chunks.length > 0) {
+      const last = conn.chunks.length - 1;
+      conn.chunks[last] = Buffer.from(conn.chunks[last]!);
+    }
+  }
+
+  /** Reads every complete message buffered on a connection and settles its exchange. */
+  #frames(conn: Connection): void {
     for (;;) {
       if (conn.need < 0) {
         if (conn.buffered < 2) return;
