@@ -48,6 +48,9 @@ export const UpstreamTimingSchema = Type.Object(
     deadlineMs: Type.Integer({ minimum: 100, maximum: 4_999, default: 4_000, description: 'Milliseconds a group gets for the whole query, all attempts; stays under the 5 s a client resolver waits.' }),
     race: Type.Integer({ minimum: 1, maximum: 8, default: 1, description: 'Upstreams of a group raced in parallel at the start of each query (the first good reply wins); 1: plain ordered failover.' }),
     bootstrapRefreshMs: Millis('Milliseconds between re-resolutions of upstream host names through the bootstrap resolvers.', 300_000, 1_000),
+    udpSockets: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Sockets (random source ports) each udp:// upstream keeps open at once; every query leaves on one of them at random.' }),
+    udpSocketQueries: Type.Integer({ minimum: 1, maximum: 1_024, default: 32, description: 'A udp:// upstream socket is retired after a random count of queries between half this and this (1: a fresh socket per query).' }),
+    udpSocketSeconds: Type.Integer({ minimum: 0, maximum: 60, default: 2, description: 'A udp:// upstream socket takes no new query once this many seconds old (0: a fresh socket per query).' }),
   },
   { additionalProperties: false, default: {}, 'x-flag-prefix': 'upstream-' },
 );

@@ -51,6 +51,10 @@ const PROCESS_METRICS: Readonly<Record<MetricsDetail, readonly ProcessMetric[]>>
 /** Gauges of those modules left out at the `basic` level (the event-loop delay keeps its last sample, p99 and max). */
 const BASIC_PROCESS_OMITTED: readonly string[] = [
   'process_virtual_memory_bytes',
+  // process_cpu_seconds_total is their sum; process_resident_memory_bytes and nodejs_heap_size_* say more than the heap segment.
+  'process_cpu_user_seconds_total',
+  'process_cpu_system_seconds_total',
+  'process_heap_bytes',
   'nodejs_eventloop_lag_min_seconds',
   'nodejs_eventloop_lag_mean_seconds',
   'nodejs_eventloop_lag_stddev_seconds',

@@ -10,6 +10,7 @@
  * fallback to plain DNS. TLS sessions are resumed on reconnect.
  */
 import { isIP } from 'node:net';
+import type { OnReadOpts } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { ErrorCodes } from '../errors.ts';
 import { staticAddresses } from './bootstrap.ts';
@@ -51,6 +52,8 @@ export interface TlsConnectParams {
   readonly session?: Buffer;
   /** Called with each new session ticket the server sends. */
   readonly onSession?: (session: Buffer) => void;
+  /** Read what arrives into one buffer and hand it to a callback instead of 'data' events (stream.ts's Connector). */
+  readonly onread?: OnReadOpts;
 }
 
 /**
@@ -75,6 +78,7 @@ export function connectTls(params: TlsConnectParams): Promise<TLSSocket> {
       session: params.session,
       ALPNProtocols: params.alpn,
       minVersion: 'TLSv1.2',
+      ...(params.onread ? { onread: params.onread } : {}),
       checkServerIdentity: (_name: string, cert: PeerCertificate) => {
         const nameErr = tls.checkServerIdentity(trust.tlsName, cert);
         if (nameErr) return nameErr;
@@ -132,7 +136,7 @@ export class DotUpstream extends StreamUpstream {
     const source = 'addresses' in hosts ? hosts : staticAddresses(hosts);
     super(
       address,
-      async (timeoutMs) => {
+      async (timeoutMs, onread) => {
         const list = source.addresses();
         const host = list[index % list.length]!;
         const at = formatHostPort({ host, port });
@@ -144,6 +148,7 @@ export class DotUpstream extends StreamUpstream {
             timeoutMs,
             address: address === `tls://${at}` ? address : `${address} (${at})`,
             session,
+            onread,
             onSession: (s) => {
               session = s;
             },

@@ -60,8 +60,12 @@ function upstreamOptions(config: SidecarConfig, log: Logger, observer: UpstreamO
     bootstrap: parseBootstrapList(config.bootstrap),
     bootstrapResolvers: config.bootstrapResolver,
     bootstrapRefreshMs: config.upstreamTiming.bootstrapRefreshMs,
+    udpSockets: config.upstreamTiming.udpSockets,
+    udpSocketQueries: config.upstreamTiming.udpSocketQueries,
+    udpSocketSeconds: config.upstreamTiming.udpSocketSeconds,
     onBootstrapError: (host, message) => log('warn', 'bootstrap re-resolution failed; keeping the last addresses', { host, error: message }),
     ...(observer.onConnection ? { onConnection: observer.onConnection } : {}),
+    ...(observer.onDroppedReply ? { onDroppedReply: observer.onDroppedReply } : {}),
     ...(ca.length > 0 ? { ca } : {}),
   };
 }

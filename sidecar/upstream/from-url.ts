@@ -63,6 +63,14 @@ export interface UpstreamOptions {
   readonly onBootstrapError?: (host: string, message: string) => void;
   /** Told of connections opened (+1) and closed (-1); pass a group observer's `onConnection`. */
   readonly onConnection?: ConnectionHook;
+  /** udp: sockets (source ports) open at once per upstream. Default 8 (udp.ts, UDP_POOL_DEFAULTS). */
+  readonly udpSockets?: number;
+  /** udp: a socket is retired after a random count of queries between half this and this. Default 32. */
+  readonly udpSocketQueries?: number;
+  /** udp: a socket takes no new query once this many seconds old. Default 2. */
+  readonly udpSocketSeconds?: number;
+  /** udp: told of each datagram dropped because it matched no query in flight (the spoofing signal). */
+  readonly onDroppedReply?: (upstream: string) => void;
 }
 
 
@@ -110,7 +118,15 @@ export function fromUrl(url: string, options: UpstreamOptions = {}): Upstream {
   };
 
   if (u.protocol === 'udp:' || u.protocol === 'tcp:') {
-    return u.protocol === 'udp:' ? new UdpUpstream(host, port, { tcp: tuning, maxInFlight: options.maxInFlight }) : new TcpUpstream(host, port, tuning);
+    if (u.protocol === 'tcp:') return new TcpUpstream(host, port, tuning);
+    return new UdpUpstream(host, port, {
+      tcp: tuning,
+      maxInFlight: options.maxInFlight,
+      sockets: options.udpSockets,
+      socketQueries: options.udpSocketQueries,
+      socketSeconds: options.udpSocketSeconds,
+      onDroppedReply: options.onDroppedReply,
+    });
   }
 
   const pins = options.spkiPin === undefined ? [] : typeof options.spkiPin === 'string' ? [options.spkiPin] : [...options.spkiPin];

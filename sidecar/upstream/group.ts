@@ -20,6 +20,7 @@ import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
 import type { Upstream } from './upstream.ts';
+import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
 export interface UpstreamObserver {
@@ -31,6 +32,8 @@ export interface UpstreamObserver {
   onAttempt?(upstream: string, rcode: number | null, errorCode: string | null, seconds: number, error?: unknown): void;
   /** Connections of an upstream opened (+1) or closed (-1); wired by fromUrl's `onConnection`. */
   onConnection?(upstream: string, delta: number): void;
+  /** A UDP upstream dropped a datagram that matched no query in flight; wired by fromUrl's `onDroppedReply`. */
+  onDroppedReply?(upstream: string): void;
   /** A member was marked down (false) or came back (true). */
   onHealth?(upstream: string, healthy: boolean): void;
 }
@@ -134,6 +137,52 @@ function follow(parent: AbortSignal, child: AbortController): void {
   set.add(child);
 }
 
+/** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */
+function timeoutReason(ms: number): DOMException {
+  return new DOMException(`no answer within ${ms} ms`, 'TimeoutError');
+}
+
+/** A {@link Deadline} on a shared deadline list (deadlines.ts) instead of a timer of its own. */
+class ListedDeadline implements Deadline, Timed {
+  readonly signal: AbortSignal;
+  readonly #controller: AbortController;
+  readonly #parent: AbortSignal;
+  readonly #extra: AbortSignal | undefined;
+  readonly #ms: number;
+  readonly #list: DeadlineList;
+  at = 0;
+  prev: Timed | null = null;
+  next: Timed | null = null;
+  linked = false;
+
+  constructor(controller: AbortController, parent: AbortSignal, ms: number, extra: AbortSignal | undefined) {
+    this.#controller = controller;
+    this.signal = controller.signal;
+    this.#parent = parent;
+    this.#extra = extra;
+    this.#ms = ms;
+    follow(parent, controller);
+    // `this` is the listener (handleEvent): no closure per deadline.
+    extra?.addEventListener('abort', this);
+    this.#list = addDeadline(this, ms);
+  }
+
+  /** The extra signal aborted. */
+  handleEvent(): void {
+    this.#controller.abort(this.#extra!.reason);
+  }
+
+  expire(): void {
+    this.#controller.abort(timeoutReason(this.#ms));
+  }
+
+  dispose(): void {
+    this.#list.remove(this);
+    followers.get(this.#parent)?.delete(this.#controller);
+    this.#extra?.removeEventListener('abort', this);
+  }
+}
+
 /**
  * A signal that aborts when `parent` (or `extra`) aborts, or after `ms`
  * milliseconds with a TimeoutError reason (transports then report
@@ -142,23 +191,11 @@ function follow(parent: AbortSignal, child: AbortController): void {
  */
 function deadlineSignal(parent: AbortSignal, ms: number, extra?: AbortSignal): Deadline {
   const controller = new AbortController();
-  const signal = controller.signal;
   if (parent.aborted || extra?.aborted) {
     controller.abort(parent.aborted ? parent.reason : extra!.reason);
-    return { signal, dispose: noop };
+    return { signal: controller.signal, dispose: noop };
   }
-  const onExtra = () => controller.abort(extra!.reason);
-  follow(parent, controller);
-  extra?.addEventListener('abort', onExtra, { once: true });
-  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
-  return {
-    signal,
-    dispose() {
-      clearTimeout(timer);
-      followers.get(parent)?.delete(controller);
-      extra?.removeEventListener('abort', onExtra);
-    },
-  };
+  return new ListedDeadline(controller, parent, ms, extra);
 }
 
 /** Told when an {@link Attempt} ends. */

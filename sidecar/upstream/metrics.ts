@@ -34,17 +34,21 @@ export interface HealthSource {
 export interface UpstreamMetricsObserver {
   onAttempt(upstream: string, rcode: number | null, errorCode: string | null, seconds: number): void;
   onConnection(upstream: string, delta: number): void;
+  onDroppedReply(upstream: string): void;
 }
 
 /** The upstreams' metrics, declared in `registry`. */
 export class UpstreamMetrics {
   readonly duration: SlotHistogram;
   readonly failures: SlotCounter;
+  readonly dropped: SlotCounter;
 
   /** upstream → slot per rcode label (-1: not created yet). */
   readonly #durationSlots = new Map<string, Int32Array>();
   /** upstream → error code → slot. */
   readonly #failureSlots = new Map<string, Map<string, number>>();
+  /** udp upstream → slot of its dropped-replies series. */
+  readonly #droppedSlots = new Map<string, number>();
   /** upstream → connections open now (entries at 0 kept while the upstream is declared). */
   readonly #connections = new Map<string, number>();
   /**
@@ -72,6 +76,8 @@ export class UpstreamMetrics {
       this.duration = new SlotHistogram(registry, 'tenant_dns_upstream_request_duration_seconds', 'Seconds one exchange with one upstream took, by upstream address and the reply rcode (failed exchanges are in upstream_failures_total).', ['upstream', 'rcode'], UPSTREAM_BUCKETS);
       this.failures = new SlotCounter(registry, 'tenant_dns_upstream_failures_total', 'Exchanges with an upstream that failed without a reply, by upstream address and error code (UPSTREAM_TIMEOUT, UPSTREAM_CONNECT, …).', ['upstream', 'code']);
     }
+    // Both levels: one series per udp:// upstream (a handful), the spoofing signal.
+    this.dropped = new SlotCounter(registry, 'tenant_dns_upstream_replies_dropped_total', 'Datagrams received on a UDP upstream\'s sockets that matched no query in flight (wrong source, ID or question; also replies arriving after their query timed out), by upstream address: spoofing attempts show here.', ['upstream']);
     const self = this;
     new Gauge({
       name: 'tenant_dns_upstream_connections',
@@ -149,11 +155,22 @@ export class UpstreamMetrics {
     else this.#connections.set(upstream, n);
   }
 
+  /** A datagram a UDP upstream dropped (it matched no query in flight); not counted for an upstream no longer declared. */
+  droppedReply(upstream: string): void {
+    let slot = this.#droppedSlots.get(upstream);
+    if (slot === undefined) {
+      if (!this.#isDeclared(upstream)) return;
+      this.#droppedSlots.set(upstream, (slot = this.dropped.slot({ upstream })));
+    }
+    this.dropped.add(slot);
+  }
+
   /** The hooks to pass to every upstream group (`createGroup(..., { observer })`) and `fromUrl` (`onConnection`). */
   observer(): UpstreamMetricsObserver {
     return {
       onAttempt: (u, rcode, code, seconds) => this.attempt(u, rcode, code, seconds),
       onConnection: (u, delta) => this.connection(u, delta),
+      onDroppedReply: (u) => this.droppedReply(u),
     };
   }
 
@@ -170,13 +187,14 @@ export class UpstreamMetrics {
     const declared = new Set(list);
     for (const a of list) if (a.startsWith('udp://')) declared.add(`tcp://${a.slice('udp://'.length)}`);
     this.#declared = declared;
+    for (const upstream of new Set([...this.#failureSlots.keys(), ...this.#durationSlots.keys(), ...this.#droppedSlots.keys()])) if (!declared.has(upstream)) this.#forget(upstream);
     for (const [upstream, n] of this.#connections) if (n === 0 && !declared.has(upstream)) this.#connections.delete(upstream);
+    for (const upstream of list) if (upstream.startsWith('udp://') && !this.#droppedSlots.has(upstream)) this.#droppedSlots.set(upstream, this.dropped.slot({ upstream }));
     if (this.#basic) {
       // Series by code only: those of every upstream's usual codes, kept across reloads (a counter never goes back).
       for (const upstream of list) for (const code of usualFailures(upstream)) this.#basicFailureSlot(code);
       return;
     }
-    for (const upstream of new Set([...this.#failureSlots.keys(), ...this.#durationSlots.keys()])) if (!declared.has(upstream)) this.#forget(upstream);
     for (const upstream of list) {
       const byCode = this.#failuresOf(upstream);
       for (const code of usualFailures(upstream)) if (!byCode.has(code)) byCode.set(code, this.failures.slot({ upstream, code }));
@@ -197,6 +215,9 @@ export class UpstreamMetrics {
     this.#failureSlots.delete(upstream);
     for (const slot of this.#durationSlots.get(upstream) ?? []) if (slot >= 0) this.duration.remove(slot);
     this.#durationSlots.delete(upstream);
+    const dropped = this.#droppedSlots.get(upstream);
+    if (dropped !== undefined) this.dropped.remove(dropped);
+    this.#droppedSlots.delete(upstream);
   }
 
   /** The failure slots of `upstream` by error code. */

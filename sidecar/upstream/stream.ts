@@ -17,7 +17,7 @@
  *   (the server may have closed an idle connection just as the query left);
  *   the others fail with UPSTREAM_CONNECT.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import type { ConnectionHook } from './message.ts';
@@ -40,26 +40,48 @@ export interface StreamTuning {
 /**
  * Opens one connection, ready to carry DNS messages (handshakes done), or
  * rejects with a SidecarError (UPSTREAM_CONNECT, UPSTREAM_TLS,
- * UPSTREAM_TIMEOUT). The stream transport owns and closes the socket.
+ * UPSTREAM_TIMEOUT). The stream transport owns and closes the socket. A
+ * connector should pass `onread` to net.connect / tls.connect: what the
+ * connection receives is then read into one buffer per connection and
+ * handed to the transport in place, instead of a new Buffer and a 'data'
+ * event per read; a socket that emits 'data' instead works too.
  */
-export type Connector = (timeoutMs: number) => Promise<Socket>;
+export type Connector = (timeoutMs: number, onread: OnReadOpts) => Promise<Socket>;
 
-interface Pending {
+/** Size of a connection's read buffer (`onread`): a few dozen replies per read. */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/** One exchange: also its signal's abort listener (handleEvent), so no closure per query. */
+class Pending {
   readonly query: Buffer;
   readonly qEnd: number;
   readonly originalId: number;
   readonly signal: AbortSignal;
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: Error) => void;
-  readonly onAbort: () => void;
-  conn: Connection | undefined;
-  id: number;
+  readonly #onAbort: (p: Pending) => void;
+  conn: Connection | undefined = undefined;
+  id = 0;
   /** performance.now() when written, 0 while queued. */
-  writtenAt: number;
+  writtenAt = 0;
   /** Whether the connection was already established when the query was written. */
-  reused: boolean;
-  retried: boolean;
-  done: boolean;
+  reused = false;
+  retried = false;
+  done = false;
+
+  constructor(query: Buffer, qEnd: number, signal: AbortSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void, onAbort: (p: Pending) => void) {
+    this.query = query;
+    this.qEnd = qEnd;
+    this.originalId = query.readUInt16BE(0);
+    this.signal = signal;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.#onAbort = onAbort;
+  }
+
+  handleEvent(): void {
+    this.#onAbort(this);
+  }
 }
 
 const DEFAULTS = {
@@ -126,26 +148,15 @@ export class StreamUpstream implements Upstream {
     if (query.length > 0xffff) {
       return Promise.reject(new SidecarError(ErrorCodes.INTERNAL, `sending a query longer than 65535 bytes to ${address}`));
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      const p: Pending = {
-        query,
-        qEnd,
-        originalId: query.readUInt16BE(0),
-        signal,
-        resolve,
-        reject,
-        onAbort: () => this.#aborted(p),
-        conn: undefined,
-        id: 0,
-        writtenAt: 0,
-        reused: false,
-        retried: false,
-        done: false,
-      };
-      signal.addEventListener('abort', p.onAbort, { once: true });
-      this.#dispatch(p);
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<Buffer>();
+    const p = new Pending(query, qEnd, signal, resolve, reject, this.#onAbort);
+    // Removed in #finish, so no `once` (an options object checked per call).
+    signal.addEventListener('abort', p);
+    this.#dispatch(p);
+    return promise;
   }
+
+  readonly #onAbort = (p: Pending): void => this.#aborted(p);
 
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -157,11 +168,11 @@ export class StreamUpstream implements Upstream {
   #finish(p: Pending, err: Error | undefined, reply?: Buffer): void {
     if (p.done) return;
     p.done = true;
-    p.signal.removeEventListener('abort', p.onAbort);
+    p.signal.removeEventListener('abort', p);
     const conn = p.conn;
     if (conn) {
       if (conn.pending.get(p.id) === p) conn.pending.delete(p.id);
-      const qi = conn.queued.indexOf(p);
+      const qi = conn.queued.length > 0 ? conn.queued.indexOf(p) : -1;
       if (qi >= 0) conn.queued.splice(qi, 1);
       this.#maybeIdle(conn);
     }
@@ -211,7 +222,14 @@ export class StreamUpstream implements Upstream {
     const conn = new Connection();
     this.#conns.push(conn);
     this.connectionsOpened++;
-    this.#connect(this.#tuning.connectTimeoutMs).then(
+    const onread: OnReadOpts = {
+      buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        if (!conn.dead) this.#onData(conn, (buf as Buffer).subarray(0, n), true);
+        return true;
+      },
+    };
+    this.#connect(this.#tuning.connectTimeoutMs, onread).then(
       (socket) => {
         if (conn.dead || this.#closed) {
           socket.destroy();
@@ -221,7 +239,7 @@ export class StreamUpstream implements Upstream {
         conn.open = true;
         this.#onConnection?.(this.address, 1);
         socket.setNoDelay?.(true);
-        socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
+        socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk, false));
         socket.on('error', (err) => this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'reading reply from', this.address, err), true));
         socket.on('close', () => this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'connection closed by', this.address), true));
         socket.on('end', () => socket.end());
@@ -262,10 +280,25 @@ export class StreamUpstream implements Upstream {
     socket.write(frame);
   }
 
-  #onData(conn: Connection, chunk: Buffer): void {
+  /**
+   * Bytes received on a connection. `inPlace`: `chunk` is a view of the
+   * connection's read buffer, valid only during this call, so whatever is
+   * left of it (a message not complete yet) is copied before returning.
+   */
+  #onData(conn: Connection, chunk: Buffer, inPlace: boolean): void {
     conn.lastReadAt = performance.now();
     conn.chunks.push(chunk);
     conn.buffered += chunk.length;
+    this.#frames(conn);
+    // What is still buffered ends with (a part of) this chunk: the older chunks came first.
+    if (inPlace && conn.buffered > 0 && conn.chunks.length > 0) {
+      const last = conn.chunks.length - 1;
+      conn.chunks[last] = Buffer.from(conn.chunks[last]!);
+    }
+  }
+
+  /** Reads every complete message buffered on a connection and settles its exchange. */
+  #frames(conn: Connection): void {
     for (;;) {
       if (conn.need < 0) {
         if (conn.buffered < 2) return;

@@ -12,11 +12,11 @@ import type { StreamTuning } from './stream.ts';
 /**
  * Opens a TCP connection to `host`:`port` within `timeoutMs`, or rejects with
  * UPSTREAM_CONNECT (refused, reset, unreachable) or UPSTREAM_TIMEOUT. The
- * caller owns the socket.
+ * caller owns the socket. `onread`: read into the caller's buffer (stream.ts's Connector).
  */
-export function connectTcp(host: string, port: number, timeoutMs: number, address: string): Promise<net.Socket> {
+export function connectTcp(host: string, port: number, timeoutMs: number, address: string, onread?: net.OnReadOpts): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, noDelay: true });
+    const socket = net.connect({ host, port, noDelay: true, ...(onread ? { onread } : {}) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(upstreamError(ErrorCodes.UPSTREAM_TIMEOUT, `connecting (${timeoutMs} ms) to`, address));
@@ -38,6 +38,6 @@ export function connectTcp(host: string, port: number, timeoutMs: number, addres
 export class TcpUpstream extends StreamUpstream {
   constructor(host: string, port: number, tuning: StreamTuning = {}) {
     const address = `tcp://${formatHostPort({ host, port })}`;
-    super(address, (timeoutMs) => connectTcp(host, port, timeoutMs, address), tuning);
+    super(address, (timeoutMs, onread) => connectTcp(host, port, timeoutMs, address, onread), tuning);
   }
 }

@@ -87,6 +87,7 @@ test('series budget: an injected sidecar with a tenant and a platform policy exp
   await commonQueries(sidecar.port);
   const after = await series(sidecar);
   assert.ok(after.count <= BUDGET, `after the queries: ${after.count} series, budget ${BUDGET}:\n${after.text}`);
+  t.diagnostic(`series: ${idle.count} idle, ${after.count} after one query of each kind`);
   // The default set still counts what the dashboards read.
   // Denials: the tenant's rule and the platform's refusal.
   assert.match(after.text, /^tenant_dns_policy_decisions_total\{action="deny",tenant="team-a"\} 2$/m);

@@ -45,6 +45,7 @@ async function populated(): Promise<{ registry: Registry; text: string }> {
   m.upstream.attempt('udp://192.0.2.1:53', 0, null, 0.01);
   m.upstream.attempt('udp://192.0.2.1:53', null, 'UPSTREAM_TIMEOUT', 1.5);
   m.upstream.connection('tcp://192.0.2.1:53', 1);
+  m.upstream.droppedReply('udp://192.0.2.1:53');
   m.policy.reload('success');
   m.query.logDropped();
   m.pipeline.failed('UPSTREAM_GROUP_FAILED');

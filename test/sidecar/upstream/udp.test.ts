@@ -1,6 +1,9 @@
 /**
- * UDP anti-spoofing (RFC 5452): a random source port and a random ID per
- * query, and only a reply from the server's own address and port accepted.
+ * UDP anti-spoofing (RFC 5452) over the socket pool: source ports from a pool
+ * of kernel-chosen ports, each retired after a bounded number of queries or
+ * seconds, a random ID per query, and only a reply from the server's own
+ * address and port with a query's ID and question accepted; the rest dropped
+ * and counted.
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -20,7 +23,7 @@ async function bind(t: TestContext): Promise<dgram.Socket> {
 }
 
 describe('udp upstream', () => {
-  it('udp: every query leaves from its own source port with a random ID', async (t) => {
+  it('udp: queries leave from a pool of kernel-chosen ports, each retired after at most socketQueries, with random IDs', async (t) => {
     const server = await bind(t);
     const seen: { port: number; id: number }[] = [];
     server.on('message', (msg, rinfo) => {
@@ -28,16 +31,125 @@ describe('udp upstream', () => {
       seen.push({ port: rinfo.port, id: q.id ?? 0 });
       server.send(packet.encode({ ...defaultAnswer(q), id: q.id }), rinfo.port, rinfo.address);
     });
-    const u = new UdpUpstream('127.0.0.1', server.address().port);
+    const u = new UdpUpstream('127.0.0.1', server.address().port, { sockets: 4, socketQueries: 8 });
     t.after(() => u.close());
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 200; i++) {
       const reply = await u.exchange(encodeQuery({ name: 'www.example.test', type: 'A', id: 1 }), AbortSignal.timeout(1000));
       assert.equal(packet.decode(reply).id, 1);
     }
-    assert.equal(seen.length, 20);
-    assert.ok(new Set(seen.map((s) => s.port)).size >= 18, `source ports: ${seen.map((s) => s.port).join(' ')}`);
-    assert.ok(new Set(seen.map((s) => s.id)).size >= 18, `IDs: ${seen.map((s) => s.id).join(' ')}`);
-    assert.ok(seen.filter((s) => s.id === 1).length <= 1, 'the caller ID is not what goes on the wire');
+    assert.equal(seen.length, 200);
+    const perPort = new Map<number, number>();
+    for (const s of seen) perPort.set(s.port, (perPort.get(s.port) ?? 0) + 1);
+    // 200 queries, at most 8 per socket: 25 sockets at least (a port the kernel hands out twice counts twice).
+    assert.ok(u.socketsOpened >= 25, `sockets opened: ${u.socketsOpened}`);
+    assert.ok(perPort.size >= 20, `distinct source ports: ${perPort.size}`);
+    assert.ok(Math.max(...perPort.values()) <= 16, `queries per port: ${[...perPort.values()].join(' ')}`);
+    assert.ok(new Set(seen.map((s) => s.id)).size >= 195, `IDs: ${seen.map((s) => s.id).join(' ')}`);
+    assert.ok(seen.filter((s) => s.id === 1).length <= 2, 'the caller ID is not what goes on the wire');
+  });
+
+  it('udp: concurrent queries are spread over several sockets, IDs unique per socket, and retired sockets close once answered', async (t) => {
+    const server = await bind(t);
+    const held: { msg: Buffer; port: number }[] = [];
+    const total = 64;
+    server.on('message', (msg, rinfo) => {
+      held.push({ msg, port: rinfo.port });
+      if (held.length < total) return;
+      // Every query is in flight at once; answer them all, last first.
+      for (const h of held.reverse()) {
+        const q = packet.decode(h.msg);
+        server.send(packet.encode({ ...defaultAnswer(q), id: q.id }), h.port, '127.0.0.1');
+      }
+    });
+    const u = new UdpUpstream('127.0.0.1', server.address().port, { sockets: 8, socketQueries: 16 });
+    t.after(() => u.close());
+    const replies = await Promise.all(
+      Array.from({ length: total }, (_, i) => u.exchange(encodeQuery({ name: `n${i}.example.test`, type: 'A', id: i }), AbortSignal.timeout(2000))),
+    );
+    replies.forEach((r, i) => {
+      const d = packet.decode(r);
+      assert.equal(d.id, i);
+      assert.equal(d.questions?.[0]?.name, `n${i}.example.test`);
+    });
+    const ports = new Set(held.map((h) => h.port));
+    assert.ok(ports.size >= 5, `64 queries in flight together left from ${ports.size} ports`);
+    for (const port of ports) {
+      const ids = held.filter((h) => h.port === port).map((h) => h.msg.readUInt16BE(0));
+      assert.equal(new Set(ids).size, ids.length, `IDs in flight on port ${port} are unique`);
+    }
+    // 64 queries at ≤ 16 per socket retired some sockets while their queries were in flight: they answered, then closed.
+    assert.ok(u.socketsOpened >= 4);
+    assert.ok(u.openSockets <= 8, `sockets still open: ${u.openSockets}`);
+  });
+
+  it('udp: with socketSeconds 0 every query gets a fresh socket', async (t) => {
+    const server = await bind(t);
+    const ports: number[] = [];
+    server.on('message', (msg, rinfo) => {
+      ports.push(rinfo.port);
+      const q = packet.decode(msg);
+      server.send(packet.encode({ ...defaultAnswer(q), id: q.id }), rinfo.port, rinfo.address);
+    });
+    const u = new UdpUpstream('127.0.0.1', server.address().port, { sockets: 1, socketSeconds: 0 });
+    t.after(() => u.close());
+    for (let i = 0; i < 10; i++) await u.exchange(encodeQuery({ name: 'www.example.test', type: 'A' }), AbortSignal.timeout(1000));
+    assert.equal(u.socketsOpened, 10);
+    assert.ok(new Set(ports).size >= 9, `ports: ${ports.join(' ')}`);
+    assert.equal(u.openSockets, 0, 'an expired socket closes once its query is answered');
+  });
+
+  it('udp: spoofed replies on the right port with a wrong ID or a wrong question are dropped and counted; the real reply is taken', async (t) => {
+    const server = await bind(t);
+    server.on('message', (msg, rinfo) => {
+      const q = packet.decode(msg);
+      const id = q.id ?? 0;
+      const right = defaultAnswer(q);
+      const forged = { ...right, answers: right.answers?.map((a) => ({ ...a, data: '192.0.2.66' })) } as packet.Packet;
+      // From the server's own address and port: a blind attacker's best case, port guessed right.
+      for (const delta of [1, 0x100, 0x8000]) server.send(packet.encode({ ...forged, id: (id + delta) & 0xffff }), rinfo.port, rinfo.address);
+      server.send(packet.encode({ ...forged, id, questions: [{ name: 'other.example.test', type: 'A', class: 'IN' }] }), rinfo.port, rinfo.address);
+      server.send(packet.encode({ ...forged, id, questions: [{ name: q.questions![0]!.name, type: 'AAAA', class: 'IN' }] }), rinfo.port, rinfo.address);
+      setImmediate(() => server.send(packet.encode({ ...right, id }), rinfo.port, rinfo.address));
+    });
+    let dropped = 0;
+    const u = new UdpUpstream('127.0.0.1', server.address().port, { sockets: 1, onDroppedReply: (a) => {
+      assert.equal(a, u.address);
+      dropped++;
+    } });
+    t.after(() => u.close());
+    for (let i = 0; i < 5; i++) {
+      const reply = packet.decode(await u.exchange(encodeQuery({ name: 'www.example.test', type: 'A', id: 9 }), AbortSignal.timeout(2000)));
+      assert.equal(reply.id, 9);
+      assert.equal((reply.answers?.[0] as { data: string }).data, '192.0.2.1', 'the real reply, not a forged one sent before it');
+    }
+    assert.equal(dropped, 25, 'five forged datagrams per query, each dropped and counted');
+  });
+
+  it('udp: a reply arriving after its query timed out is dropped and counted, and the socket keeps working', async (t) => {
+    const server = await bind(t);
+    let late: { msg: Buffer; port: number } | undefined;
+    server.on('message', (msg, rinfo) => {
+      const q = packet.decode(msg);
+      if (q.questions?.[0]?.name === 'slow.example.test') {
+        late = { msg: Buffer.from(packet.encode({ ...defaultAnswer(q), id: q.id })), port: rinfo.port };
+        return;
+      }
+      server.send(packet.encode({ ...defaultAnswer(q), id: q.id }), rinfo.port, rinfo.address);
+    });
+    let dropped = 0;
+    const u = new UdpUpstream('127.0.0.1', server.address().port, { sockets: 1, onDroppedReply: () => dropped++ });
+    t.after(() => u.close());
+    const deadline = new AbortController();
+    const slow = assert.rejects(u.exchange(encodeQuery({ name: 'slow.example.test', type: 'A' }), deadline.signal), { code: 'UPSTREAM_TIMEOUT' });
+    await u.exchange(encodeQuery({ name: 'fast.example.test', type: 'A' }), AbortSignal.timeout(2000));
+    deadline.abort(new DOMException('the test deadline passed', 'TimeoutError'));
+    await slow;
+    server.send(late!.msg, late!.port, '127.0.0.1');
+    // The next exchange on the same socket is answered after the late reply was read (in order on loopback).
+    const reply = packet.decode(await u.exchange(encodeQuery({ name: 'again.example.test', type: 'A', id: 4 }), AbortSignal.timeout(2000)));
+    assert.equal(reply.id, 4);
+    assert.equal(dropped, 1);
+    assert.equal(u.socketsOpened, 1);
   });
 
   it('udp: a reply from another port is ignored, even with the right ID and question', async (t) => {

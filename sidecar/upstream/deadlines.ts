@@ -1,0 +1,95 @@
+/**
+ * Deadlines without a timer each: every query's group deadline used to be a
+ * setTimeout of its own (a Timeout object and a closure per query, and a
+ * clearTimeout when it was answered). Deadlines of one duration expire in the
+ * order they were set, so each duration keeps a doubly linked list of them in
+ * that order and one timer for its head; adding and removing are O(1) and
+ * allocate nothing. An empty list holds no timer and is dropped.
+ */
+
+/** Something with a deadline: linked into one {@link DeadlineList} at a time. */
+export interface Timed {
+  /** performance.now() at which {@link expire} is due. */
+  at: number;
+  prev: Timed | null;
+  next: Timed | null;
+  /** Whether it is in a list now. */
+  linked: boolean;
+  /** Called once, from the list's timer, when `at` has passed. */
+  expire(): void;
+}
+
+/** The deadlines of one duration, in the order they expire, under one timer. */
+export class DeadlineList {
+  readonly ms: number;
+  #head: Timed | null = null;
+  #tail: Timed | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #owner: Map<number, DeadlineList>;
+
+  constructor(ms: number, owner: Map<number, DeadlineList>) {
+    this.ms = ms;
+    this.#owner = owner;
+  }
+
+  /** Links `t` to expire `ms` from now. */
+  add(t: Timed): void {
+    t.at = performance.now() + this.ms;
+    t.prev = this.#tail;
+    t.next = null;
+    t.linked = true;
+    if (this.#tail === null) this.#head = t;
+    else this.#tail.next = t;
+    this.#tail = t;
+    if (this.#timer === undefined) this.#arm(this.ms);
+  }
+
+  /** Unlinks `t` if it is linked (idempotent). */
+  remove(t: Timed): void {
+    if (!t.linked) return;
+    t.linked = false;
+    if (t.prev === null) this.#head = t.next;
+    else t.prev.next = t.next;
+    if (t.next === null) this.#tail = t.prev;
+    else t.next.prev = t.prev;
+    t.prev = t.next = null;
+    if (this.#head === null) this.#drop();
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(ms)));
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    let t = this.#head;
+    while (t !== null && t.at <= now) {
+      this.remove(t);
+      t.expire();
+      t = this.#head;
+    }
+    if (this.#head === null) return;
+    // An expire() may have added a deadline here, arming a timer for it; the head is due first.
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#arm(this.#head.at - now);
+  };
+
+  /** An empty list leaves its owner and stops its timer. */
+  #drop(): void {
+    this.#tail = null;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#owner.get(this.ms) === this) this.#owner.delete(this.ms);
+  }
+}
+
+const lists = new Map<number, DeadlineList>();
+
+/** Links `t` to expire in `ms` milliseconds (a whole number); returns the list, which {@link DeadlineList.remove} it from. */
+export function addDeadline(t: Timed, ms: number): DeadlineList {
+  let list = lists.get(ms);
+  if (list === undefined) lists.set(ms, (list = new DeadlineList(ms, lists)));
+  list.add(t);
+  return list;
+}
