@@ -270,6 +270,11 @@ function fitting(body: Buffer, lay: Layout, ar: number, budget: number): { end: 
  * OPT record staying; TC is set only when the answer itself, or authority
  * records it needs, do not fit: the reply is then the header with TC, the
  * question and the OPT record.
+ *
+ * A body that needs none of this (no OPT record to add or drop, within the
+ * limit: a cache hit for a client without EDNS) is returned itself, not
+ * copied: every body a pipeline outcome carries is its query's own (the
+ * cache hands out a copy, the ID is the query's).
  */
 export function finishReply(
   body: Buffer,
@@ -294,6 +299,7 @@ export function finishReply(
     }
   }
   let opt = q.edns ? optRecord(rcode, q.dnssecOk, ede, carried) : undefined;
+  if (opt === undefined && end === body.length && end <= limit) return body;
   if (end + (opt?.length ?? 0) <= limit) return assemble(body, end, an, ns, ar, opt);
 
   const lay = layoutOf(body.subarray(0, end), an, ns, ar);
