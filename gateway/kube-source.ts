@@ -9,11 +9,11 @@
  */
 import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { JsonObject } from '../injector/json.ts';
-import { apiStatus, firstLine, loadKubeConfig, startInformer } from '../injector/kube.ts';
+import { firstLine, loadKubeConfig, startOptionalInformer } from '../injector/kube.ts';
 import { ErrorCodes, SidecarError } from '../sidecar/errors.ts';
 import type { Logger } from '../sidecar/log.ts';
-import type { Rejection } from './ownership.ts';
-import { GATEWAY_API_GROUP, type SourceObjects } from './sources.ts';
+import type { Rejection } from '../injector/gateway-ownership.ts';
+import { GATEWAY_API_GROUP, type SourceObjects } from '../injector/gateway-sources.ts';
 
 /** Options of {@link startKubeSource}. */
 export interface KubeSourceOptions {
@@ -88,28 +88,17 @@ export async function startKubeSource(options: KubeSourceOptions): Promise<KubeS
     }, COALESCE_MS);
   };
   const informers = kinds.map((k) => {
-    // Ready when listed once, or when the cluster answered that it does not serve the kind.
-    const ready = Promise.withResolvers<void>();
-    const notServed = { seen: false };
-    const running = startInformer({
+    // Ready when listed once, or when the cluster answered that it does not serve the kind (logged once, not on every retry).
+    const running = startOptionalInformer({
       kubeConfig: kc,
       path: k.path,
       list: k.list,
       backoffMs: options.backoffMs,
       onChange: changed,
-      onError: (err) => {
-        // A kind the cluster does not serve is logged once, not on every retry.
-        if (apiStatus(err) === 404) {
-          if (!notServed.seen) log('info', 'gateway: a kind is not served by this cluster; retrying in the background', { kind: k.kind, path: k.path });
-          notServed.seen = true;
-          ready.resolve();
-          return;
-        }
-        log('warn', 'gateway: list or watch failed, restarting', { kind: k.kind, path: k.path, error: firstLine(err) });
-      },
+      onNotServed: () => log('info', 'gateway: a kind is not served by this cluster; retrying in the background', { kind: k.kind, path: k.path }),
+      onError: (err) => log('warn', 'gateway: list or watch failed, restarting', { kind: k.kind, path: k.path, error: firstLine(err) }),
     });
-    void running.whenSynced.then(() => ready.resolve());
-    return { ...k, running, ready: ready.promise };
+    return { ...k, running, ready: running.whenReady };
   });
   const objects = (): SourceObjects => {
     const out = {} as Record<Kind, JsonObject[]>;

@@ -13,7 +13,7 @@ import { VERSION } from '../sidecar/main.ts';
 import { readObjectFiles } from './objects-file.ts';
 import type { KubeSource } from './kube-source.ts';
 import { buildGatewayData, checkZoneSettings, startGateway, type Gateway } from './server.ts';
-import type { SourceObjects } from './sources.ts';
+import type { SourceObjects } from '../injector/gateway-sources.ts';
 import { SerialClock, zoneFile, type NameServer, type ZoneSettings } from './zone.ts';
 
 /** Commander's options of `tenant-dns gateway`. */

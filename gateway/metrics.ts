@@ -8,7 +8,7 @@
 import type { Registry } from 'prom-client';
 import { collectProcessMetrics } from '../sidecar/metrics/metrics.ts';
 import { Gauge, rcodeLabel, SlotCounter } from '../sidecar/metrics/registry.ts';
-import type { RejectReason } from './ownership.ts';
+import type { RejectReason } from '../injector/gateway-ownership.ts';
 
 /** Options of {@link GatewayMetrics}. */
 export interface GatewayMetricsOptions {

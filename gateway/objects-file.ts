@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { arr, obj, type JsonObject } from '../injector/json.ts';
 import { ErrorCodes, SidecarError } from '../sidecar/errors.ts';
-import { GATEWAY_API_GROUP, type SourceObjects } from './sources.ts';
+import { kindField, type SourceObjects } from '../injector/gateway-sources.ts';
 
 /** A mutable {@link SourceObjects}. */
 type Collected = { -readonly [K in keyof SourceObjects]: JsonObject[] };
@@ -15,18 +15,6 @@ type Collected = { -readonly [K in keyof SourceObjects]: JsonObject[] };
 /** An empty set of objects. */
 export function noObjects(): SourceObjects {
   return { namespaces: [], ingresses: [], services: [], httpRoutes: [], gateways: [], clusterPolicies: [] };
-}
-
-/** The kind's field in {@link SourceObjects}, for an object's apiVersion and kind; undefined for kinds the gateway does not read. */
-export function kindField(apiVersion: unknown, kind: unknown): keyof SourceObjects | undefined {
-  const group = typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-  if (kind === 'Namespace' && group === '') return 'namespaces';
-  if (kind === 'Service' && group === '') return 'services';
-  if (kind === 'Ingress' && group === 'networking.k8s.io') return 'ingresses';
-  if (kind === 'HTTPRoute' && group === GATEWAY_API_GROUP) return 'httpRoutes';
-  if (kind === 'Gateway' && group === GATEWAY_API_GROUP) return 'gateways';
-  if (kind === 'ClusterDNSPolicy' && group === 'tenant-dns.io') return 'clusterPolicies';
-  return undefined;
 }
 
 /**

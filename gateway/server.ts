@@ -2,7 +2,7 @@
  * The gateway process: the sidecar's UDP and TCP listeners (sidecar/listener/)
  * in front of the authoritative lookup, the data rebuilt whenever the objects
  * change, the metrics server, and rejected claims logged, counted and
- * reported. Wiring only: the deciding is in sources.ts, ownership.ts, zone.ts.
+ * reported. Wiring only: the deciding is in injector/gateway-sources.ts, injector/gateway-ownership.ts and zone.ts.
  */
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
@@ -18,8 +18,8 @@ import { startMetricsServer, type HttpEndpoint } from '../sidecar/metrics/http.t
 import type { Outcome, QueryContext } from '../sidecar/pipeline/stage.ts';
 import { internalRoute } from '../sidecar/route/classify.ts';
 import { GatewayMetrics } from './metrics.ts';
-import { decide, type Decision, type Rejection } from './ownership.ts';
-import { readSources, type SourceObjects } from './sources.ts';
+import { decide, type Decision, type Rejection } from '../injector/gateway-ownership.ts';
+import { readSources, type SourceObjects } from '../injector/gateway-sources.ts';
 import { buildZones, REFUSED, SerialClock, type LookupResult, type ZoneSet, type ZoneSettings } from './zone.ts';
 
 /** Where rejected claims are reported besides the log and the counter (Kubernetes Events, when the API is used). */

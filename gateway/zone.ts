@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import type { Answer } from 'dns-packet';
 import { inZone } from '../sidecar/dns/wire.ts';
 import { RCode, RRType } from '../sidecar/dns/constants.ts';
-import { findLongestZone, type Published } from './ownership.ts';
+import { findLongestZone, type Published } from '../injector/gateway-ownership.ts';
 
 /** A name server of every zone: its name, and its addresses when it lies inside a served zone (glue). */
 export interface NameServer {

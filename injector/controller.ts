@@ -1,7 +1,8 @@
 /**
  * The policy controller, in the injector's process: informers (client-node,
- * list + watch) on Namespaces, ClusterDNSPolicies, DNSPolicies and the
- * rendered ConfigMaps; on any change (and every resync interval) one render
+ * list + watch) on Namespaces, ClusterDNSPolicies, DNSPolicies, the
+ * rendered ConfigMaps, and (for split horizon, always) Services, Ingresses,
+ * Gateways and HTTPRoutes; on any change (and every resync interval) one render
  * with {@link renderAll} (debounced: a burst of changes is one render), then,
  * only while this replica leads (leader.ts), the writes that change
  * something: each ConfigMap whose data, labels or annotations differ from
@@ -16,11 +17,12 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1ConfigMap } from '@kubernetes/client-node';
+import { GATEWAY_API_GROUP } from './gateway-sources.ts';
 import type { InjectorConfig } from './config-schema.ts';
 import { ACCEPTED_CONDITION, CRD_GROUP, CRD_VERSION } from './crd-schema.ts';
 import { jsonEqual, obj, type JsonObject } from './json.ts';
-import { apiStatus, firstLine, startInformer, type RunningInformer } from './kube.ts';
+import { apiStatus, firstLine, startInformer, startOptionalInformer, type OptionalInformer, type RunningInformer } from './kube.ts';
 import { LeaderElector, type ElectionClock } from './leader.ts';
 import { POLICY_KINDS, type ControllerMetrics } from './metrics.ts';
 import { CONTROLLER_LEASE_NAME, RENDERED_MANAGED_BY, RenderedKeys } from './names.ts';
@@ -28,6 +30,9 @@ import { renderAll, settingsFromConfig, type ObjectStatus, type RenderSettings }
 
 /** The policy objects' resources (plural names under `tenant-dns.io/v1alpha1`). */
 const PLURALS = { ClusterDNSPolicy: 'clusterdnspolicies', DNSPolicy: 'dnspolicies' } as const;
+
+/** The kinds split horizon reads (the gateway's sources), as keys of `RenderInput.published`. */
+const PUBLISHED_KINDS = ['ingresses', 'services', 'httpRoutes', 'gateways'] as const;
 
 /** Logs one line. */
 type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -88,6 +93,8 @@ export class PolicyController {
   readonly #core: CoreV1Api;
   readonly #custom: CustomObjectsApi;
   readonly #informers: { cluster: RunningInformer<KubernetesObject>; policies: RunningInformer<KubernetesObject>; configMaps: RunningInformer<V1ConfigMap> };
+  /** Split horizon's sources: always watched (a kind the cluster does not serve counts as empty). */
+  readonly #published: Record<(typeof PUBLISHED_KINDS)[number], OptionalInformer<KubernetesObject>>;
   /** The last accepted spec of each object (renderAll's `accepted`): an object that turns invalid keeps contributing it. */
   #accepted: ReadonlyMap<string, JsonObject> = new Map();
   #timer: NodeJS.Timeout | undefined;
@@ -132,14 +139,30 @@ export class PolicyController {
         list: () => this.#core.listConfigMapForAllNamespaces({ labelSelector: `${RenderedKeys.managedBy}=${RENDERED_MANAGED_BY}` }),
       }),
     };
+    const networking = opts.kubeConfig.makeApiClient(NetworkingV1Api);
+    type List = () => Promise<KubernetesListObject<KubernetesObject>>;
+    const optional = (path: string, list: List) =>
+      startOptionalInformer<KubernetesObject>({
+        ...common,
+        path,
+        list,
+        onNotServed: () => opts.log?.('info', 'controller: a kind split horizon reads is not served by this cluster; it counts as empty', { path }),
+      });
+    const routes = (plural: string): List => () => this.#custom.listCustomObjectForAllNamespaces({ group: GATEWAY_API_GROUP, version: 'v1', resourcePlural: plural });
+    this.#published = {
+      ingresses: optional('/apis/networking.k8s.io/v1/ingresses', () => networking.listIngressForAllNamespaces() as ReturnType<List>),
+      services: optional('/api/v1/services', () => this.#core.listServiceForAllNamespaces() as ReturnType<List>),
+      httpRoutes: optional(`/apis/${GATEWAY_API_GROUP}/v1/httproutes`, routes('httproutes')),
+      gateways: optional(`/apis/${GATEWAY_API_GROUP}/v1/gateways`, routes('gateways')),
+    };
   }
 
   /** Starts the informers and the resync timer; the first render follows their first lists. */
   start(): void {
     // The namespace informer is shared (and started by its owner): a label change re-renders too.
     for (const verb of ['add', 'update', 'delete'] as const) this.#o.namespaces.informer.on(verb, () => this.kick());
-    for (const i of Object.values(this.#informers)) i.start();
-    void Promise.all([this.#o.namespaces.whenSynced, ...Object.values(this.#informers).map((i) => i.whenSynced)]).then(() => this.kick());
+    for (const i of [...Object.values(this.#informers), ...Object.values(this.#published)]) i.start();
+    void Promise.all([this.#o.namespaces.whenSynced, ...Object.values(this.#informers).map((i) => i.whenSynced), ...Object.values(this.#published).map((i) => i.whenReady)]).then(() => this.kick());
     const resync = this.#o.resyncMs ?? 300_000;
     if (resync > 0) {
       this.#resync = setInterval(() => this.kick(), resync);
@@ -180,13 +203,13 @@ export class PolicyController {
     clearTimeout(this.#timer);
     clearTimeout(this.#retry);
     clearInterval(this.#resync);
-    await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
+    await Promise.all([...Object.values(this.#informers), ...Object.values(this.#published)].map((i) => i.stop()));
     await this.#running;
     for (const r of this.#idle.splice(0)) r();
   }
 
   get #synced(): boolean {
-    return this.#o.namespaces.synced && Object.values(this.#informers).every((i) => i.synced);
+    return this.#o.namespaces.synced && Object.values(this.#informers).every((i) => i.synced) && Object.values(this.#published).every((i) => i.ready);
   }
 
   async #reconcile(): Promise<void> {
@@ -200,6 +223,7 @@ export class PolicyController {
           clusterPolicies: this.#informers.cluster.informer.list() as unknown as JsonObject[],
           policies: this.#informers.policies.informer.list() as unknown as JsonObject[],
           lastAccepted: this.#accepted,
+          published: Object.fromEntries(PUBLISHED_KINDS.map((k) => [k, this.#published[k].informer.list() as unknown as JsonObject[]])),
         },
         this.#settings,
       );
@@ -212,6 +236,7 @@ export class PolicyController {
     metrics.heldLayers.set(result.held.length);
     for (const kind of POLICY_KINDS) metrics.rejectedObjects.set({ kind }, result.statuses.filter((s) => s.kind === kind && !s.accepted).length);
     this.#accepted = result.accepted;
+    for (const s of result.splitHorizonSkipped) this.#o.log?.('warn', 'split horizon names not rendered: the platform layer would not validate with them', { namespace: s.namespace, reason: s.reason });
     let ok = true;
     for (const cm of result.configMaps) ok = (await this.#writeConfigMap(cm)) && ok;
     for (const s of result.statuses) ok = (await this.#writeStatus(s)) && ok;

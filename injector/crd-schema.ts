@@ -62,6 +62,47 @@ export const DNSPolicySpecSchema = Type.Omit(PolicySpecSchema, ['serviceDiscover
 /** Service-discovery isolation as a ClusterDNSPolicy sets it: the tenant's own namespaces are rendered by the controller. */
 export const ClusterServiceDiscoverySchema = Type.Omit(ServiceDiscoverySchema, ['namespaces']);
 
+const InternalAddresses = Type.Array(Type.String({ minLength: 2, maxLength: 45, description: 'An IPv4 or IPv6 address.' }), {
+  minItems: 1,
+  maxItems: 16,
+  description: 'Addresses inside the cluster (a ClusterIP, say) the name is answered with.',
+});
+
+/**
+ * Split horizon: the names the selected tenants publish through tenant-dns
+ * gateway, rendered into their own platform layer with internal addresses
+ * (gateway/README.md, "Split horizon"). Lists rather than maps, so the CRD
+ * stays a structural schema with list-map keys.
+ */
+export const SplitHorizonSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: "Render the selected tenants' published names into their platform layer." }),
+    ingressClasses: Type.Optional(
+      Type.Array(Type.Object({ name: Type.String({ minLength: 1, maxLength: 253, description: 'An IngressClass name (an Ingress\'s spec.ingressClassName).' }), addresses: InternalAddresses }, { additionalProperties: false }), {
+        maxItems: 64,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        description: 'The internal addresses of the Ingresses of each class (its controller\'s ClusterIP Service, say).',
+      }),
+    ),
+    gateways: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { namespace: Type.String({ minLength: 1, maxLength: 63 }), name: Type.String({ minLength: 1, maxLength: 253 }), addresses: InternalAddresses },
+          { additionalProperties: false },
+        ),
+        {
+          maxItems: 64,
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['namespace', 'name'],
+          description: 'The internal addresses of the HTTPRoutes attached to each Gateway (Gateway API).',
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'Off unless enabled. LoadBalancer Services are answered with their spec.clusterIPs; a name without an internal address is not rendered.' },
+);
+
 /** The `spec` of a ClusterDNSPolicy: the platform's policy plus its selector. */
 export const ClusterDNSPolicySpecSchema = Type.Object(
   {
@@ -78,6 +119,7 @@ export const ClusterDNSPolicySpecSchema = Type.Object(
         },
       ),
     ),
+    splitHorizon: Type.Optional(SplitHorizonSchema),
   },
   { additionalProperties: false, default: {} },
 );
@@ -145,6 +187,8 @@ export const ClusterDNSPolicyObjectSchema = objectSchema(
 export type DNSPolicySpec = Static<typeof DNSPolicySpecSchema>;
 /** A ClusterDNSPolicy spec. */
 export type ClusterDNSPolicySpec = Static<typeof ClusterDNSPolicySpecSchema>;
+/** A ClusterDNSPolicy's split horizon settings. */
+export type SplitHorizon = Static<typeof SplitHorizonSchema>;
 /** A ClusterDNSPolicy selector. */
 export type ClusterSelector = Static<typeof ClusterSelectorSchema>;
 /** A status. */

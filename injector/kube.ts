@@ -140,3 +140,52 @@ export function startInformer<T extends KubernetesObject>(opts: InformerOptions<
     },
   };
 }
+
+/** An informer of a kind the cluster may not serve: ready once listed, or once the API answered 404 (it counts as empty). */
+export interface OptionalInformer<T extends KubernetesObject> extends RunningInformer<T> {
+  /** Whether it was listed once or the kind is not served. */
+  readonly ready: boolean;
+  /** Resolves when {@link OptionalInformer.ready} turns true. */
+  readonly whenReady: Promise<void>;
+}
+
+/**
+ * Starts an informer of a kind the cluster may not serve (the Gateway API
+ * without its CRDs, say): a 404 marks it ready (empty) and calls
+ * `onNotServed` once, not `onError`; it keeps retrying in the background.
+ */
+export function startOptionalInformer<T extends KubernetesObject>(opts: InformerOptions<T> & { readonly onNotServed?: () => void }): OptionalInformer<T> {
+  let ready = false;
+  let notServed = false;
+  const whenReady = Promise.withResolvers<void>();
+  const markReady = () => {
+    ready = true;
+    whenReady.resolve();
+  };
+  const running = startInformer<T>({
+    ...opts,
+    onError: (err) => {
+      if (apiStatus(err) !== 404) return opts.onError?.(err);
+      if (!notServed) opts.onNotServed?.();
+      notServed = true;
+      markReady();
+    },
+  });
+  void running.whenSynced.then(markReady);
+  return {
+    informer: running.informer,
+    start: running.start,
+    stop: running.stop,
+    whenSynced: running.whenSynced,
+    get synced() {
+      return running.synced;
+    },
+    get lists() {
+      return running.lists;
+    },
+    get ready() {
+      return ready;
+    },
+    whenReady: whenReady.promise,
+  };
+}

@@ -1,13 +1,15 @@
 /**
  * `tenant-dns render -f FILE... [--config FILE]`: the controller's rendering
  * (render.ts, the same `renderAll`) applied offline to ClusterDNSPolicy,
- * DNSPolicy and Namespace objects from YAML files. Prints the ConfigMaps the
+ * DNSPolicy and Namespace objects from YAML files, and the Ingress, Service,
+ * HTTPRoute and Gateway objects split horizon reads. Prints the ConfigMaps the
  * controller would write (YAML documents separated by `---`), or, when any
  * object would not be accepted, its problems as `FILE:LINE: field: message`
  * on stderr, nothing on stdout, exit 1.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { LineCounter, parseAllDocuments, stringify, type Document } from 'yaml';
+import { kindField } from './gateway-sources.ts';
 import { lineOf } from '../sidecar/config/load.ts';
 import { loadInjectorConfig } from './config.ts';
 import { CRD_API_VERSION } from './crd-schema.ts';
@@ -30,6 +32,8 @@ export interface RenderFiles {
   readonly namespaces: JsonObject[];
   readonly clusterPolicies: JsonObject[];
   readonly policies: JsonObject[];
+  /** The objects split horizon reads (Ingresses, Services, HTTPRoutes, Gateways). */
+  readonly published: { ingresses: JsonObject[]; services: JsonObject[]; httpRoutes: JsonObject[]; gateways: JsonObject[] };
   /** Where each policy object came from, by {@link objectKey}. */
   readonly sources: Map<string, Source>;
   /** Lines for stderr: objects of other kinds that were left out. */
@@ -44,7 +48,8 @@ export function fieldSegments(field: string): (string | number)[] {
 
 /**
  * Reads the objects of one YAML text (`file` in messages): Namespaces,
- * ClusterDNSPolicies and DNSPolicies, in documents or Lists. A DNSPolicy
+ * ClusterDNSPolicies and DNSPolicies, and Ingresses, Services, HTTPRoutes
+ * and Gateways for split horizon, in documents or Lists. A DNSPolicy
  * without a namespace gets `namespace`.
  *
  * @throws InjectorError BAD_REQUEST for YAML that does not parse, naming file and line, or an object read twice.
@@ -72,7 +77,11 @@ export function readRenderObjects(text: string, file: string, namespace: string,
         if (seen) throw new InjectorError(InjectorErrorCodes.BAD_REQUEST, `${where}: ${key.replace('//', '/')} is also defined at ${seen.file}:${lineOf(seen.doc, seen.lc, seen.at)}`);
         into.sources.set(key, { file, doc, lc, at });
         (o.kind === 'DNSPolicy' ? into.policies : into.clusterPolicies).push(object);
-      } else into.notes.push(`${where}: left out: ${String(o.apiVersion)} ${String(o.kind)} is not a Namespace, ClusterDNSPolicy or DNSPolicy (${CRD_API_VERSION})`);
+      } else {
+        const field = kindField(o.apiVersion ?? 'v1', o.kind);
+        if (field === 'ingresses' || field === 'services' || field === 'httpRoutes' || field === 'gateways') into.published[field].push(o);
+        else into.notes.push(`${where}: left out: ${String(o.apiVersion)} ${String(o.kind)} is not a Namespace, ClusterDNSPolicy or DNSPolicy (${CRD_API_VERSION}), nor an Ingress, Service, HTTPRoute or Gateway`);
+      }
     }
   }
 }
@@ -106,7 +115,7 @@ export interface RenderCommandOptions {
 export function runRenderCommand(opts: RenderCommandOptions, io: InjectIo = processIo): number {
   try {
     const settings = settingsFromConfig(loadInjectorConfig(opts.config));
-    const files: RenderFiles = { namespaces: [], clusterPolicies: [], policies: [], sources: new Map(), notes: [] };
+    const files: RenderFiles = { namespaces: [], clusterPolicies: [], policies: [], published: { ingresses: [], services: [], httpRoutes: [], gateways: [] }, sources: new Map(), notes: [] };
     for (const file of opts.filename) {
       let text: string;
       try {
@@ -125,6 +134,7 @@ export function runRenderCommand(opts: RenderCommandOptions, io: InjectIo = proc
       io.stderr(`tenant-dns render: ${refused} object${refused === 1 ? '' : 's'} would not be accepted; nothing written\n`);
       return 1;
     }
+    for (const s of result.splitHorizonSkipped) io.stderr(`tenant-dns render: namespace ${s.namespace}: split horizon names not rendered (the platform layer would not validate with them): ${s.reason}\n`);
     for (const s of result.statuses) if (s.namespaces === 0) io.stderr(`tenant-dns render: ${s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}: ${s.message}\n`);
     if (result.configMaps.length === 0) io.stderr(`tenant-dns render: no injected namespace among the Namespaces given (label ${Keys.namespaceInject}=${InjectValues.namespaceEnabled}, not excluded): nothing to render\n`);
     const output = result.configMaps.map((c) => stringify(c, { lineWidth: 0 })).join('---\n');

@@ -22,10 +22,11 @@ import { checkPolicy, POLICY_API_VERSION, ServiceDiscoverySchema, type DNSPolicy
 import { selectorMatches } from '../sidecar/policy/compile.ts';
 import { parsePolicy, platformView } from '../sidecar/policy/manager.ts';
 import type { InjectorConfig } from './config-schema.ts';
-import { ClusterDNSPolicySpecSchema, ClusterSelectorSchema, DNSPolicySpecSchema, type ClusterSelector } from './crd-schema.ts';
+import { ClusterDNSPolicySpecSchema, ClusterSelectorSchema, DNSPolicySpecSchema, type ClusterSelector, type SplitHorizon } from './crd-schema.ts';
 import { arr, jsonEqual, obj, type JsonObject } from './json.ts';
 import { InjectValues, Keys, POLICY_KEY, RENDERED_MANAGED_BY, RenderedKeys } from './names.ts';
 import { isTenantName } from './namespaces.ts';
+import { publishedIndex, splitHorizonProblems, splitHorizonZones, type PublishedIndex, type PublishedObjects } from './split-horizon.ts';
 
 /** What {@link renderAll} renders from: the objects as the API server has them. */
 export interface RenderInput {
@@ -37,6 +38,8 @@ export interface RenderInput {
   readonly policies: readonly JsonObject[];
   /** The last accepted spec of each object, by {@link objectKey}: the `accepted` of the previous render. */
   readonly lastAccepted?: ReadonlyMap<string, JsonObject>;
+  /** The objects tenants publish names with (Ingresses, Services, HTTPRoutes, Gateways), read only for split horizon; absent: none. */
+  readonly published?: PublishedObjects;
 }
 
 /** The injector settings rendering depends on ({@link settingsFromConfig}). */
@@ -86,6 +89,12 @@ export interface HeldLayer {
   readonly reason: string;
 }
 
+/** A namespace whose platform layer was rendered without its split horizon names, and why. */
+export interface SplitHorizonSkipped {
+  readonly namespace: string;
+  readonly reason: string;
+}
+
 /** What {@link renderAll} returns. */
 export interface RenderResult {
   /** Complete v1 ConfigMaps to write, two per injected namespace unless held, sorted by namespace. */
@@ -96,6 +105,8 @@ export interface RenderResult {
   readonly statuses: readonly ObjectStatus[];
   /** The new last-accepted specs by object key: pass it as the next render's `lastAccepted`. */
   readonly accepted: ReadonlyMap<string, JsonObject>;
+  /** Platform layers rendered without split horizon because the layer would not validate with it (sorted by namespace). */
+  readonly splitHorizonSkipped: readonly SplitHorizonSkipped[];
 }
 
 /** The settings of {@link renderAll} from the injector configuration. */
@@ -238,7 +249,7 @@ type AloneCheck = { readonly spec?: JsonObject; readonly problems: readonly Obje
 function checkAlone(o: JsonObject, kind: Kind, options: PolicyCheckOptions): AloneCheck {
   const doc = { apiVersion: o.apiVersion ?? POLICY_API_VERSION, kind, metadata: { name: 'object' }, spec: o.spec ?? {} };
   return memo(`alone\0${kind}\0${String(options.clusterZones)}\0${JSON.stringify(doc)}`, () => {
-    const check = (v: { spec: unknown }) => [...checkPolicy(v as unknown as DNSPolicy, options), ...(kind === 'ClusterDNSPolicy' ? selectorProblems(obj(v.spec)?.selector) : [])];
+    const check = (v: { spec: unknown }) => [...checkPolicy(v as unknown as DNSPolicy, options), ...(kind === 'ClusterDNSPolicy' ? [...selectorProblems(obj(v.spec)?.selector), ...splitHorizonProblems(obj(v.spec)?.splitHorizon)] : [])];
     try {
       const parsed = parseYaml(stringify(doc), nameOf(o), DOC_SCHEMAS[kind], check as never) as { spec: JsonObject };
       return Object.freeze({ spec: parsed.spec, problems: Object.freeze([]) });
@@ -482,18 +493,49 @@ export function renderAll(input: RenderInput, settings: RenderSettings): RenderR
   };
   // The platform layer depends on the selecting objects (and, only through the rendered namespace list, the tenant):
   // merged once per selection.
-  const platformCache = new Map<string, { result: LayerResult; view: PlatformView; key: string }>();
+  // Split horizon: with some policy enabling it, the platform layer also depends on the tenant's published names.
+  const splitSettings = (p: PolicyObject) => {
+    const sh = obj((p.current ?? p.remembered)?.splitHorizon);
+    return sh?.enabled === true ? [sh as unknown as SplitHorizon] : [];
+  };
+  let index: PublishedIndex | undefined;
+  const splitSkipped: SplitHorizonSkipped[] = [];
+  const platformCache = new Map<string, { result: LayerResult; view: PlatformView; key: string; skipped?: string }>();
   for (const ns of injected) {
     const selecting = cluster.filter((p) => selects(p, ns));
     for (const p of selecting) counts.set(p.key, (counts.get(p.key) ?? 0) + 1);
     const tenantNamespaces = [...(byTenant.get(ns.tenant) ?? [])].sort();
     const selection = JSON.stringify(selecting.map((p) => p.key));
-    let platform = platformCache.get(selection);
-    if (platform === undefined) {
+    let base = platformCache.get(selection);
+    if (base === undefined) {
       const result = mergeLayer(selecting, checker('platform', options, ''));
       const key = JSON.stringify(layerDoc(result.merged, 'platform'));
-      platform = { result, view: memo(`view\0${key}`, () => platformView(result.doc)), key };
-      platformCache.set(selection, platform);
+      base = { result, view: memo(`view\0${key}`, () => platformView(result.doc)), key };
+      platformCache.set(selection, base);
+    }
+    let platform = base;
+    const split = selecting.flatMap(splitSettings);
+    if (split.length > 0 && base.result.held === undefined) {
+      index ??= publishedIndex(input.namespaces, input.clusterPolicies, input.published ?? {}, settings.tenantLabel);
+      const taken = new Set(arr(base.result.merged.spec.splitZones).flatMap((z) => arr(obj(z)?.names).map((g) => String(g).toLowerCase().replace(/\.$/, ''))));
+      const zones = splitHorizonZones(ns.tenant, index, split, taken);
+      if (zones.length > 0) {
+        const withZones = `${selection}\0${JSON.stringify(zones)}`;
+        let cached = platformCache.get(withZones);
+        if (cached === undefined) {
+          const merged = mergeSpec(base.result.merged, { splitZones: zones }, 'split-horizon', 'split-horizon');
+          const checked = checker('platform', options, '')(merged);
+          if (checked.problems) cached = { ...base, skipped: formatProblems(checked.problems) };
+          else {
+            const result: LayerResult = { ...base.result, merged, doc: checked.doc };
+            const key = JSON.stringify(layerDoc(merged, 'platform'));
+            cached = { result, view: memo(`view\0${key}`, () => platformView(checked.doc)), key };
+          }
+          platformCache.set(withZones, cached);
+        }
+        if (cached.skipped !== undefined) splitSkipped.push({ namespace: ns.name, reason: cached.skipped });
+        platform = cached;
+      }
     }
     refuse(platform.result, ns.name);
     const listProblem = isolationProblem(platform.result.merged, tenantNamespaces);
@@ -542,5 +584,5 @@ export function renderAll(input: RenderInput, settings: RenderSettings): RenderR
       problems: refusal?.outcome.problems ?? [],
     });
   }
-  return { configMaps, held, statuses, accepted };
+  return { configMaps, held, statuses, accepted, splitHorizonSkipped: splitSkipped };
 }

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { decide } from '../../gateway/ownership.ts';
+import { decide } from '../../injector/gateway-ownership.ts';
 import { readObjectFiles } from '../../gateway/objects-file.ts';
-import { readSources, type SourceObjects } from '../../gateway/sources.ts';
+import { readSources, type SourceObjects } from '../../injector/gateway-sources.ts';
 import { buildZones, SerialClock } from '../../gateway/zone.ts';
 
 const OBJECTS = fileURLToPath(new URL('./testdata/objects.yaml', import.meta.url));

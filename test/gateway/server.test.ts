@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseTenantDomains, zoneSettings } from '../../gateway/main.ts';
 import { readObjectFiles } from '../../gateway/objects-file.ts';
 import { startGateway, type Gateway } from '../../gateway/server.ts';
-import type { SourceObjects } from '../../gateway/sources.ts';
+import type { SourceObjects } from '../../injector/gateway-sources.ts';
 import { silentLogger } from '../../sidecar/log.ts';
 import { exchangeUdpRaw } from '../helpers/dns-client.ts';
 import { buildQuery, readReply } from '../helpers/dns-wire.ts';

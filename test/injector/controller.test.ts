@@ -437,3 +437,29 @@ test('controller: a new invalid object holds the layer it would change (the Conf
   assert.match(fixedText, /tenant_dns_controller_held_layers 0/);
   assert.match(fixedText, /tenant_dns_controller_rejected_objects\{kind="DNSPolicy"\} 0/);
 });
+
+test('controller: split horizon renders a tenant\'s Ingress names from the API into its platform layer and follows changes (no Gateway API served)', async (t) => {
+  const api = await startApi(t, { 'team-a': injected('acme'), 'team-b': injected('globex') });
+  api.put({
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'ClusterDNSPolicy',
+    metadata: { name: 'acme-domains' },
+    spec: { selector: { tenants: ['acme'] }, domains: ['acme.example'], splitHorizon: { enabled: true, ingressClasses: [{ name: 'nginx', addresses: ['10.96.0.80'] }] } },
+  });
+  const ingress = (hosts: string[]) => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'www', namespace: 'team-a' },
+    spec: { ingressClassName: 'nginx', rules: hosts.map((host) => ({ host })) },
+    status: { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } },
+  });
+  api.put(ingress(['www.acme.example']));
+  await startPlane(t, api);
+  const split = (ns: string) => policyOf(api, ns, 'tenant-dns-platform')?.spec?.splitZones;
+  await until(api, 'the Ingress name rendered', () => split('team-a')?.length === 1 && policyOf(api, 'team-b', 'tenant-dns-platform') !== undefined);
+  assert.deepEqual(split('team-a'), [{ name: 'split-horizon-1', names: ['www.acme.example'], addresses: ['10.96.0.80'] }]);
+  assert.deepEqual(split('team-b') ?? [], [], 'another tenant gets none of acme\'s names');
+  api.put(ingress(['www.acme.example', 'shop.acme.example']));
+  await until(api, 'the added host rendered', () => split('team-a')?.[0]?.names?.length === 2);
+  assert.deepEqual(split('team-a')[0].names, ['shop.acme.example', 'www.acme.example']);
+});

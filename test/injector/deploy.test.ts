@@ -121,6 +121,9 @@ test('deploy: the injector Deployment is highly available, probed and restricted
     { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
     { apiGroups: ['tenant-dns.io'], resources: ['dnspolicies', 'clusterdnspolicies'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: ['tenant-dns.io'], resources: ['dnspolicies/status', 'clusterdnspolicies/status'], verbs: ['update', 'patch'] },
+    { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways', 'httproutes'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ]);
   const binding = find(objs, 'ClusterRoleBinding');

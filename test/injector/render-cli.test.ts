@@ -82,14 +82,14 @@ test('render: stdin, Lists, other kinds left out with a note, -n for DNSPolicies
     items: [
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps', labels: { 'tenant-dns.io/inject': 'enabled' } } },
       { apiVersion: 'tenant-dns.io/v1alpha1', kind: 'DNSPolicy', metadata: { name: 'p' }, spec: { defaultAction: 'deny' } },
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' } },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 's' } },
     ],
   });
   inTmp((dir) => {
     writeFileSync(join(dir, 'c.yaml'), 'platformPolicyConfigMap: plat\ntenantPolicyConfigMap: ten\n');
     const r = run({ filename: ['-'], namespace: 'apps', config: join(dir, 'c.yaml') }, list);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.err, /^tenant-dns render: <stdin>:1: left out: v1 Service is not a Namespace, ClusterDNSPolicy or DNSPolicy/);
+    assert.match(r.err, /^tenant-dns render: <stdin>:1: left out: v1 ConfigMap is not a Namespace, ClusterDNSPolicy or DNSPolicy/);
     const docs = parseAllDocuments(r.out).map((d) => d.toJS());
     assert.deepEqual(docs.map((d) => `${d.metadata.namespace}/${d.metadata.name}`), ['apps/plat', 'apps/ten']);
     assert.equal(parsePolicy(docs[1].data['policy.yaml'], 't').spec.defaultAction, 'deny');
@@ -131,4 +131,29 @@ test('cli: render is registered with -f (several files, repeatable), --config, -
   const docs = parseAllDocuments(readFileSync(out, 'utf8')).map((d) => d.toJS());
   const tenant = docs.find((d) => d.metadata.namespace === 'payments' && d.metadata.name === 'tenant-dns-policy');
   assert.equal(tenant.metadata.annotations['tenant-dns.io/rendered-from'], 'DNSPolicy/payments-allowlist');
+});
+
+test('render: split horizon reads Ingress, Service, HTTPRoute and Gateway objects from the files', () => {
+  const objects = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'tenant-dns.io/inject': 'enabled', 'tenant-dns.io/tenant': 'acme' } } },
+    {
+      apiVersion: 'tenant-dns.io/v1alpha1',
+      kind: 'ClusterDNSPolicy',
+      metadata: { name: 'acme' },
+      spec: { selector: { tenants: ['acme'] }, domains: ['acme.example'], splitHorizon: { enabled: true, gateways: [{ namespace: 'shop', name: 'gw', addresses: ['10.96.0.90'] }] } },
+    },
+    { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'www', namespace: 'shop' }, spec: { rules: [{ host: 'www.acme.example' }] }, status: { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } } },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api', namespace: 'shop', annotations: { 'tenant-dns.io/hostname': 'api.acme.example' } }, spec: { type: 'LoadBalancer', clusterIP: '10.96.0.5' }, status: { loadBalancer: { ingress: [{ ip: '203.0.113.11' }] } } },
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'gw', namespace: 'shop' }, status: { addresses: [{ value: '203.0.113.12' }] } },
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'shop' }, spec: { hostnames: ['route.acme.example'], parentRefs: [{ name: 'gw' }] } },
+  ];
+  const r = run({ filename: ['-'] }, objects.map((o) => JSON.stringify(o)).join('\n---\n'));
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.err, '');
+  const platform = parseAllDocuments(r.out).map((d) => d.toJS()).find((d) => d.metadata.name === 'tenant-dns-platform');
+  // The Ingress has no class, hence no internal address: it keeps resolving publicly.
+  assert.deepEqual(parsePolicy(platform.data['policy.yaml'], 'p').spec.splitZones.map((z) => [z.names, z.addresses]), [
+    [['api.acme.example'], ['10.96.0.5']],
+    [['route.acme.example'], ['10.96.0.90']],
+  ]);
 });

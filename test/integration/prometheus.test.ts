@@ -49,7 +49,7 @@ import { kubernetesPodMetaLabels, podMonitorScrapeOptions, podMonitorScrapeSetti
 import { grafanaToPromql, startPrometheus, type PrometheusServer, type QueryResult } from '../helpers/prometheus.ts';
 import { startUnbound } from '../helpers/unbound.ts';
 import { startGateway } from '../../gateway/server.ts';
-import type { SourceObjects } from '../../gateway/sources.ts';
+import type { SourceObjects } from '../../injector/gateway-sources.ts';
 import { silentLogger } from '../../sidecar/log.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { inZone } from '../sidecar/dns/wire.ts';
-import type { Claim, SourceView } from './sources.ts';
+import type { Claim, SourceView } from './gateway-sources.ts';
 
 /**
  * Why a claim is not published (the `reason` label of

@@ -7,8 +7,8 @@
 import { isIP } from 'node:net';
 import { normalizeName } from '../sidecar/dns/wire.ts';
 import { selectorMatches } from '../sidecar/policy/compile.ts';
-import { arr, obj, type JsonObject } from '../injector/json.ts';
-import { isTenantName } from '../injector/namespaces.ts';
+import { arr, obj, type JsonObject } from './json.ts';
+import { isTenantName } from './namespaces.ts';
 
 /** The annotation a LoadBalancer Service names its host names with (comma-separated). */
 export const HOSTNAME_ANNOTATION = 'tenant-dns.io/hostname';
@@ -27,6 +27,18 @@ export interface SourceObjects {
   readonly httpRoutes: readonly JsonObject[];
   readonly gateways: readonly JsonObject[];
   readonly clusterPolicies: readonly JsonObject[];
+}
+
+/** The kind's field in {@link SourceObjects}, for an object's apiVersion and kind; undefined for kinds the gateway does not read. */
+export function kindField(apiVersion: unknown, kind: unknown): keyof SourceObjects | undefined {
+  const group = typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  if (kind === 'Namespace' && group === '') return 'namespaces';
+  if (kind === 'Service' && group === '') return 'services';
+  if (kind === 'Ingress' && group === 'networking.k8s.io') return 'ingresses';
+  if (kind === 'HTTPRoute' && group === GATEWAY_API_GROUP) return 'httpRoutes';
+  if (kind === 'Gateway' && group === GATEWAY_API_GROUP) return 'gateways';
+  if (kind === 'ClusterDNSPolicy' && group === 'tenant-dns.io') return 'clusterPolicies';
+  return undefined;
 }
 
 /** An object that claims names: its kind, namespace, name and uid (for Events). */
@@ -154,6 +166,21 @@ function selectedTenants(policy: JsonObject, namespaces: ReadonlyMap<string, Nam
 }
 
 /**
+ * The parent Gateways of an HTTPRoute, as `namespace/name` keys: its
+ * `parentRefs` of kind Gateway (a ref without `namespace` is the route's).
+ */
+export function parentGateways(route: JsonObject): string[] {
+  const ref = refOf(route, 'HTTPRoute', `${GATEWAY_API_GROUP}/v1`);
+  const out: string[] = [];
+  for (const p of arr(obj(route.spec)?.parentRefs)) {
+    const parent = obj(p);
+    if (!parent || (str(parent.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || (str(parent.kind) ?? 'Gateway') !== 'Gateway') continue;
+    out.push(`${str(parent.namespace) ?? ref.namespace}/${str(parent.name) ?? ''}`);
+  }
+  return out;
+}
+
+/**
  * Reads what the objects claim and assign. `extraDomains` (`--tenant-domain`)
  * are added to what ClusterDNSPolicies assign. Objects of a namespace not
  * among `objects.namespaces` belong to the tenant named like the namespace.
@@ -189,10 +216,8 @@ export function readSources(objects: SourceObjects, tenantLabel = DEFAULT_TENANT
     const ref = refOf(route, 'HTTPRoute', `${GATEWAY_API_GROUP}/v1`);
     const spec = obj(route.spec) ?? {};
     const targets = { addresses: [] as string[], hostnames: [] as string[] };
-    for (const p of arr(spec.parentRefs)) {
-      const parent = obj(p);
-      if (!parent || (str(parent.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || (str(parent.kind) ?? 'Gateway') !== 'Gateway') continue;
-      const g = gateways.get(`${str(parent.namespace) ?? ref.namespace}/${str(parent.name) ?? ''}`);
+    for (const key of parentGateways(route)) {
+      const g = gateways.get(key);
       if (!g) continue;
       const t = gatewayTargets(g);
       targets.addresses.push(...t.addresses);
