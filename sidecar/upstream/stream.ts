@@ -119,8 +119,13 @@ function flush(conn: Connection): void {
     out.length = 0;
     return;
   }
+  // Indexed loops: this runs once per turn, often too rarely to be optimized, and an
+  // unoptimized for-of allocates an iterator result per element.
   let total = 0;
-  for (const p of out) if (!p.done && p.conn === conn) total += p.query.length + 2;
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i]!;
+    if (!p.done && p.conn === conn) total += p.query.length + 2;
+  }
   if (total === 0) {
     out.length = 0;
     return;
@@ -128,7 +133,8 @@ function flush(conn: Connection): void {
   const buf = Buffer.allocUnsafe(total);
   const now = performance.now();
   let off = 0;
-  for (const p of out) {
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i]!;
     if (p.done || p.conn !== conn) continue;
     const q = p.query;
     buf.writeUInt16BE(q.length, off);
