@@ -179,20 +179,25 @@ export interface ScannedReply {
   readonly scan: ReplyScan;
 }
 
+/** What {@link edeOptions} returns when there are none, shared. */
+const NO_OPTIONS = Buffer.alloc(0);
+
 /**
  * The Extended DNS Error options (code 15, RFC 8914) of the OPT record whose
  * data is [start, end), concatenated as they are on the wire; an empty
  * buffer when there are none. Options that run past the data end the walk.
  */
 export function edeOptions(buf: Buffer, start: number, end: number): Buffer {
-  const found: Buffer[] = [];
+  let found: Buffer[] | undefined;
   let pos = start;
   while (pos + 4 <= end) {
     const next = pos + 4 + buf.readUInt16BE(pos + 2);
     if (next > end) break;
-    if (buf.readUInt16BE(pos) === EDNS_OPTION_EDE) found.push(buf.subarray(pos, next));
+    if (buf.readUInt16BE(pos) === EDNS_OPTION_EDE) (found ??= []).push(buf.subarray(pos, next));
     pos = next;
   }
+  // Most replies carry none: no array and no new empty Buffer for them (a zero-length Buffer cannot be written to).
+  if (!found) return NO_OPTIONS;
   return found.length === 1 ? found[0]! : Buffer.concat(found);
 }
 
