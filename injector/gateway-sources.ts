@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { normalizeName } from '../sidecar/dns/wire.ts';
 import { selectorMatches } from '../sidecar/policy/compile.ts';
 import { arr, obj, type JsonObject } from './json.ts';
-import { isTenantName } from './namespaces.ts';
+import { namespaceTenant } from './namespaces.ts';
 
 /** The annotation a LoadBalancer Service names its host names with (comma-separated). */
 export const HOSTNAME_ANNOTATION = 'tenant-dns.io/hostname';
@@ -104,8 +104,7 @@ function namespaceInfo(namespaces: readonly JsonObject[], tenantLabel: string): 
     const name = str(obj(n.metadata)?.name);
     if (!name) continue;
     const labels = labelsOf(n);
-    const label = labels[tenantLabel];
-    out.set(name, { tenant: label !== undefined && isTenantName(label) ? label : name, labels });
+    out.set(name, { tenant: namespaceTenant(name, labels[tenantLabel]), labels });
   }
   return out;
 }

@@ -48,6 +48,16 @@ export function isTenantName(v: unknown): v is string {
 }
 
 /**
+ * The tenant of namespace `name` whose tenant label has value `label`: the
+ * label when it is a valid tenant name, else the namespace's name (what
+ * admission decides; the controller's render and the gateway's ownership use
+ * the same rule).
+ */
+export function namespaceTenant(name: string, label: string | undefined): string {
+  return isTenantName(label) ? label : name;
+}
+
+/**
  * Resolves with a deadline of `timeoutMs` milliseconds: on timeout or error
  * the namespace name is used, with a warning. Never rejects.
  */

@@ -25,7 +25,7 @@ import type { InjectorConfig } from './config-schema.ts';
 import { ClusterDNSPolicySpecSchema, ClusterSelectorSchema, DNSPolicySpecSchema, type ClusterSelector, type SplitHorizon } from './crd-schema.ts';
 import { arr, jsonEqual, obj, type JsonObject } from './json.ts';
 import { InjectValues, Keys, POLICY_KEY, RENDERED_MANAGED_BY, RenderedKeys } from './names.ts';
-import { isTenantName } from './namespaces.ts';
+import { namespaceTenant } from './namespaces.ts';
 import { publishedIndex, splitHorizonProblems, splitHorizonZones, type PublishedIndex, type PublishedObjects } from './split-horizon.ts';
 
 /** What {@link renderAll} renders from: the objects as the API server has them. */
@@ -185,11 +185,6 @@ function nameOf(o: JsonObject): string {
   return typeof n === 'string' ? n : '';
 }
 
-/** The tenant of a namespace: its tenant label when that is a valid tenant name, else its name (as the webhook decides). */
-function tenantOf(name: string, labels: Readonly<Record<string, string>>, tenantLabel: string): string {
-  const v = labels[tenantLabel];
-  return v !== undefined && v !== '' && isTenantName(v) ? v : name;
-}
 
 /** Label-selector problems a schema cannot express: In and NotIn need values, Exists and DoesNotExist take none. */
 function selectorProblems(selector: unknown): Problem[] {
@@ -471,12 +466,12 @@ export function renderAll(input: RenderInput, settings: RenderSettings): RenderR
   const all = input.namespaces.map((n) => ({ name: nameOf(n), labels: labelsOf(n) })).filter((n) => n.name !== '');
   const byTenant = new Map<string, string[]>();
   for (const n of all) {
-    const t = tenantOf(n.name, n.labels, settings.tenantLabel);
+    const t = namespaceTenant(n.name, n.labels[settings.tenantLabel]);
     byTenant.set(t, [...(byTenant.get(t) ?? []), n.name]);
   }
   const injected: NamespaceInfo[] = all
     .filter((n) => n.labels[Keys.namespaceInject] === InjectValues.namespaceEnabled && !excluded.has(n.name))
-    .map((n) => ({ ...n, tenant: tenantOf(n.name, n.labels, settings.tenantLabel) }))
+    .map((n) => ({ ...n, tenant: namespaceTenant(n.name, n.labels[settings.tenantLabel]) }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const injectedNames = new Set(injected.map((n) => n.name));
 
