@@ -19,7 +19,7 @@ import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
-import type { Upstream } from './upstream.ts';
+import type { AbortListener, ExchangeSignal, Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
@@ -71,7 +71,7 @@ export interface UpstreamGroup {
    * with UPSTREAM_GROUP_FAILED (cause: the last error) when every attempt
    * failed or the deadline passed, UPSTREAM_ABORTED when `signal` aborted.
    */
-  resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply>;
+  resolve(query: Buffer, signal: ExchangeSignal): Promise<GroupReply>;
   /** Whether at least one member is up. */
   healthy(): boolean;
   /** The members in order with their health. */
@@ -106,35 +106,38 @@ interface Member {
   probe: NodeJS.Timeout | undefined;
 }
 
-/** A signal with a timer, and the function that releases both. */
-interface Deadline {
-  readonly signal: AbortSignal;
-  /** Clears the timer and the listeners on the parent signals. Idempotent. */
-  dispose(): void;
-}
-
-const noop = (): void => {};
-
 /**
- * The deadlines following each parent signal. Most queries share one
+ * The deadlines following each parent AbortSignal. Most queries share one
  * long-lived parent (the sidecar's shutdown signal), and EventTarget walks
  * its listener list on every add and remove: one listener per parent that
  * aborts a set keeps that O(1) however many queries are in flight.
  */
-const followers = new WeakMap<AbortSignal, Set<AbortController>>();
+const followers = new WeakMap<ExchangeSignal, Set<Deadline>>();
 
-function follow(parent: AbortSignal, child: AbortController): void {
+/** `child` aborts when `parent` does: a listener of a parent deadline, a member of a parent AbortSignal's set. */
+function follow(parent: ExchangeSignal, child: Deadline): void {
+  if (parent instanceof Deadline) {
+    parent.addEventListener('abort', child);
+    return;
+  }
   let set = followers.get(parent);
   if (set === undefined) {
-    const created = new Set<AbortController>();
+    const created = new Set<Deadline>();
     followers.set(parent, created);
-    parent.addEventListener('abort', () => {
-      for (const c of created) c.abort(parent.reason);
-      created.clear();
-    }, { once: true });
+    parent.addEventListener('abort', {
+      handleEvent() {
+        for (const c of created) c.handleEvent();
+        created.clear();
+      },
+    });
     set = created;
   }
   set.add(child);
+}
+
+function unfollow(parent: ExchangeSignal, child: Deadline): void {
+  if (parent instanceof Deadline) parent.removeEventListener('abort', child);
+  else followers.get(parent)?.delete(child);
 }
 
 /** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */
@@ -142,60 +145,90 @@ function timeoutReason(ms: number): DOMException {
   return new DOMException(`no answer within ${ms} ms`, 'TimeoutError');
 }
 
-/** A {@link Deadline} on a shared deadline list (deadlines.ts) instead of a timer of its own. */
-class ListedDeadline implements Deadline, Timed {
-  readonly signal: AbortSignal;
-  readonly #controller: AbortController;
-  readonly #parent: AbortSignal;
-  readonly #extra: AbortSignal | undefined;
-  readonly #ms: number;
-  readonly #list: DeadlineList;
+/**
+ * A group's deadline, the signal its exchanges run under: it aborts when
+ * `parent` (the caller's signal, or the query's whole deadline) or `extra`
+ * (a race's stop signal) aborts, with their reason, or `ms` milliseconds
+ * after it was made with a TimeoutError reason (transports then report
+ * UPSTREAM_TIMEOUT). One object per deadline on a shared deadline list
+ * (deadlines.ts), instead of an AbortController with its AbortSignal, its
+ * EventTarget bookkeeping and a listener record per exchange; everything it
+ * holds is released by `dispose()` as soon as the exchange ends.
+ */
+class Deadline implements ExchangeSignal, Timed, AbortListener {
+  aborted = false;
+  reason: unknown = undefined;
   at = 0;
   prev: Timed | null = null;
   next: Timed | null = null;
   linked = false;
+  /** The listeners; most deadlines have one (an exchange, or an attempt's deadline). */
+  #first: AbortListener | undefined = undefined;
+  #more: AbortListener[] | undefined = undefined;
+  readonly #parent: ExchangeSignal;
+  readonly #extra: ExchangeSignal | undefined;
+  readonly #ms: number;
+  #list: DeadlineList | undefined = undefined;
 
-  constructor(controller: AbortController, parent: AbortSignal, ms: number, extra: AbortSignal | undefined) {
-    this.#controller = controller;
-    this.signal = controller.signal;
+  constructor(parent: ExchangeSignal, ms: number, extra?: ExchangeSignal) {
     this.#parent = parent;
     this.#extra = extra;
     this.#ms = ms;
-    follow(parent, controller);
+    if (parent.aborted || extra?.aborted) {
+      this.aborted = true;
+      this.reason = parent.aborted ? parent.reason : extra!.reason;
+      return;
+    }
+    follow(parent, this);
     // `this` is the listener (handleEvent): no closure per deadline.
     extra?.addEventListener('abort', this);
     this.#list = addDeadline(this, ms);
   }
 
-  /** The extra signal aborted. */
+  addEventListener(_type: 'abort', listener: AbortListener): void {
+    if (this.aborted || listener === this.#first) return;
+    if (this.#first === undefined) this.#first = listener;
+    else if (this.#more === undefined) this.#more = [listener];
+    else if (!this.#more.includes(listener)) this.#more.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: AbortListener): void {
+    if (this.#first === listener) this.#first = undefined;
+    else if (this.#more !== undefined) {
+      const i = this.#more.indexOf(listener);
+      if (i >= 0) this.#more.splice(i, 1);
+    }
+  }
+
+  /** The parent or the extra signal aborted. */
   handleEvent(): void {
-    this.#controller.abort(this.#extra!.reason);
+    this.#abort(this.#parent.aborted ? this.#parent.reason : this.#extra!.reason);
   }
 
   expire(): void {
-    this.#controller.abort(timeoutReason(this.#ms));
+    this.#abort(timeoutReason(this.#ms));
   }
 
+  /** Stops following the parent signals and leaves the deadline list. Idempotent. */
   dispose(): void {
+    if (this.#list === undefined) return;
     this.#list.remove(this);
-    followers.get(this.#parent)?.delete(this.#controller);
+    this.#list = undefined;
+    unfollow(this.#parent, this);
     this.#extra?.removeEventListener('abort', this);
   }
-}
 
-/**
- * A signal that aborts when `parent` (or `extra`) aborts, or after `ms`
- * milliseconds with a TimeoutError reason (transports then report
- * UPSTREAM_TIMEOUT). Unlike AbortSignal.any/timeout, everything it holds is
- * released by `dispose()` as soon as the exchange ends.
- */
-function deadlineSignal(parent: AbortSignal, ms: number, extra?: AbortSignal): Deadline {
-  const controller = new AbortController();
-  if (parent.aborted || extra?.aborted) {
-    controller.abort(parent.aborted ? parent.reason : extra!.reason);
-    return { signal: controller.signal, dispose: noop };
+  #abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.dispose();
+    const first = this.#first;
+    const more = this.#more;
+    this.#first = this.#more = undefined;
+    first?.handleEvent();
+    if (more !== undefined) for (let i = 0; i < more.length; i++) more[i]!.handleEvent();
   }
-  return new ListedDeadline(controller, parent, ms, extra);
 }
 
 /** Told when an {@link Attempt} ends. */
@@ -237,7 +270,7 @@ class Attempt {
   #send(): void {
     this.#start = performance.now();
     try {
-      this.#target.exchange(this.#query, this.deadline.signal).then(this.#onReply, this.#onError);
+      this.#target.exchange(this.#query, this.deadline).then(this.#onReply, this.#onError);
     } catch (err) {
       this.#onError(err); // a transport that throws instead of rejecting
     }
@@ -343,7 +376,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     readonly #reject: (err: unknown) => void;
     readonly #query: Buffer;
     /** The caller's signal. */
-    readonly #signal: AbortSignal;
+    readonly #signal: ExchangeSignal;
     /** The caller's signal with the group's deadline. */
     readonly #total: Deadline;
     readonly #started = performance.now();
@@ -358,14 +391,14 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     #lastError: unknown;
     #lastSoft: GroupReply | undefined;
 
-    constructor(query: Buffer, signal: AbortSignal) {
+    constructor(query: Buffer, signal: ExchangeSignal) {
       const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
       this.promise = promise;
       this.#resolve = resolve;
       this.#reject = reject;
       this.#query = query;
       this.#signal = signal;
-      this.#total = deadlineSignal(signal, deadlineMs);
+      this.#total = new Deadline(signal, deadlineMs);
       this.#order = usable();
       if (race > 1 && this.#order.length > 1) this.#startRace();
       else this.#tryNext();
@@ -385,7 +418,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
 
     /** The next member in order, or the end of the query when none is left or the deadline passed. */
     #tryNext(): void {
-      if (this.#next >= this.#order.length || this.#total.signal.aborted) {
+      if (this.#next >= this.#order.length || this.#total.aborted) {
         this.#fail();
         return;
       }
@@ -398,11 +431,11 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
      * race (it gets what is left), else a timer of `attemptTimeoutMs` (at most
      * what is left) that also follows `extra`.
      */
-    #attemptDeadline(last: boolean, extra?: AbortSignal): Deadline {
+    #attemptDeadline(last: boolean, extra?: ExchangeSignal): Deadline {
       if (last && !extra) return this.#total;
       const remaining = deadlineMs - (performance.now() - this.#started);
       const ms = Math.max(1, Math.ceil(last ? remaining : Math.min(attemptTimeoutMs, remaining)));
-      return deadlineSignal(this.#total.signal, ms, extra);
+      return new Deadline(this.#total, ms, extra);
     }
 
     attemptDone(a: Attempt): void {
@@ -447,7 +480,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
       } else if (this.#lastSoft !== undefined) {
         this.#finish(this.#lastSoft, undefined);
       } else {
-        const why = this.#total.signal.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
+        const why = this.#total.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
         this.#finish(
           undefined,
           new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, {
@@ -466,7 +499,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     }
   }
 
-  function resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply> {
+  function resolve(query: Buffer, signal: ExchangeSignal): Promise<GroupReply> {
     if (closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name));
     return new Resolution(query, signal).promise;
   }

@@ -21,7 +21,7 @@ import type { OnReadOpts, Socket } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import type { ConnectionHook } from './message.ts';
-import type { Upstream } from './upstream.ts';
+import type { ExchangeSignal, Upstream } from './upstream.ts';
 
 /** Tuning shared by the stream transports. All times in milliseconds. */
 export interface StreamTuning {
@@ -56,7 +56,7 @@ class Pending {
   readonly query: Buffer;
   readonly qEnd: number;
   readonly originalId: number;
-  readonly signal: AbortSignal;
+  readonly signal: ExchangeSignal;
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: Error) => void;
   readonly #onAbort: (p: Pending) => void;
@@ -69,7 +69,7 @@ class Pending {
   retried = false;
   done = false;
 
-  constructor(query: Buffer, qEnd: number, signal: AbortSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void, onAbort: (p: Pending) => void) {
+  constructor(query: Buffer, qEnd: number, signal: ExchangeSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void, onAbort: (p: Pending) => void) {
     this.query = query;
     this.qEnd = qEnd;
     this.originalId = query.readUInt16BE(0);
@@ -170,7 +170,7 @@ export class StreamUpstream implements Upstream {
     };
   }
 
-  exchange(query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  exchange(query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
     const address = this.address;
     if (this.#closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
     if (signal.aborted) return Promise.reject(abortError(signal, 'sending query to', address));

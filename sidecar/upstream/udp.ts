@@ -26,7 +26,7 @@ import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from
 import { formatHostPort, literalLookup } from '../listener/address.ts';
 import { TcpUpstream } from './tcp.ts';
 import type { StreamTuning } from './stream.ts';
-import type { Upstream } from './upstream.ts';
+import type { ExchangeSignal, Upstream } from './upstream.ts';
 
 /** The defaults of {@link UdpOptions}' pool settings (upstream README, "UDP source ports"). */
 export const UDP_POOL_DEFAULTS = {
@@ -58,11 +58,11 @@ class Exchange {
   readonly originalId: number;
   readonly query: Buffer;
   readonly qEnd: number;
-  readonly signal: AbortSignal;
+  readonly signal: ExchangeSignal;
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: Error) => void;
 
-  constructor(sock: PoolSocket, id: number, query: Buffer, qEnd: number, signal: AbortSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void) {
+  constructor(sock: PoolSocket, id: number, query: Buffer, qEnd: number, signal: ExchangeSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void) {
     this.sock = sock;
     this.id = id;
     this.originalId = query.readUInt16BE(0);
@@ -234,7 +234,7 @@ export class UdpUpstream implements Upstream {
     return this.#tcp;
   }
 
-  exchange(query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  exchange(query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
     const address = this.address;
     if (this.#closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
     if (signal.aborted) return Promise.reject(abortError(signal, 'sending query to', address));
