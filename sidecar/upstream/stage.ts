@@ -44,16 +44,22 @@ export interface GroupSource {
 export function upstreamQuery(wire: Buffer, q: ParsedQuery, loopTag?: Buffer): Buffer {
   const qEnd = q.questionEnd;
   const optData = loopTag ? 4 + LOOP_TAG_LENGTH : 0;
-  const out = Buffer.alloc(qEnd + 11 + optData);
+  // From Node's buffer pool (no ArrayBuffer of its own per query), so every byte is written below.
+  const out = Buffer.allocUnsafe(qEnd + 11 + optData);
+  out.writeUInt16BE(0, 0);
   out.writeUInt16BE((q.flags & (Flags.RD | Flags.CD)) | Flags.AD, 2);
-  out.writeUInt16BE(1, 4);
-  out.writeUInt16BE(1, 10);
+  out.writeUInt16BE(1, 4); // QDCOUNT
+  out.writeUInt32BE(0, 6); // ANCOUNT, NSCOUNT
+  out.writeUInt16BE(1, 10); // ARCOUNT: the OPT record
   wire.copy(out, HEADER_LENGTH, HEADER_LENGTH, qEnd);
+  out[qEnd] = 0; // the root name
   out.writeUInt16BE(RRType.OPT, qEnd + 1);
   out.writeUInt16BE(EDNS_UDP_SIZE, qEnd + 3);
+  out.writeUInt16BE(0, qEnd + 5); // extended RCODE, version
   out[qEnd + 7] = q.dnssecOk ? 0x80 : 0;
+  out[qEnd + 8] = 0;
+  out.writeUInt16BE(optData, qEnd + 9); // RDLENGTH
   if (loopTag) {
-    out.writeUInt16BE(optData, qEnd + 9);
     out.writeUInt16BE(LOOP_OPTION_CODE, qEnd + 11);
     out.writeUInt16BE(LOOP_TAG_LENGTH, qEnd + 13);
     loopTag.copy(out, qEnd + 15, 0, LOOP_TAG_LENGTH);
