@@ -25,7 +25,7 @@ import { abortError, checkQuery, matchesQuestion, upstreamError } from './messag
 import { formatHostPort } from '../listener/address.ts';
 import { redactUrl } from '../redact.ts';
 import type { ConnectionHook } from './message.ts';
-import { toAbortSignal, type ExchangeSignal, type Upstream } from './upstream.ts';
+import { toAbortSignal, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
 
 /**
  * undici, loaded on the first DoH exchange: it is the largest dependency
@@ -205,6 +205,13 @@ export class DohUpstream implements Upstream {
     });
     this.#lastReplyAt = 0;
     return this.#client;
+  }
+
+  send(query: Buffer, signal: ExchangeSignal, to: ExchangeReceiver): void {
+    this.exchange(query, signal).then(
+      (reply) => to.onReply(reply),
+      (err: unknown) => to.onError(err),
+    );
   }
 
   async exchange(query: Buffer, deadline: ExchangeSignal): Promise<Buffer> {

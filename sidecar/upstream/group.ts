@@ -19,7 +19,7 @@ import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
-import type { AbortListener, ExchangeSignal, Upstream } from './upstream.ts';
+import type { AbortListener, ExchangeReceiver, ExchangeSignal, Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
@@ -243,7 +243,7 @@ interface AttemptOwner {
  * a transport error. Each exchange is reported to the observer, the end to
  * the owner, once; never throws.
  */
-class Attempt {
+class Attempt implements ExchangeReceiver {
   readonly member: Member;
   /** This attempt's deadline (the owner disposes it). */
   readonly deadline: Deadline;
@@ -270,13 +270,14 @@ class Attempt {
   #send(): void {
     this.#start = performance.now();
     try {
-      this.#target.exchange(this.#query, this.deadline).then(this.#onReply, this.#onError);
+      // The attempt is the exchange's receiver: no promise between the group and the transport.
+      this.#target.send(this.#query, this.deadline, this);
     } catch (err) {
-      this.#onError(err); // a transport that throws instead of rejecting
+      this.onError(err); // a transport that throws instead of calling back
     }
   }
 
-  readonly #onReply = (reply: Buffer): void => {
+  onReply(reply: Buffer): void {
     const target = this.#target;
     if (target === this.member.upstream && truncated(reply) && hasTcpFallback(target)) {
       this.#report(rcodeOf(reply), null);
@@ -288,19 +289,19 @@ class Attempt {
     try {
       scan = scanReply(reply);
     } catch (err) {
-      this.#onError(err);
+      this.onError(err);
       return;
     }
     this.#report(rcodeOf(reply), null);
     this.result = { reply, scan, upstream: target.address };
     this.#owner.attemptDone(this);
-  };
+  }
 
-  readonly #onError = (error: unknown): void => {
+  onError(error: unknown): void {
     this.#report(null, errorCode(error), error);
     this.error = error;
     this.#owner.attemptDone(this);
-  };
+  }
 
   #report(rcode: number | null, code: string | null, error?: unknown): void {
     this.#observer?.onAttempt?.(this.#target.address, rcode, code, (performance.now() - this.#start) / 1000, error);
@@ -442,14 +443,18 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
       if (a.deadline !== this.#total) a.deadline.dispose();
       const reply = this.#judge(a);
       if (this.#settled) return;
+      let stop: AbortController | undefined;
       if (this.#racing > 0) {
         this.#racing--;
         if (reply === undefined && this.#racing > 0) return;
         this.#racing = 0;
-        this.#stop!.abort();
+        stop = this.#stop;
       }
       if (reply !== undefined) this.#finish(reply, undefined);
-      else this.#tryNext();
+      // The race's losers are stopped only once the race is decided: their exchanges end at once
+      // (transports call back synchronously) and must find the query settled or the race over.
+      stop?.abort();
+      if (reply === undefined) this.#tryNext();
     }
 
     /** Health bookkeeping for a finished attempt; its reply when it ends the query. */

@@ -58,6 +58,26 @@ export function toAbortSignal(signal: ExchangeSignal): { readonly signal: AbortS
 
 const noop = (): void => {};
 
+/**
+ * Where the end of an exchange started with {@link Upstream.send} goes:
+ * exactly one of the two methods is called, once (possibly before `send`
+ * returns, for a query that cannot be sent). The groups' attempts are
+ * receivers, so a miss costs no promise between a group and its transport.
+ */
+export interface ExchangeReceiver {
+  /** The reply: its ID is the query's and its question matches (RFC 5452). */
+  onReply(reply: Buffer): void;
+  /** The SidecarError the exchange failed with (as {@link Upstream.exchange} rejects). */
+  onError(err: unknown): void;
+}
+
+/** {@link Upstream.exchange} for a transport that implements {@link Upstream.send}: a promise settled by the receiver. */
+export function exchangeBySend(upstream: Pick<Upstream, 'send'>, query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
+  const { promise, resolve, reject } = Promise.withResolvers<Buffer>();
+  upstream.send(query, signal, { onReply: resolve, onError: reject });
+  return promise;
+}
+
 /** A DNS server the sidecar forwards to. */
 export interface Upstream {
   /**
@@ -78,6 +98,8 @@ export interface Upstream {
    * signal (e.g. AbortSignal.timeout, or a group's deadline).
    */
   exchange(query: Buffer, signal: ExchangeSignal): Promise<Buffer>;
+  /** {@link exchange} in callback form: the reply or the error goes to `to` instead of a promise. */
+  send(query: Buffer, signal: ExchangeSignal, to: ExchangeReceiver): void;
   /** Closes sockets and fails pending exchanges with CLOSED. Idempotent. */
   close(): Promise<void>;
 }
