@@ -63,6 +63,12 @@ export interface GroupReply {
   readonly upstream: string;
 }
 
+/** Where a group's answer to one query goes ({@link UpstreamGroup.start}): exactly one call, once. */
+export interface GroupReceiver {
+  onReply(reply: GroupReply): void;
+  onError(err: unknown): void;
+}
+
 /** A named, ordered set of upstreams. */
 export interface UpstreamGroup {
   readonly name: string;
@@ -72,6 +78,14 @@ export interface UpstreamGroup {
    * failed or the deadline passed, UPSTREAM_ABORTED when `signal` aborted.
    */
   resolve(query: Buffer, signal: ExchangeSignal): Promise<GroupReply>;
+  /**
+   * {@link resolve} in callback form: the reply or the error goes to `to`
+   * (possibly before `start` returns, when the query cannot be sent), and no
+   * promise is made.
+   */
+  start(query: Buffer, signal: ExchangeSignal, to: GroupReceiver): void;
+  /** Calls `cb` once no query is in flight through the group (at once when none is). */
+  whenIdle(cb: () => void): void;
   /** Whether at least one member is up. */
   healthy(): boolean;
   /** The members in order with their health. */
@@ -323,6 +337,9 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
   if (!(attemptTimeoutMs > 0)) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream group ${name}: attemptTimeoutMs must be above 0`);
   const members: Member[] = upstreams.map((upstream) => ({ upstream, failures: 0, up: true, probe: undefined }));
   let closed = false;
+  /** Queries in flight, and who waits for there to be none. */
+  let inflight = 0;
+  let idle: (() => void)[] | undefined;
 
   function markUp(m: Member): void {
     m.failures = 0;
@@ -368,13 +385,11 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
   /**
    * One query's way through the members: a race of the first `race`
    * members (when set), then the rest in order, inside the query's total
-   * deadline. Its attempts report back to {@link Resolution.attemptDone};
-   * one object and one promise per query.
+   * deadline. Its attempts report back to {@link Resolution.attemptDone}, and
+   * it reports to its receiver; one object per query, no promise.
    */
   class Resolution implements AttemptOwner {
-    readonly promise: Promise<GroupReply>;
-    readonly #resolve: (reply: GroupReply) => void;
-    readonly #reject: (err: unknown) => void;
+    readonly #to: GroupReceiver;
     readonly #query: Buffer;
     /** The caller's signal. */
     readonly #signal: ExchangeSignal;
@@ -392,11 +407,9 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     #lastError: unknown;
     #lastSoft: GroupReply | undefined;
 
-    constructor(query: Buffer, signal: ExchangeSignal) {
-      const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
-      this.promise = promise;
-      this.#resolve = resolve;
-      this.#reject = reject;
+    constructor(query: Buffer, signal: ExchangeSignal, to: GroupReceiver) {
+      inflight++;
+      this.#to = to;
       this.#query = query;
       this.#signal = signal;
       this.#total = new Deadline(signal, deadlineMs);
@@ -499,19 +512,35 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     #finish(reply: GroupReply | undefined, err: unknown): void {
       this.#settled = true;
       this.#total.dispose();
-      if (reply !== undefined) this.#resolve(reply);
-      else this.#reject(err);
+      inflight--;
+      if (reply !== undefined) this.#to.onReply(reply);
+      else this.#to.onError(err);
+      // After the receiver: a query it sends on through this group keeps the group busy.
+      if (inflight === 0 && idle !== undefined) {
+        const waiting = idle;
+        idle = undefined;
+        for (const cb of waiting) cb();
+      }
     }
   }
 
-  function resolve(query: Buffer, signal: ExchangeSignal): Promise<GroupReply> {
-    if (closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name));
-    return new Resolution(query, signal).promise;
+  function start(query: Buffer, signal: ExchangeSignal, to: GroupReceiver): void {
+    if (closed) to.onError(upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name));
+    else new Resolution(query, signal, to);
   }
 
   return {
     name,
-    resolve,
+    resolve: (query, signal) => {
+      const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
+      start(query, signal, { onReply: resolve, onError: reject });
+      return promise;
+    },
+    start,
+    whenIdle(cb) {
+      if (inflight === 0) cb();
+      else (idle ??= []).push(cb);
+    },
     healthy: () => members.some((m) => m.up),
     members: () => members.map((m) => ({ address: m.upstream.address, healthy: m.up })),
     async close() {

@@ -8,7 +8,7 @@ import { Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
 import { synthesize } from '../dns/reply.ts';
 import { stripOpt } from '../dns/records.ts';
 import { chainNames } from '../dns/chain.ts';
-import type { GroupReply } from './group.ts';
+import type { GroupReceiver, GroupReply } from './group.ts';
 import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { DEFAULT_GROUP } from '../route/classify.ts';
@@ -23,6 +23,8 @@ export interface ResolvingGroup {
   readonly name: string;
   /** Resolves with the reply of the first upstream that answered and its scan, or rejects (UPSTREAM_GROUP_FAILED). */
   resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply>;
+  /** {@link resolve} in callback form (what the stage uses: no promise of the group's per miss); see group.ts. */
+  start(query: Buffer, signal: AbortSignal, to: GroupReceiver): void;
 }
 
 /** The groups the forward stage sends to, by a route's group key (upstream/groups.ts). */
@@ -114,9 +116,41 @@ export function forwardStage(options: ForwardOptions): Stage {
           reason: 'no-cluster-dns',
         };
       }
-      return group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal).then((result) => replyOutcome(ctx, group, result));
+      const { promise, resolve, reject } = Promise.withResolvers<Outcome>();
+      group.start(upstreamQuery(ctx.wire, q, loopTag), ctx.signal, new ForwardReply(ctx, group, resolve, reject));
+      return promise;
     },
   };
+}
+
+/** Receives a group's answer to one forwarded query and settles the stage's promise with the client's outcome (no then() per miss). */
+class ForwardReply implements GroupReceiver {
+  readonly #ctx: QueryContext;
+  readonly #group: ResolvingGroup;
+  readonly #resolve: (outcome: Outcome) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(ctx: QueryContext, group: ResolvingGroup, resolve: (outcome: Outcome) => void, reject: (err: unknown) => void) {
+    this.#ctx = ctx;
+    this.#group = group;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onReply(result: GroupReply): void {
+    let outcome: Outcome;
+    try {
+      outcome = replyOutcome(this.#ctx, this.#group, result);
+    } catch (err) {
+      this.#reject(err);
+      return;
+    }
+    this.#resolve(outcome);
+  }
+
+  onError(err: unknown): void {
+    this.#reject(err);
+  }
 }
 
 /** The client's outcome for a group's reply: its OPT record removed, the client's ID and question spelling (0x20) written in. */
