@@ -68,17 +68,23 @@ export function keyName(ctx: QueryContext): string {
 }
 
 /**
- * The key of an exchange in flight, which identical queries share: the cache
- * key ({@link subKey} and name) plus RD. Queries share an exchange only when
- * the upstream would answer them alike, and a non-recursive query (RD=0, a
- * health probe) is answered differently from a recursive one.
+ * The part beside the name ({@link keyName}) of the key of an exchange in
+ * flight, which identical queries share: the cache key's {@link subKey} plus
+ * RD. Queries share an exchange only when the upstream would answer them
+ * alike, and a non-recursive query (RD=0, a health probe) is answered
+ * differently from a recursive one. Name and number apart, as in the store:
+ * no key string is built and hashed per miss.
  */
-export function cacheKey(ctx: QueryContext): string {
-  return `${ctx.query.flags & Flags.RD ? '' : 'norec:'}${subKey(ctx.query)}/${keyName(ctx)}`;
+export function flightSub(q: ParsedQuery): number {
+  return subKey(q) * 2 + (q.flags & Flags.RD ? 1 : 0);
 }
 
 /** A miss being resolved by its leader, and what the queries that wait for it share. */
 interface Flight {
+  readonly name: string;
+  readonly sub: number;
+  /** The next flight of the same name (another {@link flightSub}). */
+  next: Flight | undefined;
   /** The leader's signal: when it aborts, its failure says nothing about the waiters' queries. */
   readonly signal: AbortSignal;
   /** The leader's result for the waiters; made when the first one comes (most misses have none). */
@@ -119,7 +125,9 @@ export class CacheStage implements Stage {
   /** The store, for `/cache` stats and flush. */
   readonly store: CacheStore;
   readonly #config: CacheConfig;
+  /** Exchanges in flight: name → the first of its flights, chained by `next`. */
   readonly #inflight = new Map<string, Flight>();
+  #flights = 0;
   readonly #staleAnswerTimeoutMs: number;
   #coalesced = 0;
   /** Reused for every lookup: the stage reads it synchronously right after `get`. */
@@ -139,7 +147,28 @@ export class CacheStage implements Stage {
 
   /** Queries being resolved right now (one per key, however many clients wait). */
   get inflight(): number {
-    return this.#inflight.size;
+    return this.#flights;
+  }
+
+  #flight(name: string, sub: number): Flight | undefined {
+    for (let f = this.#inflight.get(name); f !== undefined; f = f.next) if (f.sub === sub) return f;
+    return undefined;
+  }
+
+  #land(flight: Flight): void {
+    const head = this.#inflight.get(flight.name);
+    this.#flights--;
+    if (head === flight) {
+      if (flight.next === undefined) this.#inflight.delete(flight.name);
+      else this.#inflight.set(flight.name, flight.next);
+      return;
+    }
+    for (let f = head; f !== undefined; f = f.next) {
+      if (f.next === flight) {
+        f.next = flight.next;
+        return;
+      }
+    }
   }
 
   /** Queries answered by waiting for an identical one in flight instead of going upstream themselves. */
@@ -159,9 +188,9 @@ export class CacheStage implements Stage {
     }
     const nxdomain = this.#otherFamilyNxdomain(ctx);
     if (nxdomain !== undefined) return nxdomain;
-    const key = cacheKey(ctx);
-    const flight = this.#inflight.get(key);
-    return flight === undefined ? this.#lead(ctx, next, key) : this.#staleInTime(ctx, this.#wait(ctx, next, flight));
+    const name = ctx.internal ? keyName(ctx) : q.qname;
+    const flight = this.#flight(name, flightSub(q));
+    return flight === undefined ? this.#lead(ctx, next, name) : this.#staleInTime(ctx, this.#wait(ctx, next, flight));
   }
 
   /**
@@ -190,8 +219,8 @@ export class CacheStage implements Stage {
    * Resolves a miss through `next`, with the stale answer timer
    * ({@link #staleInTime}).
    */
-  #lead(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
-    return this.#staleInTime(ctx, this.#resolve(ctx, next, key));
+  #lead(ctx: QueryContext, next: Next, name: string): Promise<Outcome> {
+    return this.#staleInTime(ctx, this.#resolve(ctx, next, name));
   }
 
   /**
@@ -223,9 +252,10 @@ export class CacheStage implements Stage {
    * Resolves a miss through `next`, stores the answer, and shares it with the
    * waiters. Callbacks rather than an async function: one promise per miss here.
    */
-  #resolve(ctx: QueryContext, next: Next, key: string): Promise<Outcome> {
-    const flight: Flight = { signal: ctx.signal, shared: undefined };
-    this.#inflight.set(key, flight);
+  #resolve(ctx: QueryContext, next: Next, name: string): Promise<Outcome> {
+    const flight: Flight = { name, sub: flightSub(ctx.query), next: this.#inflight.get(name), signal: ctx.signal, shared: undefined };
+    this.#inflight.set(name, flight);
+    this.#flights++;
     let answer: Answer;
     try {
       answer = next(ctx);
@@ -233,22 +263,22 @@ export class CacheStage implements Stage {
       answer = Promise.reject(err);
     }
     return Promise.resolve(answer).then(
-      (outcome) => this.#resolved(ctx, key, flight, outcome),
-      (err: unknown) => this.#unresolved(ctx, key, flight, err),
+      (outcome) => this.#resolved(ctx, flight, outcome),
+      (err: unknown) => this.#unresolved(ctx, flight, err),
     );
   }
 
   /** A leader's answer: stored, shared, and returned. */
-  #resolved(ctx: QueryContext, key: string, flight: Flight, outcome: Outcome): Outcome {
-    this.#inflight.delete(key);
+  #resolved(ctx: QueryContext, flight: Flight, outcome: Outcome): Outcome {
+    this.#land(flight);
     this.#maybeStore(ctx, outcome);
     flight.shared?.resolve({ outcome, snapshot: Buffer.from(outcome.body) });
     return outcome;
   }
 
   /** A leader's error: shared with the waiters; a stale answer when there is one to serve, else thrown on. */
-  #unresolved(ctx: QueryContext, key: string, flight: Flight, err: unknown): Outcome {
-    this.#inflight.delete(key);
+  #unresolved(ctx: QueryContext, flight: Flight, err: unknown): Outcome {
+    this.#land(flight);
     flight.shared?.reject(err);
     const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
     if (stale !== undefined) return stale;
@@ -267,9 +297,8 @@ export class CacheStage implements Stage {
       shared = await flight.shared.promise;
     } catch (err) {
       if (flight.signal.aborted && !ctx.signal.aborted && !retried) {
-        const key = cacheKey(ctx);
-        const again = this.#inflight.get(key);
-        return again === undefined ? this.#lead(ctx, next, key) : this.#wait(ctx, next, again, true);
+        const again = this.#flight(flight.name, flight.sub);
+        return again === undefined ? this.#lead(ctx, next, flight.name) : this.#wait(ctx, next, again, true);
       }
       const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
       if (stale !== undefined) return stale;

@@ -83,10 +83,10 @@ class Entry {
   readonly sub: number;
   /** The next entry with the same name (another type, class or DO/CD combination). */
   sibling: Entry | null = null;
-  /** A private copy of the reply with the clamped TTLs written in. */
+  /** A private copy of the reply with the clamped TTLs written in (read back from here on each hit). */
   readonly bytes: Buffer;
-  /** Pairs: TTL field offset, clamped TTL in seconds. */
-  readonly ttls: Uint32Array;
+  /** The offset of each TTL field in `bytes` (the reply scan's own array, shared: never modified). */
+  readonly ttlOffsets: readonly number[];
   readonly storedAt: number;
   readonly expiresAt: number;
   readonly questionEnd: number;
@@ -98,11 +98,11 @@ class Entry {
   staleSecond = -1;
   staleCount = 0;
 
-  constructor(name: string, sub: number, bytes: Buffer, ttls: Uint32Array, storedAt: number, expiresAt: number, questionEnd: number) {
+  constructor(name: string, sub: number, bytes: Buffer, ttlOffsets: readonly number[], storedAt: number, expiresAt: number, questionEnd: number) {
     this.name = name;
     this.sub = sub;
     this.bytes = bytes;
-    this.ttls = ttls;
+    this.ttlOffsets = ttlOffsets;
     this.storedAt = storedAt;
     this.expiresAt = expiresAt;
     this.questionEnd = questionEnd;
@@ -190,21 +190,18 @@ export class CacheStore {
     const bytes = Buffer.allocUnsafeSlow(body.length);
     body.copy(bytes, 0);
     const offsets = scan.ttlOffsets;
-    const ttls = new Uint32Array(offsets.length * 2);
     for (let i = 0; i < offsets.length; i++) {
       const at = offsets[i]!;
       let ttl = bytes.readUInt32BE(at);
       if (ttl > 0x7fffffff) ttl = 0;
       ttl = positive ? Math.min(Math.max(ttl, cfg.minTtl), cfg.maxTtl) : Math.min(ttl, lifetime);
       bytes.writeUInt32BE(ttl, at);
-      ttls[2 * i] = at;
-      ttls[2 * i + 1] = ttl;
     }
 
     const old = this.#find(name, sub);
     if (old !== undefined) this.#remove(old);
     const now = this.#now();
-    const entry = new Entry(name, sub, bytes, ttls, now, now + lifetime * 1000, scan.questionEnd);
+    const entry = new Entry(name, sub, bytes, offsets, now, now + lifetime * 1000, scan.questionEnd);
     entry.names = options?.names;
     entry.sibling = this.#map.get(name) ?? null;
     this.#map.set(name, entry);
@@ -246,10 +243,10 @@ export class CacheStore {
     out.set(stored);
     const elapsed = Math.floor((now - entry.storedAt) / 1000);
     if (elapsed > 0) {
-      const ttls = entry.ttls;
-      for (let i = 0; i < ttls.length; i += 2) {
-        const at = ttls[i]!;
-        const left = ttls[i + 1]! - elapsed;
+      const offsets = entry.ttlOffsets;
+      for (let i = 0; i < offsets.length; i++) {
+        const at = offsets[i]!;
+        const left = readTtl(stored, at) - elapsed;
         writeTtl(out, at, left > 0 ? left : 0);
       }
     }
@@ -313,8 +310,8 @@ export class CacheStore {
     this.#touch(entry);
     const out = Buffer.allocUnsafe(entry.bytes.length);
     out.set(entry.bytes);
-    const ttls = entry.ttls;
-    for (let i = 0; i < ttls.length; i += 2) writeTtl(out, ttls[i]!, STALE_TTL);
+    const offsets = entry.ttlOffsets;
+    for (let i = 0; i < offsets.length; i++) writeTtl(out, offsets[i]!, STALE_TTL);
     if (info !== undefined) {
       info.rcode = out[3]! & 0x0f;
       info.questionEnd = entry.questionEnd;
@@ -438,6 +435,11 @@ export class CacheStore {
 }
 
 /** Writes a 32-bit big-endian TTL without bounds checks (offsets come from a scan of this very buffer). */
+/** The TTL at `at` (stored clamped, so below 2^31). Byte reads: cheaper than readUInt32BE's checks on the hit path. */
+function readTtl(buf: Buffer, at: number): number {
+  return (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
+}
+
 function writeTtl(buf: Buffer, at: number, ttl: number): void {
   buf[at] = ttl >>> 24;
   buf[at + 1] = (ttl >>> 16) & 0xff;

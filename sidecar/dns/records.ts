@@ -119,13 +119,16 @@ export function scanReply(buf: Buffer): ReplyScan {
   }
   const questionEnd = pos;
 
-  const ttlOffsets: number[] = [];
+  const total = ancount + nscount + arcount;
+  // Sized once (the cache keeps this array with its entry), no more than the bytes left can hold (11 per record):
+  // the counts are the sender's word.
+  const ttlOffsets: number[] = new Array<number>(Math.min(total, Math.floor((buf.length - pos) / 11)));
+  let records = 0;
   let minTtl = -1;
   let negativeTtl = -1;
   let optStart = -1;
   let optEnd = -1;
   let rcode = flags & 0x0f;
-  const total = ancount + nscount + arcount;
   for (let i = 0; i < total; i++) {
     const nameStart = pos;
     pos = checkedNameEnd(buf, pos);
@@ -150,7 +153,7 @@ export function scanReply(buf: Buffer): ReplyScan {
       rcode = (buf[pos + 4]! << 4) | (flags & 0x0f);
     } else {
       const ttl = rawTtl > MAX_TTL ? 0 : rawTtl;
-      ttlOffsets.push(pos + 4);
+      ttlOffsets[records++] = pos + 4;
       if (minTtl < 0 || ttl < minTtl) minTtl = ttl;
       if (type === RRType.SOA && negativeTtl < 0 && i >= ancount && i < ancount + nscount) {
         negativeTtl = Math.min(ttl, soaMinimum(buf, rdataStart, rdataEnd, i + 1));
@@ -159,6 +162,7 @@ export function scanReply(buf: Buffer): ReplyScan {
     pos = rdataEnd;
   }
   if (pos !== buf.length) bad(`${buf.length - pos} bytes after the last record (counts do not match the records)`);
+  if (records < ttlOffsets.length) ttlOffsets.length = records; // the OPT record has none
   return { id, flags, rcode, questionEnd, ttlOffsets, minTtl, negativeTtl, optStart, optEnd, answerCount: ancount };
 }
 

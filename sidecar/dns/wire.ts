@@ -378,7 +378,8 @@ export function inZone(name: string, zone: string): boolean {
 
 /** The first of `zones` that `name` equals or lies below, or undefined. */
 export function findZone(name: string, zones: readonly string[]): string | undefined {
-  for (const z of zones) if (inZone(name, z)) return z;
+  // Indexed: a for-of that V8 has not optimized allocates an iterator result per zone.
+  for (let i = 0; i < zones.length; i++) if (inZone(name, zones[i]!)) return zones[i];
   return undefined;
 }
 

@@ -223,10 +223,19 @@ export class NameTrie<T> {
 
   /** The most specific value matching `name` (sidecar form), or undefined. */
   lookup(name: string): T | undefined {
+    return this.count === 0 ? undefined : this.lookupLabels(nameLabels(name));
+  }
+
+  /** {@link lookup} of a name already split by {@link nameLabels}: a caller asking several tries splits it once. */
+  lookupLabels(labels: readonly string[]): T | undefined {
     if (this.count === 0) return undefined;
-    const labels = name === '' ? [] : name.split('.');
     return walk(this.root, labels, 0, undefined)?.value;
   }
+}
+
+/** The labels of a name in sidecar form, the root ('') having none. */
+export function nameLabels(name: string): readonly string[] {
+  return name === '' ? [] : name.split('.');
 }
 
 /**

@@ -10,7 +10,7 @@
  * allow/log rule applies; else the tenant's default action. A matching
  * platform rule that logs makes the decision logged whichever rule decides.
  */
-import type { CompiledPolicy, Evaluation } from './compile.ts';
+import { nameLabels, type CompiledPolicy, type Evaluation } from './compile.ts';
 
 function lastLabel(name: string): string {
   const i = name.lastIndexOf('.');
@@ -27,12 +27,12 @@ function logged(ev: Evaluation): Evaluation {
   return Object.freeze({ ...ev, decision: Object.freeze({ ...ev.decision, log: true }) });
 }
 
-/** The evaluation for `qname` (sidecar form: lower case, no trailing dot). */
-export function evaluate(compiled: CompiledPolicy, qname: string): Evaluation {
-  const platform = compiled.platformRules.lookup(qname);
+/** The evaluation for `qname` (sidecar form: lower case, no trailing dot); `labels` are its {@link nameLabels}. */
+export function evaluate(compiled: CompiledPolicy, qname: string, labels: readonly string[] = nameLabels(qname)): Evaluation {
+  const platform = compiled.platformRules.lookupLabels(labels);
   if (platform !== undefined && platform.decision.action === 'deny') return platform;
   if (platform === undefined && compiled.platformDefault !== undefined) return withSoa(compiled.platformDefault, qname);
-  const tenant = compiled.tenantRules.lookup(qname);
+  const tenant = compiled.tenantRules.lookupLabels(labels);
   // `log` is an OR across layers: a platform rule that says log is logged whatever the tenant's rule decides.
   if (tenant !== undefined) return platform?.decision.log && !tenant.decision.log ? logged(tenant) : tenant;
   if (platform !== undefined) return platform;

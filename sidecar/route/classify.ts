@@ -18,7 +18,7 @@
  */
 import { isReverseZone } from '../config/cluster.ts';
 import { findZone } from '../dns/wire.ts';
-import type { CompiledPolicy, Evaluation, ForwardMatch, PolicyHolder, SplitMatch } from '../policy/compile.ts';
+import { nameLabels, type CompiledPolicy, type Evaluation, type ForwardMatch, type PolicyHolder, type SplitMatch } from '../policy/compile.ts';
 import { evaluate } from '../policy/evaluate.ts';
 import { isolationDeny } from '../policy/isolation.ts';
 
@@ -63,12 +63,14 @@ export function classify(policy: CompiledPolicy, clusterZones: readonly string[]
   const inDomain = cluster !== undefined && !isReverseZone(cluster);
   const isolated = inDomain && policy.isolation !== undefined ? isolationDeny(policy.isolation, cluster, qname) : undefined;
   if (isolated !== undefined) return Object.freeze({ kind: 'deny', evaluation: isolated });
-  const evaluation = evaluate(policy, qname);
+  // Split once for the four tries.
+  const labels = nameLabels(qname);
+  const evaluation = evaluate(policy, qname, labels);
   if (evaluation.decision.action === 'deny') return Object.freeze({ kind: 'deny', evaluation });
-  const split = policy.splitZones.lookup(qname);
+  const split = policy.splitZones.lookupLabels(labels);
   if (split !== undefined) return Object.freeze({ kind: 'split', evaluation, split });
   if (inDomain) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
-  const forward = policy.forwardZones.lookup(qname);
+  const forward = policy.forwardZones.lookupLabels(labels);
   if (forward !== undefined) return Object.freeze({ kind: 'forward', evaluation, group: forward.zone.group, zone: forward.matched, forward });
   if (cluster !== undefined) return Object.freeze({ kind: 'cluster', evaluation, group: CLUSTER_GROUP, zone: cluster });
   return Object.freeze({ kind: 'default', evaluation, group: DEFAULT_GROUP, zone: '' });

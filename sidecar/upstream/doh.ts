@@ -25,7 +25,7 @@ import { abortError, checkQuery, matchesQuestion, upstreamError } from './messag
 import { formatHostPort } from '../listener/address.ts';
 import { redactUrl } from '../redact.ts';
 import type { ConnectionHook } from './message.ts';
-import type { Upstream } from './upstream.ts';
+import { toAbortSignal, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
 
 /**
  * undici, loaded on the first DoH exchange: it is the largest dependency
@@ -207,7 +207,14 @@ export class DohUpstream implements Upstream {
     return this.#client;
   }
 
-  async exchange(query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  send(query: Buffer, signal: ExchangeSignal, to: ExchangeReceiver): void {
+    this.exchange(query, signal).then(
+      (reply) => to.onReply(reply),
+      (err: unknown) => to.onError(err),
+    );
+  }
+
+  async exchange(query: Buffer, deadline: ExchangeSignal): Promise<Buffer> {
     const cap = this.#options.maxInFlight ?? 1024;
     if (this.#inFlight >= cap) throw upstreamError(ErrorCodes.OVERLOADED, `${cap} exchanges already in flight to`, this.address);
     this.#inFlight++;
@@ -215,9 +222,12 @@ export class DohUpstream implements Upstream {
       clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
     }
+    // undici and the retry back-off take an AbortSignal.
+    const signal = toAbortSignal(deadline);
     try {
-      return await this.#exchangeWithRetries(query, signal);
+      return await this.#exchangeWithRetries(query, signal.signal);
     } finally {
+      signal.release();
       if (--this.#inFlight === 0 && !this.#closed) this.#startIdleTimer();
     }
   }

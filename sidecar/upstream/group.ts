@@ -19,7 +19,7 @@ import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
-import type { Upstream } from './upstream.ts';
+import type { AbortListener, ExchangeReceiver, ExchangeSignal, Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
@@ -63,6 +63,12 @@ export interface GroupReply {
   readonly upstream: string;
 }
 
+/** Where a group's answer to one query goes ({@link UpstreamGroup.start}): exactly one call, once. */
+export interface GroupReceiver {
+  onReply(reply: GroupReply): void;
+  onError(err: unknown): void;
+}
+
 /** A named, ordered set of upstreams. */
 export interface UpstreamGroup {
   readonly name: string;
@@ -71,7 +77,15 @@ export interface UpstreamGroup {
    * with UPSTREAM_GROUP_FAILED (cause: the last error) when every attempt
    * failed or the deadline passed, UPSTREAM_ABORTED when `signal` aborted.
    */
-  resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply>;
+  resolve(query: Buffer, signal: ExchangeSignal): Promise<GroupReply>;
+  /**
+   * {@link resolve} in callback form: the reply or the error goes to `to`
+   * (possibly before `start` returns, when the query cannot be sent), and no
+   * promise is made.
+   */
+  start(query: Buffer, signal: ExchangeSignal, to: GroupReceiver): void;
+  /** Calls `cb` once no query is in flight through the group (at once when none is). */
+  whenIdle(cb: () => void): void;
   /** Whether at least one member is up. */
   healthy(): boolean;
   /** The members in order with their health. */
@@ -106,35 +120,38 @@ interface Member {
   probe: NodeJS.Timeout | undefined;
 }
 
-/** A signal with a timer, and the function that releases both. */
-interface Deadline {
-  readonly signal: AbortSignal;
-  /** Clears the timer and the listeners on the parent signals. Idempotent. */
-  dispose(): void;
-}
-
-const noop = (): void => {};
-
 /**
- * The deadlines following each parent signal. Most queries share one
+ * The deadlines following each parent AbortSignal. Most queries share one
  * long-lived parent (the sidecar's shutdown signal), and EventTarget walks
  * its listener list on every add and remove: one listener per parent that
  * aborts a set keeps that O(1) however many queries are in flight.
  */
-const followers = new WeakMap<AbortSignal, Set<AbortController>>();
+const followers = new WeakMap<ExchangeSignal, Set<Deadline>>();
 
-function follow(parent: AbortSignal, child: AbortController): void {
+/** `child` aborts when `parent` does: a listener of a parent deadline, a member of a parent AbortSignal's set. */
+function follow(parent: ExchangeSignal, child: Deadline): void {
+  if (parent instanceof Deadline) {
+    parent.addEventListener('abort', child);
+    return;
+  }
   let set = followers.get(parent);
   if (set === undefined) {
-    const created = new Set<AbortController>();
+    const created = new Set<Deadline>();
     followers.set(parent, created);
-    parent.addEventListener('abort', () => {
-      for (const c of created) c.abort(parent.reason);
-      created.clear();
-    }, { once: true });
+    parent.addEventListener('abort', {
+      handleEvent() {
+        for (const c of created) c.handleEvent();
+        created.clear();
+      },
+    });
     set = created;
   }
   set.add(child);
+}
+
+function unfollow(parent: ExchangeSignal, child: Deadline): void {
+  if (parent instanceof Deadline) parent.removeEventListener('abort', child);
+  else followers.get(parent)?.delete(child);
 }
 
 /** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */
@@ -142,60 +159,90 @@ function timeoutReason(ms: number): DOMException {
   return new DOMException(`no answer within ${ms} ms`, 'TimeoutError');
 }
 
-/** A {@link Deadline} on a shared deadline list (deadlines.ts) instead of a timer of its own. */
-class ListedDeadline implements Deadline, Timed {
-  readonly signal: AbortSignal;
-  readonly #controller: AbortController;
-  readonly #parent: AbortSignal;
-  readonly #extra: AbortSignal | undefined;
-  readonly #ms: number;
-  readonly #list: DeadlineList;
+/**
+ * A group's deadline, the signal its exchanges run under: it aborts when
+ * `parent` (the caller's signal, or the query's whole deadline) or `extra`
+ * (a race's stop signal) aborts, with their reason, or `ms` milliseconds
+ * after it was made with a TimeoutError reason (transports then report
+ * UPSTREAM_TIMEOUT). One object per deadline on a shared deadline list
+ * (deadlines.ts), instead of an AbortController with its AbortSignal, its
+ * EventTarget bookkeeping and a listener record per exchange; everything it
+ * holds is released by `dispose()` as soon as the exchange ends.
+ */
+class Deadline implements ExchangeSignal, Timed, AbortListener {
+  aborted = false;
+  reason: unknown = undefined;
   at = 0;
   prev: Timed | null = null;
   next: Timed | null = null;
   linked = false;
+  /** The listeners; most deadlines have one (an exchange, or an attempt's deadline). */
+  #first: AbortListener | undefined = undefined;
+  #more: AbortListener[] | undefined = undefined;
+  readonly #parent: ExchangeSignal;
+  readonly #extra: ExchangeSignal | undefined;
+  readonly #ms: number;
+  #list: DeadlineList | undefined = undefined;
 
-  constructor(controller: AbortController, parent: AbortSignal, ms: number, extra: AbortSignal | undefined) {
-    this.#controller = controller;
-    this.signal = controller.signal;
+  constructor(parent: ExchangeSignal, ms: number, extra?: ExchangeSignal) {
     this.#parent = parent;
     this.#extra = extra;
     this.#ms = ms;
-    follow(parent, controller);
+    if (parent.aborted || extra?.aborted) {
+      this.aborted = true;
+      this.reason = parent.aborted ? parent.reason : extra!.reason;
+      return;
+    }
+    follow(parent, this);
     // `this` is the listener (handleEvent): no closure per deadline.
     extra?.addEventListener('abort', this);
     this.#list = addDeadline(this, ms);
   }
 
-  /** The extra signal aborted. */
+  addEventListener(_type: 'abort', listener: AbortListener): void {
+    if (this.aborted || listener === this.#first) return;
+    if (this.#first === undefined) this.#first = listener;
+    else if (this.#more === undefined) this.#more = [listener];
+    else if (!this.#more.includes(listener)) this.#more.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: AbortListener): void {
+    if (this.#first === listener) this.#first = undefined;
+    else if (this.#more !== undefined) {
+      const i = this.#more.indexOf(listener);
+      if (i >= 0) this.#more.splice(i, 1);
+    }
+  }
+
+  /** The parent or the extra signal aborted. */
   handleEvent(): void {
-    this.#controller.abort(this.#extra!.reason);
+    this.#abort(this.#parent.aborted ? this.#parent.reason : this.#extra!.reason);
   }
 
   expire(): void {
-    this.#controller.abort(timeoutReason(this.#ms));
+    this.#abort(timeoutReason(this.#ms));
   }
 
+  /** Stops following the parent signals and leaves the deadline list. Idempotent. */
   dispose(): void {
+    if (this.#list === undefined) return;
     this.#list.remove(this);
-    followers.get(this.#parent)?.delete(this.#controller);
+    this.#list = undefined;
+    unfollow(this.#parent, this);
     this.#extra?.removeEventListener('abort', this);
   }
-}
 
-/**
- * A signal that aborts when `parent` (or `extra`) aborts, or after `ms`
- * milliseconds with a TimeoutError reason (transports then report
- * UPSTREAM_TIMEOUT). Unlike AbortSignal.any/timeout, everything it holds is
- * released by `dispose()` as soon as the exchange ends.
- */
-function deadlineSignal(parent: AbortSignal, ms: number, extra?: AbortSignal): Deadline {
-  const controller = new AbortController();
-  if (parent.aborted || extra?.aborted) {
-    controller.abort(parent.aborted ? parent.reason : extra!.reason);
-    return { signal: controller.signal, dispose: noop };
+  #abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.dispose();
+    const first = this.#first;
+    const more = this.#more;
+    this.#first = this.#more = undefined;
+    first?.handleEvent();
+    if (more !== undefined) for (let i = 0; i < more.length; i++) more[i]!.handleEvent();
   }
-  return new ListedDeadline(controller, parent, ms, extra);
 }
 
 /** Told when an {@link Attempt} ends. */
@@ -210,7 +257,7 @@ interface AttemptOwner {
  * a transport error. Each exchange is reported to the observer, the end to
  * the owner, once; never throws.
  */
-class Attempt {
+class Attempt implements ExchangeReceiver {
   readonly member: Member;
   /** This attempt's deadline (the owner disposes it). */
   readonly deadline: Deadline;
@@ -237,13 +284,14 @@ class Attempt {
   #send(): void {
     this.#start = performance.now();
     try {
-      this.#target.exchange(this.#query, this.deadline.signal).then(this.#onReply, this.#onError);
+      // The attempt is the exchange's receiver: no promise between the group and the transport.
+      this.#target.send(this.#query, this.deadline, this);
     } catch (err) {
-      this.#onError(err); // a transport that throws instead of rejecting
+      this.onError(err); // a transport that throws instead of calling back
     }
   }
 
-  readonly #onReply = (reply: Buffer): void => {
+  onReply(reply: Buffer): void {
     const target = this.#target;
     if (target === this.member.upstream && truncated(reply) && hasTcpFallback(target)) {
       this.#report(rcodeOf(reply), null);
@@ -255,19 +303,19 @@ class Attempt {
     try {
       scan = scanReply(reply);
     } catch (err) {
-      this.#onError(err);
+      this.onError(err);
       return;
     }
     this.#report(rcodeOf(reply), null);
     this.result = { reply, scan, upstream: target.address };
     this.#owner.attemptDone(this);
-  };
+  }
 
-  readonly #onError = (error: unknown): void => {
+  onError(error: unknown): void {
     this.#report(null, errorCode(error), error);
     this.error = error;
     this.#owner.attemptDone(this);
-  };
+  }
 
   #report(rcode: number | null, code: string | null, error?: unknown): void {
     this.#observer?.onAttempt?.(this.#target.address, rcode, code, (performance.now() - this.#start) / 1000, error);
@@ -289,6 +337,9 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
   if (!(attemptTimeoutMs > 0)) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream group ${name}: attemptTimeoutMs must be above 0`);
   const members: Member[] = upstreams.map((upstream) => ({ upstream, failures: 0, up: true, probe: undefined }));
   let closed = false;
+  /** Queries in flight, and who waits for there to be none. */
+  let inflight = 0;
+  let idle: (() => void)[] | undefined;
 
   function markUp(m: Member): void {
     m.failures = 0;
@@ -334,16 +385,14 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
   /**
    * One query's way through the members: a race of the first `race`
    * members (when set), then the rest in order, inside the query's total
-   * deadline. Its attempts report back to {@link Resolution.attemptDone};
-   * one object and one promise per query.
+   * deadline. Its attempts report back to {@link Resolution.attemptDone}, and
+   * it reports to its receiver; one object per query, no promise.
    */
   class Resolution implements AttemptOwner {
-    readonly promise: Promise<GroupReply>;
-    readonly #resolve: (reply: GroupReply) => void;
-    readonly #reject: (err: unknown) => void;
+    readonly #to: GroupReceiver;
     readonly #query: Buffer;
     /** The caller's signal. */
-    readonly #signal: AbortSignal;
+    readonly #signal: ExchangeSignal;
     /** The caller's signal with the group's deadline. */
     readonly #total: Deadline;
     readonly #started = performance.now();
@@ -358,14 +407,12 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     #lastError: unknown;
     #lastSoft: GroupReply | undefined;
 
-    constructor(query: Buffer, signal: AbortSignal) {
-      const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
-      this.promise = promise;
-      this.#resolve = resolve;
-      this.#reject = reject;
+    constructor(query: Buffer, signal: ExchangeSignal, to: GroupReceiver) {
+      inflight++;
+      this.#to = to;
       this.#query = query;
       this.#signal = signal;
-      this.#total = deadlineSignal(signal, deadlineMs);
+      this.#total = new Deadline(signal, deadlineMs);
       this.#order = usable();
       if (race > 1 && this.#order.length > 1) this.#startRace();
       else this.#tryNext();
@@ -385,7 +432,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
 
     /** The next member in order, or the end of the query when none is left or the deadline passed. */
     #tryNext(): void {
-      if (this.#next >= this.#order.length || this.#total.signal.aborted) {
+      if (this.#next >= this.#order.length || this.#total.aborted) {
         this.#fail();
         return;
       }
@@ -398,25 +445,29 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
      * race (it gets what is left), else a timer of `attemptTimeoutMs` (at most
      * what is left) that also follows `extra`.
      */
-    #attemptDeadline(last: boolean, extra?: AbortSignal): Deadline {
+    #attemptDeadline(last: boolean, extra?: ExchangeSignal): Deadline {
       if (last && !extra) return this.#total;
       const remaining = deadlineMs - (performance.now() - this.#started);
       const ms = Math.max(1, Math.ceil(last ? remaining : Math.min(attemptTimeoutMs, remaining)));
-      return deadlineSignal(this.#total.signal, ms, extra);
+      return new Deadline(this.#total, ms, extra);
     }
 
     attemptDone(a: Attempt): void {
       if (a.deadline !== this.#total) a.deadline.dispose();
       const reply = this.#judge(a);
       if (this.#settled) return;
+      let stop: AbortController | undefined;
       if (this.#racing > 0) {
         this.#racing--;
         if (reply === undefined && this.#racing > 0) return;
         this.#racing = 0;
-        this.#stop!.abort();
+        stop = this.#stop;
       }
       if (reply !== undefined) this.#finish(reply, undefined);
-      else this.#tryNext();
+      // The race's losers are stopped only once the race is decided: their exchanges end at once
+      // (transports call back synchronously) and must find the query settled or the race over.
+      stop?.abort();
+      if (reply === undefined) this.#tryNext();
     }
 
     /** Health bookkeeping for a finished attempt; its reply when it ends the query. */
@@ -447,7 +498,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
       } else if (this.#lastSoft !== undefined) {
         this.#finish(this.#lastSoft, undefined);
       } else {
-        const why = this.#total.signal.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
+        const why = this.#total.aborted ? `deadline of ${deadlineMs} ms passed` : 'every upstream failed';
         this.#finish(
           undefined,
           new SidecarError(ErrorCodes.UPSTREAM_GROUP_FAILED, `resolving through group ${name}: ${why}`, {
@@ -461,19 +512,35 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     #finish(reply: GroupReply | undefined, err: unknown): void {
       this.#settled = true;
       this.#total.dispose();
-      if (reply !== undefined) this.#resolve(reply);
-      else this.#reject(err);
+      inflight--;
+      if (reply !== undefined) this.#to.onReply(reply);
+      else this.#to.onError(err);
+      // After the receiver: a query it sends on through this group keeps the group busy.
+      if (inflight === 0 && idle !== undefined) {
+        const waiting = idle;
+        idle = undefined;
+        for (const cb of waiting) cb();
+      }
     }
   }
 
-  function resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply> {
-    if (closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name));
-    return new Resolution(query, signal).promise;
+  function start(query: Buffer, signal: ExchangeSignal, to: GroupReceiver): void {
+    if (closed) to.onError(upstreamError(ErrorCodes.CLOSED, 'resolving through closed group', name));
+    else new Resolution(query, signal, to);
   }
 
   return {
     name,
-    resolve,
+    resolve: (query, signal) => {
+      const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
+      start(query, signal, { onReply: resolve, onError: reject });
+      return promise;
+    },
+    start,
+    whenIdle(cb) {
+      if (inflight === 0) cb();
+      else (idle ??= []).push(cb);
+    },
     healthy: () => members.some((m) => m.up),
     members: () => members.map((m) => ({ address: m.upstream.address, healthy: m.up })),
     async close() {

@@ -10,7 +10,7 @@ import { ErrorCodes, SidecarError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
 import { CLUSTER_GROUP, DEFAULT_GROUP } from '../route/classify.ts';
-import type { GroupReply, UpstreamGroup } from './group.ts';
+import type { UpstreamGroup } from './group.ts';
 import type { ResolvingGroup } from './stage.ts';
 
 /** Makes a group named `name` over the upstream URLs `urls`; throws when a URL cannot be used. */
@@ -34,12 +34,11 @@ export interface PolicySource {
   onReload(cb: (result: 'success' | 'failure') => void): () => void;
 }
 
-/** A group the owner hands out: counts the queries in flight so a retired one closes when they are done. */
-interface Held extends ResolvingGroup {
+/** A group the owner holds; a retired one closes once the group says no query is in flight (whenIdle). */
+interface Held {
   readonly group: UpstreamGroup;
   /** The forward zone's upstream URLs joined, to see whether a reload changed them. */
   readonly key: string;
-  inflight: number;
   retired: boolean;
 }
 
@@ -57,6 +56,8 @@ function unusableGroup(name: string, why: string): UpstreamGroup {
   return {
     name,
     resolve: () => Promise.reject(error()),
+    start: (_query, _signal, to) => to.onError(error()),
+    whenIdle: (cb) => cb(),
     healthy: () => false,
     members: () => [],
     close: async () => {},
@@ -93,7 +94,7 @@ export class UpstreamGroups {
 
   /** The group for a route's group key, or undefined when there is none (no cluster DNS configured). */
   get(name: string): ResolvingGroup | undefined {
-    return this.#current.get(name);
+    return this.#current.get(name)?.group;
   }
 
   /** The groups serving now, by key (readiness, metrics, tests). */
@@ -163,34 +164,14 @@ export class UpstreamGroups {
   }
 
   #hold(name: string, key: string, group: UpstreamGroup): void {
-    const held: Held = {
-      name,
-      group,
-      key,
-      inflight: 0,
-      retired: false,
-      resolve: (query: Buffer, signal: AbortSignal): Promise<GroupReply> => {
-        held.inflight++;
-        const p = group.resolve(query, signal);
-        p.then(
-          () => this.#done(held),
-          () => this.#done(held),
-        );
-        return p;
-      },
-    };
+    const held: Held = { group, key, retired: false };
     this.#current.set(name, held);
     this.#open.add(held);
   }
 
-  #done(held: Held): void {
-    held.inflight--;
-    if (held.retired && held.inflight === 0) this.#closeHeld(held);
-  }
-
   #retire(held: Held): void {
     held.retired = true;
-    if (held.inflight === 0) this.#closeHeld(held);
+    held.group.whenIdle(() => this.#closeHeld(held));
   }
 
   #closeHeld(held: Held): void {

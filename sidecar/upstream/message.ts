@@ -7,6 +7,7 @@ import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { skipName } from '../dns/wire.ts';
 import { randomFillSync } from '../runtime/builtins.ts';
+import type { ExchangeSignal } from './upstream.ts';
 
 const POOL_SIZE = 4096;
 const idPool = new Uint16Array(POOL_SIZE);
@@ -81,7 +82,7 @@ export function upstreamError(code: ErrorCode, action: string, address: string, 
  * The error for an aborted exchange: UPSTREAM_TIMEOUT when the signal's reason
  * is a TimeoutError (AbortSignal.timeout), else UPSTREAM_ABORTED.
  */
-export function abortError(signal: AbortSignal, action: string, address: string): SidecarError {
+export function abortError(signal: ExchangeSignal, action: string, address: string): SidecarError {
   const reason: unknown = signal.reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
   if (reason instanceof SidecarError && reason.code === ErrorCodes.UPSTREAM_TIMEOUT) {

@@ -8,7 +8,7 @@ import { Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.ts';
 import { synthesize } from '../dns/reply.ts';
 import { stripOpt } from '../dns/records.ts';
 import { chainNames } from '../dns/chain.ts';
-import type { GroupReply } from './group.ts';
+import type { GroupReceiver, GroupReply } from './group.ts';
 import { LOOP_OPTION_CODE, LOOP_TAG_LENGTH, type ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { DEFAULT_GROUP } from '../route/classify.ts';
@@ -23,6 +23,8 @@ export interface ResolvingGroup {
   readonly name: string;
   /** Resolves with the reply of the first upstream that answered and its scan, or rejects (UPSTREAM_GROUP_FAILED). */
   resolve(query: Buffer, signal: AbortSignal): Promise<GroupReply>;
+  /** {@link resolve} in callback form (what the stage uses: no promise of the group's per miss); see group.ts. */
+  start(query: Buffer, signal: AbortSignal, to: GroupReceiver): void;
 }
 
 /** The groups the forward stage sends to, by a route's group key (upstream/groups.ts). */
@@ -44,16 +46,22 @@ export interface GroupSource {
 export function upstreamQuery(wire: Buffer, q: ParsedQuery, loopTag?: Buffer): Buffer {
   const qEnd = q.questionEnd;
   const optData = loopTag ? 4 + LOOP_TAG_LENGTH : 0;
-  const out = Buffer.alloc(qEnd + 11 + optData);
+  // From Node's buffer pool (no ArrayBuffer of its own per query), so every byte is written below.
+  const out = Buffer.allocUnsafe(qEnd + 11 + optData);
+  out.writeUInt16BE(0, 0);
   out.writeUInt16BE((q.flags & (Flags.RD | Flags.CD)) | Flags.AD, 2);
-  out.writeUInt16BE(1, 4);
-  out.writeUInt16BE(1, 10);
+  out.writeUInt16BE(1, 4); // QDCOUNT
+  out.writeUInt32BE(0, 6); // ANCOUNT, NSCOUNT
+  out.writeUInt16BE(1, 10); // ARCOUNT: the OPT record
   wire.copy(out, HEADER_LENGTH, HEADER_LENGTH, qEnd);
+  out[qEnd] = 0; // the root name
   out.writeUInt16BE(RRType.OPT, qEnd + 1);
   out.writeUInt16BE(EDNS_UDP_SIZE, qEnd + 3);
+  out.writeUInt16BE(0, qEnd + 5); // extended RCODE, version
   out[qEnd + 7] = q.dnssecOk ? 0x80 : 0;
+  out[qEnd + 8] = 0;
+  out.writeUInt16BE(optData, qEnd + 9); // RDLENGTH
   if (loopTag) {
-    out.writeUInt16BE(optData, qEnd + 9);
     out.writeUInt16BE(LOOP_OPTION_CODE, qEnd + 11);
     out.writeUInt16BE(LOOP_TAG_LENGTH, qEnd + 13);
     loopTag.copy(out, qEnd + 15, 0, LOOP_TAG_LENGTH);
@@ -108,9 +116,41 @@ export function forwardStage(options: ForwardOptions): Stage {
           reason: 'no-cluster-dns',
         };
       }
-      return group.resolve(upstreamQuery(ctx.wire, q, loopTag), ctx.signal).then((result) => replyOutcome(ctx, group, result));
+      const { promise, resolve, reject } = Promise.withResolvers<Outcome>();
+      group.start(upstreamQuery(ctx.wire, q, loopTag), ctx.signal, new ForwardReply(ctx, group, resolve, reject));
+      return promise;
     },
   };
+}
+
+/** Receives a group's answer to one forwarded query and settles the stage's promise with the client's outcome (no then() per miss). */
+class ForwardReply implements GroupReceiver {
+  readonly #ctx: QueryContext;
+  readonly #group: ResolvingGroup;
+  readonly #resolve: (outcome: Outcome) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(ctx: QueryContext, group: ResolvingGroup, resolve: (outcome: Outcome) => void, reject: (err: unknown) => void) {
+    this.#ctx = ctx;
+    this.#group = group;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onReply(result: GroupReply): void {
+    let outcome: Outcome;
+    try {
+      outcome = replyOutcome(this.#ctx, this.#group, result);
+    } catch (err) {
+      this.#reject(err);
+      return;
+    }
+    this.#resolve(outcome);
+  }
+
+  onError(err: unknown): void {
+    this.#reject(err);
+  }
 }
 
 /** The client's outcome for a group's reply: its OPT record removed, the client's ID and question spelling (0x20) written in. */

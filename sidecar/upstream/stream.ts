@@ -21,7 +21,7 @@ import type { OnReadOpts, Socket } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import type { ConnectionHook } from './message.ts';
-import type { Upstream } from './upstream.ts';
+import { exchangeBySend, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
 
 /** Tuning shared by the stream transports. All times in milliseconds. */
 export interface StreamTuning {
@@ -56,9 +56,8 @@ class Pending {
   readonly query: Buffer;
   readonly qEnd: number;
   readonly originalId: number;
-  readonly signal: AbortSignal;
-  readonly resolve: (reply: Buffer) => void;
-  readonly reject: (err: Error) => void;
+  readonly signal: ExchangeSignal;
+  readonly to: ExchangeReceiver;
   readonly #onAbort: (p: Pending) => void;
   conn: Connection | undefined = undefined;
   id = 0;
@@ -69,13 +68,12 @@ class Pending {
   retried = false;
   done = false;
 
-  constructor(query: Buffer, qEnd: number, signal: AbortSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void, onAbort: (p: Pending) => void) {
+  constructor(query: Buffer, qEnd: number, signal: ExchangeSignal, to: ExchangeReceiver, onAbort: (p: Pending) => void) {
     this.query = query;
     this.qEnd = qEnd;
     this.originalId = query.readUInt16BE(0);
     this.signal = signal;
-    this.resolve = resolve;
-    this.reject = reject;
+    this.to = to;
     this.#onAbort = onAbort;
   }
 
@@ -170,25 +168,27 @@ export class StreamUpstream implements Upstream {
     };
   }
 
-  exchange(query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  exchange(query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
+    return exchangeBySend(this, query, signal);
+  }
+
+  send(query: Buffer, signal: ExchangeSignal, to: ExchangeReceiver): void {
     const address = this.address;
-    if (this.#closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
-    if (signal.aborted) return Promise.reject(abortError(signal, 'sending query to', address));
+    if (this.#closed) return to.onError(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
+    if (signal.aborted) return to.onError(abortError(signal, 'sending query to', address));
     let qEnd: number;
     try {
       qEnd = checkQuery(query, address);
     } catch (err) {
-      return Promise.reject(err);
+      return to.onError(err);
     }
     if (query.length > 0xffff) {
-      return Promise.reject(new SidecarError(ErrorCodes.INTERNAL, `sending a query longer than 65535 bytes to ${address}`));
+      return to.onError(new SidecarError(ErrorCodes.INTERNAL, `sending a query longer than 65535 bytes to ${address}`));
     }
-    const { promise, resolve, reject } = Promise.withResolvers<Buffer>();
-    const p = new Pending(query, qEnd, signal, resolve, reject, this.#onAbort);
+    const p = new Pending(query, qEnd, signal, to, this.#onAbort);
     // Removed in #finish, so no `once` (an options object checked per call).
     signal.addEventListener('abort', p);
     this.#dispatch(p);
-    return promise;
   }
 
   readonly #onAbort = (p: Pending): void => this.#aborted(p);
@@ -211,8 +211,8 @@ export class StreamUpstream implements Upstream {
       if (qi >= 0) conn.queued.splice(qi, 1);
       this.#maybeIdle(conn);
     }
-    if (err) p.reject(err);
-    else p.resolve(reply!);
+    if (err) p.to.onError(err);
+    else p.to.onReply(reply!);
   }
 
   #aborted(p: Pending): void {

@@ -26,7 +26,7 @@ import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from
 import { formatHostPort, literalLookup } from '../listener/address.ts';
 import { TcpUpstream } from './tcp.ts';
 import type { StreamTuning } from './stream.ts';
-import type { Upstream } from './upstream.ts';
+import { exchangeBySend, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
 
 /** The defaults of {@link UdpOptions}' pool settings (upstream README, "UDP source ports"). */
 export const UDP_POOL_DEFAULTS = {
@@ -58,19 +58,17 @@ class Exchange {
   readonly originalId: number;
   readonly query: Buffer;
   readonly qEnd: number;
-  readonly signal: AbortSignal;
-  readonly resolve: (reply: Buffer) => void;
-  readonly reject: (err: Error) => void;
+  readonly signal: ExchangeSignal;
+  readonly to: ExchangeReceiver;
 
-  constructor(sock: PoolSocket, id: number, query: Buffer, qEnd: number, signal: AbortSignal, resolve: (reply: Buffer) => void, reject: (err: Error) => void) {
+  constructor(sock: PoolSocket, id: number, query: Buffer, qEnd: number, signal: ExchangeSignal, to: ExchangeReceiver) {
     this.sock = sock;
     this.id = id;
     this.originalId = query.readUInt16BE(0);
     this.query = query;
     this.qEnd = qEnd;
     this.signal = signal;
-    this.resolve = resolve;
-    this.reject = reject;
+    this.to = to;
   }
 
   /** The signal aborted: the deadline passed or the caller gave up. */
@@ -145,8 +143,8 @@ class PoolSocket {
       else if (this.expiresAt <= performance.now()) this.owner.retire(this);
       else this.socket.unref();
     }
-    if (err) ex.reject(err);
-    else ex.resolve(reply!);
+    if (err) ex.to.onError(err);
+    else ex.to.onReply(reply!);
   }
 
   /** Fails every exchange on this socket and closes it (an ICMP error, a failed send or connect, the upstream closing). */
@@ -234,18 +232,22 @@ export class UdpUpstream implements Upstream {
     return this.#tcp;
   }
 
-  exchange(query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  exchange(query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
+    return exchangeBySend(this, query, signal);
+  }
+
+  send(query: Buffer, signal: ExchangeSignal, to: ExchangeReceiver): void {
     const address = this.address;
-    if (this.#closed) return Promise.reject(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
-    if (signal.aborted) return Promise.reject(abortError(signal, 'sending query to', address));
+    if (this.#closed) return to.onError(upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address));
+    if (signal.aborted) return to.onError(abortError(signal, 'sending query to', address));
     if (this.inFlight >= this.#maxInFlight) {
-      return Promise.reject(upstreamError(ErrorCodes.OVERLOADED, `${this.#maxInFlight} exchanges already in flight to`, address));
+      return to.onError(upstreamError(ErrorCodes.OVERLOADED, `${this.#maxInFlight} exchanges already in flight to`, address));
     }
     let qEnd: number;
     try {
       qEnd = checkQuery(query, address);
     } catch (err) {
-      return Promise.reject(err);
+      return to.onError(err);
     }
     const sock = this.#pick();
     let id = randomId();
@@ -253,11 +255,9 @@ export class UdpUpstream implements Upstream {
     const wire = Buffer.allocUnsafe(query.length);
     query.copy(wire);
     wire.writeUInt16BE(id, 0);
-    const { promise, resolve, reject } = Promise.withResolvers<Buffer>();
     this.inFlight++;
-    sock.send(new Exchange(sock, id, query, qEnd, signal, resolve, reject), wire);
+    sock.send(new Exchange(sock, id, query, qEnd, signal, to), wire);
     if (--sock.left <= 0) this.retire(sock);
-    return promise;
   }
 
   /** A socket for the next query: a random slot's, replaced when it is retired or too old. */

@@ -3,11 +3,14 @@ import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
 import { EDECode, Flags, RCode } from '../../../sidecar/dns/constants.ts';
 import { errorReply } from '../../../sidecar/dns/reply.ts';
-import { CacheStage, cacheKey } from '../../../sidecar/cache/stage.ts';
+import { CacheStage, flightSub, keyName } from '../../../sidecar/cache/stage.ts';
 import type { CacheConfig } from '../../../sidecar/cache/store.ts';
 import { ErrorCodes, SidecarError } from '../../../sidecar/errors.ts';
 import type { Next, Outcome, QueryContext } from '../../../sidecar/pipeline/stage.ts';
 import { a, clock, context, internalContext, parse, query, reply, soa, ttls, upstreamOutcome } from './fixtures.ts';
+
+/** The key of an exchange in flight, as the stage looks it up: name and number. */
+const cacheKey = (ctx: QueryContext): string => `${flightSub(ctx.query)}/${keyName(ctx)}`;
 
 const CONFIG: CacheConfig = { maxEntries: 100, maxBytes: 1 << 20, minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, clusterNegativeMaxTtl: 5, staleMaxAge: 0, staleMaxPerSecond: 0, staleAnswerTimeoutMs: 0 };
 
@@ -183,6 +186,40 @@ test('cache stage: 10 concurrent identical queries make one upstream call, each 
   assert.equal(s.store.size, 1);
   const hit = await s.handle(context(query('example.com', { id: 5 })), slow);
   assert.equal(hit.source, 'cache');
+});
+
+test('cache stage: exchanges in flight for one name and different keys stay apart, whichever ends first', async () => {
+  const { s } = stage();
+  const gates = new Map<string, () => void>();
+  const up = upstream(answerFor(60));
+  const gated: Next = async (ctx) => {
+    await new Promise<void>((r) => gates.set(`do=${ctx.query.dnssecOk} cd=${(ctx.query.flags & Flags.CD) !== 0}`, r));
+    return up.next(ctx);
+  };
+  const plain = s.handle(context(query('example.com')), gated);
+  const withDo = s.handle(context(query('example.com', { dnssecOk: true })), gated);
+  const cd = s.handle(context(query('example.com', { cd: true })), gated);
+  assert.equal(s.inflight, 3);
+  // A query identical to the second joins it, not the others.
+  const joined = s.handle(context(query('example.com', { dnssecOk: true, id: 77 })), gated);
+  assert.equal(s.inflight, 3);
+  await new Promise((r) => setImmediate(r));
+  // The middle and then the first of the name's exchanges end first; the last one still takes waiters.
+  gates.get('do=true cd=false')!();
+  assert.equal((await withDo).source, 'upstream');
+  assert.equal((await joined).body.readUInt16BE(0), 77);
+  assert.equal(s.inflight, 2);
+  const cdWire = query('example.com', { cd: true, id: 78 });
+  const cdJoined = s.handle(context(cdWire), gated);
+  assert.equal(s.inflight, 2);
+  gates.get('do=false cd=false')!();
+  await plain;
+  gates.get('do=false cd=true')!();
+  assert.equal((await cd).source, 'upstream');
+  assert.equal((await cdJoined).body.readUInt16BE(0), 78);
+  assert.equal(s.inflight, 0);
+  assert.equal(up.calls.length, 3);
+  assert.equal(s.coalesced, 2);
 });
 
 test('cache stage: a failure reaches every coalesced query', async () => {

@@ -41,14 +41,16 @@ test('spec names: the shapes the Kubernetes DNS specification has below <ns>.svc
 
 /** A cluster group that records the names it is asked and answers NXDOMAIN. */
 function clusterGroup(asked: string[]): ResolvingGroup {
+  const answer = (query: Buffer) => {
+    const q = packet.decode(query).questions![0]!;
+    asked.push(q.name);
+    const reply = errorReply(query, RCode.NXDOMAIN, query.length - 11);
+    return { reply, scan: scanReply(reply), upstream: 'udp://10.96.0.10:53' };
+  };
   return {
     name: 'cluster',
-    async resolve(query: Buffer) {
-      const q = packet.decode(query).questions![0]!;
-      asked.push(q.name);
-      const reply = errorReply(query, RCode.NXDOMAIN, query.length - 11);
-      return { reply, scan: scanReply(reply), upstream: 'udp://10.96.0.10:53' };
-    },
+    resolve: async (query) => answer(query),
+    start: (query, _signal, to) => setImmediate(() => to.onReply(answer(query))),
   };
 }
 
