@@ -24,7 +24,8 @@ export async function listenUdp(at: HostPort, deps: HandlerDeps, log: Logger): P
   const socket = dgram.createSocket({ type: at.family === 6 ? 'udp6' : 'udp4', ipv6Only: at.family === 6, lookup: literalLookup });
   let accepting = true;
   let closed = false;
-  // No per-send callback: a failed send surfaces as the socket's 'error' event below.
+  // No per-send callback: node:dgram then tries the send at once and queues no request, which a callback per
+  // reply would cost; it also reports a failed send to nobody (not to 'error'). The client's retry covers it.
   const send = (reply: Reply, rinfo: dgram.RemoteInfo) => {
     if (reply && !closed) socket.send(reply, rinfo.port, rinfo.address);
   };
