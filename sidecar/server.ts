@@ -136,7 +136,11 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const limits = { idleTimeoutMs: config.listener.tcpIdleTimeoutMs, maxConnections: config.listener.tcpMaxConnections, maxPipelined: config.listener.tcpMaxPipelined };
   let listeners: Listeners | undefined;
   try {
+    // DNS first: the listeners answer from the moment they are bound (the policy is in force already).
+    // One turn of the event loop answers the queries that came meanwhile; the metrics and admin servers,
+    // whose /readyz says the sidecar is ready, come up right after (test/bench/README.md, "Start-up").
     listeners = await bindListeners(listen, deps, limits, log);
+    await new Promise((resolve) => setImmediate(resolve));
     await telemetry.start({ policy, cache, groups: () => groups.all(), config });
   } catch (err) {
     await telemetry.close();
