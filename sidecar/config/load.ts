@@ -16,6 +16,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { Value, type ValueError } from '@sinclair/typebox/value';
 import { ErrorCodes, SidecarError, type ErrorCode } from '../errors.ts';
 import { readFileSync } from '../runtime/builtins.ts';
+import { applyDefaults } from './defaults.ts';
 import { quickYamlValue } from './quick-yaml.ts';
 
 let yamlLibrary: typeof import('yaml') | undefined;
@@ -217,7 +218,7 @@ export function parseYamlQuick<S extends TSchema>(text: string, schema: S, check
   const parsed = quickYamlValue(text);
   if (parsed === undefined) return undefined;
   try {
-    const value: unknown = Value.Default(schema, parsed);
+    const value: unknown = applyDefaults(schema, parsed);
     if (!Value.Check(schema, value)) return undefined;
     if (check && check(value as Static<S>).length > 0) return undefined;
     return deepFreeze(value as Static<S>);
@@ -263,7 +264,7 @@ export function parseYamlPrecise<S extends TSchema>(text: string, file: string, 
   if (value === undefined || value === null) {
     throw new ConfigInvalidError([{ file, line: 1, field: '(document)', message: 'the file is empty' }]);
   }
-  value = Value.Default(schema, value);
+  value = applyDefaults(schema, value);
   const problems: LocatedProblem[] = [];
   const seen = new Set<string>();
   for (const e of Value.Errors(schema, value)) {
