@@ -6,9 +6,13 @@
  * times a start in milliseconds, and on a shared VM those move by ±20%
  * between runs; instruction counts repeat within a few percent.
  *
- * Run:    node test/bench/startup.ts [--runs 3] [--app DIR]
+ * Run:    node test/bench/startup.ts [--runs 3] [--app DIR] [--forwarded]
  *         --app: measure a bundle built before (deploy/scripts/bundle.sh DIR,
  *         e.g. in a worktree of an older commit) instead of this tree's.
+ *         --forwarded: probe run.ts's name, which the sidecar forwards to the
+ *         authoritative, and count up to its second datagram (the upstream
+ *         query, then the answer): what run.ts's start time measures, with
+ *         whatever the sidecar runs while the upstream answers.
  * Needs:  valgrind (Debian's valgrind package), unbound for the authoritative.
  * How:    each system starts under `valgrind --tool=callgrind`, which writes
  *         its counters so far each time the process is about to send a UDP
@@ -39,34 +43,38 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_POLICY_DENIED, benchPolicy, startAuthoritative, startCeiling, startTenantDns, type BenchServer, type StartOptions, type UpstreamInfo } from '../helpers/peers.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, app: { type: 'string' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, app: { type: 'string' }, forwarded: { type: 'boolean', default: false } } });
 const RUNS = Number(values.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error('--runs: an integer 1..20');
 
-/** Instructions (callgrind's Ir) in the first dump callgrind wrote into `dir`: exec to the first UDP send. */
-function dumpedInstructions(dir: string): number {
-  const dumps = readdirSync(dir)
+/** Instructions (callgrind's Ir) in the first `dumps` dumps callgrind wrote into `dir` (one before each UDP send). */
+function dumpedInstructions(dir: string, dumps: number): number {
+  const files = readdirSync(dir)
     .map((f) => /^cg\.out\.(\d+)$/.exec(f))
     .filter((m) => m !== null)
-    .sort((a, b) => Number(a[1]) - Number(b[1]));
-  if (dumps.length === 0) throw new Error(`no callgrind dump in ${dir}, found: ${readdirSync(dir).join(', ')}`);
-  const first = dumps[0]![0];
-  const m = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(join(dir, first), 'utf8'));
-  if (!m) throw new Error(`no instruction total in ${first}`);
-  return Number(m[1]);
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .slice(0, dumps);
+  if (files.length < dumps) throw new Error(`expected ${dumps} callgrind dumps in ${dir}, found: ${readdirSync(dir).join(', ')}`);
+  let total = 0;
+  for (const [f] of files) {
+    const m = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(join(dir, f), 'utf8'));
+    if (!m) throw new Error(`no instruction total in ${f}`);
+    total += Number(m[1]);
+  }
+  return total;
 }
 
-/** One start under callgrind: instructions from exec to the first answer. */
-async function instructionsToFirstAnswer(start: (opts: StartOptions) => Promise<BenchServer>): Promise<number> {
+/** One start under callgrind: instructions from exec to the first answer, which is the process's `sends`th UDP send. */
+async function instructionsToFirstAnswer(start: (opts: StartOptions) => Promise<BenchServer>, sends: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-startup-'));
   let server: BenchServer | undefined;
   try {
     server = await start({
       wrap: ['valgrind', '--tool=callgrind', '--quiet', '--toggle-collect=*CollectAllAvailableGarbage*', '--collect-atstart=yes', '--dump-before=node::UDPWrap::DoSend*', `--callgrind-out-file=${join(dir, 'cg.out')}`],
       readyTimeoutMs: 120_000,
-      probeName: BENCH_POLICY_DENIED.name,
+      ...(values.forwarded ? {} : { probeName: BENCH_POLICY_DENIED.name }),
     });
-    return dumpedInstructions(dir);
+    return dumpedInstructions(dir, sends);
   } finally {
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -79,15 +87,17 @@ const millions = (n: number): string => `${(n / 1e6).toFixed(0)}M`;
 const auth = await startAuthoritative({ names: 100 });
 try {
   const up: UpstreamInfo = auth.upstream;
-  const systems: [string, (opts: StartOptions) => Promise<BenchServer>][] = [
-    ['node-ceiling', (opts) => startCeiling(opts)],
+  // [name, start, the UDP sends up to and including the first answer]: with --forwarded the sidecar sends its
+  // upstream query first (the probes waiting at its first read share it).
+  const systems: [string, (opts: StartOptions) => Promise<BenchServer>, number][] = [
+    ['node-ceiling', (opts) => startCeiling(opts), 1],
     // With the bench's policy, as run.ts starts it (before issue 19 this ran without a policy).
-    ['tenant-dns', (opts) => startTenantDns(up, { ...opts, ...(values.app !== undefined ? { app: values.app } : {}), extraArgs: ['--policy', benchPolicy()] })],
+    ['tenant-dns', (opts) => startTenantDns(up, { ...opts, ...(values.app !== undefined ? { app: values.app } : {}), extraArgs: ['--policy', benchPolicy()] }), values.forwarded ? 2 : 1],
   ];
   const counts = new Map<string, number[]>(systems.map(([name]) => [name, []]));
   for (let run = 0; run < RUNS; run++) {
-    for (const [name, start] of systems) {
-      const n = await instructionsToFirstAnswer(start);
+    for (const [name, start, sends] of systems) {
+      const n = await instructionsToFirstAnswer(start, sends);
       counts.get(name)!.push(n);
       process.stderr.write(`run ${run + 1}/${RUNS} ${name}: ${millions(n)} instructions\n`);
     }
