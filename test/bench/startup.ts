@@ -12,7 +12,10 @@
  *         --forwarded: probe run.ts's name, which the sidecar forwards to the
  *         authoritative, and count up to its second datagram (the upstream
  *         query, then the answer): what run.ts's start time measures, with
- *         whatever the sidecar runs while the upstream answers.
+ *         whatever the sidecar runs while the upstream answers. Under
+ *         valgrind a build that reads the reply only after the start-up
+ *         compaction's timer has fired counts the compaction's recompiles
+ *         too (about 100M at 448a934), which real time never sees.
  * Needs:  valgrind (Debian's valgrind package), unbound for the authoritative.
  * How:    each system starts under `valgrind --tool=callgrind`, which writes
  *         its counters so far each time the process is about to send a UDP
