@@ -12,6 +12,7 @@ import { createLogger } from './log.ts';
 import { startSidecar, type Sidecar } from './server.ts';
 import { readFileSync } from './runtime/builtins.ts';
 import { HELPER_NICE, yieldHelperThreads } from './runtime/threads.ts';
+import { nextTurn } from './runtime/turn.ts';
 
 /** The package version, for `--version`, logs and build info. */
 export const VERSION: string = (
@@ -64,6 +65,7 @@ export async function runSidecar(opts: Record<string, unknown>): Promise<number>
     return 1;
   }
   const running = sidecar;
+  await nextTurn();
   // Here, not in startSidecar: the process's threads are the CLI's to manage (tests start sidecars in their own process).
   const helpers = yieldHelperThreads();
   running.log(helpers.failed > 0 ? 'warn' : 'info', 'helper threads yield to the main thread', { nice: HELPER_NICE, ...helpers });

@@ -25,6 +25,7 @@ import { Router } from './route/classify.ts';
 import { randomBytes, readFileSync } from './runtime/builtins.ts';
 import { showUrl } from './redact.ts';
 import { compactHeapAfterStartup, compactHeapWhenIdle } from './runtime/heap.ts';
+import { nextTurn } from './runtime/turn.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
 import type { UpstreamGroup } from './upstream/group.ts';
 import { UpstreamGroups } from './upstream/groups.ts';
@@ -136,7 +137,11 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
   const limits = { idleTimeoutMs: config.listener.tcpIdleTimeoutMs, maxConnections: config.listener.tcpMaxConnections, maxPipelined: config.listener.tcpMaxPipelined };
   let listeners: Listeners | undefined;
   try {
+    // DNS first: the listeners answer from the moment they are bound (the policy is in force already).
+    // A turn of the event loop answers the queries that came meanwhile; the metrics and admin servers,
+    // whose /readyz says the sidecar is ready, come up after it, a turn apart (runtime/turn.ts).
     listeners = await bindListeners(listen, deps, limits, log);
+    await nextTurn();
     await telemetry.start({ policy, cache, groups: () => groups.all(), config });
   } catch (err) {
     await telemetry.close();

@@ -4,6 +4,7 @@
  */
 import { Value } from '@sinclair/typebox/value';
 import { deepFreeze } from './load.ts';
+import { applyDefaults } from './defaults.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { SIDECAR_FLAGS, SidecarConfigSchema, type SidecarConfig } from './schema.ts';
 
@@ -49,7 +50,7 @@ export function buildConfig(flags: Record<string, unknown>, file: Record<string,
     if (v !== undefined) setPath(fromFlags, spec.field, v);
   }
   const merged = merge(file, fromFlags);
-  const withDefaults = Value.Default(SidecarConfigSchema, Value.Clone(merged));
+  const withDefaults = applyDefaults(SidecarConfigSchema, Value.Clone(merged));
   const errors = [...Value.Errors(SidecarConfigSchema, withDefaults)];
   if (errors.length > 0) {
     const lines = errors.map((e) => {

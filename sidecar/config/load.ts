@@ -3,12 +3,33 @@
  * validate, run semantic checks, freeze. Every problem is reported as
  * `file:line: field.path: message`, with the line of the YAML node at the
  * failing path (or of its nearest existing parent).
+ *
+ * Two paths: a valid file of plain YAML goes the quick one (quick-yaml.ts,
+ * js-yaml); anything else, every invalid file included, the precise one with
+ * the `yaml` library, which knows each node's line and gives every message.
+ * `yaml` is loaded on the precise path's first use, not at start-up
+ * (test/bench/README.md, "Start-up and idle memory").
  */
-import { LineCounter, parseAllDocuments, isNode, isScalar, visit, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter } from 'yaml';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value, type ValueError } from '@sinclair/typebox/value';
 import { ErrorCodes, SidecarError, type ErrorCode } from '../errors.ts';
 import { readFileSync } from '../runtime/builtins.ts';
+import { applyDefaults } from './defaults.ts';
+import { quickYamlValue } from './quick-yaml.ts';
+
+let yamlLibrary: typeof import('yaml') | undefined;
+
+/**
+ * The `yaml` library, loaded on the first call. Synchronously, so that
+ * parseYaml stays synchronous: from source through a require of the
+ * package; in the esbuild bundle the free `require` call is bundled, and
+ * runs `yaml`'s bundled module code only now (esbuild's lazy `__commonJS`).
+ */
+function yaml(): typeof import('yaml') {
+  return (yamlLibrary ??= typeof require === 'function' ? (require('yaml') as typeof import('yaml')) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')));
+}
 
 /** One semantic problem found in a schema-valid value. */
 export interface Problem {
@@ -107,6 +128,7 @@ function pointerToPath(pointer: string, value: unknown): (string | number)[] {
 
 /** The 1-based line of the YAML node at `path` in `doc`, or of its nearest existing parent (1 when none has a position). */
 export function lineOf(doc: Document, lc: LineCounter, path: readonly (string | number)[]): number {
+  const { isNode } = yaml();
   for (let n = path.length; n >= 0; n--) {
     const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
     if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
@@ -144,7 +166,7 @@ function messageOf(e: ValueError): string {
  */
 function aliasProblems(doc: Document, lc: LineCounter, file: string, err: unknown): LocatedProblem[] {
   const out: LocatedProblem[] = [];
-  visit(doc, {
+  yaml().visit(doc, {
     Alias(_key, node) {
       if (node.resolve(doc) !== undefined) return;
       out.push({
@@ -171,18 +193,48 @@ export function deepFreeze<T>(v: T): T {
 /** Whether a document of a YAML stream holds nothing (an empty stream part, or one after a trailing `---`). */
 function emptyDocument(doc: Document): boolean {
   const c = doc.contents;
-  return c === null || (isScalar(c) && c.value === null && c.source === '' && doc.errors.length === 0);
+  return c === null || (yaml().isScalar(c) && c.value === null && c.source === '' && doc.errors.length === 0);
 }
 
 /**
  * Parses YAML `text` (named `file` in messages), applies the schema's
  * defaults, validates, runs `check`, and returns the frozen value. The text
  * holds one YAML document (empty ones around it, a trailing `---` say, do
- * not count).
+ * not count). Tries {@link parseYamlQuick} first, then {@link parseYamlPrecise}.
  *
  * @throws ConfigInvalidError (code CONFIG_INVALID) listing every problem.
  */
 export function parseYaml<S extends TSchema>(text: string, file: string, schema: S, check?: Checker<Static<S>>): Static<S> {
+  return parseYamlQuick(text, schema, check) ?? parseYamlPrecise(text, file, schema, check);
+}
+
+/**
+ * The quick path of {@link parseYaml}: the frozen value when `text` is one
+ * plain YAML document (quick-yaml.ts) that the schema and `check` accept
+ * without a problem; undefined in every other case, a checker that throws
+ * included.
+ */
+export function parseYamlQuick<S extends TSchema>(text: string, schema: S, check?: Checker<Static<S>>): Static<S> | undefined {
+  const parsed = quickYamlValue(text);
+  if (parsed === undefined) return undefined;
+  try {
+    const value: unknown = applyDefaults(schema, parsed);
+    if (!Value.Check(schema, value)) return undefined;
+    if (check && check(value as Static<S>).length > 0) return undefined;
+    return deepFreeze(value as Static<S>);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The precise path of {@link parseYaml}, with the `yaml` library: the same
+ * value, or every problem with its line.
+ *
+ * @throws ConfigInvalidError (code CONFIG_INVALID) listing every problem.
+ */
+export function parseYamlPrecise<S extends TSchema>(text: string, file: string, schema: S, check?: Checker<Static<S>>): Static<S> {
+  const { LineCounter, parseAllDocuments } = yaml();
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const all = Array.isArray(docs) ? docs : [];
@@ -212,7 +264,7 @@ export function parseYaml<S extends TSchema>(text: string, file: string, schema:
   if (value === undefined || value === null) {
     throw new ConfigInvalidError([{ file, line: 1, field: '(document)', message: 'the file is empty' }]);
   }
-  value = Value.Default(schema, value);
+  value = applyDefaults(schema, value);
   const problems: LocatedProblem[] = [];
   const seen = new Set<string>();
   for (const e of Value.Errors(schema, value)) {

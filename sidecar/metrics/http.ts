@@ -25,7 +25,7 @@ import { throttledLogger, type Logger } from '../log.ts';
 import { guardConnections, type ConnectionLimits } from '../net/guard.ts';
 import { REDACTED, redactUrls } from '../redact.ts';
 import { onlyOptions } from '../upstream/spec.ts';
-import { createServer } from '../runtime/builtins.ts';
+import { httpModule } from '../runtime/builtins.ts';
 import { DEFAULT_EXPOSITION, ExpositionRenderer } from './exposition.ts';
 
 /** The readiness report of /readyz. */
@@ -185,7 +185,7 @@ export const METRICS_LIMITS: HttpLimits = {
 export const ADMIN_LIMITS: HttpLimits = { ...METRICS_LIMITS, connections: { perSource: 16, total: 16 } };
 
 async function serve(at: HostPort, routes: Routes, what: string, log: Logger, limits: HttpLimits): Promise<HttpEndpoint> {
-  const server = createServer(
+  const server = httpModule().createServer(
     {
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,

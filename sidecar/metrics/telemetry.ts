@@ -24,6 +24,7 @@ import { QueryMetrics } from './metrics.ts';
 import type { MetricsDetail } from './registry.ts';
 import { QueryLog, type LineSink, type LogQueries } from './querylog.ts';
 import { createMetricsStage, type MetricsStage } from './stage.ts';
+import { nextTurn } from '../runtime/turn.ts';
 
 /** Options of {@link SidecarMetrics}. */
 export interface SidecarMetricsOptions {
@@ -192,6 +193,7 @@ export class Telemetry {
       const m = await startMetricsServer({ address: o.metrics, registry: this.registry, probes: { ready }, log: o.log });
       this.#servers.push(m);
       this.#metricsAddress = m.address;
+      await nextTurn();
       const a = await startAdminServer({
         address: o.admin,
         allowNonLoopback: o.adminAllowNonLoopback,

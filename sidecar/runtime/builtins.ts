@@ -11,7 +11,6 @@
 
 const fs = process.getBuiltinModule('node:fs');
 const crypto = process.getBuiltinModule('node:crypto');
-const http = process.getBuiltinModule('node:http');
 
 /** node:fs functions the sidecar uses. */
 export const { readFileSync, readdirSync, watch } = fs;
@@ -19,8 +18,14 @@ export const { readFileSync, readdirSync, watch } = fs;
 /** node:crypto functions and classes the sidecar uses. */
 export const { createHash, randomBytes, randomFillSync, X509Certificate } = crypto;
 
-/** node:http's createServer, for the metrics and admin servers. */
-export const { createServer } = http;
+/**
+ * node:http, loaded on the first call: the metrics and admin servers start
+ * after the DNS listeners serve (sidecar/server.ts), so loading it does not
+ * delay the first answer.
+ */
+export function httpModule(): typeof import('node:http') {
+  return process.getBuiltinModule('node:http');
+}
 
 /** node:tls, loaded on the first call: a sidecar without a DoT or DoH upstream never loads it. */
 export function tlsModule(): typeof import('node:tls') {

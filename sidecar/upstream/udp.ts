@@ -20,7 +20,7 @@
  *   query keeps waiting until the caller's deadline.
  */
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
 import { ErrorCodes } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import { formatHostPort, literalLookup } from '../listener/address.ts';
@@ -216,7 +216,8 @@ export class UdpUpstream implements Upstream {
   constructor(host: string, port: number, options: UdpOptions = {}) {
     this.host = host.toLowerCase();
     this.port = port;
-    this.#type = isIPv6(host) ? 'udp6' : 'udp4';
+    // isIP tries IPv4's short expression first: an IPv4 upstream never compiles node:net's long IPv6 one here.
+    this.#type = isIP(host) === 6 ? 'udp6' : 'udp4';
     this.address = `udp://${formatHostPort({ host, port })}`;
     this.#maxInFlight = options.maxInFlight ?? 2048;
     this.#socketQueries = Math.max(1, Math.floor(options.socketQueries ?? UDP_POOL_DEFAULTS.socketQueries));

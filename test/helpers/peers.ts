@@ -73,6 +73,8 @@ export interface StartOptions {
   readonly readyTimeoutMs?: number;
   /** A command the server runs under, e.g. `['valgrind', '--tool=callgrind']` (after taskset). */
   readonly wrap?: readonly string[];
+  /** The name the readiness probe asks for; default {@link PROBE_NAME}. */
+  readonly probeName?: string;
 }
 
 /** The authoritative upstream, with its ports. */
@@ -80,11 +82,11 @@ export interface Authoritative extends BenchServer {
   readonly upstream: UpstreamInfo;
 }
 
-/** Sends a probe every 5 ms until one is answered; resolves with the milliseconds since `since`. */
-export function waitForAnswer(port: number, since: number, timeoutMs: number, exited: () => string | undefined): Promise<number> {
+/** Sends a probe (an A query for `name`) every 5 ms until one is answered; resolves with the milliseconds since `since`. */
+export function waitForAnswer(port: number, since: number, timeoutMs: number, exited: () => string | undefined, name: string = PROBE_NAME): Promise<number> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket('udp4');
-    const query = encodeQuery({ name: PROBE_NAME, type: 'A', id: 4711 });
+    const query = encodeQuery({ name, type: 'A', id: 4711 });
     let done = false;
     const finish = (err: Error | undefined, ms = 0): void => {
       if (done) return;
@@ -153,7 +155,7 @@ async function startDaemon(
   };
   let startMs: number;
   try {
-    startMs = await waitForAnswer(port, since, opts.readyTimeoutMs ?? 15_000, () => exit);
+    startMs = await waitForAnswer(port, since, opts.readyTimeoutMs ?? 15_000, () => exit, opts.probeName);
   } catch (err) {
     await stop();
     throw new Error(`${name}: ${(err as Error).message} ${out}`);

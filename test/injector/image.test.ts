@@ -92,6 +92,16 @@ test('image: the bundle answers --version, sidecar --help and injector --help', 
   assert.match(run(['inject', '--help']), /--filename/);
 });
 
+test('image: the bundle validates a policy on the quick path and reports an invalid one with its line (yaml loaded on demand)', () => {
+  const examples = join(import.meta.dirname, '../../examples');
+  run(['policy', 'validate', join(examples, 'frontend-deny-com.yaml')]);
+  const bad = join(out, 'bad-policy.yaml');
+  writeFileSync(bad, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: t\nspec:\n  rules:\n    - name: r\n      action: block\n      names: [a.test]\n');
+  const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'policy', 'validate', bad], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stdout + r.stderr, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:8: spec\\.rules\\[0\\]\\.action: must be one of "allow", "deny", "log"`));
+});
+
 test('image: the runtime stage has Debian nftables for capture, and the bundle prints the capture rules (its chunk loads on demand)', () => {
   const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
   assert.match(runtime, /apt-get install -y --no-install-recommends nftables\b/);

@@ -23,6 +23,25 @@ async function bind(t: TestContext): Promise<dgram.Socket> {
 }
 
 describe('udp upstream', () => {
+  it('udp: an IPv6 upstream is asked from a udp6 socket, an IPv4 one from udp4', async (t) => {
+    for (const [type, host] of [['udp6', '::1'], ['udp4', '127.0.0.1']] as const) {
+      const server = dgram.createSocket(type);
+      await new Promise<void>((r) => server.bind(0, host, r));
+      t.after(() => new Promise<void>((r) => server.close(() => r())));
+      const from: string[] = [];
+      server.on('message', (msg, rinfo) => {
+        from.push(rinfo.family);
+        const q = packet.decode(msg);
+        server.send(packet.encode({ ...defaultAnswer(q), id: q.id }), rinfo.port, rinfo.address);
+      });
+      const u = new UdpUpstream(host, server.address().port);
+      t.after(() => u.close());
+      const reply = await u.exchange(encodeQuery({ name: 'www.example.test', type: 'A', id: 7 }), AbortSignal.timeout(1000));
+      assert.equal(packet.decode(reply).id, 7);
+      assert.deepEqual(from, [type === 'udp6' ? 'IPv6' : 'IPv4']);
+    }
+  });
+
   it('udp: queries leave from a pool of kernel-chosen ports, each retired after at most socketQueries, with random IDs', async (t) => {
     const server = await bind(t);
     const seen: { port: number; id: number }[] = [];
