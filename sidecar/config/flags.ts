@@ -2,7 +2,7 @@
  * Turns command-line flags (and an optional `--config FILE` of the same
  * shape) into the validated, frozen {@link SidecarConfig}.
  */
-import { Value } from '@sinclair/typebox/value';
+import { Value } from './typebox.ts';
 import { deepFreeze } from './load.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { SIDECAR_FLAGS, SidecarConfigSchema, type SidecarConfig } from './schema.ts';

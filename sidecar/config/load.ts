@@ -6,7 +6,8 @@
  */
 import { LineCounter, parseAllDocuments, isNode, isScalar, visit, type Document } from 'yaml';
 import type { TSchema, Static } from '@sinclair/typebox';
-import { Value, type ValueError } from '@sinclair/typebox/value';
+import type { ValueError } from '@sinclair/typebox/value';
+import { Value } from './typebox.ts';
 import { ErrorCodes, SidecarError, type ErrorCode } from '../errors.ts';
 import { readFileSync } from '../runtime/builtins.ts';
 
