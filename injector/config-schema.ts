@@ -6,7 +6,8 @@
  * need the type (decide, sidecar-spec, mutate, admission) do not depend on
  * the loader, which depends on sidecar-spec.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Type } from '../sidecar/config/typebox.ts';
 import { HostPort } from '../sidecar/config/schema.ts';
 import { DEFAULT_PLATFORM_POLICY_CONFIG_MAP, DEFAULT_TENANT_POLICY_CONFIG_MAP, Keys, SIDECAR_METRICS_PORT } from './names.ts';
 

@@ -4,7 +4,7 @@
  * against the flags of this sidecar version, and frozen.
  */
 import { readFileSync } from 'node:fs';
-import { Value } from '@sinclair/typebox/value';
+import { Value } from '../sidecar/config/typebox.ts';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { deepFreeze } from '../sidecar/config/load.ts';
 import { InjectorConfigSchema, type InjectorConfig } from './config-schema.ts';

@@ -7,7 +7,8 @@
  * schemas render.ts validates objects with, and the CRDs' structural
  * openAPIV3Schema all come from these declarations.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Type } from '../sidecar/config/typebox.ts';
 import { jsonSchemaDocument, PodSelectorSchema, PolicySpecSchema, POLICY_API_VERSION, ServiceDiscoverySchema } from '../sidecar/config/policy-schema.ts';
 
 /** The API group of both CRDs. */

@@ -13,8 +13,8 @@
  * change (they are not rendered, the existing ConfigMaps keep serving).
  * The merge order is described in injector/README.md ("Rendering").
  */
-import { Type, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import { Type, Value } from '../sidecar/config/typebox.ts';
 import { stringify } from 'yaml';
 import { CLUSTER_DEFAULTS, clusterZones } from '../sidecar/config/cluster.ts';
 import { ConfigInvalidError, parseYaml, type Problem } from '../sidecar/config/load.ts';

@@ -9,8 +9,8 @@
  * objects or arrays) go to `Value.Default` whole.
  * test/sidecar/config/defaults.test.ts checks both give the same value.
  */
-import { Kind, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import { Kind, Value } from './typebox.ts';
 
 /** Kinds without anything inside: their default is their only one. A union qualifies when every member is one of them without a default. */
 const SCALAR = new Set(['String', 'Number', 'Integer', 'Boolean', 'Literal', 'Null', 'Any', 'Unknown', 'BigInt']);

@@ -13,7 +13,8 @@
 import { createRequire } from 'node:module';
 import type { Document, LineCounter } from 'yaml';
 import type { TSchema, Static } from '@sinclair/typebox';
-import { Value, type ValueError } from '@sinclair/typebox/value';
+import type { ValueError } from '@sinclair/typebox/value';
+import { Value } from './typebox.ts';
 import { ErrorCodes, SidecarError, type ErrorCode } from '../errors.ts';
 import { readFileSync } from '../runtime/builtins.ts';
 import { applyDefaults } from './defaults.ts';

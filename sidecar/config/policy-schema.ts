@@ -10,7 +10,8 @@
  * {@link checkPolicy}, which the loader runs beside the schema.
  */
 import { isIP } from 'node:net';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Type } from './typebox.ts';
 import { isReverseZone } from './cluster.ts';
 import type { Problem } from './load.ts';
 import { checkUpstreamUrl, parseUpstreamSpec } from '../upstream/spec.ts';

@@ -5,7 +5,8 @@
  * flags from the same table ({@link SIDECAR_FLAGS}), so a flag it writes is a
  * flag the sidecar accepts (a test checks it).
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Type } from './typebox.ts';
 
 /** An `ADDR:PORT` string field (IPv6 in brackets), optionally with a default; the injector's config uses it too. */
 export const HostPort = (description: string, def?: string) =>

@@ -11,7 +11,6 @@ import gc from 'prom-client/lib/metrics/gc.js';
 import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
 import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
 import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
-import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
 import processHandles from 'prom-client/lib/metrics/processHandles.js';
 import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
 import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
@@ -20,7 +19,7 @@ import processResources from 'prom-client/lib/metrics/processResources.js';
 import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
 import version from 'prom-client/lib/metrics/version.js';
 import type { Proto, Source } from '../pipeline/stage.ts';
-import { BASIC_BUCKETS, Gauge, PROTOS, QTYPE_VALUES, RCODE_VALUES, SlotCounter, SlotHistogram, protoSlot, qtypeSlot, rcodeSlot, type MetricsDetail } from './registry.ts';
+import { BASIC_BUCKETS, Gauge, PROTOS, QTYPE_VALUES, RCODE_VALUES, SlotCounter, SlotHistogram, protoSlot, qtypeSlot, rcodeSlot, scrapeCounter, type MetricsDetail } from './registry.ts';
 
 /** Milliseconds between samples of the event-loop delay behind `nodejs_eventloop_lag_*`. */
 export const EVENT_LOOP_SAMPLE_MS = 1000;
@@ -41,6 +40,23 @@ const RCODE_ALWAYS: Readonly<Record<MetricsDetail, ReadonlySet<string>>> = {
 export const BASIC_QTYPES: readonly string[] = ['A', 'AAAA'];
 
 type ProcessMetric = (registry: Registry, config: { eventLoopMonitoringPrecision: number }) => void;
+
+/**
+ * prom-client's process CPU counters (the same names and help: CPU seconds
+ * since they were registered), each read from process.cpuUsage() at its own
+ * scrape. Not prom-client's module: it loads @opentelemetry/api (45 KB of
+ * start-up source, test/bench/README.md, "Marginal memory") for exemplars
+ * the sidecar never asks for, and sets all three from the user counter's
+ * collect, so at `basic`, which leaves that counter out,
+ * process_cpu_seconds_total stayed 0.
+ */
+const processCpuTotal: ProcessMetric = (registry) => {
+  const start = process.cpuUsage();
+  const seconds = (pick: (u: NodeJS.CpuUsage) => number) => () => pick(process.cpuUsage(start)) / 1e6;
+  scrapeCounter(registry, 'process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', seconds((u) => u.user));
+  scrapeCounter(registry, 'process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', seconds((u) => u.system));
+  scrapeCounter(registry, 'process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', seconds((u) => u.user + u.system));
+};
 
 /** prom-client's process metrics per level: `full` is its whole default set. */
 const PROCESS_METRICS: Readonly<Record<MetricsDetail, readonly ProcessMetric[]>> = {

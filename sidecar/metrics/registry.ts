@@ -63,16 +63,21 @@ const QTYPE_NUMBERS: Readonly<Record<(typeof QTYPE_LABELS)[number], number>> = {
 export const QTYPE_VALUES: readonly string[] = [...QTYPE_LABELS, 'other'];
 const QTYPE_OTHER = QTYPE_LABELS.length;
 
-/** QTYPE number → slot in {@link QTYPE_VALUES}; 64 KiB, built once per process. */
+/**
+ * QTYPE number → slot in {@link QTYPE_VALUES}, up to the highest number of
+ * the fixed list (ANY, 255); every number above it is `other`. 256 bytes: a
+ * table of all 65,536 numbers was 64 KiB of private memory in every sidecar.
+ */
 const QTYPE_INDEX: Uint8Array = (() => {
-  const t = new Uint8Array(65_536).fill(QTYPE_OTHER);
+  const t = new Uint8Array(Math.max(...Object.values(QTYPE_NUMBERS)) + 1).fill(QTYPE_OTHER);
   QTYPE_LABELS.forEach((name, i) => (t[QTYPE_NUMBERS[name]] = i));
   return t;
 })();
 
 /** The index in {@link QTYPE_VALUES} of a QTYPE number's label. */
 export function qtypeSlot(qtype: number): number {
-  return QTYPE_INDEX[qtype & 0xffff]!;
+  const n = qtype & 0xffff;
+  return n < QTYPE_INDEX.length ? QTYPE_INDEX[n]! : QTYPE_OTHER;
 }
 
 /** The `qtype` label of a QTYPE number: its name from the fixed list, else `other`. */

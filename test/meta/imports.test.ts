@@ -92,3 +92,16 @@ test('meta imports: no import cycle within gateway/; sidecar/ and injector/ impo
   );
   assert.deepEqual(into, [], `imports of gateway/:\n${into.join('\n')}`);
 });
+
+test('meta imports: the bundled code takes TypeBox values only through sidecar/config/typebox.ts', () => {
+  // A value import of TypeBox's `Type` or `Value` namespace anywhere in the bundle puts all of TypeBox (about
+  // 125 KB more source) back into the sidecar's start-up chunks (test/bench/README.md, "Marginal memory").
+  const offenders: string[] = [];
+  for (const file of FOLDERS.flatMap(sources)) {
+    if (file === 'sidecar/config/typebox.ts') continue;
+    for (const m of readFileSync(join(ROOT, file), 'utf8').matchAll(/^import\s+(type\s+)?[^;]*?from\s+'(@sinclair\/typebox[^']*)'/gms)) {
+      if (!m[1]) offenders.push(`${file}: ${m[2]}`);
+    }
+  }
+  assert.deepEqual(offenders, []);
+});

@@ -78,6 +78,10 @@ test('metrics stage: feeds the query log with the decision and the outcome', asy
 test('metrics labels: qtype and rcode labels come from fixed lists', () => {
   assert.equal(qtypeLabel(1), 'A');
   assert.equal(qtypeLabel(65), 'HTTPS');
+  assert.equal(qtypeLabel(255), 'ANY');
+  assert.equal(qtypeLabel(0), 'other');
+  assert.equal(qtypeLabel(254), 'other');
+  assert.equal(qtypeLabel(256), 'other');
   assert.equal(qtypeLabel(257), 'other');
   assert.equal(qtypeLabel(65535), 'other');
   assert.equal(rcodeLabel(0), 'NOERROR');
