@@ -29,6 +29,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after } from 'node:test';
 import { parseInjectorConfig } from '../../injector/config.ts';
 import { mutatePod } from '../../injector/mutate.ts';
 import { CAPTURE_NAME, SIDECAR_NAME } from '../../injector/names.ts';
@@ -202,6 +203,19 @@ function jsonLines<T>(text: string): T[] {
       return [];
     }
   });
+}
+
+/**
+ * The `t` of {@link startPod} for pods a suite starts in its `before` hooks:
+ * their teardowns are kept and run, last started first, in an `after` hook
+ * of the suite. Call it in the describe body.
+ */
+export function suiteTeardowns(): { after(fn: () => Promise<void>): void } {
+  const teardowns: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const f of teardowns.reverse()) await f();
+  });
+  return { after: (fn) => void teardowns.push(fn) };
 }
 
 /**

@@ -9,9 +9,9 @@
  * the bounds the README states. Needs root; skipped with the reason elsewhere.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { BARRIER_ZONE, HostAnswers } from '../helpers/pod-hosts.ts';
-import { muslProbe, podSkipReason, startPod, type Pod, type RunResult } from '../helpers/pod.ts';
+import { muslProbe, podSkipReason, startPod, suiteTeardowns, type Pod, type RunResult } from '../helpers/pod.ts';
 
 const skip = podSkipReason();
 
@@ -97,10 +97,7 @@ function row(cells: readonly string[]): string {
 }
 
 describe('pod: autopath gives glibc and musl the same answers with fewer queries', { skip }, () => {
-  const teardowns: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const f of teardowns.reverse()) await f();
-  });
+  const pods = suiteTeardowns();
   let musl: string;
   before(async () => {
     musl = await muslProbe();
@@ -112,7 +109,7 @@ describe('pod: autopath gives glibc and musl the same answers with fewer queries
       let off: Pod;
       before(async () => {
         const pod = (name: string, sidecarArgs: string[]) =>
-          startPod({ after: (f) => teardowns.push(f) }, { name, annotations: { 'tenant-dns.io/ndots': String(ndots) }, policy: POLICY, sidecarArgs });
+          startPod(pods, { name, annotations: { 'tenant-dns.io/ndots': String(ndots) }, policy: POLICY, sidecarArgs });
         // The autopath pod's sidecar cannot read a resolv.conf: it knows the search list and ndots from the
         // --search and --ndots flags the injector wrote, the same values as the pod's dnsConfig.
         [on, off] = await Promise.all([pod(`autopath-${ndots}`, ['--resolv-conf=/nonexistent/resolv.conf']), pod(`plain-${ndots}`, ['--autopath=false'])]);
@@ -180,15 +177,12 @@ describe('pod: autopath gives glibc and musl the same answers with fewer queries
 });
 
 describe('pod: an IPv4-only tenant (spec.ipFamilies: [IPv4]) never forwards AAAA', { skip }, () => {
-  const teardowns: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const f of teardowns.reverse()) await f();
-  });
+  const pods = suiteTeardowns();
   let pod: Pod;
   let musl: string;
   before(async () => {
     musl = await muslProbe();
-    pod = await startPod({ after: (f) => teardowns.push(f) }, { name: 'ipv4-only', policy: `${POLICY}  ipFamilies: [IPv4]\n` });
+    pod = await startPod(pods, { name: 'ipv4-only', policy: `${POLICY}  ipFamilies: [IPv4]\n` });
   });
 
   test('pod ipFamilies: glibc and musl get the IPv4 addresses of dual-stack names, "not found" for missing ones; no AAAA leaves the pod', async () => {
@@ -209,16 +203,13 @@ describe('pod: an IPv4-only tenant (spec.ipFamilies: [IPv4]) never forwards AAAA
 });
 
 describe('pod: --cluster-spec-names-only answers impossible cluster names in the pod', { skip }, () => {
-  const teardowns: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const f of teardowns.reverse()) await f();
-  });
+  const pods = suiteTeardowns();
   let pod: Pod;
   let musl: string;
   before(async () => {
     musl = await muslProbe();
     const opts = { annotations: { 'tenant-dns.io/ndots': '7' }, policy: POLICY, config: { clusterSpecNamesOnly: true } };
-    pod = await startPod({ after: (f) => teardowns.push(f) }, { name: 'spec-names', ...opts });
+    pod = await startPod(pods, { name: 'spec-names', ...opts });
   });
 
   test('pod spec names: the Kafka walk (ndots 7) reaches kube-dns once, for the one expansion not below svc; Services still resolve', async () => {

@@ -8,9 +8,9 @@
  * namespaces; skipped with the reason elsewhere.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { HostAnswers, PodNet } from '../helpers/pod-hosts.ts';
-import { captureSkipReason, muslProbe, startPod, type Pod, type RunResult } from '../helpers/pod.ts';
+import { captureSkipReason, muslProbe, startPod, suiteTeardowns, type Pod, type RunResult } from '../helpers/pod.ts';
 
 const skip = captureSkipReason();
 
@@ -39,13 +39,10 @@ for (const capture of [true, false]) {
   describe(`pod capture: ${capture ? 'capture: init' : 'capture: none (the bypass)'}`, { skip }, () => {
     let pod: Pod;
     let musl: string;
-    const teardowns: (() => Promise<void>)[] = [];
-    after(async () => {
-      for (const f of teardowns) await f();
-    });
+    const pods = suiteTeardowns();
     before(async () => {
       musl = await muslProbe();
-      pod = await startPod({ after: (f) => teardowns.push(f) }, { name: 'web', policy: POLICY, config: { capture: capture ? 'init' : 'none' } });
+      pod = await startPod(pods, { name: 'web', policy: POLICY, config: { capture: capture ? 'init' : 'none' } });
     });
 
     test('the capture init container ran first and its rules are in place (--check); running it again changes nothing', async () => {

@@ -7,9 +7,9 @@
  * reason elsewhere.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { HostAnswers, type HostName } from '../helpers/pod-hosts.ts';
-import { muslProbe, podSkipReason, startPod, type Pod, type RunResult } from '../helpers/pod.ts';
+import { muslProbe, podSkipReason, startPod, suiteTeardowns, type Pod, type RunResult } from '../helpers/pod.ts';
 
 const skip = podSkipReason();
 
@@ -49,13 +49,10 @@ describe('pod: stub resolvers through the sidecar', { skip }, () => {
     return JSON.parse(r.stdout.trim()) as ProbeLine;
   };
 
-  const teardowns: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const f of teardowns) await f();
-  });
+  const pods = suiteTeardowns();
   before(async () => {
     musl = await muslProbe();
-    pod = await startPod({ after: (f) => teardowns.push(f) }, { name: 'kafka-client', annotations: { 'tenant-dns.io/ndots': '7' }, policy: POLICY });
+    pod = await startPod(pods, { name: 'kafka-client', annotations: { 'tenant-dns.io/ndots': '7' }, policy: POLICY });
   });
 
   test('pod: the injector rendered resolv.conf: the sidecar, the cluster search list, ndots 7 from the annotation', () => {
