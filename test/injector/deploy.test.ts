@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
@@ -22,6 +22,7 @@ import { CONTROLLER_LEASE_NAME, Keys, METRICS_PORT_NAME } from '../../injector/n
 import { WEBHOOK_PATHS } from '../../injector/server.ts';
 import { renderedConfigMapNames } from '../../injector/validate.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
+import { repositoryFiles } from '../helpers/repo-files.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DEPLOY = join(ROOT, 'deploy');
@@ -256,14 +257,7 @@ test('deploy: the validating webhook sees writes of the two rendered policy Conf
 });
 
 test('deploy: failurePolicy is set in exactly one place', () => {
-  const files: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name));
-      else if (/\.ya?ml$/.test(e.name)) files.push(join(d, e.name));
-    }
-  };
-  walk(DEPLOY);
+  const files = [...repositoryFiles(DEPLOY)].filter((f) => /\.ya?ml$/.test(f));
   const hits = files.filter((f) => /^\s*failurePolicy:/m.test(readFileSync(f, 'utf8')) || /failurePolicy/.test(readFileSync(f, 'utf8').replace(/^\s*#.*$/gm, '')));
   assert.deepEqual(hits.map((f) => f.slice(DEPLOY.length + 1)), ['base/webhook.yaml']);
 });

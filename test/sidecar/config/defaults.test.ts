@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Type, type TSchema } from '@sinclair/typebox';
@@ -15,6 +15,7 @@ import { parseAllDocuments } from 'yaml';
 import { applyDefaults } from '../../../sidecar/config/defaults.ts';
 import { DNSPolicySchema } from '../../../sidecar/config/policy-schema.ts';
 import { SidecarConfigSchema } from '../../../sidecar/config/schema.ts';
+import { repositoryFiles } from '../../helpers/repo-files.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
 const SCHEMAS: [string, TSchema][] = [
@@ -30,18 +31,11 @@ function agree(schema: TSchema, value: unknown, what: string): void {
 
 function repositoryValues(): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.ya?ml$/.test(e.name)) {
-        const docs = parseAllDocuments(readFileSync(p, 'utf8'));
-        if (Array.isArray(docs)) docs.forEach((d, i) => d.errors.length === 0 && out.set(`${p}#${i}`, d.toJS()));
-      }
-    }
-  };
-  walk(ROOT);
+  for (const p of repositoryFiles(ROOT)) {
+    if (!/\.ya?ml$/.test(p)) continue;
+    const docs = parseAllDocuments(readFileSync(p, 'utf8'));
+    if (Array.isArray(docs)) docs.forEach((d, i) => d.errors.length === 0 && out.set(`${p}#${i}`, d.toJS()));
+  }
   return out;
 }
 

@@ -15,6 +15,7 @@ import { parseYaml, parseYamlPrecise, parseYamlQuick } from '../../../sidecar/co
 import { DNSPolicySchema, checkPolicy } from '../../../sidecar/config/policy-schema.ts';
 import { SidecarConfigSchema } from '../../../sidecar/config/schema.ts';
 import { quickYamlValue } from '../../../sidecar/config/quick-yaml.ts';
+import { repositoryFiles } from '../../helpers/repo-files.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -39,19 +40,10 @@ function agrees(text: string, what: string): boolean {
   return true;
 }
 
-function* files(dir: string): Generator<string> {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
-    const p = join(dir, e.name);
-    if (e.isDirectory()) yield* files(p);
-    else yield p;
-  }
-}
-
 /** Every YAML file of the repository and every ```yaml block of its Markdown, by name. */
 function repositoryYaml(): Map<string, string> {
   const out = new Map<string, string>();
-  for (const f of files(ROOT)) {
+  for (const f of repositoryFiles(ROOT)) {
     const name = relative(ROOT, f);
     if (/\.ya?ml$/.test(f)) out.set(name, readFileSync(f, 'utf8'));
     else if (f.endsWith('.md')) {
