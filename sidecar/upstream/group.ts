@@ -19,7 +19,7 @@ import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
 import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
-import type { AbortListener, ExchangeReceiver, ExchangeSignal, Upstream } from './upstream.ts';
+import { promiseOf, type AbortListener, type ExchangeReceiver, type ExchangeSignal, type Receiver, type Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
@@ -64,10 +64,7 @@ export interface GroupReply {
 }
 
 /** Where a group's answer to one query goes ({@link UpstreamGroup.start}): exactly one call, once. */
-export interface GroupReceiver {
-  onReply(reply: GroupReply): void;
-  onError(err: unknown): void;
-}
+export type GroupReceiver = Receiver<GroupReply>;
 
 /** A named, ordered set of upstreams. */
 export interface UpstreamGroup {
@@ -531,11 +528,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
 
   return {
     name,
-    resolve: (query, signal) => {
-      const { promise, resolve, reject } = Promise.withResolvers<GroupReply>();
-      start(query, signal, { onReply: resolve, onError: reject });
-      return promise;
-    },
+    resolve: (query, signal) => promiseOf<GroupReply>((to) => start(query, signal, to)),
     start,
     whenIdle(cb) {
       if (inflight === 0) cb();

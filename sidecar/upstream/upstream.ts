@@ -59,23 +59,34 @@ export function toAbortSignal(signal: ExchangeSignal): { readonly signal: AbortS
 const noop = (): void => {};
 
 /**
- * Where the end of an exchange started with {@link Upstream.send} goes:
- * exactly one of the two methods is called, once (possibly before `send`
- * returns, for a query that cannot be sent). The groups' attempts are
- * receivers, so a miss costs no promise between a group and its transport.
+ * Where the end of a callback-form operation goes (a transport's
+ * {@link Upstream.send}, a group's `start`): exactly one of the two methods
+ * is called, once, possibly before the call that started it returns.
  */
-export interface ExchangeReceiver {
-  /** The reply: its ID is the query's and its question matches (RFC 5452). */
-  onReply(reply: Buffer): void;
-  /** The SidecarError the exchange failed with (as {@link Upstream.exchange} rejects). */
+export interface Receiver<T> {
+  onReply(reply: T): void;
+  /** The SidecarError it failed with (what its promise form rejects with). */
   onError(err: unknown): void;
 }
 
-/** {@link Upstream.exchange} for a transport that implements {@link Upstream.send}: a promise settled by the receiver. */
-export function exchangeBySend(upstream: Pick<Upstream, 'send'>, query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
-  const { promise, resolve, reject } = Promise.withResolvers<Buffer>();
-  upstream.send(query, signal, { onReply: resolve, onError: reject });
+/**
+ * Where the end of an exchange started with {@link Upstream.send} goes; its
+ * reply's ID is the query's and its question matches (RFC 5452). The groups'
+ * attempts are receivers, so a miss costs no promise between a group and its
+ * transport.
+ */
+export type ExchangeReceiver = Receiver<Buffer>;
+
+/** The promise form of a callback-form operation: `start` is given a receiver that settles it. */
+export function promiseOf<T>(start: (to: Receiver<T>) => void): Promise<T> {
+  const { promise, resolve, reject } = Promise.withResolvers<T>();
+  start({ onReply: resolve, onError: reject });
   return promise;
+}
+
+/** {@link Upstream.exchange} for a transport that implements {@link Upstream.send}. */
+export function exchangeBySend(upstream: Pick<Upstream, 'send'>, query: Buffer, signal: ExchangeSignal): Promise<Buffer> {
+  return promiseOf<Buffer>((to) => upstream.send(query, signal, to));
 }
 
 /** A DNS server the sidecar forwards to. */
