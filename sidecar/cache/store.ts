@@ -434,12 +434,12 @@ export class CacheStore {
   }
 }
 
-/** Writes a 32-bit big-endian TTL without bounds checks (offsets come from a scan of this very buffer). */
 /** The TTL at `at` (stored clamped, so below 2^31). Byte reads: cheaper than readUInt32BE's checks on the hit path. */
 function readTtl(buf: Buffer, at: number): number {
   return (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
 }
 
+/** Writes a 32-bit big-endian TTL without bounds checks (offsets come from a scan of this very buffer). */
 function writeTtl(buf: Buffer, at: number, ttl: number): void {
   buf[at] = ttl >>> 24;
   buf[at + 1] = (ttl >>> 16) & 0xff;
