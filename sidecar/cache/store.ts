@@ -6,6 +6,16 @@
  * A hit is one allocation and one copy: the stored bytes are copied and each
  * TTL is decremented by the whole seconds elapsed since the entry was stored.
  * Nothing is decoded.
+ *
+ * An entry is two objects in V8's heap, the entry and one string that holds
+ * the reply's bytes and its TTL offsets (a byte per character), and nothing
+ * outside it: a Buffer per entry was two more objects, a backing store in
+ * malloc's arena and an ArrayBuffer that V8 tracks and sweeps, and with every
+ * miss stored that made the cache most of what the garbage collector promoted
+ * and swept under a stream of misses (test/bench/README.md, "Misses: the
+ * cache's share of the garbage collector"). Times are kept relative to the
+ * store's creation, so that they stay small integers (V8 stores a number
+ * above 2^31 as an object of its own).
  */
 import type { Static } from '@sinclair/typebox';
 import type { CacheConfigSchema } from '../config/schema.ts';
@@ -83,10 +93,14 @@ class Entry {
   readonly sub: number;
   /** The next entry with the same name (another type, class or DO/CD combination). */
   sibling: Entry | null = null;
-  /** A private copy of the reply with the clamped TTLs written in (read back from here on each hit). */
-  readonly bytes: Buffer;
-  /** The offset of each TTL field in `bytes` (the reply scan's own array, shared: never modified). */
-  readonly ttlOffsets: readonly number[];
+  /**
+   * A private copy of the reply with the clamped TTLs written in (read back from here on each hit),
+   * one character per byte, followed by the offset of each TTL field as two characters (high byte, low byte).
+   */
+  readonly data: string;
+  /** The reply's length: the characters of `data` before the offsets. */
+  readonly size: number;
+  /** On the store's clock ({@link CacheStore}'s `#clock`), in milliseconds. */
   readonly storedAt: number;
   readonly expiresAt: number;
   readonly questionEnd: number;
@@ -98,11 +112,11 @@ class Entry {
   staleSecond = -1;
   staleCount = 0;
 
-  constructor(name: string, sub: number, bytes: Buffer, ttlOffsets: readonly number[], storedAt: number, expiresAt: number, questionEnd: number) {
+  constructor(name: string, sub: number, data: string, size: number, storedAt: number, expiresAt: number, questionEnd: number) {
     this.name = name;
     this.sub = sub;
-    this.bytes = bytes;
-    this.ttlOffsets = ttlOffsets;
+    this.data = data;
+    this.size = size;
     this.storedAt = storedAt;
     this.expiresAt = expiresAt;
     this.questionEnd = questionEnd;
@@ -121,6 +135,8 @@ class Entry {
 export class CacheStore {
   readonly #config: CacheConfig;
   readonly #now: () => number;
+  /** The clock's reading when the store was made: entries' times are kept relative to it. */
+  readonly #epoch: number;
   readonly #staleMaxAgeMs: number;
   readonly #staleMaxPerSecond: number;
   readonly #onEvict: ((reason: EvictReason) => void) | undefined;
@@ -139,6 +155,7 @@ export class CacheStore {
   constructor(options: CacheStoreOptions) {
     this.#config = options.config;
     this.#now = options.now ?? Date.now;
+    this.#epoch = this.#now();
     this.#staleMaxAgeMs = Math.max(0, options.staleMaxAgeSec ?? 0) * 1000;
     this.#staleMaxPerSecond = Math.max(0, options.staleMaxPerSecond ?? 0);
     this.#onEvict = options.onEvict;
@@ -186,28 +203,31 @@ export class CacheStore {
     if (lifetime <= 0) return 0;
     const positive = scan.rcode === RCode.NOERROR && scan.answerCount > 0;
 
-    // Not pooled: a long-lived slice would pin a whole 8 KB pool slab.
-    const bytes = Buffer.allocUnsafeSlow(body.length);
-    body.copy(bytes, 0);
+    // The copy is made in a scratch buffer (clamped TTLs, then the offsets) and kept as a string.
+    const size = body.length;
     const offsets = scan.ttlOffsets;
+    const work = scratchFor(size + 2 * offsets.length);
+    body.copy(work, 0);
     for (let i = 0; i < offsets.length; i++) {
       const at = offsets[i]!;
-      let ttl = bytes.readUInt32BE(at);
+      let ttl = work.readUInt32BE(at);
       if (ttl > 0x7fffffff) ttl = 0;
       ttl = positive ? Math.min(Math.max(ttl, cfg.minTtl), cfg.maxTtl) : Math.min(ttl, lifetime);
-      bytes.writeUInt32BE(ttl, at);
+      work.writeUInt32BE(ttl, at);
+      work.writeUInt16BE(at, size + 2 * i);
     }
+    const data = work.toString('latin1', 0, size + 2 * offsets.length);
 
     const old = this.#find(name, sub);
     if (old !== undefined) this.#remove(old);
-    const now = this.#now();
-    const entry = new Entry(name, sub, bytes, offsets, now, now + lifetime * 1000, scan.questionEnd);
+    const now = this.#clock();
+    const entry = new Entry(name, sub, data, size, now, now + lifetime * 1000, scan.questionEnd);
     entry.names = options?.names;
     entry.sibling = this.#map.get(name) ?? null;
     this.#map.set(name, entry);
     this.#entries++;
     this.#pushFront(entry);
-    this.#bytes += bytes.length;
+    this.#bytes += size;
     while (this.#entries > cfg.maxEntries || this.#bytes > cfg.maxBytes) {
       const victim = this.#tail!;
       this.#remove(victim);
@@ -230,7 +250,7 @@ export class CacheStore {
       this.#misses++;
       return undefined;
     }
-    const now = this.#now();
+    const now = this.#clock();
     if (now >= entry.expiresAt) {
       if (now - entry.expiresAt >= this.#staleMaxAgeMs) this.#expire(entry);
       this.#misses++;
@@ -238,20 +258,20 @@ export class CacheStore {
     }
     this.#hits++;
     this.#touch(entry);
-    const stored = entry.bytes;
-    const out = Buffer.allocUnsafe(stored.length);
-    out.set(stored);
+    const data = entry.data;
+    const size = entry.size;
+    const out = Buffer.allocUnsafe(size);
+    out.write(data, 0, size, 'latin1');
     const elapsed = Math.floor((now - entry.storedAt) / 1000);
     if (elapsed > 0) {
-      const offsets = entry.ttlOffsets;
-      for (let i = 0; i < offsets.length; i++) {
-        const at = offsets[i]!;
-        const left = readTtl(stored, at) - elapsed;
+      for (let o = size; o < data.length; o += 2) {
+        const at = (data.charCodeAt(o) << 8) | data.charCodeAt(o + 1);
+        const left = readTtl(data, at) - elapsed;
         writeTtl(out, at, left > 0 ? left : 0);
       }
     }
     if (info !== undefined) {
-      info.rcode = stored[3]! & 0x0f;
+      info.rcode = data.charCodeAt(3) & 0x0f;
       info.questionEnd = entry.questionEnd;
       info.remainingTtl = Math.floor((entry.expiresAt - now) / 1000);
       info.names = entry.names;
@@ -266,7 +286,7 @@ export class CacheStore {
    */
   hasNxdomain(name: string, sub: number): boolean {
     const entry = this.#find(name, sub);
-    return entry !== undefined && this.#now() < entry.expiresAt && (entry.bytes[3]! & 0x0f) === RCode.NXDOMAIN;
+    return entry !== undefined && this.#clock() < entry.expiresAt && (entry.data.charCodeAt(3) & 0x0f) === RCode.NXDOMAIN;
   }
 
   /**
@@ -277,7 +297,7 @@ export class CacheStore {
     if (this.#staleMaxAgeMs <= 0) return false;
     const entry = this.#find(name, sub);
     if (entry === undefined) return false;
-    const now = this.#now();
+    const now = this.#clock();
     return now >= entry.expiresAt && now - entry.expiresAt < this.#staleMaxAgeMs;
   }
 
@@ -291,7 +311,7 @@ export class CacheStore {
     if (this.#staleMaxAgeMs <= 0) return undefined;
     const entry = this.#find(name, sub);
     if (entry === undefined) return undefined;
-    const now = this.#now();
+    const now = this.#clock();
     if (now < entry.expiresAt) return undefined;
     if (now - entry.expiresAt >= this.#staleMaxAgeMs) {
       this.#expire(entry);
@@ -308,10 +328,11 @@ export class CacheStore {
     }
     this.#staleServed++;
     this.#touch(entry);
-    const out = Buffer.allocUnsafe(entry.bytes.length);
-    out.set(entry.bytes);
-    const offsets = entry.ttlOffsets;
-    for (let i = 0; i < offsets.length; i++) writeTtl(out, offsets[i]!, STALE_TTL);
+    const data = entry.data;
+    const size = entry.size;
+    const out = Buffer.allocUnsafe(size);
+    out.write(data, 0, size, 'latin1');
+    for (let o = size; o < data.length; o += 2) writeTtl(out, (data.charCodeAt(o) << 8) | data.charCodeAt(o + 1), STALE_TTL);
     if (info !== undefined) {
       info.rcode = out[3]! & 0x0f;
       info.questionEnd = entry.questionEnd;
@@ -352,7 +373,7 @@ export class CacheStore {
 
   /** Drops every entry past its lifetime and stale window; returns how many. For a periodic sweep. */
   prune(): number {
-    const now = this.#now();
+    const now = this.#clock();
     let n = 0;
     for (let entry = this.#tail; entry !== null; ) {
       const prev = entry.prev;
@@ -383,6 +404,11 @@ export class CacheStore {
     };
   }
 
+  /** Milliseconds since the store was made, on the injected clock. */
+  #clock(): number {
+    return this.#now() - this.#epoch;
+  }
+
   #expire(entry: Entry): void {
     this.#remove(entry);
     this.#expired++;
@@ -408,7 +434,7 @@ export class CacheStore {
     }
     entry.sibling = null;
     this.#entries--;
-    this.#bytes -= entry.bytes.length;
+    this.#bytes -= entry.size;
     if (entry.prev) entry.prev.next = entry.next;
     else this.#head = entry.next;
     if (entry.next) entry.next.prev = entry.prev;
@@ -434,9 +460,17 @@ export class CacheStore {
   }
 }
 
-/** The TTL at `at` (stored clamped, so below 2^31). Byte reads: cheaper than readUInt32BE's checks on the hit path. */
-function readTtl(buf: Buffer, at: number): number {
-  return (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
+/** The TTL at `at` of an entry's data (stored clamped, so below 2^31). */
+function readTtl(data: string, at: number): number {
+  return (data.charCodeAt(at) << 24) | (data.charCodeAt(at + 1) << 16) | (data.charCodeAt(at + 2) << 8) | data.charCodeAt(at + 3);
+}
+
+/** Where {@link CacheStore.set} builds an entry's data before it is kept as a string: one buffer, grown to the largest seen. */
+let scratch = Buffer.allocUnsafeSlow(1024);
+
+function scratchFor(length: number): Buffer {
+  if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(length);
+  return scratch;
 }
 
 /** Writes a 32-bit big-endian TTL without bounds checks (offsets come from a scan of this very buffer). */

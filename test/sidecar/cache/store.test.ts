@@ -44,6 +44,31 @@ test('store: a hit returns a copy with TTLs decremented by whole elapsed seconds
   assert.equal(s.stats().hits, 4);
 });
 
+test('store: a large reply keeps every TTL (offsets past 255 and 4,096 bytes), on a wall clock past 2^31 ms', () => {
+  // 300 A records: the reply is ~4.8 KB, so its TTL offsets need two bytes each and it outgrows the first scratch buffer.
+  const c = clock(Date.UTC(2026, 11, 6));
+  const s = new CacheStore({ config: CONFIG, now: c.now, staleMaxAgeSec: 60 });
+  const ttlList = Array.from({ length: 300 }, (_, i) => 100 + i);
+  const answers = ttlList.map((ttl, i) => a('big.example', ttl, `192.0.2.${i % 250}`));
+  const wire = reply('big.example', { answers });
+  assert.ok(wire.length > 4096);
+  assert.equal(put(s, 'big', wire), 100);
+  assert.deepEqual(ttls(s.get('big', SUB)!), ttlList);
+  c.advance(7_000);
+  const later = s.get('big', SUB)!;
+  assert.deepEqual(ttls(later), ttlList.map((t) => t - 7));
+  const expected = Buffer.from(wire);
+  for (const at of scanReply(wire).ttlOffsets) expected.writeUInt32BE(expected.readUInt32BE(at) - 7, at);
+  assert.deepEqual(later, expected, 'byte for byte the reply, with only its TTLs decremented');
+  assert.equal(s.stats().bytes, wire.length);
+  c.advance(100_000);
+  assert.equal(s.get('big', SUB), undefined);
+  assert.deepEqual(ttls(s.getStale('big', SUB)!), ttlList.map(() => STALE_TTL));
+  // Small entries stored after the large one are unaffected by the larger scratch.
+  assert.equal(put(s, 'k', positive(300)), 300);
+  assert.deepEqual(ttls(s.get('k', SUB)!), [300, 400]);
+});
+
 test('store: an entry expires after its lifetime', () => {
   const { s, c, evicted } = store();
   put(s, 'k', positive(30));
