@@ -15,7 +15,7 @@ import { DEFAULT_PLATFORM_POLICY_CONFIG_MAP, DEFAULT_TENANT_POLICY_CONFIG_MAP, K
 export const ResourcesSchema = Type.Object(
   {
     // Memory: injector/README.md, "Sizing the sidecar's memory" (request: a sidecar's PSS after load; limit: its peak RSS under floods).
-    requests: Type.Record(Type.String(), Type.String(), { default: { cpu: '10m', memory: '40Mi' } }),
+    requests: Type.Record(Type.String(), Type.String(), { default: { cpu: '10m', memory: '32Mi' } }),
     limits: Type.Record(Type.String(), Type.String(), { default: { memory: '128Mi' } }),
   },
   { additionalProperties: false, default: {} },

@@ -13,7 +13,7 @@ test('config: empty means every default, frozen', () => {
   assert.equal(c.metricsPort, 9153);
   assert.equal(c.ndots, 5);
   assert.equal(c.tenantLabel, 'tenant-dns.io/tenant');
-  assert.deepEqual(c.resources, { requests: { cpu: '10m', memory: '40Mi' }, limits: { memory: '128Mi' } });
+  assert.deepEqual(c.resources, { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } });
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.resources.requests));
 });
 
