@@ -3,13 +3,15 @@
  * its CPU goes: the top functions by self time, and the same time by file.
  * With --heap, it samples allocations instead and lists who allocates most.
  *
- * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap] [--seconds 10] [--qps N] [--policy FILE|none] [--top 25] [--summarize FILE.cpuprofile]
+ * Run:    node test/bench/profile.ts [--workload hit|miss] [--transport udp|dot|doh] [--heap [--survivors]] [--seconds 10] [--qps N] [--policy FILE|none] [--top 25] [--summarize FILE.cpuprofile]
  *         hit: 100 hot names at saturation (the cache-hit hot path, DESIGN §4);
  *         miss: unique names at saturation (policy, cache miss, forward, store);
  *         --transport: how misses are forwarded (default udp; dot and doh go to the
  *         authoritative's TLS ports, as in run.ts's forwarding-over-TLS workload);
  *         --heap: sample allocations instead of CPU time (test/bench/heap-sampler.ts),
  *         short-lived ones included, and list the functions that allocate most;
+ *         --survivors (with --heap): only what outlived a young collection (what V8
+ *         promotes to the old generation), and who allocated it;
  *         --qps: at that fixed rate instead (e.g. 5000, the rate of the CPU target),
  *         where every query wakes the event loop on its own;
  *         --policy: the tenant policy the sidecar runs with (`sidecar --policy FILE`);
@@ -110,7 +112,7 @@ interface HeapProfileNode {
 }
 
 /** Sampled bytes allocated per function (self), largest first, from a .heapprofile. */
-function printHeapSummary(file: string, top: number): string {
+function printHeapSummary(file: string, top: number, survivors = false): string {
   const head = (JSON.parse(readFileSync(file, 'utf8')) as { head: HeapProfileNode }).head;
   const fns = new Map<string, { name: string; where: string; bytes: number }>();
   let total = 0;
@@ -131,7 +133,7 @@ function printHeapSummary(file: string, top: number): string {
     for (const c of n.children) walk(c, name);
   };
   walk(head, '(root)');
-  const lines = [`heap profile ${relative(ROOT, file)}: ${(total / 1048576).toFixed(0)} MiB sampled (short-lived allocations included)`, '', '| % | MiB | function | where |', '| ---: | ---: | --- | --- |'];
+  const lines = [`heap profile ${relative(ROOT, file)}: ${(total / 1048576).toFixed(0)} MiB sampled (${survivors ? 'only what outlived a young collection' : 'short-lived allocations included'})`, '', '| % | MiB | function | where |', '| ---: | ---: | --- | --- |'];
   for (const r of [...fns.values()].sort((a, b) => b.bytes - a.bytes).slice(0, top)) {
     lines.push(`| ${((r.bytes / total) * 100).toFixed(1)} | ${(r.bytes / 1048576).toFixed(1)} | ${r.name} | ${r.where} |`);
   }
@@ -147,6 +149,7 @@ async function main(): Promise<void> {
       top: { type: 'string', default: '25' },
       qps: { type: 'string' },
       heap: { type: 'boolean', default: false },
+      survivors: { type: 'boolean', default: false },
       summarize: { type: 'string' },
       policy: { type: 'string' },
     },
@@ -183,7 +186,7 @@ async function main(): Promise<void> {
         cpu: pin ? '0' : undefined,
         transport,
         nodeArgs: values.heap ? ['--import', join(ROOT, 'test/bench/heap-sampler.ts')] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
-        env: values.heap ? { TENANT_DNS_HEAP_PROFILE: heapFile } : undefined,
+        env: values.heap ? { TENANT_DNS_HEAP_PROFILE: heapFile, TENANT_DNS_HEAP_SURVIVORS: values.survivors ? '1' : '0' } : undefined,
         extraArgs: values.policy === 'none' ? [] : ['--policy', values.policy ?? benchPolicy()],
       });
       try {
@@ -209,7 +212,7 @@ async function main(): Promise<void> {
     if (values.heap) {
       if (!existsSync(heapFile)) throw new Error('no heap profile written: did the sidecar exit cleanly on SIGTERM?');
       renameSync(heapFile, `${base}.heapprofile`);
-      process.stdout.write(printHeapSummary(`${base}.heapprofile`, top));
+      process.stdout.write(printHeapSummary(`${base}.heapprofile`, top, values.survivors));
       return;
     }
     const written = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
