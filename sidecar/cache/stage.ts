@@ -126,7 +126,8 @@ export class CacheStage implements Stage {
   readonly store: CacheStore;
   readonly #config: CacheConfig;
   /** Exchanges in flight: name → the first of its flights, chained by `next`. */
-  readonly #inflight = new Map<string, Flight>();
+  /** Replaced by a new Map each time it empties (see {@link #land}). */
+  #inflight = new Map<string, Flight>();
   #flights = 0;
   readonly #staleAnswerTimeoutMs: number;
   #coalesced = 0;
@@ -159,8 +160,13 @@ export class CacheStage implements Stage {
     const head = this.#inflight.get(flight.name);
     this.#flights--;
     if (head === flight) {
-      if (flight.next === undefined) this.#inflight.delete(flight.name);
-      else this.#inflight.set(flight.name, flight.next);
+      if (flight.next !== undefined) this.#inflight.set(flight.name, flight.next);
+      else if (this.#inflight.size > 1) this.#inflight.delete(flight.name);
+      // The last flight landed: a new Map rather than a delete. A Map that has lived long is in V8's old
+      // generation, and V8 allocates a rehashed table where the old one was: a Map going from one entry to
+      // none and back at every miss made old-generation garbage at every miss (test/bench/README.md,
+      // "Misses: Maps that empty and fill again").
+      else this.#inflight = new Map();
       return;
     }
     for (let f = head; f !== undefined; f = f.next) {

@@ -4,7 +4,17 @@
  * clearTimeout when it was answered). Deadlines of one duration expire in the
  * order they were set, so each duration keeps a doubly linked list of them in
  * that order and one timer for its head; adding and removing are O(1) and
- * allocate nothing. An empty list holds no timer and is dropped.
+ * allocate nothing.
+ *
+ * The timer is not cleared when the list empties, nor the list dropped: at a
+ * few thousand queries a second each answer empties the list and the next
+ * query fills it again, and clearing meant a new Timeout, a new list and an
+ * entry added to and deleted from two long-lived tables (ours and Node's
+ * timer lists) per query, which V8 rehashes in its old generation
+ * (test/bench/README.md, "Misses: Maps that empty and fill again"). The timer
+ * stays armed for the deadline it was set for; when it fires it is set again
+ * for the head, if the list has one, or else the list is dropped. While the
+ * list is empty the timer does not keep the process alive (unref).
  */
 
 /** Something with a deadline: linked into one {@link DeadlineList} at a time. */
@@ -25,6 +35,8 @@ export class DeadlineList {
   #head: Timed | null = null;
   #tail: Timed | null = null;
   #timer: NodeJS.Timeout | undefined;
+  /** Whether the timer keeps the event loop alive: while the list holds a deadline. */
+  #refed = false;
   readonly #owner: Map<number, DeadlineList>;
 
   constructor(ms: number, owner: Map<number, DeadlineList>) {
@@ -41,7 +53,12 @@ export class DeadlineList {
     if (this.#tail === null) this.#head = t;
     else this.#tail.next = t;
     this.#tail = t;
+    // An armed timer is due no later than `t` (every deadline here is `ms` long): it re-arms for the head when it fires.
     if (this.#timer === undefined) this.#arm(this.ms);
+    else if (!this.#refed) {
+      this.#timer.ref();
+      this.#refed = true;
+    }
   }
 
   /** Unlinks `t` if it is linked (idempotent). */
@@ -53,15 +70,23 @@ export class DeadlineList {
     if (t.next === null) this.#tail = t.prev;
     else t.next.prev = t.prev;
     t.prev = t.next = null;
-    if (this.#head === null) this.#drop();
+    if (this.#head === null) {
+      this.#tail = null;
+      if (this.#refed) {
+        this.#timer!.unref();
+        this.#refed = false;
+      }
+    }
   }
 
   #arm(ms: number): void {
     this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(ms)));
+    this.#refed = true;
   }
 
   readonly #fire = (): void => {
     this.#timer = undefined;
+    this.#refed = false;
     const now = performance.now();
     let t = this.#head;
     while (t !== null && t.at <= now) {
@@ -69,19 +94,15 @@ export class DeadlineList {
       t.expire();
       t = this.#head;
     }
-    if (this.#head === null) return;
+    if (this.#head === null) {
+      // Nothing left (an expire() that added a deadline here set the head): the list leaves its owner.
+      if (this.#owner.get(this.ms) === this) this.#owner.delete(this.ms);
+      return;
+    }
     // An expire() may have added a deadline here, arming a timer for it; the head is due first.
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#arm(this.#head.at - now);
   };
-
-  /** An empty list leaves its owner and stops its timer. */
-  #drop(): void {
-    this.#tail = null;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#owner.get(this.ms) === this) this.#owner.delete(this.ms);
-  }
 }
 
 const lists = new Map<number, DeadlineList>();

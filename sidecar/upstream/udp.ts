@@ -81,7 +81,8 @@ class Exchange {
 class PoolSocket {
   readonly owner: UdpUpstream;
   readonly socket: dgram.Socket;
-  readonly pending = new Map<number, Exchange>();
+  /** A new Map each time it empties, as the cache's flights (cache/stage.ts, `#land`). */
+  pending = new Map<number, Exchange>();
   /** Queries it may still send before it is retired. */
   left: number;
   /** performance.now() after which it takes no new query. */
@@ -135,7 +136,8 @@ class PoolSocket {
   /** Settles an exchange with a reply or an error; a retired socket closes with its last one. */
   settle(ex: Exchange, err: Error | undefined, reply?: Buffer): void {
     if (this.pending.get(ex.id) !== ex) return;
-    this.pending.delete(ex.id);
+    if (this.pending.size > 1) this.pending.delete(ex.id);
+    else this.pending = new Map();
     ex.signal.removeEventListener('abort', ex);
     this.owner.inFlight--;
     if (this.pending.size === 0) {

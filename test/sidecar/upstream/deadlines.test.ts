@@ -4,7 +4,9 @@
  * expire does not delay the ones already due.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { addDeadline, type DeadlineList, type Timed } from '../../../sidecar/upstream/deadlines.ts';
 
 /** A deadline that records when it expired. */
@@ -66,5 +68,32 @@ describe('deadline lists', () => {
     addDeadline(timed('short', log), 5);
     await done;
     assert.deepEqual(log, ['short', 'long']);
+  });
+
+  it('a deadline set while the timer of an emptied list is still armed expires on its own time, not the old one', async () => {
+    const log: string[] = [];
+    const { promise: done, resolve } = Promise.withResolvers<void>();
+    const first = timed('first', log);
+    addDeadline(first, 40).remove(first); // the list is empty; its timer stays armed for 40 ms from now
+    await new Promise((r) => setTimeout(r, 20));
+    const second = timed('second', log, resolve);
+    second.setAt = performance.now();
+    addDeadline(second, 40);
+    await done;
+    assert.deepEqual(log, ['second']);
+    assert.ok(second.firedAt - second.setAt >= 39.9, `fired ${second.firedAt - second.setAt} ms after it was set`);
+  });
+
+  it('an emptied list does not keep the process alive until its timer', () => {
+    // A child sets a one-minute deadline and removes it: it must exit as soon as it has nothing else to do.
+    const module = fileURLToPath(new URL('../../../sidecar/upstream/deadlines.ts', import.meta.url));
+    const script = `import { addDeadline } from ${JSON.stringify(module)};
+      const t = { at: 0, prev: null, next: null, linked: false, expire() { console.log('expired'); } };
+      addDeadline(t, 60000).remove(t);
+      console.log('removed');`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(child.error, undefined, 'the child exited by itself (no kill after 30 s)');
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout, 'removed\n');
   });
 });
