@@ -110,7 +110,7 @@ export class Router {
   readonly #clusterZones: readonly string[];
   readonly #memoNames: number;
   #policy: CompiledPolicy | undefined;
-  readonly #memo = new Map<string, Route>();
+  #memo = new Map<string, Route>();
 
   /**
    * @param holder where the current compiled policy lives (swapped whole on reload)
@@ -133,13 +133,15 @@ export class Router {
     const policy = this.#holder.current;
     if (policy !== this.#policy) {
       this.#policy = policy;
-      this.#memo.clear();
+      this.#memo = new Map();
     }
     const known = this.#memo.get(qname);
     if (known !== undefined) return known;
     const route = classify(policy, this.#clusterZones, qname);
     if (this.#memoNames > 0) {
-      if (this.#memo.size >= this.#memoNames) this.#memo.clear();
+      // A new Map rather than clear(): a cleared Map that has lived long grows its table again in V8's old
+      // generation (test/bench/README.md, "Misses: Maps that empty and fill again").
+      if (this.#memo.size >= this.#memoNames) this.#memo = new Map();
       this.#memo.set(qname, route);
     }
     return route;

@@ -133,22 +133,30 @@ function follow(parent: ExchangeSignal, child: Deadline): void {
   }
   let set = followers.get(parent);
   if (set === undefined) {
-    const created = new Set<Deadline>();
-    followers.set(parent, created);
+    followers.set(parent, (set = new Set<Deadline>()));
     parent.addEventListener('abort', {
       handleEvent() {
-        for (const c of created) c.handleEvent();
-        created.clear();
+        const now = followers.get(parent);
+        followers.set(parent, new Set());
+        if (now !== undefined) for (const c of now) c.handleEvent();
       },
     });
-    set = created;
   }
   set.add(child);
 }
 
 function unfollow(parent: ExchangeSignal, child: Deadline): void {
-  if (parent instanceof Deadline) parent.removeEventListener('abort', child);
-  else followers.get(parent)?.delete(child);
+  if (parent instanceof Deadline) {
+    parent.removeEventListener('abort', child);
+    return;
+  }
+  const set = followers.get(parent);
+  if (set === undefined) return;
+  if (set.size > 1) set.delete(child);
+  // The last follower left: a new Set rather than a delete. The shutdown signal's set lives as long as the
+  // sidecar, and a long-lived Set emptied and filled again at every miss made old-generation garbage
+  // (test/bench/README.md, "Misses: Maps that empty and fill again").
+  else if (set.has(child)) followers.set(parent, new Set());
 }
 
 /** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */
