@@ -185,16 +185,16 @@ export class CacheStage implements Stage {
   handle(ctx: QueryContext, next: Next): Answer {
     const q = ctx.query;
     const info = this.#info;
-    const body = this.store.get(ctx.internal ? keyName(ctx) : q.qname, subKey(q), info);
+    const name = keyName(ctx);
+    const body = this.store.get(name, subKey(q), info);
     if (body !== undefined && info.questionEnd === q.questionEnd) {
       personalize(body, ctx);
       return info.names === undefined
         ? { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' }
         : { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit', names: info.names };
     }
-    const nxdomain = this.#otherFamilyNxdomain(ctx);
+    const nxdomain = this.#otherFamilyNxdomain(ctx, name);
     if (nxdomain !== undefined) return nxdomain;
-    const name = ctx.internal ? keyName(ctx) : q.qname;
     const flight = this.#flight(name, flightSub(q));
     return flight === undefined ? this.#lead(ctx, next, name) : this.#staleInTime(ctx, this.#wait(ctx, next, flight));
   }
@@ -205,13 +205,13 @@ export class CacheStage implements Stage {
    * (RFC 8020 §2, RFC 2308 §5), so that NXDOMAIN (its SOA, its remaining
    * TTL) answers the question; undefined otherwise. A client's AAAA query
    * right after its A query for a name that does not exist (a search walk)
-   * thus never leaves the pod. Counted as a miss, then a hit.
+   * thus never leaves the pod. Counted as a miss, then a hit. `name` is the
+   * name part of the query's cache key ({@link keyName}).
    */
-  #otherFamilyNxdomain(ctx: QueryContext): Outcome | undefined {
+  #otherFamilyNxdomain(ctx: QueryContext, name: string): Outcome | undefined {
     const q = ctx.query;
     if (q.qtype !== RRType.A && q.qtype !== RRType.AAAA) return undefined;
     const sub = subKey(q) + (q.qtype === RRType.A ? RRType.AAAA - RRType.A : RRType.A - RRType.AAAA) * 4;
-    const name = ctx.internal ? keyName(ctx) : q.qname;
     if (!this.store.hasNxdomain(name, sub)) return undefined;
     const info = this.#info;
     const body = this.store.get(name, sub, info);
