@@ -9,6 +9,7 @@ import type { ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, errorCode, type ErrorCode } from '../errors.ts';
 import type { Answer, Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
 import { CacheStore, type CacheConfig, type EvictReason, type HitInfo } from './store.ts';
+import { mapWithout } from '../runtime/tables.ts';
 
 /** Options of {@link CacheStage}. */
 export interface CacheStageOptions {
@@ -125,8 +126,7 @@ export class CacheStage implements Stage {
   /** The store, for `/cache` stats and flush. */
   readonly store: CacheStore;
   readonly #config: CacheConfig;
-  /** Exchanges in flight: name → the first of its flights, chained by `next`. */
-  /** Replaced by a new Map each time it empties (see {@link #land}). */
+  /** Exchanges in flight: name → the first of its flights, chained by `next`; a new Map when it empties (runtime/tables.ts). */
   #inflight = new Map<string, Flight>();
   #flights = 0;
   readonly #staleAnswerTimeoutMs: number;
@@ -161,12 +161,7 @@ export class CacheStage implements Stage {
     this.#flights--;
     if (head === flight) {
       if (flight.next !== undefined) this.#inflight.set(flight.name, flight.next);
-      else if (this.#inflight.size > 1) this.#inflight.delete(flight.name);
-      // The last flight landed: a new Map rather than a delete. A Map that has lived long is in V8's old
-      // generation, and V8 allocates a rehashed table where the old one was: a Map going from one entry to
-      // none and back at every miss made old-generation garbage at every miss (test/bench/README.md,
-      // "Misses: Maps that empty and fill again").
-      else this.#inflight = new Map();
+      else this.#inflight = mapWithout(this.#inflight, flight.name);
       return;
     }
     for (let f = head; f !== undefined; f = f.next) {

@@ -139,8 +139,7 @@ export class Router {
     if (known !== undefined) return known;
     const route = classify(policy, this.#clusterZones, qname);
     if (this.#memoNames > 0) {
-      // A new Map rather than clear(): a cleared Map that has lived long grows its table again in V8's old
-      // generation (test/bench/README.md, "Misses: Maps that empty and fill again").
+      // A new Map rather than clear(): a long-lived Map would grow its table again in the old generation (runtime/tables.ts).
       if (this.#memo.size >= this.#memoNames) this.#memo = new Map();
       this.#memo.set(qname, route);
     }

@@ -21,6 +21,7 @@ import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
 import { promiseOf, type AbortListener, type ExchangeReceiver, type ExchangeSignal, type Receiver, type Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
+import { setWithout } from '../runtime/tables.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
 export interface UpstreamObserver {
@@ -152,11 +153,9 @@ function unfollow(parent: ExchangeSignal, child: Deadline): void {
   }
   const set = followers.get(parent);
   if (set === undefined) return;
-  if (set.size > 1) set.delete(child);
-  // The last follower left: a new Set rather than a delete. The shutdown signal's set lives as long as the
-  // sidecar, and a long-lived Set emptied and filled again at every miss made old-generation garbage
-  // (test/bench/README.md, "Misses: Maps that empty and fill again").
-  else if (set.has(child)) followers.set(parent, new Set());
+  // The shutdown signal's set lives as long as the sidecar: a new one when it empties (runtime/tables.ts).
+  const kept = setWithout(set, child);
+  if (kept !== set) followers.set(parent, kept);
 }
 
 /** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */

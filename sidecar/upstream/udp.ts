@@ -27,6 +27,7 @@ import { formatHostPort, literalLookup } from '../listener/address.ts';
 import { TcpUpstream } from './tcp.ts';
 import type { StreamTuning } from './stream.ts';
 import { exchangeBySend, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
+import { mapWithout } from '../runtime/tables.ts';
 
 /** The defaults of {@link UdpOptions}' pool settings (upstream README, "UDP source ports"). */
 export const UDP_POOL_DEFAULTS = {
@@ -81,7 +82,7 @@ class Exchange {
 class PoolSocket {
   readonly owner: UdpUpstream;
   readonly socket: dgram.Socket;
-  /** A new Map each time it empties, as the cache's flights (cache/stage.ts, `#land`). */
+  /** A new Map each time it empties (runtime/tables.ts). */
   pending = new Map<number, Exchange>();
   /** Queries it may still send before it is retired. */
   left: number;
@@ -136,8 +137,7 @@ class PoolSocket {
   /** Settles an exchange with a reply or an error; a retired socket closes with its last one. */
   settle(ex: Exchange, err: Error | undefined, reply?: Buffer): void {
     if (this.pending.get(ex.id) !== ex) return;
-    if (this.pending.size > 1) this.pending.delete(ex.id);
-    else this.pending = new Map();
+    this.pending = mapWithout(this.pending, ex.id);
     ex.signal.removeEventListener('abort', ex);
     this.owner.inFlight--;
     if (this.pending.size === 0) {
