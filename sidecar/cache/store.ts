@@ -259,13 +259,11 @@ export class CacheStore {
     this.#hits++;
     this.#touch(entry);
     const data = entry.data;
-    const size = entry.size;
-    const out = Buffer.allocUnsafe(size);
-    out.write(data, 0, size, 'latin1');
+    const out = copyOut(entry);
     const elapsed = Math.floor((now - entry.storedAt) / 1000);
     if (elapsed > 0) {
-      for (let o = size; o < data.length; o += 2) {
-        const at = (data.charCodeAt(o) << 8) | data.charCodeAt(o + 1);
+      for (let o = entry.size; o < data.length; o += 2) {
+        const at = ttlOffsetAt(data, o);
         const left = readTtl(data, at) - elapsed;
         writeTtl(out, at, left > 0 ? left : 0);
       }
@@ -329,10 +327,8 @@ export class CacheStore {
     this.#staleServed++;
     this.#touch(entry);
     const data = entry.data;
-    const size = entry.size;
-    const out = Buffer.allocUnsafe(size);
-    out.write(data, 0, size, 'latin1');
-    for (let o = size; o < data.length; o += 2) writeTtl(out, (data.charCodeAt(o) << 8) | data.charCodeAt(o + 1), STALE_TTL);
+    const out = copyOut(entry);
+    for (let o = entry.size; o < data.length; o += 2) writeTtl(out, ttlOffsetAt(data, o), STALE_TTL);
     if (info !== undefined) {
       info.rcode = out[3]! & 0x0f;
       info.questionEnd = entry.questionEnd;
@@ -458,6 +454,18 @@ export class CacheStore {
     else this.#tail = entry.prev;
     this.#pushFront(entry);
   }
+}
+
+/** A new buffer holding the entry's reply (its data up to `size`), for the caller to patch and own. */
+function copyOut(entry: Entry): Buffer {
+  const out = Buffer.allocUnsafe(entry.size);
+  out.write(entry.data, 0, entry.size, 'latin1');
+  return out;
+}
+
+/** The TTL offset stored at `o` of an entry's data (past `size`: two characters each, high byte first). */
+function ttlOffsetAt(data: string, o: number): number {
+  return (data.charCodeAt(o) << 8) | data.charCodeAt(o + 1);
 }
 
 /** The TTL at `at` of an entry's data (stored clamped, so below 2^31). */
