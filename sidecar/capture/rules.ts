@@ -21,7 +21,7 @@
  * socket that sent it. The script replaces the whole table in one transaction,
  * so running it again changes nothing.
  */
-import { createHash } from '../runtime/builtins.ts';
+import { cryptoModule } from '../runtime/builtins.ts';
 import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 
@@ -199,7 +199,8 @@ const DIGEST_OF_COMMENT = /^tenant-dns ([0-9a-f]{12}): /;
  */
 export function buildCaptureRules(opts: CaptureOptions): CaptureRuleset {
   const specs = chainSpecs(opts);
-  const digest = createHash('sha256')
+  const digest = cryptoModule()
+    .createHash('sha256')
     .update(JSON.stringify(specs))
     .digest('hex')
     .slice(0, 12);

@@ -10,13 +10,20 @@
  */
 
 const fs = process.getBuiltinModule('node:fs');
-const crypto = process.getBuiltinModule('node:crypto');
 
 /** node:fs functions the sidecar uses. */
-export const { readFileSync, readdirSync, watch } = fs;
+export const { readFileSync, readdirSync, watch, openSync, readSync, closeSync } = fs;
 
-/** node:crypto functions and classes the sidecar uses. */
-export const { createHash, randomBytes, randomFillSync, X509Certificate } = crypto;
+/**
+ * node:crypto, loaded on the first call: SPKI pins of a DoT or DoH upstream and
+ * the capture command's rule digest. Loading node:crypto initializes OpenSSL,
+ * which alone added 1.3 MiB of private memory to every process
+ * (test/bench/README.md, "What the libraries cost"); the query IDs and the loop tag
+ * come from the kernel's generator instead (runtime/random.ts).
+ */
+export function cryptoModule(): typeof import('node:crypto') {
+  return process.getBuiltinModule('node:crypto');
+}
 
 /**
  * node:http, loaded on the first call: the metrics and admin servers start

@@ -19,7 +19,7 @@ import { upstreamError } from './message.ts';
 import { formatHostPort } from '../listener/address.ts';
 import { StreamUpstream } from './stream.ts';
 import type { StreamTuning } from './stream.ts';
-import { createHash, tlsModule, X509Certificate } from '../runtime/builtins.ts';
+import { cryptoModule, tlsModule } from '../runtime/builtins.ts';
 
 /** How an encrypted upstream's certificate is checked. */
 export interface TlsTrust {
@@ -33,6 +33,7 @@ export interface TlsTrust {
 
 /** The SPKI pin of a certificate: base64 SHA-256 of its SubjectPublicKeyInfo in DER. */
 export function spkiPinOf(certDer: Buffer): string {
+  const { createHash, X509Certificate } = cryptoModule();
   const spki = new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(spki).digest('base64');
 }

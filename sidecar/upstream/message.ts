@@ -6,7 +6,7 @@
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import { skipName } from '../dns/wire.ts';
-import { randomFillSync } from '../runtime/builtins.ts';
+import { fillRandom } from '../runtime/random.ts';
 import type { ExchangeSignal } from './upstream.ts';
 
 const POOL_SIZE = 4096;
@@ -14,12 +14,12 @@ const idPool = new Uint16Array(POOL_SIZE);
 let idNext = POOL_SIZE;
 
 /**
- * A random 16-bit message ID from a crypto-quality pool, refilled in blocks of
- * 4096 so the hot path does not call into the CSPRNG per query (RFC 5452 §9.2).
+ * A random 16-bit message ID from a pool of the kernel's CSPRNG (runtime/random.ts),
+ * refilled in blocks of 4096 so the hot path does not read it per query (RFC 5452 §9.2).
  */
 export function randomId(): number {
   if (idNext >= POOL_SIZE) {
-    randomFillSync(idPool);
+    fillRandom(idPool);
     idNext = 0;
   }
   return idPool[idNext++]!;
