@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { HostPort } from './address.ts';
+import { listenOn, type HostPort } from './address.ts';
 import { isPending } from '../pipeline/stage.ts';
 import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
@@ -48,13 +48,8 @@ export async function listenTcp(at: HostPort, deps: HandlerDeps, limits: TcpLimi
   });
   server.maxConnections = limits.maxConnections;
   server.on('error', (err) => log('warn', 'TCP listener error', { error: err.message }));
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new SidecarError(ErrorCodes.LISTEN_FAILED, `binding TCP ${at.host}:${at.port}`, { cause: err }));
-    server.once('error', onError);
-    server.listen({ host: at.host, port: at.port, ipv6Only: at.family === 6, backlog: 511 }, () => {
-      server.off('error', onError);
-      resolve();
-    });
+  await listenOn(server, at, { backlog: 511, ipv6Only: at.family === 6 }).catch((err: unknown) => {
+    throw new SidecarError(ErrorCodes.LISTEN_FAILED, `binding TCP ${at.host}:${at.port}`, { cause: err });
   });
   const bound = server.address() as net.AddressInfo;
   let closed = false;

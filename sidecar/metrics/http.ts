@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { isLoopback } from '../config/resolv.ts';
 import { describeError, ErrorCodes, SidecarError } from '../errors.ts';
-import { formatHostPort, parseHostPort, type HostPort } from '../listener/address.ts';
+import { formatHostPort, listenOn, parseHostPort, type HostPort } from '../listener/address.ts';
 import { throttledLogger, type Logger } from '../log.ts';
 import { guardConnections, type ConnectionLimits } from '../net/guard.ts';
 import { REDACTED, redactUrls } from '../redact.ts';
@@ -223,14 +223,9 @@ async function serve(at: HostPort, routes: Routes, what: string, log: Logger, li
   const guard = guardConnections(server, limits.connections, (reason, source) =>
     throttled(reason, 'warn', `${what} server closed a connection: ${reason}`, { source, ...limits.connections }),
   );
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) =>
-      reject(new SidecarError(ErrorCodes.LISTEN_FAILED, `binding the ${what} server to ${formatHostPort(at)}`, { cause: err }));
-    server.once('error', onError);
-    server.listen({ host: at.host, port: at.port, exclusive: true }, () => {
-      server.off('error', onError);
-      resolve();
-    });
+  // Dual-stack on an IPv6 address, as node:http listens by default.
+  await listenOn(server, at, { backlog: 511, ipv6Only: false }).catch((err: unknown) => {
+    throw new SidecarError(ErrorCodes.LISTEN_FAILED, `binding the ${what} server to ${formatHostPort(at)}`, { cause: err });
   });
   server.on('error', (err) => log('warn', `${what} server error`, { error: describeError(err) }));
   const bound = server.address() as AddressInfo;
