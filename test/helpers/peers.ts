@@ -111,7 +111,7 @@ export function waitForAnswer(port: number, since: number, timeoutMs: number, ex
 }
 
 /** Spawns `cmd args` (pinned when `cpu` is set) and waits until it answers on `port`. */
-async function startDaemon(
+export async function startDaemon(
   name: string,
   port: number,
   cmd: string,
