@@ -61,8 +61,9 @@ export function literalLookup(
  * literal up and then runs Node's IPv6 regular expression on it (a link-local
  * filter), which V8 compiles on the first run and again to machine code on the
  * second (the TCP listener, the metrics and the admin server are three listens):
- * 0.2 MiB of machine code and a 0.8 MiB peak of compiler memory that stays in
- * malloc's arena (test/bench/README.md, "What the libraries cost").
+ * 0.15 MiB of machine code, and compiler memory at the start-up's peak that
+ * malloc's arena keeps; idle USS 0.5-0.9 MiB higher (test/bench/README.md,
+ * "What the libraries cost").
  */
 export function listenOn(server: net.Server, at: HostPort, opts: { readonly backlog: number; readonly ipv6Only: boolean }): Promise<void> {
   return new Promise<void>((resolve, reject) => {

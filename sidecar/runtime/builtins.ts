@@ -12,14 +12,14 @@
 const fs = process.getBuiltinModule('node:fs');
 
 /** node:fs functions the sidecar uses. */
-export const { readFileSync, readdirSync, watch, openSync, readSync, closeSync } = fs;
+export const { readFileSync, readdirSync, watch, openSync, readSync } = fs;
 
 /**
  * node:crypto, loaded on the first call: SPKI pins of a DoT or DoH upstream and
- * the capture command's rule digest. Loading node:crypto initializes OpenSSL,
- * which alone added 1.3 MiB of private memory to every process
- * (test/bench/README.md, "What the libraries cost"); the query IDs and the loop tag
- * come from the kernel's generator instead (runtime/random.ts).
+ * the capture command's rule digest. Loading it loads 17 internal modules
+ * (about 6 ms of the sidecar's start-up; test/bench/README.md, "What the
+ * libraries cost"); the query IDs and the loop tag come from the kernel's
+ * generator instead (runtime/random.ts).
  */
 export function cryptoModule(): typeof import('node:crypto') {
   return process.getBuiltinModule('node:crypto');

@@ -3,10 +3,10 @@
  * kernel's CSPRNG (`/dev/urandom`, the generator OpenSSL itself seeds from)
  * with node:fs, in blocks: the callers keep a pool (upstream/message.ts).
  *
- * Why not node:crypto's randomFillSync: loading node:crypto initializes
- * OpenSSL, 1.3 MiB of private memory in every sidecar and part of its
- * start-up (test/bench/README.md, "What the libraries cost"), for a few
- * random bytes a second. Where the device cannot be opened (a sandbox
+ * Why not node:crypto's randomFillSync: loading node:crypto loads its 17
+ * internal modules, about 6 ms of the sidecar's start-up and 0.5 MiB of its
+ * RSS (test/bench/README.md, "What the libraries cost"), for a few random
+ * bytes a second. Where the device cannot be opened (a sandbox
  * without /dev), node:crypto is the source, as before.
  */
 import { cryptoModule, openSync, readSync } from './builtins.ts';
