@@ -68,7 +68,11 @@ const work = mkdtempSync(join(tmpdir(), 'tenant-dns-floor-'));
 const image = imageEntrypoint();
 const ceilingSource = join(ROOT, 'test/bench/ceiling.ts');
 
-/** Bundles one variant (its imports and uses, then the ceiling's server) the way bundle.sh bundles the CLI, and fills its compile cache. */
+/**
+ * Bundles one variant (its imports and uses, then the ceiling's server) the way bundle.sh bundles the CLI into
+ * work/NAME/floor.mjs, and fills its compile cache, work/NAME/cache: laid out as bundle.sh lays out /app, so that
+ * imageEnvAt points the image's ENV at it.
+ */
 function build(name: string, parts: readonly { imports: string; use: string }[]): string {
   const out = join(work, name, 'floor.mjs');
   buildSync({
@@ -103,7 +107,7 @@ function floorVariant(name: string, parts: readonly { imports: string; use: stri
     name,
     async start(_up, cpu) {
       const port = await freePort();
-      const env = { ...process.env, ...imageEnvAt(image, dirname(dirname(script))), NODE_COMPILE_CACHE: join(work, name, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1' };
+      const env = { ...process.env, ...imageEnvAt(image, dirname(script)) };
       return startDaemon(name, port, process.execPath, [...image.nodeFlags, ...podNodeOptions(), script, String(port)], { cpu, env });
     },
   };
