@@ -7,24 +7,22 @@
  *
  * Start-up cost: `tenant-dns sidecar` loads only what it uses. The injector's
  * commands are registered from injector/cli.ts, which imports their code when
- * one of them runs (test/bench/README.md, "Start-up and idle memory").
+ * one of them runs (test/bench/README.md, "Start-up and idle memory"). In the
+ * image, `sidecar` does not come here at all: the bundle's entry
+ * (bundle-entry.ts) runs it from its own file (sidecar-program.ts).
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { registerGatewayCommand } from '../gateway/cli.ts';
 import { registerInjectorCommands } from '../injector/cli.ts';
 import { registerCaptureCommand } from '../sidecar/capture/cli.ts';
 import { registerSidecarCommand } from '../sidecar/cli.ts';
-import { describeError } from '../sidecar/errors.ts';
-import { runSidecar, VERSION } from '../sidecar/main.ts';
+import { runSidecar } from '../sidecar/main.ts';
 import { registerPolicyCommands } from '../sidecar/policy/cli.ts';
+import { newProgram, runProgram } from './program.ts';
 
 /** Builds the command line program. `setExit` receives the exit code of the command that ran. */
 export function buildProgram(setExit: (code: number) => void): Command {
-  const program = new Command('tenant-dns')
-    .description('Per-pod DNS sidecar for multi-tenant Kubernetes: tenant policy, split DNS, encrypted upstreams, per-tenant telemetry.')
-    .version(VERSION)
-    .exitOverride()
-    .showHelpAfterError();
+  const program = newProgram();
   registerSidecarCommand(program, async (opts) => setExit(await runSidecar(opts)));
   registerPolicyCommands(program, setExit);
   registerCaptureCommand(program, setExit);
@@ -34,15 +32,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
 }
 
 /** Runs the CLI with `argv` (process.argv shape) and resolves with the exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
-  let code = 0;
-  const program = buildProgram((c) => (code = c));
-  try {
-    await program.parseAsync([...argv]);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
-    process.stderr.write(`tenant-dns: ${describeError(err)}\n`);
-    return 1;
-  }
-  return code || (typeof process.exitCode === 'number' ? process.exitCode : 0);
+export function main(argv: readonly string[]): Promise<number> {
+  return runProgram(buildProgram, argv);
 }

@@ -25,6 +25,8 @@ import { Router } from './route/classify.ts';
 import { readFileSync } from './runtime/builtins.ts';
 import { randomBytes } from './runtime/random.ts';
 import { showUrl } from './redact.ts';
+import { describeError } from './errors.ts';
+import { codeCacheStatus, saveCodeCache } from './runtime/code-cache.ts';
 import { compactHeapAfterStartup, compactHeapWhenIdle } from './runtime/heap.ts';
 import { nextTurn } from './runtime/turn.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
@@ -162,8 +164,19 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     admin: telemetry.adminAddress ? formatHostPort(telemetry.adminAddress) : null,
     logQueries: config.logQueries,
     autopath: autopath.search ? { search: autopath.search.domains.map((d) => d.name), ndots: autopath.search.ndots, from: autopath.source } : null,
+    codeCache: codeCacheStatus() ?? null,
   });
-  const cancelCompaction = compactHeapAfterStartup((c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }));
+  const cancelCompaction = compactHeapAfterStartup(
+    (c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }),
+    () => {
+      try {
+        const saved = saveCodeCache();
+        if (saved) log('info', 'code cache written', saved);
+      } catch (err) {
+        log('warn', 'code cache not written', { error: describeError(err) });
+      }
+    },
+  );
   const requests = telemetry.metrics.query.requests;
   const stopIdleCompaction = compactHeapWhenIdle(() => requests.total(), (c) => log('debug', 'idle heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs, queries: c.queries }));
 

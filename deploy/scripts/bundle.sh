@@ -1,31 +1,46 @@
 #!/bin/sh
-# Bundles the tenant-dns CLI into ES modules with esbuild, the way
-# Dockerfile.sidecar does (the test suite runs this same script):
+# Bundles the tenant-dns CLI with esbuild, the way Dockerfile.sidecar does (the
+# test suite runs this same script):
 #
 #   deploy/scripts/bundle.sh OUTDIR
 #
-# writes OUTDIR/dist/tenant-dns.mjs (the entry point), the chunks it imports
-# on demand (OUTDIR/dist/*-HASH.mjs: undici, loaded only by a DoH upstream, is
-# one; code splitting keeps it out of start-up) and OUTDIR/package.json (the
-# CLI reads its version from ../package.json relative to itself). Run from
-# the repository root after `npm ci`.
+# writes
+# - OUTDIR/dist/tenant-dns.mjs, the entry point (bin/bundle-entry.ts): it runs
+#   `sidecar` from dist/sidecar.cjs and every other command from the whole CLI;
+# - the whole CLI as ES modules: the chunks the entry imports on demand
+#   (OUTDIR/dist/*-HASH.mjs; undici, loaded only by a DoH upstream, is one: code
+#   splitting keeps it out of start-up);
+# - OUTDIR/dist/sidecar.cjs, the `sidecar` command alone (bin/sidecar-program.ts)
+#   in one CommonJS file, and OUTDIR/dist/vendor/{undici,yaml}.cjs, which it
+#   requires off its common path (a DoH upstream; a policy the quick YAML path
+#   steps aside from), so their source is not in its file;
+# - OUTDIR/package.json (the CLI reads its version from ../package.json
+#   relative to itself).
+# Run from the repository root after `npm ci`.
 #
 # --minify-whitespace drops comments and indentation, not names (stack
-# traces keep function names): V8 holds each chunk's source in memory, as
+# traces keep function names): V8 holds each file's source in memory, as
 # two bytes per character once a comment has a non-ASCII character, so it
 # cut the idle RSS by 1.2 MiB.
 #
-# Then it starts the bundle once to fill OUTDIR/cache with V8's compiled
-# code for the modules loaded at start-up (Node's compile cache). The image
-# sets NODE_COMPILE_CACHE=/app/cache; NODE_COMPILE_CACHE_PORTABLE=1 keys the
-# entries by path relative to the cache, so they stay valid after the copy
-# from /out to /app. Node ignores a cache made by another Node version, and
-# never writes to it when it cannot (read-only root filesystem).
-# NODE (default: node) is the node that fills it.
+# Then two caches of V8's compiled code, in OUTDIR/cache:
+# - cache/sidecar.v8, for dist/sidecar.cjs: deploy/scripts/warm-code-cache.ts
+#   starts the sidecar, has it answer queries, and the sidecar writes the cache
+#   just before its start-up heap compaction, so it holds the functions compiled
+#   on their first call too (sidecar/runtime/code-cache.ts; test/bench/README.md,
+#   "Issue 19: the sidecar's own bundle");
+# - Node's compile cache for the ES modules (`--help` loads every command's
+#   registration): the image sets NODE_COMPILE_CACHE=/app/cache;
+#   NODE_COMPILE_CACHE_PORTABLE=1 keys the entries by path relative to the
+#   cache, so they stay valid after the copy from /out to /app.
+# V8 rejects a cache made by another Node version (the code is then compiled as
+# usual), and nothing writes to either at run time (read-only root filesystem).
+# NODE (default: node) is the node that fills them.
 set -eu
 out=${1:?usage: bundle.sh OUTDIR}
-mkdir -p "$out/dist"
-./node_modules/.bin/esbuild bin/tenant-dns.ts \
+esbuild=./node_modules/.bin/esbuild
+rm -rf "$out/dist" && mkdir -p "$out/dist/vendor"
+"$esbuild" tenant-dns=bin/bundle-entry.ts \
   --bundle \
   --platform=node \
   --target=node24 \
@@ -38,7 +53,27 @@ mkdir -p "$out/dist"
   --entry-names='[name]' \
   --out-extension:.js=.mjs \
   --outdir="$out/dist"
+# One CommonJS file: V8's code cache is made for one script after it ran. import() of undici becomes a
+# require (dynamic-import=false), which the loader maps to vendor/undici.cjs, as it maps yaml.
+"$esbuild" bin/sidecar-program.ts \
+  --bundle \
+  --platform=node \
+  --target=node24 \
+  --format=cjs \
+  --supported:dynamic-import=false \
+  --external:undici \
+  --external:yaml \
+  --define:import.meta.url=__tenantDnsImportMetaUrl \
+  --legal-comments=none \
+  --minify-whitespace \
+  --log-level=warning \
+  --outfile="$out/dist/sidecar.cjs"
+for lib in undici yaml; do
+  "$esbuild" "$(node -p "require.resolve('$lib')")" --bundle --platform=node --target=node24 --format=cjs \
+    --legal-comments=none --minify-whitespace --log-level=warning --outfile="$out/dist/vendor/$lib.cjs"
+done
 node -e "const p=require('./package.json');require('fs').writeFileSync(process.argv[1],JSON.stringify({name:p.name,version:p.version,type:'module'},null,2)+'\n')" "$out/package.json"
 rm -rf "$out/cache" && mkdir -p "$out/cache"
-NODE_COMPILE_CACHE="$out/cache" NODE_COMPILE_CACHE_PORTABLE=1 "${NODE:-node}" "$out/dist/tenant-dns.mjs" sidecar --help >/dev/null
+"${NODE:-node}" deploy/scripts/warm-code-cache.ts "$out"
+NODE_COMPILE_CACHE="$out/cache" NODE_COMPILE_CACHE_PORTABLE=1 "${NODE:-node}" "$out/dist/tenant-dns.mjs" --help >/dev/null
 chmod -R a+rX "$out/cache"

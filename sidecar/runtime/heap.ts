@@ -56,11 +56,16 @@ export function compactHeap(): HeapCompaction {
 
 /**
  * Schedules compactHeap() once, STARTUP_GC_DELAY_MS from now, off the
- * event loop's reference count; `report` receives the result. Returns a
- * function that cancels it (for shutdown).
+ * event loop's reference count; `report` receives the result. `before` runs
+ * just before it, while the start-up's code is still compiled (bundle.sh's
+ * warm start writes the code cache then: runtime/code-cache.ts). Returns a
+ * function that cancels both (for shutdown).
  */
-export function compactHeapAfterStartup(report: (c: HeapCompaction) => void): () => void {
-  const timer = setTimeout(() => report(compactHeap()), STARTUP_GC_DELAY_MS);
+export function compactHeapAfterStartup(report: (c: HeapCompaction) => void, before?: () => void): () => void {
+  const timer = setTimeout(() => {
+    before?.();
+    report(compactHeap());
+  }, STARTUP_GC_DELAY_MS);
   timer.unref();
   return () => clearTimeout(timer);
 }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { buildBundle, imageEntrypoint, imageEnvAt } from '../helpers/image.ts';
 import { makeTestPki } from '../helpers/k8s-certs.ts';
 import { validateK8sObject } from '../helpers/k8s-schema.ts';
 import { queryUdp } from '../helpers/dns-client.ts';
+import { podNodeOptions } from '../helpers/peers.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnServing } from '../helpers/sidecar.ts';
 import { testPki } from '../helpers/tls.ts';
@@ -61,16 +62,83 @@ test('image: Dockerfile is multi-stage, installs with the lockfile and runs the 
   assert.equal(image.env.NODE_COMPILE_CACHE, '/app/cache', 'the compile cache bundle.sh fills (start-up, test/bench/README.md)');
 });
 
-test('image: the bundle starts from the compile cache bundle.sh filled, and does not write to it', () => {
+test('image: the CLI starts from the compile cache bundle.sh filled, and does not write to it', () => {
   const files = () => readdirSync(join(out, 'cache'), { recursive: true }).sort();
   const before = files();
-  assert.ok(before.length > 1, `cache filled: ${before.join(', ')}`);
+  assert.ok(before.length > 2, `cache filled: ${before.join(', ')}`);
   // Node says what it does with the cache on stderr when NODE_DEBUG_NATIVE=COMPILE_CACHE.
-  const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'sidecar', '--help'], { cwd: tmpdir(), env: { ...imageEnv(), NODE_DEBUG_NATIVE: 'COMPILE_CACHE' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'policy', '--help'], { cwd: tmpdir(), env: { ...imageEnv(), NODE_DEBUG_NATIVE: 'COMPILE_CACHE' }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /V8 code cache for ESM file:\/\/\S+\/dist\/tenant-dns\.mjs was accepted/, r.stderr);
+  assert.match(r.stderr, /V8 code cache for ESM file:\/\/\S+\/dist\/commands-\S+\.mjs was accepted|V8 code cache for ESM file:\/\/\S+\/dist\/chunk-\S+\.mjs was accepted/, r.stderr);
   assert.doesNotMatch(r.stderr, /was rejected|failed/i, r.stderr);
   assert.deepEqual(files(), before);
+});
+
+/** A policy that denies *.denied.test: the sidecar answers those names itself (NXDOMAIN), nothing is forwarded. */
+function denyPolicy(dir: string): string {
+  const file = join(dir, 'deny-policy.yaml');
+  writeFileSync(file, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: image-test\nspec:\n  rules:\n    - name: deny-test\n      action: deny\n      names: ["*.denied.test"]\n');
+  return file;
+}
+
+/** Starts `sidecar` from the bundle in `app` (a bundle.sh OUTDIR) as a pod does, asks it for a denied name, and returns its "sidecar serving" fields. */
+async function servedFromBundle(app: string, env: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown>> {
+  const sc = await spawnServing(['sidecar', '--policy', denyPolicy(app), '--upstream', 'udp://127.0.0.1:9', '--metrics', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+    entry: [...image.nodeFlags, join(app, 'dist', 'tenant-dns.mjs')],
+    spawn: { cwd: tmpdir(), env: { ...process.env, ...imageEnvAt(image, app), ...env } },
+  });
+  try {
+    const r = await queryUdp('127.0.0.1', sc.port, { name: 'www.denied.test', type: 'A' }, 5000);
+    assert.equal(r.rcode, 'NXDOMAIN', sc.stderr());
+    return JSON.parse(sc.stderr().split('\n').find((l) => l.includes('"msg":"sidecar serving"'))!) as Record<string, unknown>;
+  } finally {
+    await sc.kill();
+  }
+}
+
+test('image: `sidecar` runs from dist/sidecar.cjs with the code cache bundle.sh took from a warm start, and does not write to it', async () => {
+  const cache = join(out, 'cache', 'sidecar.v8');
+  const before = readFileSync(cache);
+  assert.ok(before.length > 100_000, `a cache of the start-up's compiled code: ${before.length} bytes`);
+  // With and without the injector's NODE_OPTIONS (V8 rejects a cache made under other flags; heap sizes do not count).
+  for (const env of [{}, { NODE_OPTIONS: podNodeOptions().join(' ') }]) {
+    const serving = await servedFromBundle(out, env);
+    assert.equal(serving.codeCache, 'used', JSON.stringify(env));
+  }
+  assert.deepEqual(readFileSync(cache), before);
+  assert.deepEqual(readdirSync(join(out, 'cache')).filter((f) => f.endsWith('.partial')), []);
+});
+
+test('image: the bundled sidecar serves without its code cache, or with one V8 rejects, and says so', async (t) => {
+  const app = mkdtempSync(join(tmpdir(), 'tenant-dns-bundle-copy-'));
+  t.after(() => rmSync(app, { recursive: true, force: true }));
+  cpSync(out, app, { recursive: true });
+  const cache = join(app, 'cache', 'sidecar.v8');
+  // Another Node's cache, or a damaged one: V8 checks its header and sizes and compiles the code as usual.
+  const damaged = readFileSync(cache);
+  damaged.fill(0x5a, 0, 64);
+  writeFileSync(cache, damaged);
+  assert.equal((await servedFromBundle(app)).codeCache, 'rejected');
+  rmSync(cache);
+  assert.equal((await servedFromBundle(app)).codeCache, 'absent');
+});
+
+test('image: sidecar --help, its errors and --version from the bundle are those of the whole CLI', () => {
+  const fromSource = execFileSync(process.execPath, [join(ROOT, 'bin', 'tenant-dns.ts'), 'sidecar', '--help'], { encoding: 'utf8' });
+  assert.equal(run(['sidecar', '--help']), fromSource);
+  const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'sidecar', '--no-such-flag'], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /error: unknown option '--no-such-flag'/);
+  assert.equal(run(['sidecar', '--version']).trim(), pkg.version);
+});
+
+test('image: the bundled sidecar refuses an invalid policy with its file and line (yaml, required from dist/vendor on demand)', () => {
+  const bad = join(out, 'bad-sidecar-policy.yaml');
+  writeFileSync(bad, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: t\nspec:\n  rules:\n    - name: r\n      action: block\n      names: [a.test]\n');
+  const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'sidecar', '--listen', '127.0.0.1:0', '--policy', bad, '--metrics', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8', timeout: 15_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:8: spec\\.rules\\[0\\]\\.action: must be one of`), r.stderr);
 });
 
 test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
@@ -82,6 +150,22 @@ test('image: .dockerignore lets in exactly what the Dockerfile copies', () => {
     assert.ok(allowed.includes(s.replace(/\/$/, '')), `${s} is copied but ignored`);
     assert.ok(existsSync(join(ROOT, s)), `${s} exists`);
   }
+});
+
+test('image: the build stage bundles from exactly what the Dockerfile copies into it', (t) => {
+  // The build context is the COPY lines (.dockerignore allows no more): a source the bundle imports but no
+  // COPY brings in fails the image build, not a test that bundles from the whole repository.
+  const ctx = mkdtempSync(join(tmpdir(), 'tenant-dns-build-context-'));
+  t.after(() => rmSync(ctx, { recursive: true, force: true }));
+  const build = dockerfile.slice(0, dockerfile.search(/^FROM .* AS runtime$/m));
+  for (const m of build.matchAll(/^COPY\s+(?!--from)(.+)$/gm)) {
+    const parts = m[1]!.trim().split(/\s+/);
+    for (const src of parts.slice(0, -1)) cpSync(join(ROOT, src), join(ctx, src), { recursive: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(ctx, 'node_modules'));
+  const r = spawnSync('sh', ['deploy/scripts/bundle.sh', join(ctx, 'out')], { cwd: ctx, env: { ...process.env, NODE: process.execPath }, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(existsSync(join(ctx, 'out', 'cache', 'sidecar.v8')), 'the warm start made the code cache');
 });
 
 test('image: the bundle answers --version, sidecar --help and injector --help', () => {
@@ -150,7 +234,7 @@ test('image: the injector from the bundle serves HTTPS and exits 0 on SIGTERM', 
   assert.equal(await exited, 0, stderr);
 });
 
-test('image: the bundled sidecar forwards over DoH (the undici chunk loads on demand) and over DoT', async (t) => {
+test('image: the bundled sidecar forwards over DoH (undici, required from dist/vendor on demand) and over DoT', async (t) => {
   const tls = testPki();
   const [tlsPort, httpsPort] = [await freePort(), await freePort()];
   const ub = await startUnbound([{ name: 'image.test', records: ['www.image.test. 60 IN A 192.0.2.77'] }], unboundTlsConfig(tlsPort, httpsPort, tls.good));

@@ -1,0 +1,91 @@
+/**
+ * The image runs `tenant-dns sidecar` from one CommonJS file (dist/sidecar.cjs, deploy/scripts/bundle.sh),
+ * compiled with V8's code cache (cache/sidecar.v8) taken from a warm start: bundle.sh starts the sidecar once,
+ * lets it answer queries, and has it write the cache just before its start-up heap compaction. That cache
+ * holds every function compiled until then, the ones compiled on their first call included: configuration,
+ * the policy compiler, the listeners and the first queries' path. Node's compile cache
+ * (NODE_COMPILE_CACHE) holds only what is compiled while a module loads, and V8 compiled the rest on the
+ * first call at every start. Measured in test/bench/README.md, "Issue 19: the sidecar's own bundle".
+ *
+ * `runWithCodeCache` is the loader (the bundle's entry calls it for `sidecar`); the sidecar reads how it went
+ * with `codeCacheStatus` (the "sidecar serving" log line) and, in bundle.sh's warm start only, writes the cache
+ * with `saveCodeCache`. The two sides run in separate bundles (the entry's ES module and sidecar.cjs), so they
+ * meet on a global registered under a Symbol.for key.
+ */
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { readFileSync, vmModule, writeFileSync } from './builtins.ts';
+
+/** How the code cache went: `used` (V8 took it), `rejected` (made by another Node or for another source), `absent` (no file). */
+export type CodeCacheStatus = 'used' | 'rejected' | 'absent';
+
+/** The environment variable that asks the loader to write the cache there (bundle.sh's warm start, nothing else). */
+export const CODE_CACHE_OUT_ENV = 'TENANT_DNS_CODE_CACHE_OUT';
+
+/**
+ * The parameters the bundle's code sees, as a CommonJS module does, plus the URL that stands for
+ * `import.meta.url` in it (bundle.sh defines `import.meta.url` as this name).
+ */
+export const IMPORT_META_URL = '__tenantDnsImportMetaUrl';
+const WRAPPER_HEAD = `(function (exports, require, module, __filename, __dirname, ${IMPORT_META_URL}) {`;
+const WRAPPER_TAIL = '\n})';
+
+interface CodeCacheState {
+  readonly status: CodeCacheStatus;
+  /** Writes the code cache V8 would make now; set only when CODE_CACHE_OUT_ENV asked for it. */
+  readonly save?: () => { file: string; bytes: number };
+}
+
+const KEY = Symbol.for('tenant-dns.code-cache');
+type WithState = { [KEY]?: CodeCacheState };
+
+/**
+ * Runs the CommonJS file `file` with V8's code cache from `cacheFile` (a missing or unreadable file is
+ * `absent`: the code is compiled as usual). `vendor` maps a bare `require` (undici, yaml: loaded off the
+ * sidecar's common path, so kept out of its file) to a file next to it. Throws what the code throws while it
+ * loads.
+ */
+export function runWithCodeCache(file: string, cacheFile: string, vendor: Readonly<Record<string, string>>): void {
+  const source = readFileSync(file, 'latin1');
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined;
+  }
+  const vm = vmModule();
+  const script = new vm.Script(WRAPPER_HEAD + source + WRAPPER_TAIL, { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const status: CodeCacheStatus = cachedData === undefined ? 'absent' : script.cachedDataRejected === true ? 'rejected' : 'used';
+  const out = process.env[CODE_CACHE_OUT_ENV];
+  const state: CodeCacheState = out
+    ? {
+        status,
+        save: () => {
+          const data = script.createCachedData();
+          writeFileSync(out, data);
+          return { file: out, bytes: data.length };
+        },
+      }
+    : { status };
+  (globalThis as WithState)[KEY] = state;
+  const nodeRequire = createRequire(file);
+  const require = Object.assign((id: string): unknown => nodeRequire(vendor[id] ?? id), { resolve: nodeRequire.resolve, cache: nodeRequire.cache });
+  const module = { exports: {} };
+  const run = script.runInThisContext() as (...args: unknown[]) => void;
+  run.call(module.exports, module.exports, require, module, file, dirname(file), pathToFileURL(file).href);
+}
+
+/** How the code cache went, or undefined when the sidecar does not run from the bundle (from source, in tests). */
+export function codeCacheStatus(): CodeCacheStatus | undefined {
+  return (globalThis as WithState)[KEY]?.status;
+}
+
+/**
+ * Writes the code cache when CODE_CACHE_OUT_ENV asked for it (bundle.sh's warm start), and says where and how
+ * much; otherwise does nothing and returns undefined. Called just before the start-up heap compaction, which
+ * flushes the start-up's code.
+ */
+export function saveCodeCache(): { file: string; bytes: number } | undefined {
+  return (globalThis as WithState)[KEY]?.save?.();
+}
