@@ -44,7 +44,7 @@ export function checkLoops(listen: readonly HostPort[], config: SidecarConfig, u
     if (isIP(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
     for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${showUrl(text)} (bootstrap address)`);
   }
-  for (const r of config.bootstrapResolver) assertNoLoop(listen, upstreamHostPort(r), '--bootstrap-resolver');
+  for (const r of config.bootstrapResolver) assertNoLoop(listen, upstreamHostPort(r, 'bootstrap resolver'), '--bootstrap-resolver');
 }
 
 /** The fromUrl options shared by every upstream: bootstrap addresses and resolvers, extra CAs. */

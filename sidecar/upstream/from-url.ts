@@ -15,7 +15,7 @@
  */
 import { isIP } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
-import { DEFAULT_PORTS, showUrl } from '../redact.ts';
+import { showUrl } from '../redact.ts';
 import { ReResolvingAddresses } from './bootstrap.ts';
 import { checkUpstreamUrl } from './spec.ts';
 import type { AddressSource } from './bootstrap.ts';
@@ -77,17 +77,20 @@ export interface UpstreamOptions {
 /**
  * Host (an IPv6 literal without brackets) and port of an upstream URL
  * (`udp://1.2.3.4:53`, `tls://[::1]:853`), with the scheme's default port.
- * No validation: {@link fromUrl} does that.
+ * The loop check reads these before {@link fromUrl} builds the upstreams, so
+ * a URL {@link checkUpstreamUrl} refuses is CONFIG_INVALID here already, naming
+ * `what` (a port over 65535 made the URL parser throw, which was reported as
+ * an INTERNAL error).
  */
-export function upstreamHostPort(url: string): { host: string; port: number } {
-  const u = new URL(url);
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  return { host, port: u.port ? Number(u.port) : (DEFAULT_PORTS[u.protocol] ?? 53) };
+export function upstreamHostPort(url: string, what = 'upstream'): { host: string; port: number } {
+  const checked = checkUpstreamUrl(url);
+  if (typeof checked === 'string') throw invalid(url, checked, what);
+  return { host: checked.host, port: checked.port };
 }
 
 /** CONFIG_INVALID naming the upstream by its redacted URL (`why` must not repeat the URL). */
-function invalid(url: string, why: string): SidecarError {
-  return new SidecarError(ErrorCodes.CONFIG_INVALID, `upstream ${showUrl(url)}: ${why}`);
+function invalid(url: string, why: string, what = 'upstream'): SidecarError {
+  return new SidecarError(ErrorCodes.CONFIG_INVALID, `${what} ${showUrl(url)}: ${why}`);
 }
 
 function lookupBootstrap(options: UpstreamOptions, host: string): readonly string[] | undefined {

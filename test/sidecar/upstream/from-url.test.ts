@@ -9,6 +9,7 @@ import { DohUpstream } from '../../../sidecar/upstream/doh.ts';
 import { DotUpstream } from '../../../sidecar/upstream/dot.ts';
 import { TcpUpstream } from '../../../sidecar/upstream/tcp.ts';
 import { UdpUpstream } from '../../../sidecar/upstream/udp.ts';
+import { startTestSidecar } from '../../helpers/sidecar.ts';
 
 describe('fromUrl', () => {
   it('fromUrl: picks the transport by scheme with default ports', async () => {
@@ -43,6 +44,16 @@ describe('fromUrl', () => {
       assert.throws(() => fromUrl(url), { code: 'CONFIG_INVALID' }, url);
     }
     assert.throws(() => fromUrl('tls://1.2.3.4', { spkiPin: 'short' }), { code: 'CONFIG_INVALID', message: /SPKI/ });
+  });
+
+  it('a sidecar refuses an upstream or bootstrap resolver with a port over 65535 as CONFIG_INVALID naming it, not an internal error', async () => {
+    // The loop check reads every upstream's host and port before the upstreams are built; the URL parser
+    // throws on such a port, and that came out as code INTERNAL, "Invalid URL".
+    await assert.rejects(startTestSidecar({ upstream: ['udp://[2001:db8::1]:99999'] }), { code: 'CONFIG_INVALID', message: 'upstream udp://[2001:db8::1]:99999: bad port 99999' });
+    await assert.rejects(startTestSidecar({ upstream: ['udp://192.0.2.1:53'], bootstrapResolver: ['udp://192.0.2.2:70000'] }), {
+      code: 'CONFIG_INVALID',
+      message: 'bootstrap resolver udp://192.0.2.2:70000: bad port 70000',
+    });
   });
 
   it('fromUrl: errors name the upstream without its user info, path or query', () => {
