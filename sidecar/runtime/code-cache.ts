@@ -47,7 +47,7 @@ type WithState = { [KEY]?: CodeCacheState };
  * loads.
  */
 export function runWithCodeCache(file: string, cacheFile: string, vendor: Readonly<Record<string, string>>): void {
-  const source = readFileSync(file, 'latin1');
+  const source = readFileSync(file, 'utf8');
   let cachedData: Buffer | undefined;
   try {
     cachedData = readFileSync(cacheFile);
@@ -70,7 +70,7 @@ export function runWithCodeCache(file: string, cacheFile: string, vendor: Readon
     : { status };
   (globalThis as WithState)[KEY] = state;
   const nodeRequire = createRequire(file);
-  const require = Object.assign((id: string): unknown => nodeRequire(vendor[id] ?? id), { resolve: nodeRequire.resolve, cache: nodeRequire.cache });
+  const require = Object.assign((id: string): unknown => nodeRequire(Object.hasOwn(vendor, id) ? vendor[id]! : id), { resolve: nodeRequire.resolve, cache: nodeRequire.cache });
   const module = { exports: {} };
   const run = script.runInThisContext() as (...args: unknown[]) => void;
   run.call(module.exports, module.exports, require, module, file, dirname(file), pathToFileURL(file).href);

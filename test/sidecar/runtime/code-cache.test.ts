@@ -24,7 +24,7 @@ function makeApp(dir: string, variant = ''): string {
 const lib = require("lib");
 const path = require("node:path");
 function later(n) { return n * 2; }
-globalThis.report = { answer: lib.answer, base: path.basename(__filename), dir: __dirname, url: __tenantDnsImportMetaUrl, same: this === module.exports, later: later(21) };
+globalThis.report = { answer: lib.answer, base: path.basename(__filename), dir: __dirname, url: __tenantDnsImportMetaUrl, same: this === module.exports, later: later(21), text: "déjà vu ✓" };
 `,
   );
   return file;
@@ -41,12 +41,13 @@ function load(file: string, cache: string, env: NodeJS.ProcessEnv = {}): { repor
   return JSON.parse(out) as { report: Record<string, unknown>; status: string; saved: unknown };
 }
 
-test('code cache: the app runs as a CommonJS module, with its vendor require, import.meta.url and this', (t) => {
+test('code cache: the app runs as a CommonJS module, with its vendor require, import.meta.url, this and its text as written', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-code-cache-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = makeApp(dir);
   const { report } = load(file, join(dir, 'none.v8'));
-  assert.deepEqual(report, { answer: 42, base: 'app.cjs', dir, url: pathToFileURL(file).href, same: true, later: 42 });
+  // The file is read as UTF-8 (esbuild writes ASCII, but a literal written as is must survive).
+  assert.deepEqual(report, { answer: 42, base: 'app.cjs', dir, url: pathToFileURL(file).href, same: true, later: 42, text: 'déjà vu ✓' });
 });
 
 test('code cache: absent, then written on request, then used; a cache of another source is rejected', (t) => {
