@@ -12,6 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import packet from 'dns-packet';
 import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,29 +60,26 @@ const NAMES = ['x.tracker.warm.test', 'www.app.warm.test', 'a.db.warm.test'];
 
 /** A query for `name` (type A, RD) with id `id`. */
 function query(id: number, name: string): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'ascii')]));
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(0x0100, 2);
-  header.writeUInt16BE(1, 4);
-  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+  return packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', class: 'IN', name }] });
 }
 
 /** The upstream's answer to `q`: its question and, for type A, one address (198.51.100.20, TTL 60). */
 function answer(q: Buffer): Buffer | undefined {
-  if (q.length < 12) return undefined;
-  let at = 12;
-  while (at < q.length && q[at] !== 0) at += q[at]! + 1;
-  const end = at + 5;
-  if (end > q.length) return undefined;
-  const reply = Buffer.from(q.subarray(0, end));
-  const isA = reply.readUInt16BE(end - 4) === 1;
-  reply.writeUInt16BE(0x8180 | (q.readUInt16BE(2) & 0x0100), 2);
-  reply.writeUInt16BE(isA ? 1 : 0, 6);
-  reply.writeUInt16BE(0, 8);
-  reply.writeUInt16BE(0, 10);
-  if (!isA) return reply;
-  return Buffer.concat([reply, Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 20])]);
+  let msg: packet.Packet;
+  try {
+    msg = packet.decode(q);
+  } catch {
+    return undefined;
+  }
+  const question = msg.questions?.[0];
+  if (question === undefined) return undefined;
+  return packet.encode({
+    type: 'response',
+    id: msg.id,
+    flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE,
+    questions: [question],
+    answers: question.type === 'A' ? [{ type: 'A', class: 'IN', name: question.name, ttl: 60, data: '198.51.100.20' }] : [],
+  });
 }
 
 const upstream = dgram.createSocket('udp4');

@@ -27,7 +27,7 @@ export const CODE_CACHE_OUT_ENV = 'TENANT_DNS_CODE_CACHE_OUT';
  * The parameters the bundle's code sees, as a CommonJS module does, plus the URL that stands for
  * `import.meta.url` in it (bundle.sh defines `import.meta.url` as this name).
  */
-export const IMPORT_META_URL = '__tenantDnsImportMetaUrl';
+const IMPORT_META_URL = '__tenantDnsImportMetaUrl';
 const WRAPPER_HEAD = `(function (exports, require, module, __filename, __dirname, ${IMPORT_META_URL}) {`;
 const WRAPPER_TAIL = '\n})';
 

@@ -59,9 +59,9 @@ export function compactHeap(): HeapCompaction {
  *
  * `--no-maglev`: V8's mid tier compiles the hot path again and again while load comes and goes, on the
  * helper threads, and its compilers' memory comes from the one malloc arena, which keeps what they freed.
- * After the bench's standard load a sidecar's private memory was 21.9-22.3 MiB, 14.5-14.7 MiB with
- * Maglev off (`memory.ts --count 10`, alternating; malloc_trim through gdb found ~9.7 MiB of that arena
- * free). Throughput at saturation stayed within its spread: the hot path still reaches TurboFan. Not
+ * After the bench's standard load a sidecar's private memory was 21.6-22.5 MiB, 14.2-14.3 MiB with
+ * Maglev off from here (`memory.ts --count 10`, two alternating pairs; malloc_trim through gdb found ~9.7
+ * MiB of that arena free). Throughput at saturation stayed within its spread: the hot path still reaches TurboFan. Not
  * from the start: start-up code then went to TurboFan, whose compiles cost more (start to first answer
  * 139 -> 146 ms); and the code cache is made and read before (code-cache.ts), under the same flags.
  * Measured in test/bench/README.md, "Issue 19: the sidecar's own bundle".
