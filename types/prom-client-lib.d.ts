@@ -15,11 +15,6 @@ declare module 'prom-client/lib/gauge.js' {
   import { Gauge } from 'prom-client';
   export default Gauge;
 }
-declare module 'prom-client/lib/metrics/eventLoopLag.js' {
-  import type { Registry } from 'prom-client';
-  /** Registers one group of prom-client's default metrics in `registry`. */
-  export default function collect(registry: Registry, config?: { eventLoopMonitoringPrecision?: number }): void;
-}
 declare module 'prom-client/lib/metrics/gc.js' {
   import type { Registry } from 'prom-client';
   /** Registers one group of prom-client's default metrics in `registry`. */

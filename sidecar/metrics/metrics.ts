@@ -6,7 +6,6 @@
  */
 import type { Registry } from 'prom-client';
 // prom-client's process metrics one module each (not the index: see registry.ts), so that `basic` collects a few.
-import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
 import gc from 'prom-client/lib/metrics/gc.js';
 import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
 import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
@@ -19,10 +18,8 @@ import processResources from 'prom-client/lib/metrics/processResources.js';
 import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
 import version from 'prom-client/lib/metrics/version.js';
 import type { Proto, Source } from '../pipeline/stage.ts';
+import { registerEventLoopDelay } from './event-loop.ts';
 import { BASIC_BUCKETS, Gauge, PROTOS, QTYPE_VALUES, RCODE_VALUES, SlotCounter, SlotHistogram, protoSlot, qtypeSlot, rcodeSlot, scrapeCounter, type MetricsDetail } from './registry.ts';
-
-/** Milliseconds between samples of the event-loop delay behind `nodejs_eventloop_lag_*`. */
-export const EVENT_LOOP_SAMPLE_MS = 1000;
 
 /** `source` label values (see {@link Source}). */
 export const SOURCES: readonly Source[] = ['policy', 'cache', 'upstream', 'local', 'listener'];
@@ -39,7 +36,7 @@ const RCODE_ALWAYS: Readonly<Record<MetricsDetail, ReadonlySet<string>>> = {
 /** `qtype` label values at the `basic` level: the two types every application asks, the rest `other`. */
 export const BASIC_QTYPES: readonly string[] = ['A', 'AAAA'];
 
-type ProcessMetric = (registry: Registry, config: { eventLoopMonitoringPrecision: number }) => void;
+type ProcessMetric = (registry: Registry) => void;
 
 /**
  * prom-client's process CPU counters (the same names and help: CPU seconds
@@ -58,24 +55,22 @@ const processCpuTotal: ProcessMetric = (registry) => {
   scrapeCounter(registry, 'process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', seconds((u) => u.user + u.system));
 };
 
-/** prom-client's process metrics per level: `full` is its whole default set. */
+/**
+ * prom-client's process metrics per level (`full` is its whole default set),
+ * and the event-loop delay's, which are the sidecar's own (event-loop.ts).
+ */
 const PROCESS_METRICS: Readonly<Record<MetricsDetail, readonly ProcessMetric[]>> = {
-  basic: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag, heapSizeAndUsed],
-  full: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag, processResources, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version, gc],
+  basic: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, (r) => registerEventLoopDelay(r, 'basic'), heapSizeAndUsed],
+  full: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, (r) => registerEventLoopDelay(r, 'full'), processResources, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version, gc],
 };
 
-/** Gauges of those modules left out at the `basic` level (the event-loop delay keeps its last sample, p99 and max). */
+/** Gauges of those modules left out at the `basic` level (the event-loop delay's own collector registers only its last sample, p99 and max there). */
 const BASIC_PROCESS_OMITTED: readonly string[] = [
   'process_virtual_memory_bytes',
   // process_cpu_seconds_total is their sum; process_resident_memory_bytes and nodejs_heap_size_* say more than the heap segment.
   'process_cpu_user_seconds_total',
   'process_cpu_system_seconds_total',
   'process_heap_bytes',
-  'nodejs_eventloop_lag_min_seconds',
-  'nodejs_eventloop_lag_mean_seconds',
-  'nodejs_eventloop_lag_stddev_seconds',
-  'nodejs_eventloop_lag_p50_seconds',
-  'nodejs_eventloop_lag_p90_seconds',
 ];
 
 /**
@@ -84,7 +79,7 @@ const BASIC_PROCESS_OMITTED: readonly string[] = [
  * a second. The sidecar's and the gateway's registries use it.
  */
 export function collectProcessMetrics(registry: Registry, detail: MetricsDetail): void {
-  for (const collect of PROCESS_METRICS[detail]) collect(registry, { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  for (const collect of PROCESS_METRICS[detail]) collect(registry);
   if (detail !== 'full') for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
 }
 
