@@ -92,7 +92,8 @@ export class QueryLog {
   readonly #tenant: string;
   readonly #pod: string;
   readonly #namespace: string;
-  readonly #sink: LineSink;
+  /** The sink; undefined until the first write when it is process.stdout (its stream is made on first use). */
+  #sink: LineSink | undefined;
   readonly #maxBytes: number;
   readonly #onDrop: ((n: number) => void) | undefined;
   readonly #now: () => number;
@@ -110,7 +111,7 @@ export class QueryLog {
     this.#tenant = options.tenant;
     this.#pod = options.pod ?? '';
     this.#namespace = options.namespace ?? '';
-    this.#sink = options.sink ?? process.stdout;
+    this.#sink = options.sink;
     this.#maxBytes = options.maxBufferBytes ?? 1 << 20;
     this.#onDrop = options.onDrop;
     this.#now = options.now ?? Date.now;
@@ -183,9 +184,10 @@ export class QueryLog {
     this.#written += this.#lines.length;
     this.#lines = [];
     this.#bytes = 0;
-    if (!this.#sink.write(chunk)) {
+    const sink = (this.#sink ??= process.stdout);
+    if (!sink.write(chunk)) {
       this.#waitingDrain = true;
-      this.#sink.once('drain', () => {
+      sink.once('drain', () => {
         this.#waitingDrain = false;
         if (this.#lines.length > 0 && !this.#scheduled) {
           this.#scheduled = true;
