@@ -28,6 +28,7 @@ import {
   sidecarFlags,
   startAuthoritative,
   startCeiling,
+  startForwarder,
   startDnsdist,
   startDnsmasq,
   startKresd,
@@ -82,7 +83,11 @@ const started = Date.now();
 
 // ---------------------------------------------------------------- systems
 
-type Kind = 'ceiling' | 'ours' | 'peer' | 'reference';
+/**
+ * ceiling: the Node limit of the hot path (hits); floor: the least a Node forwarder does per miss
+ * (test/bench/forwarder.ts), run for the miss workloads only; reference: the upstream itself.
+ */
+type Kind = 'ceiling' | 'floor' | 'ours' | 'peer' | 'reference';
 
 interface SystemDef {
   readonly name: string;
@@ -97,6 +102,7 @@ function startOurs(up: UpstreamInfo, o: StartOptions & { transport?: Transport }
 
 const ALL_SYSTEMS: readonly SystemDef[] = [
   { name: 'node-ceiling', kind: 'ceiling', start: (_up, o) => startCeiling(o) },
+  { name: 'node-forwarder', kind: 'floor', start: (up, o) => startForwarder(up, o) },
   { name: 'tenant-dns', kind: 'ours', start: (up, o) => startOurs(up, o) },
   { name: 'unbound', kind: 'peer', start: (up, o) => startUnboundForwarder(up, o) },
   { name: 'dnsdist', kind: 'peer', start: (up, o) => startDnsdist(up, o) },
@@ -293,6 +299,12 @@ async function fixedRate(sys: SystemDef, server: BenchServer, kind: 'hit' | 'mis
 }
 
 async function udpWorkloads(sys: SystemDef, server: BenchServer, files: RoundFiles): Promise<void> {
+  if (sys.kind === 'floor') {
+    // No cache: every query is a miss, so only the miss workloads say anything of it.
+    await fixedRate(sys, server, 'miss', { file: files.missFixed, once: true });
+    await saturation(sys.name, server, 'miss', { file: files.missSat, once: true });
+    return;
+  }
   if (sys.kind !== 'reference') {
     await warm(server.port);
     await saturation(sys.name, server, 'hit', { file: HOT_FILE });
@@ -387,6 +399,7 @@ async function main(): Promise<void> {
     background.push(await busyCores(SMOKE ? 200 : 1000));
     for (let r = 0; r < ROUNDS && !overBudget(); r++) {
       for (const sys of rotate(SYSTEMS, r)) {
+        if (sys.kind === 'floor') continue;
         try {
           await startupSample(sys, up);
         } catch (err) {
@@ -709,6 +722,31 @@ function costTargets(results: MetricResult[]): Target[] {
   return out;
 }
 
+/**
+ * Issue 19's miss targets split in two: the Node forwarding floor (node-forwarder: no DNS work
+ * at all) against the same peer, which no Node forwarder can beat on this machine, and
+ * tenant-dns against the floor, which is the sidecar's own work. Empty without the floor.
+ */
+function floorLines(results: MetricResult[]): string[] {
+  const get = (id: string) => results.find((m) => m.def.id === id);
+  const of = (id: string, system: string) => get(id)?.bySystem[system]?.median;
+  const div = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? a / b : undefined);
+  const rows: [string, string, string | undefined][] = [
+    [`miss p99 at ${FIXED_QPS} QPS`, 'miss_fixed_p99', get('miss_fixed_p99')?.bestPeer],
+    ['miss throughput at saturation', 'miss_sat_qps', 'unbound'],
+    [`CPU at ${FIXED_QPS} misses/s`, 'miss_fixed_cpu', 'unbound'],
+  ];
+  if (!rows.some(([, id]) => of(id, 'node-forwarder') !== undefined)) return [];
+  const lines = ['', '### Misses: the Node floor and the sidecar\'s own work', '', '| | node-forwarder ÷ peer | tenant-dns ÷ node-forwarder | tenant-dns ÷ peer |', '| --- | ---: | ---: | ---: |'];
+  for (const [what, id, peer] of rows) {
+    const floor = of(id, 'node-forwarder');
+    const ours = of(id, 'tenant-dns');
+    const theirs = peer ? of(id, peer) : undefined;
+    lines.push(`| ${what} (peer: ${peer ?? '—'}) | ${ratio(div(floor, theirs))} | ${ratio(div(ours, floor))} | ${ratio(div(ours, theirs))} |`);
+  }
+  return lines;
+}
+
 function report(): void {
   const results = analyse();
   const systems = [...SYSTEMS.map((s) => s.name), 'upstream (direct)'];
@@ -766,6 +804,7 @@ function report(): void {
   const cost = costTargets(results);
   lines.push('', '## Issue 19 targets (cost at scale)', '', '| target | measured | met |', '| --- | ---: | :---: |');
   for (const t of cost) lines.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? 'yes' : '**no**'} |`);
+  lines.push(...floorLines(results));
   if (errors.size || notes.length) {
     lines.push('', '## Notes', '');
     for (const [s, e] of errors) lines.push(`- ${s}: error: ${e.replace(/\s+/g, ' ')}`);

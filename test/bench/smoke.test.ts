@@ -39,6 +39,12 @@ test('bench smoke: the harness writes a table with a row for every system', { ti
       assert.ok(Number.isFinite(json.metrics[metric]?.bySystem[system]?.median), `${system} has a figure for ${metric}`);
     }
   }
+  // The forwarding floor runs the miss workloads only, and the report splits the miss targets by it.
+  for (const metric of ['miss_fixed_p99', 'miss_sat_qps', 'miss_fixed_cpu']) {
+    assert.ok(Number.isFinite(json.metrics[metric]?.bySystem['node-forwarder']?.median), `node-forwarder has a figure for ${metric}`);
+  }
+  assert.equal(json.metrics.hit_sat_qps?.bySystem['node-forwarder'], undefined, 'node-forwarder runs no hit workload');
+  assert.match(md, /^\| miss p99 at 1000 QPS \(peer: \w+\) \| [0-9.]+× \| [0-9.]+× \| [0-9.]+× \|$/m);
   assert.match(md, /## Issue 7 targets/);
   assert.match(md, /## Issue 19 targets/);
   // Marginal memory: the sidecar, the ceiling and one peer (dnsmasq), USS read idle and after the load.

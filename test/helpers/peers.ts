@@ -375,22 +375,37 @@ export function benchPolicy(): string {
   return policyFile;
 }
 
-let ceilingJs: string | undefined;
+const benchScripts = new Map<string, string>();
 
 /**
- * test/bench/ceiling.ts compiled to one plain .mjs file (once per process, into a temporary
- * directory). The ceiling must run as JavaScript, as the sidecar's bundle does: run as .ts,
- * Node loads its type stripper first, which adds ~60 ms to its start and ~20 MiB to its
- * RSS and so flatters every ratio to it.
+ * test/bench/NAME.ts compiled to one plain .mjs file (once per process, into a temporary
+ * directory). The ceiling and the forwarding floor must run as JavaScript, as the sidecar's
+ * bundle does: run as .ts, Node loads its type stripper first, which adds ~60 ms to its start
+ * and ~20 MiB to its RSS and so flatters every ratio to it.
  */
-export function ceilingScript(): string {
-  if (ceilingJs) return ceilingJs;
-  const dir = buildDir('tenant-dns-bench-ceiling-');
-  const out = join(dir, 'ceiling.mjs');
+function benchScript(name: 'ceiling' | 'forwarder'): string {
+  const built = benchScripts.get(name);
+  if (built) return built;
+  const dir = buildDir(`tenant-dns-bench-${name}-`);
+  const out = join(dir, `${name}.mjs`);
   const esbuild = join(ROOT, 'node_modules/.bin/esbuild');
-  execFileSync(esbuild, [join(ROOT, 'test/bench/ceiling.ts'), '--bundle', '--platform=node', '--target=node24', '--format=esm', '--log-level=warning', `--outfile=${out}`], { cwd: ROOT, stdio: 'inherit', timeout: 60_000 });
-  ceilingJs = out;
+  execFileSync(esbuild, [join(ROOT, `test/bench/${name}.ts`), '--bundle', '--platform=node', '--target=node24', '--format=esm', '--log-level=warning', `--outfile=${out}`], { cwd: ROOT, stdio: 'inherit', timeout: 60_000 });
+  benchScripts.set(name, out);
   return out;
+}
+
+/** test/bench/ceiling.ts as the bench runs it (see benchScript). */
+export function ceilingScript(): string {
+  return benchScript('ceiling');
+}
+
+/**
+ * The Node forwarding floor (test/bench/forwarder.ts, run as JavaScript): forwards each query to
+ * `up` over UDP with a random ID and matches the reply, and does nothing else.
+ */
+export async function startForwarder(up: UpstreamInfo, opts: StartOptions = {}): Promise<BenchServer> {
+  const port = await freePort();
+  return startDaemon('node-forwarder', port, process.execPath, [benchScript('forwarder'), String(port), String(up.port)], opts);
 }
 
 /** The Node ceiling (test/bench/ceiling.ts, run as JavaScript): copies the query ID into a fixed reply. */
