@@ -70,6 +70,8 @@ rm -rf "$out/dist" && mkdir -p "$out/dist/vendor"
 # require (dynamic-import=false), which the loader maps to vendor/undici.cjs, as it maps yaml.
 # --minify-syntax too (names kept, so stack traces keep them): idle USS of 10 sidecars 11.8, 11.7, 12.0,
 # 11.5 -> 11.4, 11.4, 11.4, 11.5 MiB in alternating runs (test/bench/README.md, "the sidecar's own bundle").
+# The banner and footer wrap the body in the function the loader calls (sidecar/runtime/code-cache.ts,
+# WRAPPER_HEAD and WRAPPER_TAIL: the same text), so V8 compiles the file's text without another copy.
 "$esbuild" bin/sidecar-program.ts \
   --bundle \
   --platform=node \
@@ -79,6 +81,9 @@ rm -rf "$out/dist" && mkdir -p "$out/dist/vendor"
   --external:undici \
   --external:yaml \
   --define:import.meta.url=__tenantDnsImportMetaUrl \
+  "--banner:js=(function (exports, require, module, __filename, __dirname, __tenantDnsImportMetaUrl) {" \
+  "--footer:js=
+})" \
   --legal-comments=none \
   --minify-whitespace \
   --minify-syntax \

@@ -28,8 +28,19 @@ export const CODE_CACHE_OUT_ENV = 'TENANT_DNS_CODE_CACHE_OUT';
  * `import.meta.url` in it (bundle.sh defines `import.meta.url` as this name).
  */
 const IMPORT_META_URL = '__tenantDnsImportMetaUrl';
-const WRAPPER_HEAD = `(function (exports, require, module, __filename, __dirname, ${IMPORT_META_URL}) {`;
-const WRAPPER_TAIL = '\n})';
+/**
+ * The file the loader runs is a CommonJS body already wrapped in this function expression (bundle.sh
+ * writes it with esbuild's --banner and --footer, the same text), so that V8 compiles the string read
+ * from the file as it is: wrapped here, the 0.5 MB source was copied once more at every start (about 110
+ * page faults, test/bench/README.md, "Issue 19: where it stands").
+ */
+export const WRAPPER_HEAD = `(function (exports, require, module, __filename, __dirname, ${IMPORT_META_URL}) {`;
+export const WRAPPER_TAIL = '\n})';
+
+/** `body` (CommonJS) as the loader runs it: what bundle.sh's --banner and --footer make of sidecar.cjs. */
+export function wrapCommonJs(body: string): string {
+  return WRAPPER_HEAD + body + WRAPPER_TAIL;
+}
 
 interface CodeCacheState {
   readonly status: CodeCacheStatus;
@@ -41,13 +52,16 @@ const KEY = Symbol.for('tenant-dns.code-cache');
 type WithState = { [KEY]?: CodeCacheState };
 
 /**
- * Runs the CommonJS file `file` with V8's code cache from `cacheFile` (a missing or unreadable file is
- * `absent`: the code is compiled as usual). `vendor` maps a bare `require` (undici, yaml: loaded off the
- * sidecar's common path, so kept out of its file) to a file next to it. Throws what the code throws while it
- * loads.
+ * Runs the CommonJS file `file`, wrapped as {@link wrapCommonJs} wraps it, with V8's code cache from
+ * `cacheFile` (a missing or unreadable file is `absent`: the code is compiled as usual). `vendor` maps a
+ * bare `require` (undici, yaml: loaded off the sidecar's common path, so kept out of its file) to a file
+ * next to it. Throws when the file is not wrapped, and what the code throws while it loads.
  */
 export function runWithCodeCache(file: string, cacheFile: string, vendor: Readonly<Record<string, string>>): void {
   const source = readFileSync(file, 'utf8');
+  if (!source.startsWith(WRAPPER_HEAD) || !source.trimEnd().endsWith('})')) {
+    throw new Error(`${file}: not a CommonJS body wrapped for the code-cache loader (deploy/scripts/bundle.sh writes it so: it starts with "${WRAPPER_HEAD}" and ends with "})")`);
+  }
   let cachedData: Buffer | undefined;
   try {
     cachedData = readFileSync(cacheFile);
@@ -55,7 +69,7 @@ export function runWithCodeCache(file: string, cacheFile: string, vendor: Readon
     cachedData = undefined;
   }
   const vm = vmModule();
-  const script = new vm.Script(WRAPPER_HEAD + source + WRAPPER_TAIL, { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const script = new vm.Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const status: CodeCacheStatus = cachedData === undefined ? 'absent' : script.cachedDataRejected === true ? 'rejected' : 'used';
   const out = process.env[CODE_CACHE_OUT_ENV];
   const state: CodeCacheState = out

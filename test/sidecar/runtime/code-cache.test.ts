@@ -11,22 +11,26 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 
+import { wrapCommonJs } from '../../../sidecar/runtime/code-cache.ts';
+
 const LOADER = pathToFileURL(join(import.meta.dirname, '../../../sidecar/runtime/code-cache.ts')).href;
 
-/** A CommonJS app that reports what it saw as a CommonJS module, and a vendor file it requires by a bare name. */
-function makeApp(dir: string, variant = ''): string {
+/**
+ * A CommonJS app that reports what it saw as a CommonJS module, and a vendor file it requires by a bare name;
+ * wrapped for the loader as bundle.sh wraps dist/sidecar.cjs (`wrap: false`: the body alone).
+ */
+function makeApp(dir: string, variant = '', wrap = true): string {
   mkdirSync(join(dir, 'vendor'), { recursive: true });
   writeFileSync(join(dir, 'vendor', 'lib.cjs'), 'module.exports = { answer: 42 };\n');
   const file = join(dir, 'app.cjs');
-  writeFileSync(
-    file,
-    `"use strict";${variant}
+  const body = `"use strict";${variant}
 const lib = require("lib");
 const path = require("node:path");
 function later(n) { return n * 2; }
 globalThis.report = { answer: lib.answer, base: path.basename(__filename), dir: __dirname, url: __tenantDnsImportMetaUrl, same: this === module.exports, later: later(21), text: "déjà vu ✓" };
-`,
-  );
+`;
+  // esbuild ends the file with a newline after its footer.
+  writeFileSync(file, wrap ? `${wrapCommonJs(body)}\n` : body);
   return file;
 }
 
@@ -73,4 +77,14 @@ test('code cache: absent, then written on request, then used; a cache of another
   const rejected = load(file, cache);
   assert.equal(rejected.status, 'rejected');
   assert.equal(rejected.report.later, 42, 'the code still runs, compiled as usual');
+});
+
+test('code cache: a file not wrapped for the loader is refused, naming the file and the wrapper', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tenant-dns-code-cache-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = makeApp(dir, '', false);
+  assert.throws(() => load(file, join(dir, 'none.v8')), (err: Error & { stderr?: string }) => {
+    assert.match(String(err.stderr), new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a CommonJS body wrapped for the code-cache loader \\(deploy/scripts/bundle.sh`));
+    return true;
+  });
 });
