@@ -47,7 +47,8 @@ export class GatewayMetrics {
       registers: [registry],
     });
     new Gauge({ name: 'tenant_dns_gateway_build_info', help: 'Always 1; the gateway version.', labelNames: ['version'], registers: [registry] }).set({ version: options.version }, 1);
-    if (options.processMetrics ?? true) collectProcessMetrics(registry, 'basic');
+    // 'basic' registers them all before it returns.
+    if (options.processMetrics ?? true) void collectProcessMetrics(registry, 'basic');
   }
 
   /** Counts one answer. */

@@ -5,18 +5,13 @@
  * other folders declare their own (see README.md, "Metrics").
  */
 import type { Registry } from 'prom-client';
-// prom-client's process metrics one module each (not the index: see registry.ts), so that `basic` collects a few.
-import gc from 'prom-client/lib/metrics/gc.js';
+// prom-client's process metrics one module each (not the index: see registry.ts), so that `basic` collects a few;
+// the ones only `full` collects are imported when it asks (fullOnlyProcessMetrics).
 import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
-import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
 import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
-import processHandles from 'prom-client/lib/metrics/processHandles.js';
 import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
 import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
-import processRequests from 'prom-client/lib/metrics/processRequests.js';
-import processResources from 'prom-client/lib/metrics/processResources.js';
 import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
-import version from 'prom-client/lib/metrics/version.js';
 import type { Proto, Source } from '../pipeline/stage.ts';
 import { registerEventLoopDelay } from './event-loop.ts';
 import { BASIC_BUCKETS, Gauge, PROTOS, QTYPE_VALUES, RCODE_VALUES, SlotCounter, SlotHistogram, protoSlot, qtypeSlot, rcodeSlot, scrapeCounter, type MetricsDetail } from './registry.ts';
@@ -56,13 +51,37 @@ const processCpuTotal: ProcessMetric = (registry) => {
 };
 
 /**
- * prom-client's process metrics per level (`full` is its whole default set),
+ * The process metrics of both levels: prom-client's few that `basic` keeps,
  * and the event-loop delay's, which are the sidecar's own (event-loop.ts).
  */
-const PROCESS_METRICS: Readonly<Record<MetricsDetail, readonly ProcessMetric[]>> = {
-  basic: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, (r) => registerEventLoopDelay(r, 'basic'), heapSizeAndUsed],
-  full: [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, (r) => registerEventLoopDelay(r, 'full'), processResources, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version, gc],
-};
+const PROCESS_METRICS = (detail: MetricsDetail): readonly ProcessMetric[] => [
+  processCpuTotal,
+  processStartTime,
+  osMemoryHeap,
+  processOpenFileDescriptors,
+  processMaxFileDescriptors,
+  (r) => registerEventLoopDelay(r, detail),
+  heapSizeAndUsed,
+];
+
+/**
+ * The rest of prom-client's default set, which only `full` collects, imported
+ * when it does: heapSpacesSizeAndUsed.js loads node:v8 as it loads, which a
+ * sidecar at the default `basic` then only loads for its start-up heap
+ * compaction, after its first answer (test/bench/README.md, "Issue 19: where
+ * it stands").
+ */
+async function fullOnlyProcessMetrics(): Promise<ProcessMetric[]> {
+  const modules = await Promise.all([
+    import('prom-client/lib/metrics/processResources.js'),
+    import('prom-client/lib/metrics/processHandles.js'),
+    import('prom-client/lib/metrics/processRequests.js'),
+    import('prom-client/lib/metrics/heapSpacesSizeAndUsed.js'),
+    import('prom-client/lib/metrics/version.js'),
+    import('prom-client/lib/metrics/gc.js'),
+  ]);
+  return modules.map((m) => m.default);
+}
 
 /** Gauges of those modules left out at the `basic` level (the event-loop delay's own collector registers only its last sample, p99 and max there). */
 const BASIC_PROCESS_OMITTED: readonly string[] = [
@@ -76,11 +95,17 @@ const BASIC_PROCESS_OMITTED: readonly string[] = [
 /**
  * Registers prom-client's process and Node.js metrics at `detail` (a few at
  * `basic`, its whole default set at `full`), the event-loop delay sampled once
- * a second. The sidecar's and the gateway's registries use it.
+ * a second. The sidecar's and the gateway's registries use it. Those of
+ * `basic` are registered when it returns; the promise settles once `full`'s
+ * others are too (at `basic`, at once).
  */
-export function collectProcessMetrics(registry: Registry, detail: MetricsDetail): void {
-  for (const collect of PROCESS_METRICS[detail]) collect(registry);
-  if (detail !== 'full') for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
+export async function collectProcessMetrics(registry: Registry, detail: MetricsDetail): Promise<void> {
+  for (const collect of PROCESS_METRICS(detail)) collect(registry);
+  if (detail !== 'full') {
+    for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
+    return;
+  }
+  for (const collect of await fullOnlyProcessMetrics()) collect(registry);
 }
 
 /**
@@ -105,6 +130,8 @@ export class QueryMetrics {
   readonly responses: SlotCounter;
   readonly duration: SlotHistogram;
   readonly queryLogDropped: SlotCounter;
+  /** Settles once every metric is registered (the process metrics `full` imports on demand). */
+  readonly ready: Promise<void>;
   /** Queries the metrics stage is working on now. */
   inflight = 0;
 
@@ -165,7 +192,7 @@ export class QueryMetrics {
     // The event-loop delay is sampled once a second. prom-client's default (every 10 ms) is a
     // timer that woke an idle sidecar 100 times a second: ~3 ms of CPU per second per pod for a
     // gauge no dashboard reads (measured with perf stat, issue 7).
-    if (options.processMetrics ?? true) collectProcessMetrics(registry, detail);
+    this.ready = options.processMetrics ?? true ? collectProcessMetrics(registry, detail) : Promise.resolve();
   }
 
   /** Counts a client query. Hot path. */

@@ -173,6 +173,7 @@ export class Telemetry {
   async start(targets: TelemetryTargets): Promise<void> {
     const { policy, cache, groups } = targets;
     const metrics = this.metrics;
+    await metrics.query.ready; // every series exists before the first scrape
     metrics.cache.bindStats(() => cache.store.stats());
     metrics.upstream.bindGroups(groups);
     metrics.policy.bindLastReloadSuccess(() => policy.lastGoodAt);

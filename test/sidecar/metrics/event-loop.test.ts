@@ -20,7 +20,7 @@ function block(ms: number): void {
 test('event-loop delay: an idle process reports a delay near 0, not the sampling interval', async () => {
   // prom-client's collector at this interval recorded the time between ticks: p99 and max were 1.001 s here.
   const r = new Registry();
-  collectProcessMetrics(r, 'basic');
+  await collectProcessMetrics(r, 'basic');
   await sleep(EVENT_LOOP_SAMPLE_MS * 2 + 300);
   const text = await r.metrics();
   assert.ok(value(text, 'nodejs_eventloop_lag_p99_seconds') < 0.2, text);

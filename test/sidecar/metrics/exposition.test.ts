@@ -12,6 +12,7 @@ import { heldRegistry } from './fixtures.ts';
 
 test('exposition: the text is what prom-client renders, with every sidecar metric, in slices', async () => {
   const m = new SidecarMetrics(new Registry(), { tenant: 'team-a', version: '1.2.3', processMetrics: true });
+  await m.query.ready; // `full` (the default here) imports some process metrics on demand
   m.query.request('udp', 1);
   m.policy.decision('deny', 'no-ads');
   // sliceMs 0: it yields after every metric family.

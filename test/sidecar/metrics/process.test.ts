@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Registry from 'prom-client/lib/registry.js';
@@ -24,7 +25,7 @@ const value = (text: string, name: string): number => {
 
 test('process metrics: at basic, process_cpu_seconds_total counts the CPU used since it was registered', async () => {
   const r = new Registry();
-  collectProcessMetrics(r, 'basic');
+  await collectProcessMetrics(r, 'basic');
   burn(50);
   const text = await r.metrics();
   assert.ok(value(text, 'process_cpu_seconds_total') >= 0.05, text);
@@ -35,7 +36,7 @@ test('process metrics: at basic, process_cpu_seconds_total counts the CPU used s
 
 test('process metrics: at full, the user and system counters too, adding up to the total', async () => {
   const r = new Registry();
-  collectProcessMetrics(r, 'full');
+  await collectProcessMetrics(r, 'full');
   burn(50);
   const text = await r.metrics();
   const user = value(text, 'process_cpu_user_seconds_total');
@@ -44,4 +45,19 @@ test('process metrics: at full, the user and system counters too, adding up to t
   assert.ok(user > 0 && total >= 0.05, text);
   // Each counter reads the clock at its own collect, a moment apart.
   assert.ok(Math.abs(user + system - total) < 0.02, `${user} + ${system} vs ${total}`);
+});
+
+test('process metrics: basic does not load node:v8 (only the metrics full adds do)', () => {
+  // A fresh process: this one may have loaded node:v8 already.
+  const script = `
+    const { collectProcessMetrics } = await import(${JSON.stringify(new URL('../../../sidecar/metrics/metrics.ts', import.meta.url).href)});
+    const { default: Registry } = await import('prom-client/lib/registry.js');
+    const v8 = () => process.moduleLoadList.includes('NativeModule v8');
+    await collectProcessMetrics(new Registry(), 'basic');
+    const basic = v8();
+    await collectProcessMetrics(new Registry(), 'full');
+    console.log(JSON.stringify({ basic, full: v8() }));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../../../', import.meta.url), encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), { basic: false, full: true });
 });
