@@ -12,7 +12,7 @@
 const fs = process.getBuiltinModule('node:fs');
 
 /** node:fs functions the sidecar uses. */
-export const { readFileSync, readdirSync, watch, openSync, readSync, writeFileSync } = fs;
+export const { readFileSync, readdirSync, watch, openSync, readSync, writeFileSync, fstatSync, closeSync } = fs;
 
 /**
  * node:crypto, loaded on the first call: SPKI pins of a DoT or DoH upstream and

@@ -15,7 +15,7 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { readFileSync, vmModule, writeFileSync } from './builtins.ts';
+import { closeSync, fstatSync, openSync, readSync, vmModule, writeFileSync } from './builtins.ts';
 
 /** How the code cache went: `used` (V8 took it), `rejected` (made by another Node or for another source), `absent` (no file). */
 export type CodeCacheStatus = 'used' | 'rejected' | 'absent';
@@ -58,15 +58,9 @@ type WithState = { [KEY]?: CodeCacheState };
  * next to it. Throws when the file is not wrapped, and what the code throws while it loads.
  */
 export function runWithCodeCache(file: string, cacheFile: string, vendor: Readonly<Record<string, string>>): void {
-  const source = readFileSync(file, 'utf8');
+  const { source, cachedData } = readSourceAndCache(file, cacheFile);
   if (!source.startsWith(WRAPPER_HEAD) || !source.trimEnd().endsWith('})')) {
     throw new Error(`${file}: not a CommonJS body wrapped for the code-cache loader (deploy/scripts/bundle.sh writes it so: it starts with "${WRAPPER_HEAD}" and ends with "})")`);
-  }
-  let cachedData: Buffer | undefined;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    cachedData = undefined;
   }
   const vm = vmModule();
   const script = new vm.Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
@@ -88,6 +82,52 @@ export function runWithCodeCache(file: string, cacheFile: string, vendor: Readon
   const module = { exports: {} };
   const run = script.runInThisContext() as (...args: unknown[]) => void;
   run.call(module.exports, module.exports, require, module, file, dirname(file), pathToFileURL(file).href);
+}
+
+/**
+ * The text of `file` (UTF-8) and the bytes of `cacheFile` (undefined when it cannot be read), read through
+ * one buffer: the source's bytes become a string, then the cache is read over them, so the second read finds
+ * the pages the first one touched. Two buffers cost about 120 more page faults per start, and a page fault
+ * costs about 11 µs on the bench's VM (test/bench/README.md, "Issue 19: where it stands").
+ */
+function readSourceAndCache(file: string, cacheFile: string): { source: string; cachedData: Buffer | undefined } {
+  const sourceFd = openSync(file, 'r');
+  let cacheFd: number | undefined;
+  try {
+    let cacheSize = 0;
+    try {
+      cacheFd = openSync(cacheFile, 'r');
+      cacheSize = fstatSync(cacheFd).size;
+    } catch {
+      cacheFd = undefined;
+    }
+    const sourceSize = fstatSync(sourceFd).size;
+    const buffer = Buffer.allocUnsafeSlow(Math.max(sourceSize, cacheSize, 1));
+    const source = buffer.toString('utf8', 0, readAll(sourceFd, buffer, sourceSize));
+    let cachedData: Buffer | undefined;
+    if (cacheFd !== undefined) {
+      try {
+        cachedData = buffer.subarray(0, readAll(cacheFd, buffer, cacheSize));
+      } catch {
+        cachedData = undefined;
+      }
+    }
+    return { source, cachedData };
+  } finally {
+    closeSync(sourceFd);
+    if (cacheFd !== undefined) closeSync(cacheFd);
+  }
+}
+
+/** Reads up to `size` bytes of `fd` into the start of `buffer`; returns how many it read. */
+function readAll(fd: number, buffer: Buffer, size: number): number {
+  let done = 0;
+  while (done < size) {
+    const n = readSync(fd, buffer, done, size - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }
 
 /** How the code cache went, or undefined when the sidecar does not run from the bundle (from source, in tests). */
