@@ -54,7 +54,7 @@ const processCpuTotal: ProcessMetric = (registry) => {
  * The process metrics of both levels: prom-client's few that `basic` keeps,
  * and the event-loop delay's, which are the sidecar's own (event-loop.ts).
  */
-const PROCESS_METRICS = (detail: MetricsDetail): readonly ProcessMetric[] => [
+const basicProcessMetrics = (detail: MetricsDetail): readonly ProcessMetric[] => [
   processCpuTotal,
   processStartTime,
   osMemoryHeap,
@@ -100,7 +100,7 @@ const BASIC_PROCESS_OMITTED: readonly string[] = [
  * others are too (at `basic`, at once).
  */
 export async function collectProcessMetrics(registry: Registry, detail: MetricsDetail): Promise<void> {
-  for (const collect of PROCESS_METRICS(detail)) collect(registry);
+  for (const collect of basicProcessMetrics(detail)) collect(registry);
   if (detail !== 'full') {
     for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
     return;
