@@ -96,16 +96,19 @@ const BASIC_PROCESS_OMITTED: readonly string[] = [
  * Registers prom-client's process and Node.js metrics at `detail` (a few at
  * `basic`, its whole default set at `full`), the event-loop delay sampled once
  * a second. The sidecar's and the gateway's registries use it. Those of
- * `basic` are registered when it returns; the promise settles once `full`'s
- * others are too (at `basic`, at once).
+ * `basic` are registered when it returns (a failure throws, as a metric
+ * registered twice does); the promise settles once `full`'s others are too
+ * (at `basic`, at once).
  */
-export async function collectProcessMetrics(registry: Registry, detail: MetricsDetail): Promise<void> {
+export function collectProcessMetrics(registry: Registry, detail: MetricsDetail): Promise<void> {
   for (const collect of basicProcessMetrics(detail)) collect(registry);
   if (detail !== 'full') {
     for (const name of BASIC_PROCESS_OMITTED) registry.removeSingleMetric(name);
-    return;
+    return Promise.resolve();
   }
-  for (const collect of await fullOnlyProcessMetrics()) collect(registry);
+  return fullOnlyProcessMetrics().then((collectors) => {
+    for (const collect of collectors) collect(registry);
+  });
 }
 
 /**
@@ -193,6 +196,8 @@ export class QueryMetrics {
     // timer that woke an idle sidecar 100 times a second: ~3 ms of CPU per second per pod for a
     // gauge no dashboard reads (measured with perf stat, issue 7).
     this.ready = options.processMetrics ?? true ? collectProcessMetrics(registry, detail) : Promise.resolve();
+    // Telemetry.start awaits it and fails with its error; a registry nobody starts must not crash on it.
+    this.ready.catch(() => {});
   }
 
   /** Counts a client query. Hot path. */

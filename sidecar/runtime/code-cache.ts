@@ -99,6 +99,7 @@ function readSourceAndCache(file: string, cacheFile: string): { source: string; 
       cacheFd = openSync(cacheFile, 'r');
       cacheSize = fstatSync(cacheFd).size;
     } catch {
+      if (cacheFd !== undefined) closeSync(cacheFd);
       cacheFd = undefined;
     }
     const sourceSize = fstatSync(sourceFd).size;
