@@ -12,7 +12,21 @@
 const fs = process.getBuiltinModule('node:fs');
 
 /** node:fs functions the sidecar uses. */
-export const { readFileSync, readdirSync, watch, openSync, readSync, writeFileSync, fstatSync, closeSync } = fs;
+export const { readFileSync, readdirSync, watch, openSync, writeFileSync, fstatSync, closeSync } = fs;
+
+/**
+ * Reads from `fd` (at its current offset) into the start of `buffer` until `length` bytes or the end;
+ * returns how many it read. One read may return fewer (a signal cuts a large read of a device short).
+ */
+export function readFully(fd: number, buffer: Uint8Array, length: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buffer, done, length - done, null);
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
 
 /**
  * node:crypto, loaded on the first call: SPKI pins of a DoT or DoH upstream and

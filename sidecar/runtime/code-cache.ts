@@ -15,7 +15,7 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { closeSync, fstatSync, openSync, readSync, vmModule, writeFileSync } from './builtins.ts';
+import { closeSync, fstatSync, openSync, readFully, vmModule, writeFileSync } from './builtins.ts';
 
 /** How the code cache went: `used` (V8 took it), `rejected` (made by another Node or for another source), `absent` (no file). */
 export type CodeCacheStatus = 'used' | 'rejected' | 'absent';
@@ -59,8 +59,8 @@ type WithState = { [KEY]?: CodeCacheState };
  */
 export function runWithCodeCache(file: string, cacheFile: string, vendor: Readonly<Record<string, string>>): void {
   const { source, cachedData } = readSourceAndCache(file, cacheFile);
-  if (!source.startsWith(WRAPPER_HEAD) || !source.trimEnd().endsWith('})')) {
-    throw new Error(`${file}: not a CommonJS body wrapped for the code-cache loader (deploy/scripts/bundle.sh writes it so: it starts with "${WRAPPER_HEAD}" and ends with "})")`);
+  if (!source.startsWith(WRAPPER_HEAD) || !source.trimEnd().endsWith(WRAPPER_TAIL.trim())) {
+    throw new Error(`${file}: not a CommonJS body wrapped for the code-cache loader (deploy/scripts/bundle.sh writes it so: it starts with "${WRAPPER_HEAD}" and ends with "${WRAPPER_TAIL.trim()}")`);
   }
   const vm = vmModule();
   const script = new vm.Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
@@ -104,11 +104,11 @@ function readSourceAndCache(file: string, cacheFile: string): { source: string; 
     }
     const sourceSize = fstatSync(sourceFd).size;
     const buffer = Buffer.allocUnsafeSlow(Math.max(sourceSize, cacheSize, 1));
-    const source = buffer.toString('utf8', 0, readAll(sourceFd, buffer, sourceSize));
+    const source = buffer.toString('utf8', 0, readFully(sourceFd, buffer, sourceSize));
     let cachedData: Buffer | undefined;
     if (cacheFd !== undefined) {
       try {
-        cachedData = buffer.subarray(0, readAll(cacheFd, buffer, cacheSize));
+        cachedData = buffer.subarray(0, readFully(cacheFd, buffer, cacheSize));
       } catch {
         cachedData = undefined;
       }
@@ -118,17 +118,6 @@ function readSourceAndCache(file: string, cacheFile: string): { source: string; 
     closeSync(sourceFd);
     if (cacheFd !== undefined) closeSync(cacheFd);
   }
-}
-
-/** Reads up to `size` bytes of `fd` into the start of `buffer`; returns how many it read. */
-function readAll(fd: number, buffer: Buffer, size: number): number {
-  let done = 0;
-  while (done < size) {
-    const n = readSync(fd, buffer, done, size - done, done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
 }
 
 /** How the code cache went, or undefined when the sidecar does not run from the bundle (from source, in tests). */

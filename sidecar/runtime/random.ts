@@ -9,7 +9,7 @@
  * bytes a second. Where the device cannot be opened (a sandbox
  * without /dev), node:crypto is the source, as before.
  */
-import { cryptoModule, openSync, readSync } from './builtins.ts';
+import { cryptoModule, openSync, readFully } from './builtins.ts';
 
 /** Fills `out` with bytes of a cryptographically secure generator. */
 export type RandomFill = (out: Uint8Array | Uint16Array) => void;
@@ -35,11 +35,7 @@ export function randomSource(device = '/dev/urandom'): RandomFill {
     }
     const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     // A read of the device returns what was asked for; a signal can cut a large one short, so read on.
-    for (let at = 0; at < bytes.length; ) {
-      const n = readSync(fd, bytes, at, bytes.length - at, null);
-      if (n <= 0) throw new Error(`reading ${device}: got no bytes`);
-      at += n;
-    }
+    if (readFully(fd, bytes, bytes.length) < bytes.length) throw new Error(`reading ${device}: got no bytes`);
   };
 }
 
