@@ -73,7 +73,11 @@ describe('tenant-dns sidecar shutdown', () => {
     // An upstream that takes 600 ms to answer, so the queries are in flight when SIGTERM arrives.
     const slow = await startDnsServer({ handler: () => ({ delayMs: 600 }) });
     t.after(() => slow.close());
-    const p = await spawnServing(['sidecar', '--upstream', slow.url('udp')]);
+    // A port picked below the ephemeral range: after the exit, no kernel-chosen
+    // socket of a neighbouring test (another sidecar on port 0) can take it and
+    // answer the last query below.
+    const listenPort = await freePort();
+    const p = await spawnServing(['sidecar', '--upstream', slow.url('udp'), '--listen', `127.0.0.1:${listenPort}`]);
     t.after(() => p.kill());
     const port = p.port;
     const udp = queryUdp('127.0.0.1', port, { name: 'a.example', type: 'A' }, 3000);
