@@ -85,7 +85,8 @@ const started = Date.now();
 
 /**
  * ceiling: the Node limit of the hot path (hits); floor: the least a Node forwarder does per miss
- * (test/bench/forwarder.ts), run for the miss workloads only; reference: the upstream itself.
+ * (test/bench/forwarder.ts), run for the miss workloads only (over UDP, and over DoT in the
+ * forwarding-over-TLS workload); reference: the upstream itself.
  */
 type Kind = 'ceiling' | 'floor' | 'ours' | 'peer' | 'reference';
 
@@ -114,6 +115,7 @@ const SYSTEMS = flags.systems ? ALL_SYSTEMS.filter((s) => flags.systems!.split('
 /** Forwarding over TLS: which systems can, per transport. */
 const TLS_SYSTEMS: readonly { name: string; kind: Kind; transport: Transport; start(up: UpstreamInfo, o: StartOptions): Promise<BenchServer> }[] = [
   { name: 'tenant-dns', kind: 'ours', transport: 'dot', start: (up, o) => startOurs(up, { ...o, transport: 'dot' }) },
+  { name: 'node-forwarder', kind: 'floor', transport: 'dot', start: (up, o) => startForwarder(up, { ...o, transport: 'dot' }) },
   { name: 'unbound', kind: 'peer', transport: 'dot', start: (up, o) => startUnboundForwarder(up, { ...o, transport: 'dot' }) },
   { name: 'dnsdist', kind: 'peer', transport: 'dot', start: (up, o) => startDnsdist(up, { ...o, transport: 'dot' }) },
   { name: 'kresd', kind: 'peer', transport: 'dot', start: (up, o) => startKresd(up, { ...o, transport: 'dot' }) },
@@ -723,9 +725,10 @@ function costTargets(results: MetricResult[]): Target[] {
 }
 
 /**
- * Issue 19's miss targets split in two: the Node forwarding floor (node-forwarder: no DNS work
- * at all) against the same peer, which no Node forwarder can beat on this machine, and
- * tenant-dns against the floor, which is the sidecar's own work. Empty without the floor.
+ * Issue 19's miss targets (DoT forwarding's too) split in two: the Node forwarding floor
+ * (node-forwarder: no DNS work at all) against the same peer, which no Node forwarder can beat on
+ * this machine, and tenant-dns against the floor, which is the sidecar's own work. Empty without
+ * the floor.
  */
 function floorLines(results: MetricResult[]): string[] {
   const get = (id: string) => results.find((m) => m.def.id === id);
@@ -735,6 +738,7 @@ function floorLines(results: MetricResult[]): string[] {
     [`miss p99 at ${FIXED_QPS} QPS`, 'miss_fixed_p99', get('miss_fixed_p99')?.bestPeer],
     ['miss throughput at saturation', 'miss_sat_qps', 'unbound'],
     [`CPU at ${FIXED_QPS} misses/s`, 'miss_fixed_cpu', 'unbound'],
+    ['DoT forwarding throughput', 'dot_miss_sat_qps', 'kresd'],
   ];
   if (!rows.some(([, id]) => of(id, 'node-forwarder') !== undefined)) return [];
   const lines = ['', '### Misses: the Node floor and the sidecar\'s own work', '', '| | node-forwarder ÷ peer | tenant-dns ÷ node-forwarder | tenant-dns ÷ peer |', '| --- | ---: | ---: | ---: |'];

@@ -401,11 +401,16 @@ export function ceilingScript(): string {
 
 /**
  * The Node forwarding floor (test/bench/forwarder.ts, run as JavaScript): forwards each query to
- * `up` over UDP with a random ID and matches the reply, and does nothing else.
+ * `up` with a random ID and matches the reply, and does nothing else; over UDP, or over DoT as the
+ * sidecar's stream transport does (`transport: 'dot'`).
  */
-export async function startForwarder(up: UpstreamInfo, opts: StartOptions = {}): Promise<BenchServer> {
+export async function startForwarder(up: UpstreamInfo, opts: StartOptions & { transport?: Transport } = {}): Promise<BenchServer> {
+  const transport = opts.transport ?? 'udp';
+  needTls(up, transport);
+  if (transport === 'doh') throw new Error('the forwarding floor forwards over UDP or DoT only');
   const port = await freePort();
-  return startDaemon('node-forwarder', port, process.execPath, [benchScript('forwarder'), String(port), String(up.port)], opts);
+  const upstream = transport === 'dot' ? [String(up.tlsPort), up.tlsName!, up.caFile!] : [String(up.port)];
+  return startDaemon('node-forwarder', port, process.execPath, [benchScript('forwarder'), String(port), ...upstream], opts);
 }
 
 /** The Node ceiling (test/bench/ceiling.ts, run as JavaScript): copies the query ID into a fixed reply. */
