@@ -137,18 +137,24 @@ function dotConnection(name: string, ca: Buffer, onClose: () => void): Upstream 
     pending.clear();
     onClose();
   });
+  // The turn's queries, each behind its two-byte length, in one buffer: one copy of each query, one write.
   const flush = (): void => {
     const batch = outbox;
     outbox = [];
-    socket.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch));
+    let size = 0;
+    for (const q of batch) size += 2 + q.length;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const q of batch) {
+      out.writeUInt16BE(q.length, at);
+      at += 2 + q.copy(out, at + 2);
+    }
+    socket.write(out);
   };
   return {
     pending,
     send(query) {
-      const framed = Buffer.allocUnsafe(query.length + 2);
-      framed.writeUInt16BE(query.length, 0);
-      query.copy(framed, 2);
-      if (outbox.push(framed) === 1) setImmediate(flush);
+      if (outbox.push(query) === 1) setImmediate(flush);
     },
   };
 }
