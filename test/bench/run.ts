@@ -74,9 +74,29 @@ const ZONE_NAMES = 5000;
 const OUT_DIR = flags.out ?? join(ROOT, 'test/bench/results');
 const OUT_BASE = SMOKE ? 'smoke' : 'latest';
 /** The server on one core, the load generator and the authoritative on the other. */
-const PIN = availableParallelism() >= 2;
+/** The CPUs this process may use, read before it pins itself to one (pinSelf). */
+const CPUS = availableParallelism();
+const PIN = CPUS >= 2;
 const SERVER_CPU = PIN ? '0' : undefined;
 const LOAD_CPU = PIN ? '1' : undefined;
+
+/**
+ * This process on the load CPU too, every thread of it: it reads dnsperf's per-query lines (5,000 a second in
+ * the latency runs) and samples memory and CPU, and left to the scheduler it ran on the server's CPU as often as
+ * not, where each of its turns delayed the queries the server had waiting. The servers are started under
+ * `taskset -c 0` and the helpers under `taskset -c 1`, so what it starts unpinned inherits CPU 1. Returns
+ * whether it is pinned.
+ */
+function pinSelf(): boolean {
+  if (LOAD_CPU === undefined) return false;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', LOAD_CPU, String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false; // no taskset: measured unpinned, and the report's header says so
+  }
+}
+const SELF_PINNED = pinSelf();
 /** Wall-clock cap of the whole run; past it, remaining runs are skipped and reported. */
 const BUDGET_MS = (SMOKE ? 4 : 14) * 60_000;
 const started = Date.now();
@@ -386,7 +406,7 @@ function sidecarHasTlsFlags(): boolean {
 
 async function main(): Promise<void> {
   log(`tenant-dns bench: ${SMOKE ? 'SMOKE ' : ''}${ROUNDS} round(s), ${SECONDS} s per load run, systems ${SYSTEMS.map((s) => s.name).join(', ')}; ` +
-    (PIN ? 'servers on CPU 0, dnsperf and the authoritative on CPU 1' : 'unpinned (fewer than 2 CPUs)'));
+    (PIN ? `servers on CPU 0, dnsperf, the authoritative and ${SELF_PINNED ? 'this process' : 'not this process (taskset failed)'} on CPU 1` : 'unpinned (fewer than 2 CPUs)'));
   const pki = testPki();
   const auth = (await tracked(startAuthoritative({
     cpu: LOAD_CPU,
@@ -759,14 +779,14 @@ function report(): void {
   lines.push(`# tenant-dns benchmark${SMOKE ? ' (smoke: timings meaningless)' : ''}`);
   lines.push('');
   lines.push(
-    `${new Date().toISOString()} · node ${process.version} · ${availableParallelism()} × ${cpuModel} · ${ROUNDS} round(s) interleaved, ` +
-      `${SECONDS} s per load run · ${PIN ? 'server pinned to CPU 0, dnsperf and the authoritative to CPU 1' : 'unpinned'} · ` +
+    `${new Date().toISOString()} · node ${process.version} · ${CPUS} × ${cpuModel} · ${ROUNDS} round(s) interleaved, ` +
+      `${SECONDS} s per load run · ${PIN ? `server pinned to CPU 0, dnsperf, the authoritative and ${SELF_PINNED ? 'the bench itself' : 'not the bench itself (taskset failed)'} to CPU 1` : 'unpinned'} · ` +
       'cells: median (min–max) over rounds',
   );
   lines.push('');
   lines.push(
     `Background load of other processes, sampled for 1 s before the start-up runs and before each round: ` +
-      `${background.map((b) => b.toFixed(2)).join(', ')} of ${availableParallelism()} cores` +
+      `${background.map((b) => b.toFixed(2)).join(', ')} of ${CPUS} cores` +
       (Math.max(...background) > 0.2 ? ' — **the machine was shared: treat the figures as noisy**.' : '.'),
   );
   lines.push('');
@@ -822,7 +842,7 @@ function report(): void {
   const json = {
     date: new Date().toISOString(),
     node: process.version,
-    cpus: availableParallelism(),
+    cpus: CPUS,
     smoke: SMOKE,
     rounds: ROUNDS,
     secondsPerRun: SECONDS,
