@@ -100,7 +100,12 @@ export const IDLE_QUERIES_PER_CHECK = 10;
  * the old one with cache entries and garbage) and V8 keeps what it grew
  * while the pod idles, which is most of a pod's life; one memory-reducing
  * collection once the load stops gives it back (test/bench/README.md,
- * "Marginal memory").
+ * "Marginal memory"). The price: with no query in flight, that collection
+ * (like V8's own memory reducer a few seconds into a quiet spell) deoptimizes
+ * the query path's optimized code, so the first half second of the next
+ * burst runs slower code; at thousands of queries a second that is the miss
+ * p99's tail (test/bench/README.md, "The miss tail is V8 optimizing the miss
+ * path again after an idle spell": 4.8 MiB per pod against that tail).
  */
 export class IdleCompaction {
   #last: number;
