@@ -73,9 +73,9 @@ const HOT_NAMES = 100;
 const ZONE_NAMES = 5000;
 const OUT_DIR = flags.out ?? join(ROOT, 'test/bench/results');
 const OUT_BASE = SMOKE ? 'smoke' : 'latest';
-/** The server on one core, the load generator and the authoritative on the other. */
 /** The CPUs this process may use, read before it pins itself to one (pinSelf). */
 const CPUS = availableParallelism();
+/** The server on one core; the load generator, the authoritative and this process on the other. */
 const PIN = CPUS >= 2;
 const SERVER_CPU = PIN ? '0' : undefined;
 const LOAD_CPU = PIN ? '1' : undefined;
@@ -84,8 +84,8 @@ const LOAD_CPU = PIN ? '1' : undefined;
  * This process on the load CPU too, every thread of it: it reads dnsperf's per-query lines (5,000 a second in
  * the latency runs) and samples memory and CPU, and left to the scheduler it ran on the server's CPU as often as
  * not, where each of its turns delayed the queries the server had waiting. The servers are started under
- * `taskset -c 0` and the helpers under `taskset -c 1`, so what it starts unpinned inherits CPU 1. Returns
- * whether it is pinned.
+ * `taskset -c 0` and dnsperf and the authoritative under `taskset -c 1`; what it starts without taskset
+ * inherits CPU 1. Returns whether it is pinned.
  */
 function pinSelf(): boolean {
   if (LOAD_CPU === undefined) return false;
