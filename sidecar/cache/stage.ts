@@ -7,7 +7,8 @@ import { EDECode, Flags, HEADER_LENGTH, RCode, RRType } from '../dns/constants.t
 import { scanReply } from '../dns/records.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
 import { ErrorCodes, errorCode, type ErrorCode } from '../errors.ts';
-import type { Answer, Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import { after } from '../pipeline/deferred.ts';
+import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
 import { CacheStore, type CacheConfig, type EvictReason, type HitInfo } from './store.ts';
 import { mapWithout } from '../runtime/tables.ts';
 
@@ -82,6 +83,8 @@ export function flightSub(q: ParsedQuery): number {
 
 /** A miss being resolved by its leader, and what the queries that wait for it share. */
 interface Flight {
+  /** The leader's query. */
+  readonly ctx: QueryContext;
   readonly name: string;
   readonly sub: number;
   /** The next flight of the same name (another {@link flightSub}). */
@@ -220,7 +223,7 @@ export class CacheStage implements Stage {
    * Resolves a miss through `next`, with the stale answer timer
    * ({@link #staleInTime}).
    */
-  #lead(ctx: QueryContext, next: Next, name: string): Promise<Outcome> {
+  #lead(ctx: QueryContext, next: Next, name: string): Answer {
     return this.#staleInTime(ctx, this.#resolve(ctx, next, name));
   }
 
@@ -231,8 +234,8 @@ export class CacheStage implements Stage {
    * entry (RFC 8767 §5, the client response timer). Every client query gets
    * this timer, the ones that joined an exchange in flight included.
    */
-  #staleInTime(ctx: QueryContext, work: Promise<Outcome>): Promise<Outcome> {
-    if (this.#staleAnswerTimeoutMs <= 0 || !this.store.hasStale(keyName(ctx), subKey(ctx.query))) return work;
+  #staleInTime(ctx: QueryContext, work: Answer): Answer {
+    if (!isPending(work) || this.#staleAnswerTimeoutMs <= 0 || !this.store.hasStale(keyName(ctx), subKey(ctx.query))) return work;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.#staleAnswerTimeoutMs);
@@ -244,30 +247,33 @@ export class CacheStage implements Stage {
       }
       const stale = this.#stale(ctx);
       if (stale === undefined) return work;
-      work.catch(() => {}); // The background refresh's failure is the group's to report.
+      work.then(undefined, () => {}); // The background refresh's failure is the group's to report.
       return stale;
     });
   }
 
   /**
    * Resolves a miss through `next`, stores the answer, and shares it with the
-   * waiters. Callbacks rather than an async function: one promise per miss here.
+   * waiters. Callbacks on the pending answer rather than an async function: no
+   * promise of its own per miss; an answer `next` gave at once is stored at once.
    */
-  #resolve(ctx: QueryContext, next: Next, name: string): Promise<Outcome> {
-    const flight: Flight = { name, sub: flightSub(ctx.query), next: this.#inflight.get(name), signal: ctx.signal, shared: undefined };
+  #resolve(ctx: QueryContext, next: Next, name: string): Answer {
+    const flight: Flight = { ctx, name, sub: flightSub(ctx.query), next: this.#inflight.get(name), signal: ctx.signal, shared: undefined };
     this.#inflight.set(name, flight);
     this.#flights++;
     let answer: Answer;
     try {
       answer = next(ctx);
     } catch (err) {
-      answer = Promise.reject(err);
+      return this.#unresolved(ctx, flight, err);
     }
-    return Promise.resolve(answer).then(
-      (outcome) => this.#resolved(ctx, flight, outcome),
-      (err: unknown) => this.#unresolved(ctx, flight, err),
-    );
+    if (!isPending(answer)) return this.#resolved(ctx, flight, answer);
+    return after(answer, flight, this.#onResolved, this.#onUnresolved);
   }
+
+  /** {@link #resolved} and {@link #unresolved} as continuations of a flight (made once: no closure per miss). */
+  readonly #onResolved = (flight: Flight, outcome: Outcome): Outcome => this.#resolved(flight.ctx, flight, outcome);
+  readonly #onUnresolved = (flight: Flight, err: unknown): Outcome => this.#unresolved(flight.ctx, flight, err);
 
   /** A leader's answer: stored, shared, and returned. */
   #resolved(ctx: QueryContext, flight: Flight, outcome: Outcome): Outcome {

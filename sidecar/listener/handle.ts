@@ -8,6 +8,7 @@ import { Flags, RCode } from '../dns/constants.ts';
 import { errorReply, finishReply, optRecord } from '../dns/reply.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { clientUdpLimit, LOOP_TAG_LENGTH, readQuery, type ParsedQuery, type Rejected } from '../dns/wire.ts';
+import { after } from '../pipeline/deferred.ts';
 import { dropOutcome, isPending, type Answer, type Next, type Outcome, type Proto, type QueryContext } from '../pipeline/stage.ts';
 import { internalRoute, type Route } from '../route/classify.ts';
 
@@ -121,7 +122,7 @@ function unreadable(wire: Buffer, rejected: Rejected): ParsedQuery {
  * on a TCP connection past its pipelining cap, and is refused like one over
  * the in-flight cap.
  */
-export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap = false): Reply | Promise<Reply> {
+export function answer(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap = false): Reply | PromiseLike<Reply> {
   const reply = answerQuery(wire, proto, deps, overConnectionCap);
   if (!deps.noRecursion) return reply;
   return isPending(reply) ? reply.then(withoutRa) : withoutRa(reply);
@@ -134,7 +135,7 @@ function withoutRa(reply: Reply): Reply {
 }
 
 /** {@link answer} before `noRecursion` applies. */
-function answerQuery(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap: boolean): Reply | Promise<Reply> {
+function answerQuery(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnectionCap: boolean): Reply | PromiseLike<Reply> {
   const read = readQuery(wire);
   if (read.rejected) {
     const r = read.rejected;
@@ -186,16 +187,35 @@ function answerQuery(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnecti
     deps.gate.leave();
     return finish(ctx, result);
   }
-  return result.then(
-    (outcome) => {
-      deps.gate.leave();
-      return finish(ctx, outcome);
-    },
-    (err: unknown) => {
-      deps.gate.leave();
-      return finishObserved(ctx, deps.fail(err, ctx, 'pipeline'), deps);
-    },
-  );
+  const then = continuationsOf(deps);
+  return after(result, ctx, then.finished, then.failed);
+}
+
+/** What a pending answer continues with: its reply, or the failure path's. */
+interface Continuations {
+  finished(ctx: QueryContext, outcome: Outcome): Reply;
+  failed(ctx: QueryContext, err: unknown): Reply;
+}
+
+/** The continuations of each listener's dependencies, made once (not a closure per forwarded query). */
+const continuations = new WeakMap<HandlerDeps, Continuations>();
+
+function continuationsOf(deps: HandlerDeps): Continuations {
+  let c = continuations.get(deps);
+  if (c === undefined) {
+    c = {
+      finished(ctx, outcome) {
+        deps.gate.leave();
+        return finish(ctx, outcome);
+      },
+      failed(ctx, err) {
+        deps.gate.leave();
+        return finishObserved(ctx, deps.fail(err, ctx, 'pipeline'), deps);
+      },
+    };
+    continuations.set(deps, c);
+  }
+  return c;
 }
 
 /** {@link finish} for an outcome the pipeline's observer did not see. */

@@ -10,6 +10,7 @@ import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { listenOn, type HostPort } from './address.ts';
 import { isPending } from '../pipeline/stage.ts';
+import { after } from '../pipeline/deferred.ts';
 import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
 /** TCP listener limits. */
@@ -144,9 +145,12 @@ class Connection {
     }
     this.inflight++;
     const reply = answer(msg, 'tcp', this.deps);
-    if (isPending(reply)) void reply.then((r) => this.answered(r));
+    if (isPending(reply)) after(reply, this, Connection.answeredOn);
     else this.answered(reply);
   }
+
+  /** {@link answered} as a pending reply's continuation (made once, not a closure per query). */
+  private static readonly answeredOn = (conn: Connection, reply: Reply): void => conn.answered(reply);
 
   private answered(reply: Reply): void {
     this.inflight--;

@@ -7,6 +7,7 @@ import { ErrorCodes, SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { literalLookup, type HostPort } from './address.ts';
 import { isPending } from '../pipeline/stage.ts';
+import { after } from '../pipeline/deferred.ts';
 import { answer, type HandlerDeps, type Reply } from './handle.ts';
 
 /** A bound UDP listener. */
@@ -29,10 +30,11 @@ export async function listenUdp(at: HostPort, deps: HandlerDeps, log: Logger): P
   const send = (reply: Reply, rinfo: dgram.RemoteInfo) => {
     if (reply && !closed) socket.send(reply, rinfo.port, rinfo.address);
   };
+  const sendTo = (rinfo: dgram.RemoteInfo, reply: Reply) => send(reply, rinfo);
   socket.on('message', (msg, rinfo) => {
     if (!accepting) return;
     const reply = answer(msg, 'udp', deps);
-    if (isPending(reply)) void reply.then((r) => send(r, rinfo));
+    if (isPending(reply)) after(reply, rinfo, sendTo);
     else send(reply, rinfo);
   });
   socket.on('error', (err) => log('warn', 'UDP listener socket error', { error: err.message }));

@@ -11,6 +11,7 @@
  * allocates nothing here, one still waiting for an upstream a `then`.
  */
 import { performance } from 'node:perf_hooks';
+import { after } from '../pipeline/deferred.ts';
 import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
 import type { ListenerMetrics } from '../listener/metrics.ts';
 import type { PolicyMetrics } from '../policy/metrics.ts';
@@ -57,6 +58,7 @@ export function createMetricsStage(metrics: MetricsStageTargets, queryLog?: Quer
     query.inflight--;
     throw err;
   };
+  const failedAfter = (_ctx: QueryContext, err: unknown): never => failed(err);
   return {
     name: 'metrics',
     handle(ctx: QueryContext, next: Next): Answer {
@@ -68,7 +70,7 @@ export function createMetricsStage(metrics: MetricsStageTargets, queryLog?: Quer
       } catch (err) {
         return failed(err);
       }
-      return isPending(result) ? result.then((outcome) => done(ctx, outcome), failed) : done(ctx, result);
+      return isPending(result) ? after(result, ctx, done, failedAfter) : done(ctx, result);
     },
     observe(ctx: QueryContext, outcome: Outcome): void {
       if (outcome.source === 'listener' && outcome.reason === 'malformed') {

@@ -6,6 +6,7 @@ import { EDECode, RCode } from '../dns/constants.ts';
 import { errorReply, type ExtendedError } from '../dns/reply.ts';
 import { ErrorCodes, SidecarError, errorCode, type ErrorCode } from '../errors.ts';
 import { STAGE_ORDER, type StageName } from './order.ts';
+import { after } from './deferred.ts';
 import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from './stage.ts';
 
 /** Called once for every error a stage let escape. */
@@ -63,14 +64,17 @@ export function compose(stages: Partial<Record<StageName, Stage>>, onError: Erro
     return servfail(ctx, err);
   };
   // A synchronous answer passes straight through: no closure, no promise.
-  const guard = (next: Next, where: string): Next => (ctx) => {
-    let result: Answer;
-    try {
-      result = next(ctx);
-    } catch (err) {
-      return fail(err, ctx, where);
-    }
-    return isPending(result) ? result.catch((err: unknown) => fail(err, ctx, where)) : result;
+  const guard = (next: Next, where: string): Next => {
+    const failed = (ctx: QueryContext, err: unknown): Outcome => fail(err, ctx, where);
+    return (ctx) => {
+      let result: Answer;
+      try {
+        result = next(ctx);
+      } catch (err) {
+        return fail(err, ctx, where);
+      }
+      return isPending(result) ? after(result, ctx, undefined, failed) : result;
+    };
   };
   // Errors are caught in two places only: just inside the outermost stage (so
   // it, usually metrics, sees the SERVFAIL like any other outcome) and around

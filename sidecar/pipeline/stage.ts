@@ -7,6 +7,7 @@ import type { ReplyScan } from '../dns/records.ts';
 import type { ExtendedError } from '../dns/reply.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
 import type { Route } from '../route/classify.ts';
+import { Deferred } from './deferred.ts';
 
 /** The transport a query arrived on. */
 export type Proto = 'udp' | 'tcp';
@@ -98,13 +99,18 @@ export interface Outcome {
  * hit, a policy denial, a static split answer) returns the outcome itself,
  * so such a query goes through the whole pipeline without a promise or a
  * microtask (DESIGN §4); only work that waits (an upstream exchange) returns
- * a promise. Callers test with {@link isPending}; `await` takes either.
+ * a pending answer: a {@link Deferred} on the query path (the forward stage's,
+ * and every `then()` of it), whose continuations run as soon as it settles;
+ * a Promise where a stage's rare path is an async function (a search walk, a
+ * split zone's CNAME chase, a query waiting for an identical one). Callers
+ * test with {@link isPending} and continue with `then()`, which both have;
+ * `await` takes either.
  */
-export type Answer = Outcome | Promise<Outcome>;
+export type Answer = Outcome | PromiseLike<Outcome>;
 
 /** Whether an answer (an {@link Answer}, or a listener's reply) is still to come. */
-export function isPending<T>(answer: T | Promise<T>): answer is Promise<T> {
-  return answer instanceof Promise;
+export function isPending<T>(answer: T | PromiseLike<T>): answer is PromiseLike<T> {
+  return answer instanceof Deferred || answer instanceof Promise;
 }
 
 /** Calls the rest of the pipeline. */

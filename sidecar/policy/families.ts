@@ -13,7 +13,7 @@ import { CLASS_IN, RCode, RRType } from '../dns/constants.ts';
 import { synthesize } from '../dns/reply.ts';
 import { personalize } from '../cache/stage.ts';
 import { clientQuestion, questionName } from '../pipeline/context.ts';
-import type { Answer, Next, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
 import type { CompiledPolicy, PolicyHolder } from './compile.ts';
 import { syntheticSoa } from './stage.ts';
 
@@ -64,7 +64,8 @@ export function createFamiliesStage(holder: PolicyHolder): Stage {
       } catch {
         return answer(ctx, undefined);
       }
-      return Promise.resolve(pending).then(
+      if (!isPending(pending)) return answer(ctx, pending);
+      return pending.then(
         (o) => answer(ctx, o),
         () => answer(ctx, undefined),
       );

@@ -5,6 +5,7 @@
 import type { SynthRecord } from '../dns/reply.ts';
 import { synthesize, errorReply } from '../dns/reply.ts';
 import { CLASS_IN, EDECode, RCode, RRType } from '../dns/constants.ts';
+import { after } from '../pipeline/deferred.ts';
 import { isPending, type Answer, type Outcome, type QueryContext, type Next, type Stage } from '../pipeline/stage.ts';
 import type { Route } from '../route/classify.ts';
 import type { DenyResponse } from './compile.ts';
@@ -110,6 +111,7 @@ function checkedAnswer(ctx: QueryContext, outcome: Outcome, router: NameRouter):
  * queries never pass here; their names reach it in the answer they are part of.
  */
 export function createPolicyStage(router: NameRouter): Stage {
+  const check = (ctx: QueryContext, outcome: Outcome): Outcome => checkedAnswer(ctx, outcome, router);
   return {
     name: 'policy',
     handle(ctx: QueryContext, next: Next): Answer {
@@ -119,7 +121,7 @@ export function createPolicyStage(router: NameRouter): Stage {
         return denyOutcome(ctx, ev.decision.rule, ev.response!, ev.soaZone);
       }
       const answer = next(ctx);
-      return isPending(answer) ? answer.then((o) => checkedAnswer(ctx, o, router)) : checkedAnswer(ctx, answer, router);
+      return isPending(answer) ? after(answer, ctx, check) : checkedAnswer(ctx, answer, router);
     },
   };
 }

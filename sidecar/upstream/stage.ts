@@ -14,7 +14,8 @@ import { ErrorCodes, SidecarError } from '../errors.ts';
 import { DEFAULT_GROUP } from '../route/classify.ts';
 import { impossibleServiceName } from '../config/cluster.ts';
 import { syntheticSoa } from '../policy/stage.ts';
-import type { Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import type { Answer, Outcome, QueryContext, Stage } from '../pipeline/stage.ts';
+import { Deferred } from '../pipeline/deferred.ts';
 import { EDNS_UDP_SIZE } from '../dns/constants.ts';
 
 /** The part of an upstream group the forward stage uses (see group.ts). */
@@ -97,7 +98,7 @@ export function forwardStage(options: ForwardOptions): Stage {
   const { groups, loopTag, specNamesOnly } = options;
   return {
     name: 'forward',
-    handle(ctx: QueryContext): Outcome | Promise<Outcome> {
+    handle(ctx: QueryContext): Answer {
       const q = ctx.query;
       const r = ctx.route;
       if (specNamesOnly !== undefined && r.kind === 'cluster' && r.zone === specNamesOnly && impossibleServiceName(q.qname, specNamesOnly)) {
@@ -116,25 +117,25 @@ export function forwardStage(options: ForwardOptions): Stage {
           reason: 'no-cluster-dns',
         };
       }
-      const { promise, resolve, reject } = Promise.withResolvers<Outcome>();
-      group.start(upstreamQuery(ctx.wire, q, loopTag), ctx.signal, new ForwardReply(ctx, group, resolve, reject));
-      return promise;
+      const answer = new ForwardReply(ctx, group);
+      group.start(upstreamQuery(ctx.wire, q, loopTag), ctx.signal, answer);
+      return answer;
     },
   };
 }
 
-/** Receives a group's answer to one forwarded query and settles the stage's promise with the client's outcome (no then() per miss). */
-class ForwardReply implements GroupReceiver {
+/**
+ * The forward stage's pending answer: receives the group's answer to one forwarded query and settles with the
+ * client's outcome (no promise, no resolving functions and no then() per miss: pipeline/deferred.ts).
+ */
+class ForwardReply extends Deferred<Outcome> implements GroupReceiver {
   readonly #ctx: QueryContext;
   readonly #group: ResolvingGroup;
-  readonly #resolve: (outcome: Outcome) => void;
-  readonly #reject: (err: unknown) => void;
 
-  constructor(ctx: QueryContext, group: ResolvingGroup, resolve: (outcome: Outcome) => void, reject: (err: unknown) => void) {
+  constructor(ctx: QueryContext, group: ResolvingGroup) {
+    super();
     this.#ctx = ctx;
     this.#group = group;
-    this.#resolve = resolve;
-    this.#reject = reject;
   }
 
   onReply(result: GroupReply): void {
@@ -142,14 +143,14 @@ class ForwardReply implements GroupReceiver {
     try {
       outcome = replyOutcome(this.#ctx, this.#group, result);
     } catch (err) {
-      this.#reject(err);
+      this.reject(err);
       return;
     }
-    this.#resolve(outcome);
+    this.resolve(outcome);
   }
 
   onError(err: unknown): void {
-    this.#reject(err);
+    this.reject(err);
   }
 }
 
