@@ -96,7 +96,14 @@ class Connection {
   readonly pending = new Map<number, Pending>();
   readonly queued: Pending[] = [];
   lastReadAt = 0;
+  /**
+   * Closes the connection once it has had nothing in flight for `idleTimeoutMs`. Armed when the connection
+   * first goes idle and left armed while it works (a query only clears `idleSince`), so a connection whose
+   * last reply leaves it idle between two batches does not make and cancel a timer each time.
+   */
   idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when the last query in flight was settled; -1 while queries are in flight. */
+  idleSince = -1;
   chunks: Buffer[] = [];
   buffered = 0;
   need = -1;
@@ -245,10 +252,7 @@ export class StreamUpstream implements Upstream {
       conn = this.#open();
     }
     p.conn = conn;
-    if (conn.idleTimer) {
-      clearTimeout(conn.idleTimer);
-      conn.idleTimer = undefined;
-    }
+    conn.idleSince = -1;
     if (conn.open) this.#write(conn, p);
     else conn.queued.push(p);
   }
@@ -376,11 +380,20 @@ export class StreamUpstream implements Upstream {
   }
 
   #maybeIdle(conn: Connection): void {
-    if (!conn.open || conn.dead || this.#inFlight(conn) > 0 || conn.idleTimer) return;
+    if (!conn.open || conn.dead || this.#inFlight(conn) > 0) return;
+    conn.idleSince = performance.now();
+    if (conn.idleTimer === undefined) this.#armIdle(conn, this.#tuning.idleTimeoutMs);
+  }
+
+  /** The idle timer, `ms` from now: closes the connection if it is idle then and has been for `idleTimeoutMs`. */
+  #armIdle(conn: Connection, ms: number): void {
     conn.idleTimer = setTimeout(() => {
       conn.idleTimer = undefined;
-      if (this.#inFlight(conn) === 0) this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'idle connection closed to', this.address), false);
-    }, this.#tuning.idleTimeoutMs);
+      if (conn.dead || conn.idleSince < 0 || this.#inFlight(conn) > 0) return; // busy: its next idle spell arms it again
+      const left = conn.idleSince + this.#tuning.idleTimeoutMs - performance.now();
+      if (left > 0) this.#armIdle(conn, left);
+      else this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'idle connection closed to', this.address), false);
+    }, Math.max(1, Math.ceil(ms)));
     conn.idleTimer.unref();
   }
 
