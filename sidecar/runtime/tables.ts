@@ -21,3 +21,102 @@ export function setWithout<T>(set: Set<T>, value: T): Set<T> {
   set.delete(value);
   return set;
 }
+
+/** What an {@link IdTable} holds: something with a 16-bit DNS message ID. */
+export interface WithId {
+  readonly id: number;
+}
+
+/**
+ * The exchanges in flight on one connection, by DNS message ID: a fixed
+ * array probed linearly from the ID's low bits, that never grows, shrinks or
+ * rehashes, and whose slot is cleared when an exchange leaves. A long-lived
+ * Map is the wrong tool here: V8 rehashes a Map whose table is in the old
+ * generation into a new old-generation table and leaves the old one, with its
+ * pointers to the young exchanges that were in flight then, as garbage until
+ * the next full collection; until then each of those pointers keeps its
+ * exchange, and everything the exchange leads to (the query, its context,
+ * its answer), alive through every young collection, so that it is promoted
+ * (test/bench/README.md, "Misses: the pipeline's promises"). `capacity` must
+ * exceed the most entries held at once; it is rounded up to a power of two.
+ */
+export class IdTable<T extends WithId> {
+  readonly #slots: (T | undefined)[];
+  readonly #mask: number;
+  #size = 0;
+
+  constructor(capacity: number) {
+    let n = 8;
+    while (n < capacity * 2) n *= 2;
+    this.#slots = new Array<T | undefined>(n).fill(undefined);
+    this.#mask = n - 1;
+  }
+
+  /** Entries held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get(id: number): T | undefined {
+    const slots = this.#slots;
+    for (let i = id & this.#mask; ; i = (i + 1) & this.#mask) {
+      const e = slots[i];
+      if (e === undefined || e.id === id) return e;
+    }
+  }
+
+  has(id: number): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  /** Adds `entry` under its ID; throws when the ID is taken or the table is full (the caller keeps both from happening). */
+  add(entry: T): void {
+    if (this.#size >= this.#mask) throw new Error('IdTable full');
+    const slots = this.#slots;
+    let i = entry.id & this.#mask;
+    for (let e = slots[i]; e !== undefined; e = slots[i]) {
+      if (e.id === entry.id) throw new Error(`IdTable: ID ${entry.id} is taken`);
+      i = (i + 1) & this.#mask;
+    }
+    slots[i] = entry;
+    this.#size++;
+  }
+
+  /** Removes `entry` if it is the one held under its ID; whether it was. */
+  remove(entry: T): boolean {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    let i = entry.id & mask;
+    for (let e = slots[i]; e !== entry; e = slots[i]) {
+      if (e === undefined) return false;
+      i = (i + 1) & mask;
+    }
+    // Backward-shift deletion: the entries after the hole that probed past it move up, so no tombstones.
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const e = slots[j];
+      if (e === undefined) break;
+      const home = e.id & mask;
+      // e may fill the hole at i when its home is not in the cyclic range (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        slots[i] = e;
+        i = j;
+      }
+    }
+    slots[i] = undefined;
+    this.#size--;
+    return true;
+  }
+
+  /** The entries held, in no particular order. */
+  values(): T[] {
+    const out: T[] = [];
+    for (const e of this.#slots) if (e !== undefined) out.push(e);
+    return out;
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    this.#slots.fill(undefined);
+    this.#size = 0;
+  }
+}

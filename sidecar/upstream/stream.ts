@@ -21,6 +21,7 @@ import type { OnReadOpts, Socket } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import type { ConnectionHook } from './message.ts';
+import { IdTable } from '../runtime/tables.ts';
 import { exchangeBySend, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
 
 /** Tuning shared by the stream transports. All times in milliseconds. */
@@ -93,7 +94,8 @@ class Connection {
   socket: Socket | undefined;
   open = false;
   dead = false;
-  readonly pending = new Map<number, Pending>();
+  /** The exchanges written and waiting for their reply, by the ID they were written with (not a Map: runtime/tables.ts). */
+  readonly pending: IdTable<Pending>;
   readonly queued: Pending[] = [];
   lastReadAt = 0;
   /**
@@ -109,6 +111,10 @@ class Connection {
   need = -1;
   /** Queries given IDs in this turn of the event loop, written together in the check phase ({@link flush}). */
   readonly outbox: Pending[] = [];
+
+  constructor(maxInFlight: number) {
+    this.pending = new IdTable<Pending>(maxInFlight);
+  }
 }
 
 /**
@@ -213,7 +219,7 @@ export class StreamUpstream implements Upstream {
     p.signal.removeEventListener('abort', p);
     const conn = p.conn;
     if (conn) {
-      if (conn.pending.get(p.id) === p) conn.pending.delete(p.id);
+      conn.pending.remove(p);
       const qi = conn.queued.length > 0 ? conn.queued.indexOf(p) : -1;
       if (qi >= 0) conn.queued.splice(qi, 1);
       this.#maybeIdle(conn);
@@ -258,7 +264,7 @@ export class StreamUpstream implements Upstream {
   }
 
   #open(): Connection {
-    const conn = new Connection();
+    const conn = new Connection(this.#tuning.maxInFlightPerConnection);
     this.#conns.push(conn);
     this.connectionsOpened++;
     const onread: OnReadOpts = {
@@ -301,7 +307,7 @@ export class StreamUpstream implements Upstream {
     for (let guard = 0; conn.pending.has(id) && guard < 65536; guard++) id = (id + 1) & 0xffff;
     p.id = id;
     p.reused = reused;
-    conn.pending.set(id, p);
+    conn.pending.add(p);
     // Queries written in the same turn of the event loop (every datagram libuv read in one
     // poll) leave together in the check phase. setImmediate, not nextTick: Node drains
     // nextTicks after every datagram's callback.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mapWithout, setWithout } from '../../../sidecar/runtime/tables.ts';
+import { IdTable, mapWithout, setWithout } from '../../../sidecar/runtime/tables.ts';
 
 test('tables: removing the last entry gives a new empty table, anything else the same table without it', () => {
   const map = new Map([['a', 1], ['b', 2]]);
@@ -20,4 +20,63 @@ test('tables: removing the last entry gives a new empty table, anything else the
   const fresh = setWithout(set, 'b');
   assert.notEqual(fresh, set);
   assert.equal(fresh.size, 0);
+});
+
+test('IdTable: 20,000 random adds and removes agree with a Map, IDs that share low bits and wrap past the end included', () => {
+  const table = new IdTable<{ id: number; n: number }>(16); // 32 slots
+  const model = new Map<number, { id: number; n: number }>();
+  let seed = 12345;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  for (let step = 0; step < 20_000; step++) {
+    // IDs crowd a few home slots (and the last ones, so probes wrap to slot 0) to force long probe chains.
+    const id = [rand(65536), (rand(8) << 5) | 31, (rand(8) << 5) | 30, rand(4) << 5][rand(4)]!;
+    if (model.has(id)) {
+      const e = model.get(id)!;
+      assert.equal(table.get(id), e);
+      if (rand(2) === 0) {
+        assert.equal(table.remove(e), true);
+        model.delete(id);
+      } else {
+        assert.equal(table.remove({ id, n: -1 }), false, 'another entry with the ID is not removed');
+      }
+    } else if (model.size < 16) {
+      const e = { id, n: step };
+      table.add(e);
+      model.set(id, e);
+    } else {
+      assert.equal(table.get(id), undefined);
+    }
+    assert.equal(table.size, model.size);
+    if (step % 997 === 0) for (const [k, v] of model) assert.equal(table.get(k), v, `ID ${k} found after step ${step}`);
+  }
+  assert.deepEqual(new Set(table.values()), new Set(model.values()));
+  table.clear();
+  assert.equal(table.size, 0);
+  assert.equal(table.get([...model.keys()][0] ?? 0), undefined);
+});
+
+test('IdTable: a taken ID and a full table are refused with an error, not overwritten', () => {
+  const table = new IdTable<{ id: number }>(2); // 8 slots: 7 entries at most
+  table.add({ id: 5 });
+  assert.throws(() => table.add({ id: 5 }), /ID 5 is taken/);
+  for (let id = 100; id < 106; id++) table.add({ id });
+  assert.equal(table.size, 7);
+  assert.throws(() => table.add({ id: 200 }), /full/);
+  assert.equal(table.get(5)?.id, 5);
+});
+
+test('IdTable: removing an entry keeps the entries that probed past it, across the end of the array, findable', () => {
+  const table = new IdTable<{ id: number }>(16); // 32 slots: ID & 31 is the home slot
+  const a = { id: 32 }; // home 0, slot 0
+  const b = { id: 31 }; // home 31, slot 31
+  const c = { id: 63 }; // home 31: 31 and 0 taken, slot 1
+  const d = { id: 95 }; // home 31: slot 2
+  for (const e of [a, b, c, d]) table.add(e);
+  assert.equal(table.remove(a), true);
+  assert.equal(table.get(63), c, 'c moved up into slot 0');
+  assert.equal(table.get(95), d);
+  assert.equal(table.remove(b), true);
+  assert.equal(table.get(63), c, 'c moved back into its home slot 31');
+  assert.equal(table.get(95), d);
+  assert.equal(table.size, 2);
 });
