@@ -21,7 +21,6 @@ import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
 import { promiseOf, type AbortListener, type ExchangeReceiver, type ExchangeSignal, type Receiver, type Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
-import { setWithout } from '../runtime/tables.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
 export interface UpstreamObserver {
@@ -122,28 +121,44 @@ interface Member {
  * The deadlines following each parent AbortSignal. Most queries share one
  * long-lived parent (the sidecar's shutdown signal), and EventTarget walks
  * its listener list on every add and remove: one listener per parent that
- * aborts a set keeps that O(1) however many queries are in flight.
+ * aborts a list of followers keeps that O(1) however many queries are in
+ * flight. A list linked through the deadlines themselves, not a Set: a
+ * long-lived Set rehashes into new old-generation tables and leaves the old
+ * ones, pointing at the young deadlines in flight then, until the next full
+ * collection, which kept those deadlines and their queries alive until they
+ * were promoted (runtime/tables.ts, IdTable).
  */
-const followers = new WeakMap<ExchangeSignal, Set<Deadline>>();
+class Followers {
+  head: Deadline | null = null;
+}
 
-/** `child` aborts when `parent` does: a listener of a parent deadline, a member of a parent AbortSignal's set. */
+const followers = new WeakMap<ExchangeSignal, Followers>();
+
+/** `child` aborts when `parent` does: a listener of a parent deadline, a follower of a parent AbortSignal. */
 function follow(parent: ExchangeSignal, child: Deadline): void {
   if (parent instanceof Deadline) {
     parent.addEventListener('abort', child);
     return;
   }
-  let set = followers.get(parent);
-  if (set === undefined) {
-    followers.set(parent, (set = new Set<Deadline>()));
+  let list = followers.get(parent);
+  if (list === undefined) {
+    const created = new Followers();
+    followers.set(parent, (list = created));
     parent.addEventListener('abort', {
       handleEvent() {
-        const now = followers.get(parent);
-        followers.set(parent, new Set());
-        if (now !== undefined) for (const c of now) c.handleEvent();
+        // Each follower unfollows as it aborts (dispose): take the next one first.
+        for (let c = created.head; c !== null; ) {
+          const next = c.followerNext;
+          c.handleEvent();
+          c = next;
+        }
       },
     });
   }
-  set.add(child);
+  child.followerNext = list.head;
+  child.followerPrev = null;
+  if (list.head !== null) list.head.followerPrev = child;
+  list.head = child;
 }
 
 function unfollow(parent: ExchangeSignal, child: Deadline): void {
@@ -151,11 +166,14 @@ function unfollow(parent: ExchangeSignal, child: Deadline): void {
     parent.removeEventListener('abort', child);
     return;
   }
-  const set = followers.get(parent);
-  if (set === undefined) return;
-  // The shutdown signal's set lives as long as the sidecar: a new one when it empties (runtime/tables.ts).
-  const kept = setWithout(set, child);
-  if (kept !== set) followers.set(parent, kept);
+  const list = followers.get(parent);
+  if (list === undefined) return;
+  const { followerPrev: prev, followerNext: next } = child;
+  if (prev !== null) prev.followerNext = next;
+  else if (list.head === child) list.head = next;
+  else return; // not following (already unlinked)
+  if (next !== null) next.followerPrev = prev;
+  child.followerPrev = child.followerNext = null;
 }
 
 /** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */
@@ -180,6 +198,9 @@ class Deadline implements ExchangeSignal, Timed, AbortListener {
   prev: Timed | null = null;
   next: Timed | null = null;
   linked = false;
+  /** Its neighbours among the followers of its parent AbortSignal (see {@link follow}). */
+  followerPrev: Deadline | null = null;
+  followerNext: Deadline | null = null;
   /** The listeners; most deadlines have one (an exchange, or an attempt's deadline). */
   #first: AbortListener | undefined = undefined;
   #more: AbortListener[] | undefined = undefined;

@@ -182,6 +182,44 @@ describe('upstream group', () => {
     assert.ok(g.healthy());
   });
 
+  it("group: queries sharing one caller's signal are all aborted by it, after others sharing it finished", async (t) => {
+    // The deadlines of queries under one caller's signal (the sidecar's shutdown signal) are a list the signal
+    // walks when it aborts; queries that finish leave it from the front, the middle and the back, in any order.
+    const gates = new Gates();
+    t.after(() => gates.openAll());
+    const [a] = await servers(t, async (q) => {
+      const name = q.questions?.[0]?.name ?? '';
+      if (name.startsWith('held')) return 'drop'; // until the caller gives up
+      await gates.pass(name);
+      return defaultAnswer(q);
+    });
+    const g = group(t, [a!.url('udp')], { failuresBeforeDown: 1, attemptTimeoutMs: 3000 });
+    const shutdown = new AbortController();
+    const ask = (name: string) => g.resolve(encodeQuery({ name, type: 'A' }), shutdown.signal);
+    let seed = 7;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const held: Promise<unknown>[] = [];
+    const gated: { name: string; answer: Promise<unknown> }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const op = rand(3);
+      if (op === 0) held.push(ask(`held${i}.example.test`));
+      else if (op === 1 || gated.length === 0) {
+        const name = `q${i}.example.test`;
+        gated.push({ name, answer: ask(name) });
+        await gates.arrived(name);
+      } else {
+        const [done] = gated.splice(rand(gated.length), 1);
+        gates.open(done!.name);
+        await done!.answer;
+      }
+    }
+    shutdown.abort();
+    for (const h of held) await assert.rejects(h, { code: 'UPSTREAM_ABORTED' });
+    for (const q of gated) await assert.rejects(q.answer, { code: 'UPSTREAM_ABORTED' });
+    assert.ok(held.length > 5 && gated.length > 0, 'the walk had queries of both kinds to abort');
+    assert.ok(g.healthy());
+  });
+
   it('group: a race of the first two returns the fastest good reply', async (t) => {
     const gates = new Gates();
     t.after(() => gates.openAll());
