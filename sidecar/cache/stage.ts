@@ -83,8 +83,13 @@ export function flightSub(q: ParsedQuery): number {
 
 /** A miss being resolved by its leader, and what the queries that wait for it share. */
 interface Flight {
-  /** The leader's query. */
-  readonly ctx: QueryContext;
+  /**
+   * The leader's query, until the flight lands. The flight then lets go of it and of {@link shared}: the
+   * long-lived #inflight Map may still point at a landed flight from a table it rehashed away from (V8 keeps
+   * such tables until a full collection), and a flight that holds nothing keeps nothing else alive with it
+   * (runtime/tables.ts, IdTable).
+   */
+  ctx: QueryContext | undefined;
   readonly name: string;
   readonly sub: number;
   /** The next flight of the same name (another {@link flightSub}). */
@@ -272,14 +277,15 @@ export class CacheStage implements Stage {
   }
 
   /** {@link #resolved} and {@link #unresolved} as continuations of a flight (made once: no closure per miss). */
-  readonly #onResolved = (flight: Flight, outcome: Outcome): Outcome => this.#resolved(flight.ctx, flight, outcome);
-  readonly #onUnresolved = (flight: Flight, err: unknown): Outcome => this.#unresolved(flight.ctx, flight, err);
+  readonly #onResolved = (flight: Flight, outcome: Outcome): Outcome => this.#resolved(flight.ctx!, flight, outcome);
+  readonly #onUnresolved = (flight: Flight, err: unknown): Outcome => this.#unresolved(flight.ctx!, flight, err);
 
   /** A leader's answer: stored, shared, and returned. */
   #resolved(ctx: QueryContext, flight: Flight, outcome: Outcome): Outcome {
     this.#land(flight);
     this.#maybeStore(ctx, outcome);
     flight.shared?.resolve({ outcome, snapshot: Buffer.from(outcome.body) });
+    flight.shared = flight.ctx = undefined;
     return outcome;
   }
 
@@ -287,6 +293,7 @@ export class CacheStage implements Stage {
   #unresolved(ctx: QueryContext, flight: Flight, err: unknown): Outcome {
     this.#land(flight);
     flight.shared?.reject(err);
+    flight.shared = flight.ctx = undefined;
     const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
     if (stale !== undefined) return stale;
     throw err;

@@ -92,6 +92,9 @@ class PoolSocket {
   waiting: Buffer[] | undefined = [];
   retired = false;
   closed = false;
+  /** Its neighbours in its upstream's list of open sockets. */
+  openPrev: PoolSocket | null = null;
+  openNext: PoolSocket | null = null;
   /** Retires the socket when it reaches its age (an idle socket then closes at once). */
   readonly #expiry: NodeJS.Timeout;
 
@@ -210,8 +213,13 @@ export class UdpUpstream implements Upstream {
   readonly #tcpOptions: StreamTuning;
   /** The sockets taking new queries; an empty slot gets a fresh socket when picked. */
   readonly #slots: (PoolSocket | undefined)[];
-  /** Every open socket, retired ones still waiting for replies included. */
-  readonly #open = new Set<PoolSocket>();
+  /**
+   * Every open socket, retired ones still waiting for replies included: a list linked through the sockets, not
+   * a Set, whose rehashed tables V8 would keep in the old generation with pointers to the young sockets open
+   * then until a full collection (runtime/tables.ts, IdTable).
+   */
+  #openHead: PoolSocket | null = null;
+  #openCount = 0;
   #tcp: TcpUpstream | undefined;
   #closed = false;
 
@@ -276,7 +284,10 @@ export class UdpUpstream implements Upstream {
     if (sock === undefined) {
       sock = new PoolSocket(this, this.#type, this.host, this.port, this.#socketQueries, this.#socketSeconds);
       slots[i] = sock;
-      this.#open.add(sock);
+      sock.openNext = this.#openHead;
+      if (this.#openHead !== null) this.#openHead.openPrev = sock;
+      this.#openHead = sock;
+      this.#openCount++;
       this.socketsOpened++;
     }
     return sock;
@@ -293,7 +304,13 @@ export class UdpUpstream implements Upstream {
 
   /** A closed socket leaves the pool's bookkeeping. */
   forget(sock: PoolSocket): void {
-    this.#open.delete(sock);
+    const { openPrev: prev, openNext: next } = sock;
+    if (prev !== null) prev.openNext = next;
+    else if (this.#openHead === sock) this.#openHead = next;
+    else return; // not in the list (already forgotten)
+    if (next !== null) next.openPrev = prev;
+    sock.openPrev = sock.openNext = null;
+    this.#openCount--;
   }
 
   /** A datagram matched no query in flight. */
@@ -303,14 +320,16 @@ export class UdpUpstream implements Upstream {
 
   /** Sockets open now, retired ones still waiting for replies included (tests and diagnostics). */
   get openSockets(): number {
-    return this.#open.size;
+    return this.#openCount;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const err = upstreamError(ErrorCodes.CLOSED, 'closing upstream', this.address);
-    for (const sock of [...this.#open]) sock.fail(err);
+    const open: PoolSocket[] = [];
+    for (let sock = this.#openHead; sock !== null; sock = sock.openNext) open.push(sock);
+    for (const sock of open) sock.fail(err);
     await this.#tcp?.close();
   }
 }
