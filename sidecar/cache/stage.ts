@@ -140,7 +140,7 @@ export class CacheStage implements Stage {
   readonly #staleAnswerTimeoutMs: number;
   #coalesced = 0;
   /** Reused for every lookup: the stage reads it synchronously right after `get`. */
-  readonly #info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0, names: undefined };
+  readonly #info: HitInfo = { rcode: 0, questionEnd: 0, remainingTtl: 0, names: undefined, named: false };
 
   constructor(options: CacheStageOptions) {
     this.#config = options.config;
@@ -196,10 +196,15 @@ export class CacheStage implements Stage {
         ? { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit' }
         : { kind: 'reply', body, rcode: info.rcode, source: 'cache', reason: 'hit', names: info.names };
     }
-    const nxdomain = this.#otherFamilyNxdomain(ctx, name);
-    if (nxdomain !== undefined) return nxdomain;
+    // A name with no entry at all (the usual miss) has no other-family NXDOMAIN and no stale answer either.
+    const named = info.named === true;
+    if (named) {
+      const nxdomain = this.#otherFamilyNxdomain(ctx, name);
+      if (nxdomain !== undefined) return nxdomain;
+    }
     const flight = this.#flight(name, flightSub(q));
-    return flight === undefined ? this.#lead(ctx, next, name) : this.#staleInTime(ctx, this.#wait(ctx, next, flight));
+    if (flight === undefined) return this.#lead(ctx, next, name, named);
+    return this.#staleInTime(ctx, this.#wait(ctx, next, flight), named);
   }
 
   /**
@@ -228,8 +233,8 @@ export class CacheStage implements Stage {
    * Resolves a miss through `next`, with the stale answer timer
    * ({@link #staleInTime}).
    */
-  #lead(ctx: QueryContext, next: Next, name: string): Answer {
-    return this.#staleInTime(ctx, this.#resolve(ctx, next, name));
+  #lead(ctx: QueryContext, next: Next, name: string, named: boolean): Answer {
+    return this.#staleInTime(ctx, this.#resolve(ctx, next, name), named);
   }
 
   /**
@@ -239,8 +244,8 @@ export class CacheStage implements Stage {
    * entry (RFC 8767 §5, the client response timer). Every client query gets
    * this timer, the ones that joined an exchange in flight included.
    */
-  #staleInTime(ctx: QueryContext, work: Answer): Answer {
-    if (!isPending(work) || this.#staleAnswerTimeoutMs <= 0 || !this.store.hasStale(keyName(ctx), subKey(ctx.query))) return work;
+  #staleInTime(ctx: QueryContext, work: Answer, named: boolean): Answer {
+    if (!named || !isPending(work) || this.#staleAnswerTimeoutMs <= 0 || !this.store.hasStale(keyName(ctx), subKey(ctx.query))) return work;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.#staleAnswerTimeoutMs);
@@ -312,7 +317,7 @@ export class CacheStage implements Stage {
     } catch (err) {
       if (flight.signal.aborted && !ctx.signal.aborted && !retried) {
         const again = this.#flight(flight.name, flight.sub);
-        return again === undefined ? this.#lead(ctx, next, flight.name) : this.#wait(ctx, next, again, true);
+        return again === undefined ? this.#lead(ctx, next, flight.name, true) : this.#wait(ctx, next, again, true);
       }
       const stale = STALE_ON.has(errorCode(err)) ? this.#stale(ctx) : undefined;
       if (stale !== undefined) return stale;

@@ -64,6 +64,11 @@ export interface HitInfo {
   remainingTtl: number;
   /** The names the reply leads to besides the question, as stored ({@link SetOptions.names}). */
   names?: readonly string[] | undefined;
+  /**
+   * Whether the store holds any entry of the name, fresh or not, of any type: set on a miss too, so that a
+   * caller whose lookup found nothing under the name skips asking about its other entries.
+   */
+  named?: boolean;
 }
 
 /** Counters of {@link CacheStore.stats}. */
@@ -218,12 +223,18 @@ export class CacheStore {
     }
     const data = work.toString('latin1', 0, size + 2 * offsets.length);
 
-    const old = this.#find(name, sub);
-    if (old !== undefined) this.#remove(old);
+    // One lookup of the name for both the entry replaced and the chain the new one heads.
+    let first = this.#map.get(name);
+    let old = first;
+    while (old !== undefined && old.sub !== sub) old = old.sibling ?? undefined;
+    if (old !== undefined) {
+      this.#remove(old);
+      first = this.#map.get(name);
+    }
     const now = this.#clock();
     const entry = new Entry(name, sub, data, size, now, now + lifetime * 1000, scan.questionEnd);
     entry.names = options?.names;
-    entry.sibling = this.#map.get(name) ?? null;
+    entry.sibling = first ?? null;
     this.#map.set(name, entry);
     this.#entries++;
     this.#pushFront(entry);
@@ -245,7 +256,10 @@ export class CacheStore {
    * on). `info`, when given, receives facts about the hit.
    */
   get(name: string, sub: number, info?: HitInfo): Buffer | undefined {
-    const entry = this.#find(name, sub);
+    const first = this.#map.get(name);
+    if (info !== undefined) info.named = first !== undefined;
+    let entry = first;
+    while (entry !== undefined && entry.sub !== sub) entry = entry.sibling ?? undefined;
     if (entry === undefined) {
       this.#misses++;
       return undefined;
