@@ -225,8 +225,7 @@ export class CacheStore {
 
     // One lookup of the name for both the entry replaced and the chain the new one heads.
     let first = this.#map.get(name);
-    let old = first;
-    while (old !== undefined && old.sub !== sub) old = old.sibling ?? undefined;
+    const old = inChain(first, sub);
     if (old !== undefined) {
       this.#remove(old);
       first = this.#map.get(name);
@@ -258,8 +257,7 @@ export class CacheStore {
   get(name: string, sub: number, info?: HitInfo): Buffer | undefined {
     const first = this.#map.get(name);
     if (info !== undefined) info.named = first !== undefined;
-    let entry = first;
-    while (entry !== undefined && entry.sub !== sub) entry = entry.sibling ?? undefined;
+    const entry = inChain(first, sub);
     if (entry === undefined) {
       this.#misses++;
       return undefined;
@@ -427,10 +425,9 @@ export class CacheStore {
 
   /** The entry for (`name`, `sub`): a map lookup, then a walk of the name's short chain. */
   #find(name: string, sub: number): Entry | undefined {
-    let entry = this.#map.get(name);
-    while (entry !== undefined && entry.sub !== sub) entry = entry.sibling ?? undefined;
-    return entry;
+    return inChain(this.#map.get(name), sub);
   }
+
 
   #remove(entry: Entry): void {
     const first = this.#map.get(entry.name)!;
@@ -468,6 +465,13 @@ export class CacheStore {
     else this.#tail = entry.prev;
     this.#pushFront(entry);
   }
+}
+
+/** The entry for `sub` in the chain of one name's entries that starts at `first`: a walk of a short chain. */
+function inChain(first: Entry | undefined, sub: number): Entry | undefined {
+  let entry = first;
+  while (entry !== undefined && entry.sub !== sub) entry = entry.sibling ?? undefined;
+  return entry;
 }
 
 /** A new buffer holding the entry's reply (its data up to `size`), for the caller to patch and own. */
