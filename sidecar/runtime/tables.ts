@@ -120,3 +120,49 @@ export class IdTable<T extends WithId> {
     this.#size = 0;
   }
 }
+
+/** A member of a {@link LinkedList}: its neighbours there. */
+export interface ListLinks<T> {
+  listPrev: T | null;
+  listNext: T | null;
+}
+
+/**
+ * A doubly linked list through its members' own fields: adding and removing
+ * allocate nothing and need no table, for a long-lived collection of young
+ * objects (the shutdown signal's followers, a UDP upstream's open sockets),
+ * where a Set's rehashed tables would keep them alive (see {@link IdTable}).
+ * A member is in one such list at a time.
+ */
+export class LinkedList<T extends ListLinks<T>> {
+  head: T | null = null;
+  size = 0;
+
+  /** Adds `item` at the front. */
+  add(item: T): void {
+    item.listPrev = null;
+    item.listNext = this.head;
+    if (this.head !== null) this.head.listPrev = item;
+    this.head = item;
+    this.size++;
+  }
+
+  /** Removes `item` if it is in the list; whether it was. */
+  remove(item: T): boolean {
+    const { listPrev: prev, listNext: next } = item;
+    if (prev !== null) prev.listNext = next;
+    else if (this.head === item) this.head = next;
+    else return false;
+    if (next !== null) next.listPrev = prev;
+    item.listPrev = item.listNext = null;
+    this.size--;
+    return true;
+  }
+
+  /** The members, front first (a copy: removing members while going through it is safe). */
+  toArray(): T[] {
+    const out: T[] = [];
+    for (let item = this.head; item !== null; item = item.listNext) out.push(item);
+    return out;
+  }
+}

@@ -21,6 +21,7 @@ import { ErrorCodes, SidecarError, errorCode } from '../errors.ts';
 import { randomId, rcodeOf, truncated, upstreamError } from './message.ts';
 import { promiseOf, type AbortListener, type ExchangeReceiver, type ExchangeSignal, type Receiver, type Upstream } from './upstream.ts';
 import { addDeadline, type DeadlineList, type Timed } from './deadlines.ts';
+import { LinkedList } from '../runtime/tables.ts';
 
 /** Metric hooks of a group; every method optional. Exported as tenant_dns_upstream_*. */
 export interface UpstreamObserver {
@@ -128,11 +129,7 @@ interface Member {
  * collection, which kept those deadlines and their queries alive until they
  * were promoted (runtime/tables.ts, IdTable).
  */
-class Followers {
-  head: Deadline | null = null;
-}
-
-const followers = new WeakMap<ExchangeSignal, Followers>();
+const followers = new WeakMap<ExchangeSignal, LinkedList<Deadline>>();
 
 /** `child` aborts when `parent` does: a listener of a parent deadline, a follower of a parent AbortSignal. */
 function follow(parent: ExchangeSignal, child: Deadline): void {
@@ -142,23 +139,20 @@ function follow(parent: ExchangeSignal, child: Deadline): void {
   }
   let list = followers.get(parent);
   if (list === undefined) {
-    const created = new Followers();
+    const created = new LinkedList<Deadline>();
     followers.set(parent, (list = created));
     parent.addEventListener('abort', {
       handleEvent() {
         // Each follower unfollows as it aborts (dispose): take the next one first.
         for (let c = created.head; c !== null; ) {
-          const next = c.followerNext;
+          const next = c.listNext;
           c.handleEvent();
           c = next;
         }
       },
     });
   }
-  child.followerNext = list.head;
-  child.followerPrev = null;
-  if (list.head !== null) list.head.followerPrev = child;
-  list.head = child;
+  list.add(child);
 }
 
 function unfollow(parent: ExchangeSignal, child: Deadline): void {
@@ -166,14 +160,7 @@ function unfollow(parent: ExchangeSignal, child: Deadline): void {
     parent.removeEventListener('abort', child);
     return;
   }
-  const list = followers.get(parent);
-  if (list === undefined) return;
-  const { followerPrev: prev, followerNext: next } = child;
-  if (prev !== null) prev.followerNext = next;
-  else if (list.head === child) list.head = next;
-  else return; // not following (already unlinked)
-  if (next !== null) next.followerPrev = prev;
-  child.followerPrev = child.followerNext = null;
+  followers.get(parent)?.remove(child);
 }
 
 /** A deadline's timeout reason: a TimeoutError, so that transports report UPSTREAM_TIMEOUT. */
@@ -199,8 +186,8 @@ class Deadline implements ExchangeSignal, Timed, AbortListener {
   next: Timed | null = null;
   linked = false;
   /** Its neighbours among the followers of its parent AbortSignal (see {@link follow}). */
-  followerPrev: Deadline | null = null;
-  followerNext: Deadline | null = null;
+  listPrev: Deadline | null = null;
+  listNext: Deadline | null = null;
   /** The listeners; most deadlines have one (an exchange, or an attempt's deadline). */
   #first: AbortListener | undefined = undefined;
   #more: AbortListener[] | undefined = undefined;

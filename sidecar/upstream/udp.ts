@@ -27,7 +27,7 @@ import { formatHostPort, literalLookup } from '../listener/address.ts';
 import { TcpUpstream } from './tcp.ts';
 import type { StreamTuning } from './stream.ts';
 import { exchangeBySend, type ExchangeReceiver, type ExchangeSignal, type Upstream } from './upstream.ts';
-import { mapWithout } from '../runtime/tables.ts';
+import { LinkedList, mapWithout } from '../runtime/tables.ts';
 
 /** The defaults of {@link UdpOptions}' pool settings (upstream README, "UDP source ports"). */
 export const UDP_POOL_DEFAULTS = {
@@ -93,8 +93,8 @@ class PoolSocket {
   retired = false;
   closed = false;
   /** Its neighbours in its upstream's list of open sockets. */
-  openPrev: PoolSocket | null = null;
-  openNext: PoolSocket | null = null;
+  listPrev: PoolSocket | null = null;
+  listNext: PoolSocket | null = null;
   /** Retires the socket when it reaches its age (an idle socket then closes at once). */
   readonly #expiry: NodeJS.Timeout;
 
@@ -218,8 +218,7 @@ export class UdpUpstream implements Upstream {
    * a Set, whose rehashed tables V8 would keep in the old generation with pointers to the young sockets open
    * then until a full collection (runtime/tables.ts, IdTable).
    */
-  #openHead: PoolSocket | null = null;
-  #openCount = 0;
+  readonly #open = new LinkedList<PoolSocket>();
   #tcp: TcpUpstream | undefined;
   #closed = false;
 
@@ -284,10 +283,7 @@ export class UdpUpstream implements Upstream {
     if (sock === undefined) {
       sock = new PoolSocket(this, this.#type, this.host, this.port, this.#socketQueries, this.#socketSeconds);
       slots[i] = sock;
-      sock.openNext = this.#openHead;
-      if (this.#openHead !== null) this.#openHead.openPrev = sock;
-      this.#openHead = sock;
-      this.#openCount++;
+      this.#open.add(sock);
       this.socketsOpened++;
     }
     return sock;
@@ -304,13 +300,7 @@ export class UdpUpstream implements Upstream {
 
   /** A closed socket leaves the pool's bookkeeping. */
   forget(sock: PoolSocket): void {
-    const { openPrev: prev, openNext: next } = sock;
-    if (prev !== null) prev.openNext = next;
-    else if (this.#openHead === sock) this.#openHead = next;
-    else return; // not in the list (already forgotten)
-    if (next !== null) next.openPrev = prev;
-    sock.openPrev = sock.openNext = null;
-    this.#openCount--;
+    this.#open.remove(sock);
   }
 
   /** A datagram matched no query in flight. */
@@ -320,16 +310,14 @@ export class UdpUpstream implements Upstream {
 
   /** Sockets open now, retired ones still waiting for replies included (tests and diagnostics). */
   get openSockets(): number {
-    return this.#openCount;
+    return this.#open.size;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const err = upstreamError(ErrorCodes.CLOSED, 'closing upstream', this.address);
-    const open: PoolSocket[] = [];
-    for (let sock = this.#openHead; sock !== null; sock = sock.openNext) open.push(sock);
-    for (const sock of open) sock.fail(err);
+    for (const sock of this.#open.toArray()) sock.fail(err);
     await this.#tcp?.close();
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IdTable, mapWithout, setWithout } from '../../../sidecar/runtime/tables.ts';
+import { IdTable, LinkedList, mapWithout, setWithout } from '../../../sidecar/runtime/tables.ts';
 
 test('tables: removing the last entry gives a new empty table, anything else the same table without it', () => {
   const map = new Map([['a', 1], ['b', 2]]);
@@ -79,4 +79,24 @@ test('IdTable: removing an entry keeps the entries that probed past it, across t
   assert.equal(table.get(63), c, 'c moved back into its home slot 31');
   assert.equal(table.get(95), d);
   assert.equal(table.size, 2);
+});
+
+test('LinkedList: members leave from the front, the middle and the back, once, and the rest stay in order', () => {
+  type Item = { n: number; listPrev: Item | null; listNext: Item | null };
+  const items: Item[] = [1, 2, 3, 4, 5].map((n) => ({ n, listPrev: null, listNext: null }));
+  const list = new LinkedList<Item>();
+  for (const item of items) list.add(item);
+  const order = () => list.toArray().map((i) => i.n);
+  assert.deepEqual(order(), [5, 4, 3, 2, 1], 'added at the front');
+  assert.equal(list.remove(items[2]!), true, 'the middle');
+  assert.equal(list.remove(items[4]!), true, 'the front');
+  assert.equal(list.remove(items[0]!), true, 'the back');
+  assert.deepEqual(order(), [4, 2]);
+  assert.equal(list.remove(items[2]!), false, 'a member that left is not removed again');
+  assert.equal(list.size, 2);
+  list.add(items[2]!);
+  assert.deepEqual(order(), [3, 4, 2]);
+  for (const item of list.toArray()) list.remove(item);
+  assert.equal(list.size, 0);
+  assert.equal(list.head, null);
 });
