@@ -65,8 +65,16 @@ export function compactHeap(): HeapCompaction {
  * from the start: start-up code then went to TurboFan, whose compiles cost more (start to first answer
  * 139 -> 146 ms); and the code cache is made and read before (code-cache.ts), under the same flags.
  * Measured in test/bench/README.md, "Issue 19: the sidecar's own bundle".
+ *
+ * `--memory-reducer-gc-count=0`: V8's memory reducer runs memory-reducing full collections some seconds into
+ * every quiet spell (its start delay is 8 s). A full collection with no query in flight deoptimizes the query
+ * path's optimized code (the per-query objects it was specialized for are all dead), so the next burst starts
+ * in slow code. The idle compaction below takes the reducer's place, after a longer quiet spell. `--no-memory-reducer`
+ * acts only on Node's command line (V8 makes the reducer when the heap is set up) and would change the code
+ * cache's flags; a reducer allowed no collections starts none. Measured in test/bench/README.md, "The miss tail:
+ * no full collection in a short quiet spell".
  */
-export const AFTER_STARTUP_V8_FLAGS: readonly string[] = ['--no-maglev'];
+export const AFTER_STARTUP_V8_FLAGS: readonly string[] = ['--no-maglev', '--memory-reducer-gc-count=0'];
 
 /**
  * Schedules compactHeap() once, STARTUP_GC_DELAY_MS from now, off the
@@ -93,45 +101,57 @@ export const IDLE_CHECK_MS = 2000;
 export const IDLE_GC_MIN_QUERIES = 1000;
 /** At most this many queries in one check interval is quiet (the kubelet's probes and an app's odd lookup). */
 export const IDLE_QUERIES_PER_CHECK = 10;
+/** How long the sidecar must have been quiet before it compacts: 5 minutes, in checks. */
+export const IDLE_GC_QUIET_CHECKS = Math.ceil(300_000 / IDLE_CHECK_MS);
 
 /**
  * When to compact the heap after a busy spell (pure: fed the query count at
  * each check). Load grows V8's heap (the young generation to its maximum,
  * the old one with cache entries and garbage) and V8 keeps what it grew
  * while the pod idles, which is most of a pod's life; one memory-reducing
- * collection once the load stops gives it back (test/bench/README.md,
- * "Marginal memory"). The price: with no query in flight, that collection
- * (like V8's own memory reducer a few seconds into a quiet spell) deoptimizes
- * the query path's optimized code, so the first half second of the next
- * burst runs slower code; at thousands of queries a second that is the miss
- * p99's tail (test/bench/README.md, "The miss tail is V8 optimizing the miss
- * path again after an idle spell": 4.8 MiB per pod against that tail).
+ * collection once the load has stopped gives it back (test/bench/README.md,
+ * "Marginal memory"). Only after IDLE_GC_QUIET_CHECKS quiet checks in a row
+ * (5 minutes), because that collection, with no query in flight, also
+ * deoptimizes the query path's optimized code and flushes its bytecode: the
+ * next burst then runs slow code for its first half second, which at
+ * thousands of queries a second was the whole miss p99 at 5,000 QPS (4.1
+ * against 1.5 ms after 15 s of quiet; test/bench/README.md, "The miss tail:
+ * no full collection in a short quiet spell"). A sidecar that served a burst
+ * therefore holds about 4 MiB more private memory for those 5 minutes.
  */
 export class IdleCompaction {
+  readonly #quietChecks: number;
   #last: number;
   #sinceCompaction = 0;
+  #quiet = 0;
 
-  /** `count`: the queries answered so far. */
-  constructor(count: number) {
+  /** `count`: the queries answered so far; `quietChecks`: quiet checks in a row before a compaction. */
+  constructor(count: number, quietChecks: number = IDLE_GC_QUIET_CHECKS) {
     this.#last = count;
+    this.#quietChecks = quietChecks;
   }
 
   /** Takes the query count at a check; true when the heap should be compacted now. */
   check(count: number): boolean {
     const delta = count - this.#last;
     this.#last = count;
-    if (delta <= IDLE_QUERIES_PER_CHECK && this.#sinceCompaction >= IDLE_GC_MIN_QUERIES) {
+    this.#sinceCompaction += delta;
+    if (delta > IDLE_QUERIES_PER_CHECK) {
+      this.#quiet = 0;
+      return false;
+    }
+    this.#quiet++;
+    if (this.#quiet >= this.#quietChecks && this.#sinceCompaction >= IDLE_GC_MIN_QUERIES) {
       this.#sinceCompaction = 0;
       return true;
     }
-    this.#sinceCompaction += delta;
     return false;
   }
 }
 
 /**
- * Compacts the heap whenever the sidecar turns quiet after at least
- * IDLE_GC_MIN_QUERIES queries ({@link IdleCompaction}), looking at
+ * Compacts the heap whenever the sidecar has been quiet for 5 minutes after
+ * at least IDLE_GC_MIN_QUERIES queries ({@link IdleCompaction}), looking at
  * `queries()` (the queries answered so far) every IDLE_CHECK_MS on a timer
  * that does not keep the process alive; `report` receives each result.
  * Returns a function that stops it (for shutdown).

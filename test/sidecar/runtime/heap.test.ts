@@ -1,24 +1,67 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IDLE_GC_MIN_QUERIES, IDLE_QUERIES_PER_CHECK, IdleCompaction, compactHeap } from '../../../sidecar/runtime/heap.ts';
+import { execFileSync } from 'node:child_process';
+import {
+  AFTER_STARTUP_V8_FLAGS,
+  IDLE_CHECK_MS,
+  IDLE_GC_MIN_QUERIES,
+  IDLE_GC_QUIET_CHECKS,
+  IDLE_QUERIES_PER_CHECK,
+  IdleCompaction,
+  compactHeap,
+} from '../../../sidecar/runtime/heap.ts';
 
-test('idle compaction: compacts once when the queries stop after a busy spell, not while busy, not when idle all along', () => {
-  const idle = new IdleCompaction(0);
+test('idle compaction: compacts once when the queries have stopped after a busy spell, not while busy, not when idle all along', () => {
+  const quiet = 3;
+  const idle = new IdleCompaction(0, quiet);
   let n = 0;
   const check = (delta: number) => idle.check((n += delta));
   // Idle from the start (probes only): nothing grew, nothing to give back.
   for (let i = 0; i < 10; i++) assert.equal(check(IDLE_QUERIES_PER_CHECK), false);
   // Busy: no pause while queries come.
   for (let i = 0; i < 5; i++) assert.equal(check(IDLE_GC_MIN_QUERIES), false);
-  // The first quiet check after it compacts, and only that one.
-  assert.equal(check(IDLE_QUERIES_PER_CHECK), true);
+  // Quiet, but not yet for long enough.
+  for (let i = 1; i < quiet; i++) assert.equal(check(IDLE_QUERIES_PER_CHECK), false);
+  // The quiet check that completes the spell compacts, and only that one.
+  assert.equal(check(0), true);
   for (let i = 0; i < 10; i++) assert.equal(check(1), false);
   // A spell too short to have grown the heap earns none.
   assert.equal(check(IDLE_GC_MIN_QUERIES - 100), false);
-  assert.equal(check(0), false);
-  // Another busy spell, another compaction.
+  for (let i = 0; i < quiet + 2; i++) assert.equal(check(0), false);
+  // Another busy spell, another compaction once quiet for long enough.
   assert.equal(check(IDLE_GC_MIN_QUERIES), false);
+  for (let i = 1; i < quiet; i++) assert.equal(check(0), false);
   assert.equal(check(0), true);
+});
+
+test('idle compaction: a busy check inside the quiet spell starts it again', () => {
+  const quiet = 4;
+  const idle = new IdleCompaction(0, quiet);
+  let n = 0;
+  const check = (delta: number) => idle.check((n += delta));
+  assert.equal(check(IDLE_GC_MIN_QUERIES * 2), false);
+  for (let i = 1; i < quiet; i++) assert.equal(check(0), false);
+  // A burst one check before the spell would have been long enough: its code is warm again, keep it.
+  assert.equal(check(IDLE_QUERIES_PER_CHECK + 1), false);
+  for (let i = 1; i < quiet; i++) assert.equal(check(0), false);
+  assert.equal(check(0), true);
+});
+
+test('idle compaction: by default only after 5 minutes of quiet, not at the first quiet check', () => {
+  assert.ok(IDLE_GC_QUIET_CHECKS * IDLE_CHECK_MS >= 300_000, `${IDLE_GC_QUIET_CHECKS} checks of ${IDLE_CHECK_MS} ms`);
+  const idle = new IdleCompaction(0);
+  let n = 0;
+  assert.equal(idle.check((n += IDLE_GC_MIN_QUERIES * 10)), false);
+  for (let i = 1; i < IDLE_GC_QUIET_CHECKS; i++) assert.equal(idle.check(n), false, `check ${i}`);
+  assert.equal(idle.check(n), true);
+});
+
+test("after start-up: every V8 flag the sidecar sets is one this Node's V8 knows (setFlagsFromString ignores the rest silently)", () => {
+  const known = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  for (const flag of AFTER_STARTUP_V8_FLAGS) {
+    const name = flag.replace(/^--(no-)?/, '').replace(/=.*$/, '');
+    assert.ok(known.includes(`--${name} `) || known.includes(`--${name}\n`), `${flag}: V8 has no --${name}`);
+  }
 });
 
 test('idle compaction: a compaction keeps the program working and reports the resident set before and after', () => {
