@@ -61,8 +61,8 @@ export interface MarginalMemoryOptions {
   readonly loadCpu?: string;
   /**
    * Seconds quiet after the last start before the idle reading (the sidecar compacts its heap 200 ms after
-   * serving), and after the last load before the after-load reading (it compacts again once a check, every 2 s,
-   * finds it quiet after a busy spell: sidecar/runtime/heap.ts).
+   * serving), and after the last load before the after-load reading. That reading is of a sidecar still holding
+   * what its busy spell grew: it compacts again only after 5 minutes of quiet (sidecar/runtime/heap.ts).
    */
   readonly settleSeconds: number;
   /** Hit seconds of the standard load (at 5,000 QPS); 0 for none. */
