@@ -5,10 +5,11 @@
  *   - 3 s of unique-name misses at saturation (a busy spell, as the bench's previous round leaves it),
  *   - QUIET seconds with no query (in the bench, the other systems' turns: about 100 s),
  *   - 3 s of hits at saturation and 3 s of hits at 5,000 QPS (the bench's hit runs before its miss run),
- *   - 4 s of unique-name misses at 5,000 QPS: p50, p99, p99.9 and the sidecar's CPU over that run.
+ *   - 4 s of unique-name misses at 5,000 QPS: p50, p99, p99.9 and the sidecar's CPU over that run;
+ *   - with --saturation, 4 s of unique-name misses at saturation: NOERROR answers per second.
  * The sidecar on CPU 0; dnsperf, the authoritative and this process on CPU 1, as in run.ts.
  *
- * Run:    node test/bench/quiet-burst.ts [--rounds 4] [--quiet 30] VARIANT...
+ * Run:    node test/bench/quiet-burst.ts [--rounds 4] [--quiet 30] [--saturation] VARIANT...
  *         VARIANT: `label` alone (this tree's bundle), or `label|app=DIR|node=--flag --flag|env=K=V,K=V`
  *         (any of the parts: a bundle of deploy/scripts/bundle.sh, extra node flags, extra environment).
  * Output: one line per round and variant, then the lines grouped by variant.
@@ -45,7 +46,7 @@ function parseVariant(text: string): Variant {
   return { label: label!, app, nodeArgs, env };
 }
 
-const { values, positionals } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, quiet: { type: 'string', default: '30' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, quiet: { type: 'string', default: '30' }, saturation: { type: 'boolean', default: false } }, allowPositionals: true });
 const rounds = Number(values.rounds);
 const quietSeconds = Number(values.quiet);
 const variants = (positionals.length > 0 ? positionals : ['this tree']).map(parseVariant);
@@ -82,7 +83,11 @@ try {
         const before = cpuSeconds(s.pid);
         const m = await runDnsperf({ port: s.port, queryFile: misses, seconds: 4, qps: 5000, maxRuns: 1, latencies: true, cpu: '1' });
         const cpu = ((cpuSeconds(s.pid) - before) / m.runSeconds) * 100;
-        const line = `p50 ${m.p50Ms!.toFixed(3)} p99 ${m.p99Ms!.toFixed(2)} p99.9 ${m.p999Ms!.toFixed(2)} ms, CPU ${cpu.toFixed(1)}%, lost ${m.lost}`;
+        let line = `p50 ${m.p50Ms!.toFixed(3)} p99 ${m.p99Ms!.toFixed(2)} p99.9 ${m.p999Ms!.toFixed(2)} ms, CPU ${cpu.toFixed(1)}%, lost ${m.lost}`;
+        if (values.saturation) {
+          const sat = await runDnsperf({ port: s.port, queryFile: queryFile(uniqueNames(150_000)), seconds: 4, maxRuns: 1, cpu: '1' });
+          line += `; misses at saturation ${sat.okQps.toFixed(0)} QPS`;
+        }
         lines.set(v.label, [...(lines.get(v.label) ?? []), line]);
         console.log(`round ${r + 1}, ${v.label}: ${line}`);
       } finally {
