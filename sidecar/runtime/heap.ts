@@ -114,8 +114,8 @@ export const IDLE_GC_QUIET_CHECKS = Math.ceil(300_000 / IDLE_CHECK_MS);
  * (5 minutes), because that collection, with no query in flight, also
  * deoptimizes the query path's optimized code and flushes its bytecode: the
  * next burst then runs slow code for its first half second, which at
- * thousands of queries a second was the whole miss p99 at 5,000 QPS (4.1
- * against 1.5 ms after 15 s of quiet; test/bench/README.md, "The miss tail:
+ * thousands of queries a second was most of the miss p99 at 5,000 QPS (4.1
+ * against 1.5 ms, medians of 5 rounds after 15 s of quiet; test/bench/README.md, "The miss tail:
  * no full collection in a short quiet spell"). A sidecar that served a burst
  * therefore holds about 4 MiB more private memory for those 5 minutes.
  */
