@@ -99,8 +99,13 @@ export function compactHeapAfterStartup(report: (c: HeapCompaction) => void, bef
 export const IDLE_CHECK_MS = 2000;
 /** Queries answered since the last compaction before a quiet spell earns another: a busy spell grew the heap. */
 export const IDLE_GC_MIN_QUERIES = 1000;
-/** At most this many queries in one check interval is quiet (the kubelet's probes and an app's odd lookup). */
-export const IDLE_QUERIES_PER_CHECK = 10;
+/**
+ * At most this many queries in one check interval is quiet: 50 a second, an app's own lookups rather than a
+ * burst. At that rate code that is not optimized costs a query a fraction of a millisecond and builds no queue,
+ * so the compaction may come during such a trickle too; V8's memory reducer, which is off (see
+ * AFTER_STARTUP_V8_FLAGS), would have run at such allocation rates as well.
+ */
+export const IDLE_QUERIES_PER_CHECK = 100;
 /** How long the sidecar must have been quiet before it compacts: 5 minutes, in checks. */
 export const IDLE_GC_QUIET_CHECKS = Math.ceil(300_000 / IDLE_CHECK_MS);
 

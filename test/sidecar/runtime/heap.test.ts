@@ -17,7 +17,7 @@ test('idle compaction: compacts once when the queries have stopped after a busy 
   let n = 0;
   const check = (delta: number) => idle.check((n += delta));
   // Idle from the start (probes only): nothing grew, nothing to give back.
-  for (let i = 0; i < 10; i++) assert.equal(check(IDLE_QUERIES_PER_CHECK), false);
+  for (let i = 0; i < 10; i++) assert.equal(check(1), false);
   // Busy: no pause while queries come.
   for (let i = 0; i < 5; i++) assert.equal(check(IDLE_GC_MIN_QUERIES), false);
   // Quiet, but not yet for long enough.
@@ -45,6 +45,18 @@ test('idle compaction: a busy check inside the quiet spell starts it again', () 
   assert.equal(check(IDLE_QUERIES_PER_CHECK + 1), false);
   for (let i = 1; i < quiet; i++) assert.equal(check(0), false);
   assert.equal(check(0), true);
+});
+
+test('idle compaction: a trickle of lookups counts as quiet, so a pod that never stops entirely still gives back what a burst grew', () => {
+  const quiet = 3;
+  const idle = new IdleCompaction(0, quiet);
+  let n = 0;
+  const check = (delta: number) => idle.check((n += delta));
+  // 50 lookups a second, an app's own: a check's worth of them.
+  const trickle = (50 * IDLE_CHECK_MS) / 1000;
+  assert.equal(check(IDLE_GC_MIN_QUERIES * 5), false);
+  for (let i = 1; i < quiet; i++) assert.equal(check(trickle), false);
+  assert.equal(check(trickle), true);
 });
 
 test('idle compaction: by default only after 5 minutes of quiet, not at the first quiet check', () => {
