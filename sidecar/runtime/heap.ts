@@ -147,7 +147,9 @@ export class IdleCompaction {
     }
     this.#quiet++;
     if (this.#quiet >= this.#quietChecks && this.#sinceCompaction >= IDLE_GC_MIN_QUERIES) {
+      // The next one needs a whole quiet spell of its own: a trickle would earn IDLE_GC_MIN_QUERIES in seconds.
       this.#sinceCompaction = 0;
+      this.#quiet = 0;
       return true;
     }
     return false;

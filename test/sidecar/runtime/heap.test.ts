@@ -57,6 +57,21 @@ test('idle compaction: a trickle of lookups counts as quiet, so a pod that never
   assert.equal(check(IDLE_GC_MIN_QUERIES * 5), false);
   for (let i = 1; i < quiet; i++) assert.equal(check(trickle), false);
   assert.equal(check(trickle), true);
+  // The trickle goes on: the next compaction needs another whole spell, not just another 1,000 queries.
+  const spell = Math.max(quiet, Math.ceil(IDLE_GC_MIN_QUERIES / trickle));
+  for (let i = 1; i < spell; i++) assert.equal(check(trickle), false, `check ${i} after the compaction`);
+  assert.equal(check(trickle), true);
+});
+
+test('idle compaction: at most one compaction per quiet spell under a trickle, with the default spell', () => {
+  const idle = new IdleCompaction(0);
+  let n = 0;
+  const trickle = (50 * IDLE_CHECK_MS) / 1000;
+  assert.equal(idle.check((n += IDLE_GC_MIN_QUERIES * 10)), false);
+  let compactions = 0;
+  // 10 minutes of a trickle: two spells of 5 minutes, so two compactions, not one every 1,000 queries.
+  for (let i = 0; i < 2 * IDLE_GC_QUIET_CHECKS; i++) if (idle.check((n += trickle))) compactions++;
+  assert.equal(compactions, 2);
 });
 
 test('idle compaction: by default only after 5 minutes of quiet, not at the first quiet check', () => {
