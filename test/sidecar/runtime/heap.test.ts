@@ -11,11 +11,19 @@ import {
   compactHeap,
 } from '../../../sidecar/runtime/heap.ts';
 
+/** 50 lookups a second, an app's own: a check's worth of them. */
+const TRICKLE = (50 * IDLE_CHECK_MS) / 1000;
+
+/** An IdleCompaction fed query counts as deltas: `check(d)` is a check after `d` more queries. */
+function checker(quietChecks?: number): (delta: number) => boolean {
+  const idle = new IdleCompaction(0, quietChecks);
+  let n = 0;
+  return (delta) => idle.check((n += delta));
+}
+
 test('idle compaction: compacts once when the queries have stopped after a busy spell, not while busy, not when idle all along', () => {
   const quiet = 3;
-  const idle = new IdleCompaction(0, quiet);
-  let n = 0;
-  const check = (delta: number) => idle.check((n += delta));
+  const check = checker(quiet);
   // Idle from the start (probes only): nothing grew, nothing to give back.
   for (let i = 0; i < 10; i++) assert.equal(check(1), false);
   // Busy: no pause while queries come.
@@ -36,9 +44,7 @@ test('idle compaction: compacts once when the queries have stopped after a busy 
 
 test('idle compaction: a busy check inside the quiet spell starts it again', () => {
   const quiet = 4;
-  const idle = new IdleCompaction(0, quiet);
-  let n = 0;
-  const check = (delta: number) => idle.check((n += delta));
+  const check = checker(quiet);
   assert.equal(check(IDLE_GC_MIN_QUERIES * 2), false);
   for (let i = 1; i < quiet; i++) assert.equal(check(0), false);
   // A burst one check before the spell would have been long enough: its code is warm again, keep it.
@@ -48,39 +54,32 @@ test('idle compaction: a busy check inside the quiet spell starts it again', () 
 });
 
 test('idle compaction: a trickle of lookups counts as quiet, so a pod that never stops entirely still gives back what a burst grew', () => {
-  const quiet = 3;
-  const idle = new IdleCompaction(0, quiet);
-  let n = 0;
-  const check = (delta: number) => idle.check((n += delta));
-  // 50 lookups a second, an app's own: a check's worth of them.
-  const trickle = (50 * IDLE_CHECK_MS) / 1000;
+  // A spell longer than the checks in which the trickle alone brings IDLE_GC_MIN_QUERIES.
+  const quiet = Math.ceil(IDLE_GC_MIN_QUERIES / TRICKLE) + 5;
+  const check = checker(quiet);
   assert.equal(check(IDLE_GC_MIN_QUERIES * 5), false);
-  for (let i = 1; i < quiet; i++) assert.equal(check(trickle), false);
-  assert.equal(check(trickle), true);
+  for (let i = 1; i < quiet; i++) assert.equal(check(TRICKLE), false);
+  assert.equal(check(TRICKLE), true);
   // The trickle goes on: the next compaction needs another whole spell, not just another 1,000 queries.
-  const spell = Math.max(quiet, Math.ceil(IDLE_GC_MIN_QUERIES / trickle));
-  for (let i = 1; i < spell; i++) assert.equal(check(trickle), false, `check ${i} after the compaction`);
-  assert.equal(check(trickle), true);
+  for (let i = 1; i < quiet; i++) assert.equal(check(TRICKLE), false, `check ${i} after the compaction`);
+  assert.equal(check(TRICKLE), true);
 });
 
 test('idle compaction: at most one compaction per quiet spell under a trickle, with the default spell', () => {
-  const idle = new IdleCompaction(0);
-  let n = 0;
-  const trickle = (50 * IDLE_CHECK_MS) / 1000;
-  assert.equal(idle.check((n += IDLE_GC_MIN_QUERIES * 10)), false);
+  const check = checker();
+  assert.equal(check(IDLE_GC_MIN_QUERIES * 10), false);
   let compactions = 0;
   // 10 minutes of a trickle: two spells of 5 minutes, so two compactions, not one every 1,000 queries.
-  for (let i = 0; i < 2 * IDLE_GC_QUIET_CHECKS; i++) if (idle.check((n += trickle))) compactions++;
+  for (let i = 0; i < 2 * IDLE_GC_QUIET_CHECKS; i++) if (check(TRICKLE)) compactions++;
   assert.equal(compactions, 2);
 });
 
 test('idle compaction: by default only after 5 minutes of quiet, not at the first quiet check', () => {
   assert.ok(IDLE_GC_QUIET_CHECKS * IDLE_CHECK_MS >= 300_000, `${IDLE_GC_QUIET_CHECKS} checks of ${IDLE_CHECK_MS} ms`);
-  const idle = new IdleCompaction(0);
-  let n = 0;
-  assert.equal(idle.check((n += IDLE_GC_MIN_QUERIES * 10)), false);
-  for (let i = 1; i < IDLE_GC_QUIET_CHECKS; i++) assert.equal(idle.check(n), false, `check ${i}`);
-  assert.equal(idle.check(n), true);
+  const check = checker();
+  assert.equal(check(IDLE_GC_MIN_QUERIES * 10), false);
+  for (let i = 1; i < IDLE_GC_QUIET_CHECKS; i++) assert.equal(check(0), false, `check ${i}`);
+  assert.equal(check(0), true);
 });
 
 test("after start-up: every V8 flag the sidecar sets is one this Node's V8 knows (setFlagsFromString ignores the rest silently)", () => {
