@@ -61,8 +61,10 @@ function queryFile(lines: Iterable<string>): string {
   writeFileSync(path, [...lines].join('\n') + '\n');
   return path;
 }
+/** `count` names under the miss zone that no earlier call gave (each call has a prefix of its own). */
+let batches = 0;
 function* uniqueNames(count: number): Generator<string> {
-  const prefix = `u${files}-`;
+  const prefix = `u${batches++}-`;
   for (let i = 0; i < count; i++) yield `${prefix}${i}.${MISS_ZONE} A`;
 }
 const hot = queryFile(Array.from({ length: 100 }, (_, i) => `h${i}.${HOT_ZONE} A`));
