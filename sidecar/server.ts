@@ -28,6 +28,7 @@ import { showUrl } from './redact.ts';
 import { describeError } from './errors.ts';
 import { codeCacheStatus, saveCodeCache } from './runtime/code-cache.ts';
 import { compactHeapAfterStartup, compactHeapWhenIdle } from './runtime/heap.ts';
+import { usePerformanceClock } from './runtime/clock.ts';
 import { nextTurn } from './runtime/turn.ts';
 import { checkLoops, defaultUpstreams, groupFactory } from './upstream/from-config.ts';
 import type { UpstreamGroup } from './upstream/group.ts';
@@ -93,7 +94,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     queryLogSink: options.queryLogSink,
   });
   const zones = clusterZones(config.clusterDomain, config.clusterReverseZones);
-  const policy = new PolicyManager({ policy: config.policy, policyOptional: config.policyOptional, platformPolicy: config.platformPolicy, podLabels: config.podLabels, namespace: config.namespace, clusterZones: zones, log });
+  const policy = new PolicyManager({ policy: config.policy, policyOptional: config.policyOptional, platformPolicy: config.platformPolicy, podLabels: config.podLabels, namespace: config.namespace, clusterZones: zones, log, watch: false });
   let groups: UpstreamGroups;
   try {
     groups = new UpstreamGroups({ create: groupFactory(config, log, telemetry.observer), defaultUrls, clusterDns: config.clusterDns, log });
@@ -154,6 +155,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     throw err;
   }
   const bound = listeners;
+  // Last: the policy files are read already, and a change made before the watch exists is found by watchFiles.
+  policy.watchFiles();
   log('info', 'sidecar serving', {
     version: options.version,
     listen: bound.addresses.map(formatHostPort),
@@ -167,7 +170,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions)
     codeCache: codeCacheStatus() ?? null,
   });
   const cancelCompaction = compactHeapAfterStartup(
-    (c) => log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs }),
+    (c) => {
+      usePerformanceClock();
+      log('info', 'start-up heap compacted', { rssBeforeMiB: c.rssBeforeMiB, rssAfterMiB: c.rssAfterMiB, pauseMs: c.pauseMs });
+    },
     () => {
       try {
         const saved = saveCodeCache();

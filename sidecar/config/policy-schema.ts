@@ -9,7 +9,7 @@
  * per split-zone glob, forward zones outside the cluster zone) live in
  * {@link checkPolicy}, which the loader runs beside the schema.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Type } from './typebox.ts';
 import { isReverseZone } from './cluster.ts';
@@ -344,7 +344,7 @@ function checkResponse(r: DenyResponseSpec | undefined, path: (string | number)[
   if (r.type === 'sinkhole' && (!r.addresses || r.addresses.length === 0)) out.push({ path: [...path, 'addresses'], message: 'a sinkhole response needs addresses' });
   if (r.type !== 'sinkhole' && r.addresses) out.push({ path: [...path, 'addresses'], message: `addresses only apply to sinkhole responses, not ${r.type}` });
   list(r.addresses).forEach((a, i) => {
-    if (typeof a === 'string' && isIP(a) === 0) out.push({ path: [...path, 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+    if (typeof a === 'string' && ipFamily(a) === 0) out.push({ path: [...path, 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
   });
 }
 
@@ -537,7 +537,7 @@ export function checkPolicy(p: DNSPolicy, options: PolicyCheckOptions = {}): Pro
       }
     }
     list(z.addresses).forEach((a, j) => {
-      if (typeof a === 'string' && isIP(a) === 0) out.push({ path: [...path, 'addresses', j], message: `"${a}" is not an IPv4 or IPv6 address` });
+      if (typeof a === 'string' && ipFamily(a) === 0) out.push({ path: [...path, 'addresses', j], message: `"${a}" is not an IPv4 or IPv6 address` });
     });
     if (typeof z.resolveVia === 'string' && !(BUILTIN_GROUPS as readonly string[]).includes(z.resolveVia) && !forwardZones.some((f) => f?.name === z.resolveVia))
       out.push({ path: [...path, 'resolveVia'], message: `"${z.resolveVia}" is neither "default", "cluster" nor a forward zone of this policy` });

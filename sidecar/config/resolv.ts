@@ -2,8 +2,8 @@
  * Default upstreams from resolv.conf, and the start-up check that the
  * sidecar never forwards to itself.
  */
-import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { ipFamily } from '../net/ip.ts';
+import { osModule } from '../runtime/builtins.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, type HostPort } from '../listener/address.ts';
 import { readFileSync } from '../runtime/builtins.ts';
@@ -26,7 +26,7 @@ export function upstreamsFromResolvConf(text: string): string[] {
     const m = /^nameserver\s+(\S+)$/.exec(line);
     if (!m) continue;
     const ip = m[1]!.replace(/%.*$/, '');
-    if (isIP(ip) === 0 || isLoopback(ip)) continue;
+    if (ipFamily(ip) === 0 || isLoopback(ip)) continue;
     out.push(`udp://${formatHostPort({ host: ip, port: 53 })}`);
   }
   return out;
@@ -46,7 +46,7 @@ export function readResolvConf(path: string): string[] {
 /** The addresses this machine answers on, for the wildcard case of {@link assertNoLoop}. */
 function localAddresses(): Set<string> {
   const out = new Set<string>(['127.0.0.1', '::1']);
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address.toLowerCase());
+  for (const list of Object.values(osModule().networkInterfaces())) for (const a of list ?? []) out.add(a.address.toLowerCase());
   return out;
 }
 

@@ -1,7 +1,8 @@
 /**
  * ADDR:PORT parsing for listen addresses and plain DNS servers.
  */
-import net, { isIP } from 'node:net';
+import net from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 
 /** A host and port; `host` is an IP literal without brackets. */
@@ -22,7 +23,7 @@ export function parseHostPort(text: string, what: string): HostPort {
   if (!m) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${what}: "${text}" is not ADDR:PORT (IPv6 in brackets, e.g. [::1]:53)`);
   const host = m[1]!;
   const port = Number(m[2]);
-  const family = isIP(host);
+  const family = ipFamily(host);
   if (family === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${what}: "${host}" is not an IP address`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `${what}: port ${m[2]} is out of range`);
   return { host, port, family: family as 4 | 6 };

@@ -3,7 +3,7 @@
  * from the wire, build a QueryContext, run the chain, and turn the outcome
  * into the bytes to send.
  */
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../runtime/clock.ts';
 import { Flags, RCode } from '../dns/constants.ts';
 import { errorReply, finishReply, optRecord } from '../dns/reply.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
@@ -93,7 +93,7 @@ const LISTENER_ROUTE: Route = internalRoute('default');
 
 /** A context for a message the listener answers itself; `query` stands in when the message had none readable. */
 function listenerContext(wire: Buffer, query: ParsedQuery, proto: Proto, deps: HandlerDeps): QueryContext {
-  return { wire, query, proto, signal: deps.signal, startedAt: performance.now(), route: LISTENER_ROUTE, internal: false };
+  return { wire, query, proto, signal: deps.signal, startedAt: monotonicMs(), route: LISTENER_ROUTE, internal: false };
 }
 
 /** The parsed form a malformed message is observed under: its ID, no name, type 0. */
@@ -170,7 +170,7 @@ function answerQuery(wire: Buffer, proto: Proto, deps: HandlerDeps, overConnecti
     query: q,
     proto,
     signal: deps.signal,
-    startedAt: performance.now(),
+    startedAt: monotonicMs(),
     route,
     decision: route.evaluation.decision,
     internal: false,

@@ -9,6 +9,7 @@
  * stands"). Here a timer due every {@link EVENT_LOOP_SAMPLE_MS} records how
  * late it ran, and each scrape reports the samples since the previous one.
  */
+import { monotonicMs } from '../runtime/clock.ts';
 import type { Registry } from 'prom-client';
 import { Gauge, type MetricsDetail } from './registry.ts';
 
@@ -47,9 +48,9 @@ export class EventLoopDelay {
   }
 
   #arm(): void {
-    this.#due = performance.now() + this.#sampleMs;
+    this.#due = monotonicMs() + this.#sampleMs;
     this.#timer = setTimeout(() => {
-      this.record(Math.max(0, performance.now() - this.#due));
+      this.record(Math.max(0, monotonicMs() - this.#due));
       this.#arm();
     }, this.#sampleMs).unref();
   }
@@ -111,8 +112,8 @@ export function registerEventLoopDelay(registry: Registry, detail: MetricsDetail
     registers: [registry],
     aggregator: 'average',
     collect() {
-      const start = performance.now();
-      setImmediate(() => lag.set((performance.now() - start) / 1000));
+      const start = monotonicMs();
+      setImmediate(() => lag.set((monotonicMs() - start) / 1000));
       const s = delay.take();
       if (s !== undefined) gauges.forEach((g, i) => summary[i]!.set(s[g.pick]));
     },

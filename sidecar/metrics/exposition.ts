@@ -17,7 +17,8 @@
  * The text is what prom-client's `registry.metrics()` gives, family by family
  * in the same order (Prometheus' text format, version 0.0.4).
  */
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { monotonicMs } from '../runtime/clock.ts';
+import { timersPromises } from '../runtime/builtins.ts';
 import type { Registry } from 'prom-client';
 
 /** Options of {@link ExpositionRenderer}. */
@@ -41,7 +42,7 @@ export class ExpositionRenderer {
   #running: Promise<string> | undefined;
   /** The rendering that starts after the one in progress (or after the interval): what a new scrape waits for. */
   #next: Promise<string> | undefined;
-  /** When the last rendering started (performance.now()). */
+  /** When the last rendering started (monotonicMs()). */
   #lastStart = -Infinity;
   #waiting = 0;
   #renderings = 0;
@@ -72,7 +73,7 @@ export class ExpositionRenderer {
   /** The next rendering: after the one in progress has ended and the interval since its start has passed. */
   async #schedule(): Promise<string> {
     await this.#running?.catch(() => {});
-    const wait = this.#lastStart + this.#options.minIntervalMs - performance.now();
+    const wait = this.#lastStart + this.#options.minIntervalMs - monotonicMs();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
     this.#next = undefined;
     this.#running = this.#renderNow();
@@ -80,15 +81,15 @@ export class ExpositionRenderer {
   }
 
   async #renderNow(): Promise<string> {
-    this.#lastStart = performance.now();
+    this.#lastStart = monotonicMs();
     this.#renderings++;
     const parts: string[] = [];
     let sliceStart = this.#lastStart;
     for (const metric of this.#registry.getMetricsAsArray()) {
       parts.push(await this.#registry.getSingleMetricAsString(metric.name));
-      if (performance.now() - sliceStart >= this.#options.sliceMs) {
-        await yieldToLoop();
-        sliceStart = performance.now();
+      if (monotonicMs() - sliceStart >= this.#options.sliceMs) {
+        await timersPromises().setImmediate();
+        sliceStart = monotonicMs();
       }
     }
     return `${parts.join('\n\n')}\n`;

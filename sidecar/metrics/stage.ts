@@ -7,10 +7,10 @@
  * outcomes before they reach this stage, so every query is counted once.
  *
  * Per query it does typed-array writes, one map lookup (the rule name) and
- * one `performance.now()`; a query answered synchronously (a cache hit)
+ * one `monotonicMs()`; a query answered synchronously (a cache hit)
  * allocates nothing here, one still waiting for an upstream a `then`.
  */
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../runtime/clock.ts';
 import { after } from '../pipeline/deferred.ts';
 import { isPending, type Answer, type Next, type Outcome, type QueryContext, type Stage } from '../pipeline/stage.ts';
 import type { ListenerMetrics } from '../listener/metrics.ts';
@@ -47,7 +47,7 @@ export function createMetricsStage(metrics: MetricsStageTargets, queryLog?: Quer
     return counted(ctx, outcome);
   };
   const counted = (ctx: QueryContext, outcome: Outcome): Outcome => {
-    const seconds = (performance.now() - ctx.startedAt) / 1000;
+    const seconds = (monotonicMs() - ctx.startedAt) / 1000;
     query.response(outcome.source, outcome.rcode, seconds);
     const d = ctx.decision;
     if (d !== undefined) policy.decision(d.action, d.rule);

@@ -3,6 +3,7 @@
  * stage itself (DESIGN §3). Stages are onion layers: a stage answers itself
  * or calls `next(ctx)` and may look at what comes back.
  */
+import { monotonicMs } from '../runtime/clock.ts';
 import type { ReplyScan } from '../dns/records.ts';
 import type { ExtendedError } from '../dns/reply.ts';
 import type { ParsedQuery } from '../dns/wire.ts';
@@ -39,7 +40,7 @@ export interface QueryContext {
   readonly proto: Proto;
   /** Aborted when the client is gone or the sidecar shuts down. */
   readonly signal: AbortSignal;
-  /** `performance.now()` when the query arrived, in milliseconds. */
+  /** `monotonicMs()` when the query arrived, in milliseconds. */
   readonly startedAt: number;
   /**
    * The question's classification (route/classify.ts), made once when the

@@ -18,7 +18,7 @@
 import type { Decision } from '../pipeline/stage.ts';
 import type { DNSPolicy, DenyResponseSpec, PodSelector, PolicyRule } from '../config/policy-schema.ts';
 import { EMPTY_POLICY, ISOLATION_RULE } from '../config/policy-schema.ts';
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import { LabelGlob } from './glob.ts';
 
 /** Which policy a rule or zone came from. */
@@ -456,8 +456,8 @@ export function compilePolicy(input: CompileInput = {}): CompiledPolicy {
         name: s.name,
         layer,
         cname: s.cname === undefined ? undefined : normalizeGlob(s.cname),
-        v4: Object.freeze(addrs.filter((a) => isIP(a) === 4)),
-        v6: Object.freeze(addrs.filter((a) => isIP(a) === 6)),
+        v4: Object.freeze(addrs.filter((a) => ipFamily(a) === 4)),
+        v6: Object.freeze(addrs.filter((a) => ipFamily(a) === 6)),
         ttl: s.ttl,
         resolveVia: s.resolveVia === 'default' || s.resolveVia === 'cluster' ? s.resolveVia : forwardGroupKey(layer, s.resolveVia),
       });

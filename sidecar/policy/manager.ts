@@ -140,7 +140,10 @@ export interface PolicyManagerOptions {
   readonly clusterZones?: readonly string[];
   /** Where reload results are logged. */
   readonly log?: PolicyLogger;
-  /** Watch the files and reload on change (default true). */
+  /**
+   * Watch the files and reload on change from construction (default true). The sidecar passes false and calls
+   * {@link PolicyManager.watchFiles} once its listeners serve.
+   */
   readonly watch?: boolean;
   /** Milliseconds to wait after a file event before reloading (default 100). */
   readonly debounceMs?: number;
@@ -153,6 +156,13 @@ export type ReloadResult = { readonly ok: true; readonly error?: undefined } | {
 
 /** A reload listener (e.g. the metrics stage counting reloads). */
 export type ReloadListener = (result: 'success' | 'failure', error?: SidecarError) => void;
+
+interface Texts {
+  readonly platform: string | undefined;
+  readonly tenant: string | undefined;
+  readonly labels: string | undefined;
+  readonly signature: string;
+}
 
 interface Loaded {
   readonly compiled: CompiledPolicy;
@@ -188,6 +198,7 @@ export class PolicyManager implements PolicyHolder {
   /** Whether the policy serving now was loaded without the tenant's file (absent, with `policyOptional`). */
   private tenantAbsent = false;
   private closed = false;
+  private watching = false;
 
   /**
    * Loads and compiles the files, then starts watching them.
@@ -202,7 +213,10 @@ export class PolicyManager implements PolicyHolder {
     this.lastTenantText = this.pendingTenantText;
     this.lastGoodAt = this.now();
     this.noteTenantAbsence(first.tenantAbsent, 'info');
-    if (opts.watch ?? true) this.startWatching();
+    if (opts.watch ?? true) {
+      this.watching = true;
+      this.startWatching();
+    }
   }
 
   /**
@@ -219,22 +233,33 @@ export class PolicyManager implements PolicyHolder {
     return (this.opts.now ?? Date.now)();
   }
 
+  /**
+   * The files' texts (the tenant's undefined when it is absent and may be, with `policyOptional`) and their
+   * signature, which tells a reload whether anything changed.
+   *
+   * @throws SidecarError CONFIG_READ when a file is missing or unreadable.
+   */
+  private readTexts(): Texts {
+    const { policy, platformPolicy, podLabels } = this.opts;
+    const platform = platformPolicy ? readTextFile(platformPolicy) : undefined;
+    const tenant = policy ? this.readTenant(policy) : undefined;
+    const labels = podLabels ? readTextFile(podLabels) : undefined;
+    const parts: string[] = [];
+    if (platform !== undefined) parts.push(platform);
+    if (policy) parts.push(tenant ?? '\u0001no tenant file');
+    if (labels !== undefined) parts.push(labels);
+    return { platform, tenant, labels, signature: parts.join('\u0000') };
+  }
+
   private load(): Loaded {
     const { policy, platformPolicy, podLabels } = this.opts;
-    const texts: string[] = [];
-    const read = (path: string) => {
-      const t = readTextFile(path);
-      texts.push(t);
-      return t;
-    };
+    const texts = this.readTexts();
     const checks = { clusterZones: this.opts.clusterZones };
     // The platform first: the tenant's policy is checked against it (no shadowing, no denied split targets).
-    const platform = platformPolicy ? parsePolicy(read(platformPolicy), platformPolicy, checks) : undefined;
+    const platform = platformPolicy ? parsePolicy(texts.platform!, platformPolicy, checks) : undefined;
     let tenant: DNSPolicy | undefined;
-    const text = policy ? this.readTenant(policy) : undefined;
-    if (policy && text === undefined) texts.push('\u0001no tenant file');
+    const text = texts.tenant;
     if (policy && text !== undefined) {
-      texts.push(text);
       try {
         tenant = parsePolicy(text, policy, { ...checks, layer: 'tenant', ...(platform ? { platform: platformView(platform) } : {}) });
       } catch (err) {
@@ -250,8 +275,8 @@ export class PolicyManager implements PolicyHolder {
       }
     }
     this.pendingTenantText = text;
-    const labels = podLabels ? parsePodLabels(read(podLabels), podLabels) : undefined;
-    return { compiled: compilePolicy({ tenant, platform, podLabels: labels, namespace: this.opts.namespace }), signature: texts.join('\u0000'), tenantAbsent: policy !== undefined && text === undefined };
+    const labels = podLabels ? parsePodLabels(texts.labels!, podLabels) : undefined;
+    return { compiled: compilePolicy({ tenant, platform, podLabels: labels, namespace: this.opts.namespace }), signature: texts.signature, tenantAbsent: policy !== undefined && text === undefined };
   }
 
   /** The tenant file's text; undefined when it does not exist and may be absent (`policyOptional`). */
@@ -307,6 +332,27 @@ export class PolicyManager implements PolicyHolder {
     });
     for (const cb of this.listeners) cb('success');
     return { ok: true };
+  }
+
+  /**
+   * Starts watching the files (once; nothing after {@link close}), then reloads if they changed since they were
+   * read: the sidecar starts watching after its listeners serve, so that setting the watches up does not delay
+   * the first answer (test/bench/README.md, "Start: what the first answer waits for").
+   */
+  watchFiles(): void {
+    if (this.closed || this.watching) return;
+    this.watching = true;
+    this.startWatching();
+    if (this.textsNow() !== this.lastSignature) this.schedule();
+  }
+
+  /** The signature `load` would give the files as they are now, or undefined when one cannot be read. */
+  private textsNow(): string | undefined {
+    try {
+      return this.readTexts().signature;
+    } catch {
+      return undefined;
+    }
   }
 
   private startWatching(): void {

@@ -5,8 +5,8 @@
  * upstream group. A split zone never answers NXDOMAIN for a type it has no
  * data for: that is NODATA (NOERROR + SOA), DESIGN §5.
  */
+import { monotonicMs } from '../runtime/clock.ts';
 import type { SynthRecord } from '../dns/reply.ts';
-import { performance } from 'node:perf_hooks';
 import { errorReply, synthesize } from '../dns/reply.ts';
 import { skipName } from '../dns/wire.ts';
 import { chainNames } from '../dns/chain.ts';
@@ -34,7 +34,7 @@ export type ResolveFn = (name: string, qtype: number, group: string, signal: Abo
 export function innerResolver(inner: Next): ResolveFn {
   return async (name, qtype, group, signal) => {
     const { wire, query } = buildQuery(name, qtype);
-    const out = await inner({ wire, query, proto: 'udp', signal, startedAt: performance.now(), internal: true, route: internalRoute(group) });
+    const out = await inner({ wire, query, proto: 'udp', signal, startedAt: monotonicMs(), internal: true, route: internalRoute(group) });
     return out.body;
   };
 }

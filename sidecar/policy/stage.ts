@@ -9,7 +9,7 @@ import { after } from '../pipeline/deferred.ts';
 import { isPending, type Answer, type Outcome, type QueryContext, type Next, type Stage } from '../pipeline/stage.ts';
 import type { Route } from '../route/classify.ts';
 import type { DenyResponse } from './compile.ts';
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 
 /** The SOA the sidecar puts in the authority section of negative answers it synthesizes. */
 export function syntheticSoa(zone: string, ttl: number): SynthRecord {
@@ -35,7 +35,7 @@ export function syntheticSoa(zone: string, ttl: number): SynthRecord {
 export function addressRecords(name: string, qtype: number, addresses: readonly string[], ttl: number): SynthRecord[] {
   const out: SynthRecord[] = [];
   for (const a of addresses) {
-    const family = isIP(a);
+    const family = ipFamily(a);
     if (family === 4 && (qtype === RRType.A || qtype === RRType.ANY)) out.push({ name, type: 'A', class: 'IN', ttl, data: a });
     else if (family === 6 && (qtype === RRType.AAAA || qtype === RRType.ANY)) out.push({ name, type: 'AAAA', class: 'IN', ttl, data: a });
   }

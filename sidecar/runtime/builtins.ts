@@ -5,7 +5,8 @@
  * Node's internal undici, node:fs loads fs/promises and readline, node:crypto
  * WebCrypto, node:tls decodes every root certificate). Measured in
  * test/bench/README.md, "Start-up and idle memory" ("Loading only what is
- * used"). Other built-ins (node:net, node:dgram, node:os, …) are imported as
+ * used"), and the ones a pod's start does not need until after its first answer (node:os,
+ * node:timers/promises). Other built-ins (node:net, node:dgram, …) are imported as
  * usual: their facades load nothing extra.
  */
 
@@ -56,6 +57,16 @@ export function tlsModule(): typeof import('node:tls') {
 /** node:v8, loaded on the first call (the start-up heap compaction, after the sidecar serves). */
 export function v8Module(): typeof import('node:v8') {
   return process.getBuiltinModule('node:v8');
+}
+
+/** node:os, loaded on the first call (the helper threads' renice, after the sidecar serves; the loop check of --upstream addresses). */
+export function osModule(): typeof import('node:os') {
+  return process.getBuiltinModule('node:os');
+}
+
+/** node:timers/promises, loaded on the first call (a DoH retry's pause, a /metrics rendering's yield). */
+export function timersPromises(): typeof import('node:timers/promises') {
+  return process.getBuiltinModule('node:timers/promises');
 }
 
 /** node:vm, loaded on the first call (the start-up heap compaction, after the sidecar serves). */

@@ -7,6 +7,7 @@
  * only for that moment, so the process keeps its flags (and the compile cache,
  * keyed by V8's flags, stays valid).
  */
+import { monotonicMs } from './clock.ts';
 import { v8Module, vmModule } from './builtins.ts';
 
 /** How long after the sidecar starts serving the collection runs: after the first queries of a starting pod, not before them. */
@@ -38,7 +39,7 @@ export function compactHeap(): HeapCompaction {
     v8.setFlagsFromString('--no-expose-gc');
   }
   const rssBeforeMiB = rssMiB();
-  const t0 = performance.now();
+  const t0 = monotonicMs();
   // Bytecode of every function not running now goes too, and Sparkplug's baseline code with it (V8 keeps
   // baseline code unless --flush-baseline-code): the start-up's (commander, YAML, TypeBox, the policy compiler)
   // is never called again, and what a query needs is compiled again on its next call.
@@ -50,7 +51,7 @@ export function compactHeap(): HeapCompaction {
     v8.setFlagsFromString('--no-flush-baseline-code');
     v8.setFlagsFromString('--no-stress-flush-code');
   }
-  const pauseMs = Math.round((performance.now() - t0) * 10) / 10;
+  const pauseMs = Math.round((monotonicMs() - t0) * 10) / 10;
   return { rssBeforeMiB, rssAfterMiB: rssMiB(), pauseMs };
 }
 

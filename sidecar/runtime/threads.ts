@@ -7,7 +7,7 @@
  * thread's nice value needs no privilege (setpriority(2)); threads made later
  * keep the main thread's priority. Linux only; elsewhere it does nothing.
  */
-import { getPriority, setPriority } from 'node:os';
+import { osModule } from './builtins.ts';
 import { readdirSync } from './builtins.ts';
 
 /** The nice value given to the helper threads (why 10: test/bench/README.md, "Helper threads"). */
@@ -36,6 +36,7 @@ export function yieldHelperThreads(): HelperThreads {
     const tid = Number(t);
     if (tid === process.pid) continue;
     try {
+      const { getPriority, setPriority } = osModule();
       if (getPriority(tid) >= HELPER_NICE) continue; // already as low (a process started under nice): never raise it
       setPriority(tid, HELPER_NICE);
       reniced++;

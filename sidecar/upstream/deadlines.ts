@@ -16,10 +16,11 @@
  * for the head, if the list has one, or else the list is dropped. While the
  * list is empty the timer does not keep the process alive (unref).
  */
+import { monotonicMs } from '../runtime/clock.ts';
 
 /** Something with a deadline: linked into one {@link DeadlineList} at a time. */
 export interface Timed {
-  /** performance.now() at which {@link expire} is due. */
+  /** monotonicMs() at which {@link expire} is due. */
   at: number;
   prev: Timed | null;
   next: Timed | null;
@@ -46,7 +47,7 @@ export class DeadlineList {
 
   /** Links `t` to expire `ms` from now. */
   add(t: Timed): void {
-    t.at = performance.now() + this.ms;
+    t.at = monotonicMs() + this.ms;
     t.prev = this.#tail;
     t.next = null;
     t.linked = true;
@@ -87,7 +88,7 @@ export class DeadlineList {
   readonly #fire = (): void => {
     this.#timer = undefined;
     this.#refed = false;
-    const now = performance.now();
+    const now = monotonicMs();
     let t = this.#head;
     while (t !== null && t.at <= now) {
       this.remove(t);

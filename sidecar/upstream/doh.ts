@@ -14,7 +14,8 @@
  *   every `pingIntervalMs`; a query that times out while nothing came back on
  *   the connection since it was sent replaces the connection.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { monotonicMs } from '../runtime/clock.ts';
+import { timersPromises } from '../runtime/builtins.ts';
 import type { buildConnector, Client } from 'undici';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { staticAddresses } from './bootstrap.ts';
@@ -133,7 +134,7 @@ export class DohUpstream implements Upstream {
   #hostIndex = 0;
   #session: Buffer | undefined;
   #client: Client | undefined;
-  /** performance.now() of the last reply headers received on the current client. */
+  /** monotonicMs() of the last reply headers received on the current client. */
   #lastReplyAt = 0;
   #closed = false;
   #inFlight = 0;
@@ -254,7 +255,7 @@ export class DohUpstream implements Upstream {
         if (refusedStream(err) && attempt < 16) {
           // REFUSED_STREAM: the server did not process the request, which is safe
           // to repeat (RFC 9113 §8.7); some servers refuse concurrent POST streams.
-          await sleep(1 + Math.random() * Math.min(50, 2 ** attempt), undefined, { signal }).catch(() => {});
+          await timersPromises().setTimeout(1 + Math.random() * Math.min(50, 2 ** attempt), undefined, { signal }).catch(() => {});
           continue;
         }
         // A request that met a connection going away (GOAWAY, reset) is retried
@@ -291,7 +292,7 @@ export class DohUpstream implements Upstream {
     const lib = undici ?? (await loadUndici());
     if (this.#closed) throw upstreamError(ErrorCodes.CLOSED, 'sending query to closed upstream', address);
     const client = this.#getClient(lib);
-    const sentAt = performance.now();
+    const sentAt = monotonicMs();
     let reply: Buffer;
     try {
       // undici honours the signal only once a connection exists; race it so a
@@ -307,7 +308,7 @@ export class DohUpstream implements Upstream {
         }),
         signal,
       );
-      this.#lastReplyAt = performance.now();
+      this.#lastReplyAt = monotonicMs();
       const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (res.statusCode !== 200 || type !== DNS_MESSAGE) {
         res.body.destroy();

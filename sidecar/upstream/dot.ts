@@ -9,7 +9,7 @@
  * SubjectPublicKeyInfo) must match too. A failure is UPSTREAM_TLS, never a
  * fallback to plain DNS. TLS sessions are resumed on reconnect.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import type { OnReadOpts } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { ErrorCodes } from '../errors.ts';
@@ -66,7 +66,7 @@ export interface TlsConnectParams {
 export function connectTls(params: TlsConnectParams): Promise<TLSSocket> {
   const { host, port, trust, timeoutMs, address } = params;
   const pins = trust.spkiPin ?? [];
-  const servername = isIP(trust.tlsName) ? undefined : trust.tlsName;
+  const servername = ipFamily(trust.tlsName) ? undefined : trust.tlsName;
   return new Promise((resolve, reject) => {
     let tcpConnected = false;
     const tls = tlsModule();

@@ -3,7 +3,7 @@
  * URLs, the forwarding-loop checks at start-up, and the factory that turns a
  * group's URLs into an upstream group.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import { assertNoLoop, readResolvConf } from '../config/resolv.ts';
 import type { SidecarConfig } from '../config/schema.ts';
 import { ErrorCodes, SidecarError, describeError } from '../errors.ts';
@@ -41,7 +41,7 @@ export function checkLoops(listen: readonly HostPort[], config: SidecarConfig, u
   const bootstrap = parseBootstrapList(config.bootstrap);
   for (const text of upstreams) {
     const hp = upstreamHostPort(parseUpstreamSpec(text).url);
-    if (isIP(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
+    if (ipFamily(hp.host) !== 0) assertNoLoop(listen, hp, '--upstream');
     for (const ip of bootstrap.get(hp.host.toLowerCase()) ?? []) assertNoLoop(listen, { host: ip, port: hp.port }, `--upstream ${showUrl(text)} (bootstrap address)`);
   }
   for (const r of config.bootstrapResolver) assertNoLoop(listen, upstreamHostPort(r, 'bootstrap resolver'), '--bootstrap-resolver');

@@ -13,7 +13,7 @@
  * its addresses come from the bootstrap map, and a name without one is
  * CONFIG_INVALID at construction. Plain udp/tcp upstreams take IPs only.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { showUrl } from '../redact.ts';
 import { ReResolvingAddresses } from './bootstrap.ts';
@@ -111,7 +111,7 @@ export function fromUrl(url: string, options: UpstreamOptions = {}): Upstream {
   const checked = checkUpstreamUrl(url);
   if (typeof checked === 'string') throw invalid(url, checked);
   const { u, host, port } = checked;
-  const ip = isIP(host) !== 0;
+  const ip = ipFamily(host) !== 0;
   const tuning: StreamTuning = {
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
@@ -144,7 +144,7 @@ export function fromUrl(url: string, options: UpstreamOptions = {}): Upstream {
     if (!found || found.length === 0) {
       throw invalid(url, `host name ${host} has no bootstrap address (--bootstrap ${host}=IP[,IP]); it is never resolved through the system resolver`);
     }
-    for (const a of found) if (isIP(a) === 0) throw invalid(url, `bootstrap address ${a} of ${host} is not an IP address`);
+    for (const a of found) if (ipFamily(a) === 0) throw invalid(url, `bootstrap address ${a} of ${host} is not an IP address`);
     hosts = found;
     const resolvers = options.bootstrapResolvers ?? [];
     if (resolvers.length > 0) {
@@ -192,7 +192,7 @@ export function parseBootstrap(entry: string): { host: string; addresses: string
     .filter((a) => a !== '');
   if (host === '' || addresses.length === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `bootstrap ${entry}: expected host=IP[,IP]`);
   for (const a of addresses) {
-    if (isIP(a) === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `bootstrap ${entry}: ${a} is not an IP address`);
+    if (ipFamily(a) === 0) throw new SidecarError(ErrorCodes.CONFIG_INVALID, `bootstrap ${entry}: ${a} is not an IP address`);
   }
   return { host, addresses };
 }

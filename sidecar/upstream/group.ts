@@ -14,6 +14,7 @@
  * mark a member down; it is then probed in the background every
  * `probeIntervalMs` (a root NS query) until it answers, and skipped meanwhile.
  */
+import { monotonicMs } from '../runtime/clock.ts';
 import { EDECode, RRType } from '../dns/constants.ts';
 import { buildQuery } from '../dns/query.ts';
 import { scanReply, type ReplyScan } from '../dns/records.ts';
@@ -294,7 +295,7 @@ class Attempt implements ExchangeReceiver {
   }
 
   #send(): void {
-    this.#start = performance.now();
+    this.#start = monotonicMs();
     try {
       // The attempt is the exchange's receiver: no promise between the group and the transport.
       this.#target.send(this.#query, this.deadline, this);
@@ -330,7 +331,7 @@ class Attempt implements ExchangeReceiver {
   }
 
   #report(rcode: number | null, code: string | null, error?: unknown): void {
-    this.#observer?.onAttempt?.(this.#target.address, rcode, code, (performance.now() - this.#start) / 1000, error);
+    this.#observer?.onAttempt?.(this.#target.address, rcode, code, (monotonicMs() - this.#start) / 1000, error);
   }
 }
 
@@ -407,7 +408,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
     readonly #signal: ExchangeSignal;
     /** The caller's signal with the group's deadline. */
     readonly #total: Deadline;
-    readonly #started = performance.now();
+    readonly #started = monotonicMs();
     readonly #order: readonly Member[];
     /** The next member of `#order` to try. */
     #next = 0;
@@ -459,7 +460,7 @@ export function createGroup(name: string, upstreams: readonly Upstream[], option
      */
     #attemptDeadline(last: boolean, extra?: ExchangeSignal): Deadline {
       if (last && !extra) return this.#total;
-      const remaining = deadlineMs - (performance.now() - this.#started);
+      const remaining = deadlineMs - (monotonicMs() - this.#started);
       const ms = Math.max(1, Math.ceil(last ? remaining : Math.min(attemptTimeoutMs, remaining)));
       return new Deadline(this.#total, ms, extra);
     }

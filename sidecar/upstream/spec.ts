@@ -4,7 +4,7 @@
  * path): `tls://10.0.0.1:853#tls-name=dns.example&spki-pin=BASE64`,
  * `https://dns.example/dns-query#method=get`.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { DEFAULT_PORTS, showUrl } from '../redact.ts';
 
@@ -88,6 +88,6 @@ export function checkUpstreamUrl(url: string): CheckedUrl | string {
   if (u.protocol !== 'https:' && ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash)) {
     return 'a path, query or fragment is only meaningful for https://';
   }
-  if ((u.protocol === 'udp:' || u.protocol === 'tcp:') && isIP(host) === 0) return 'plain DNS upstreams need an IP address, not a host name';
+  if ((u.protocol === 'udp:' || u.protocol === 'tcp:') && ipFamily(host) === 0) return 'plain DNS upstreams need an IP address, not a host name';
   return { u, host, port };
 }

@@ -17,6 +17,7 @@
  *   (the server may have closed an idle connection just as the query left);
  *   the others fail with UPSTREAM_CONNECT.
  */
+import { monotonicMs } from '../runtime/clock.ts';
 import type { OnReadOpts, Socket } from 'node:net';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
@@ -62,7 +63,7 @@ class Pending {
   readonly #onAbort: (p: Pending) => void;
   conn: Connection | undefined = undefined;
   id = 0;
-  /** performance.now() when written, 0 while queued. */
+  /** monotonicMs() when written, 0 while queued. */
   writtenAt = 0;
   /** Whether the connection was already established when the query was written. */
   reused = false;
@@ -104,7 +105,7 @@ class Connection {
    * last reply leaves it idle between two batches does not make and cancel a timer each time.
    */
   idleTimer: NodeJS.Timeout | undefined;
-  /** performance.now() when the last query in flight was settled; -1 while queries are in flight. */
+  /** monotonicMs() when the last query in flight was settled; -1 while queries are in flight. */
   idleSince = -1;
   chunks: Buffer[] = [];
   buffered = 0;
@@ -142,7 +143,7 @@ function flush(conn: Connection): void {
     return;
   }
   const buf = Buffer.allocUnsafe(total);
-  const now = performance.now();
+  const now = monotonicMs();
   let off = 0;
   for (let i = 0; i < out.length; i++) {
     const p = out[i]!;
@@ -323,7 +324,7 @@ export class StreamUpstream implements Upstream {
    * of the read buffer, and nothing else is allocated per message.
    */
   #onData(conn: Connection, chunk: Buffer, inPlace: boolean): void {
-    conn.lastReadAt = performance.now();
+    conn.lastReadAt = monotonicMs();
     if (conn.buffered === 0) {
       const n = chunk.length;
       let off = 0;
@@ -387,7 +388,7 @@ export class StreamUpstream implements Upstream {
 
   #maybeIdle(conn: Connection): void {
     if (!conn.open || conn.dead || this.#inFlight(conn) > 0) return;
-    conn.idleSince = performance.now();
+    conn.idleSince = monotonicMs();
     if (conn.idleTimer === undefined) this.#armIdle(conn, this.#tuning.idleTimeoutMs);
   }
 
@@ -396,7 +397,7 @@ export class StreamUpstream implements Upstream {
     conn.idleTimer = setTimeout(() => {
       conn.idleTimer = undefined;
       if (conn.dead || conn.idleSince < 0 || this.#inFlight(conn) > 0) return; // busy: its next idle spell arms it again
-      const left = conn.idleSince + this.#tuning.idleTimeoutMs - performance.now();
+      const left = conn.idleSince + this.#tuning.idleTimeoutMs - monotonicMs();
       if (left > 0) this.#armIdle(conn, left);
       else this.#kill(conn, upstreamError(ErrorCodes.UPSTREAM_CONNECT, 'idle connection closed to', this.address), false);
     }, Math.max(1, Math.ceil(ms)));

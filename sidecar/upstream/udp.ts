@@ -19,8 +19,9 @@
  *   dropped and reported (`onDroppedReply`: the spoofing signal), and the
  *   query keeps waiting until the caller's deadline.
  */
+import { monotonicMs } from '../runtime/clock.ts';
 import dgram from 'node:dgram';
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip.ts';
 import { ErrorCodes } from '../errors.ts';
 import { abortError, checkQuery, matchesQuestion, randomId, upstreamError } from './message.ts';
 import { formatHostPort, literalLookup } from '../listener/address.ts';
@@ -86,7 +87,7 @@ class PoolSocket {
   pending = new Map<number, Exchange>();
   /** Queries it may still send before it is retired. */
   left: number;
-  /** performance.now() after which it takes no new query. */
+  /** monotonicMs() after which it takes no new query. */
   readonly expiresAt: number;
   /** Queries sent before the connect finished (sent then). */
   waiting: Buffer[] | undefined = [];
@@ -102,7 +103,7 @@ class PoolSocket {
     this.owner = owner;
     const half = Math.ceil(queries / 2);
     this.left = half + (randomId() % (queries - half + 1));
-    this.expiresAt = performance.now() + seconds * 1000;
+    this.expiresAt = monotonicMs() + seconds * 1000;
     const socket = (this.socket = dgram.createSocket({ type, lookup: literalLookup }));
     // An ICMP error (port unreachable: nothing listens there) comes back as the socket's pending error, which
     // the kernel wakes the socket's reads for: node:dgram's read reports it here and the socket's exchanges
@@ -146,7 +147,7 @@ class PoolSocket {
     this.owner.inFlight--;
     if (this.pending.size === 0) {
       if (this.retired) this.close();
-      else if (this.expiresAt <= performance.now()) this.owner.retire(this);
+      else if (this.expiresAt <= monotonicMs()) this.owner.retire(this);
       else this.socket.unref();
     }
     if (err) ex.to.onError(err);
@@ -226,8 +227,8 @@ export class UdpUpstream implements Upstream {
   constructor(host: string, port: number, options: UdpOptions = {}) {
     this.host = host.toLowerCase();
     this.port = port;
-    // isIP tries IPv4's short expression first: an IPv4 upstream never compiles node:net's long IPv6 one here.
-    this.#type = isIP(host) === 6 ? 'udp6' : 'udp4';
+    // ipFamily tries IPv6's long expression only for a text with a colon (net/ip.ts).
+    this.#type = ipFamily(host) === 6 ? 'udp6' : 'udp4';
     this.address = `udp://${formatHostPort({ host, port })}`;
     this.#maxInFlight = options.maxInFlight ?? 2048;
     this.#socketQueries = Math.max(1, Math.floor(options.socketQueries ?? UDP_POOL_DEFAULTS.socketQueries));
@@ -276,7 +277,7 @@ export class UdpUpstream implements Upstream {
     const slots = this.#slots;
     const i = slots.length === 1 ? 0 : randomId() % slots.length;
     let sock = slots[i];
-    if (sock !== undefined && sock.expiresAt <= performance.now()) {
+    if (sock !== undefined && sock.expiresAt <= monotonicMs()) {
       this.retire(sock);
       sock = undefined;
     }

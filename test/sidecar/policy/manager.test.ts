@@ -245,3 +245,45 @@ test('pod labels: the downward API format with Go escapes', () => {
   assert.throws(() => parsePodLabels('app=frontend\n', 'labels'), /labels:1: /);
   assert.throws(() => parsePodLabels('ok="1"\nbroken\n', 'labels'), /labels:2: /);
 });
+
+/** A manager of one policy file holding `text`, not watching it yet (as the sidecar constructs it). */
+function unwatched(t: { after: (fn: () => void) => void }, text: string) {
+  const file = join(tempDir(t), 'policy.yaml');
+  writeFileSync(file, text);
+  const { log, lines } = capture();
+  const m = new PolicyManager({ policy: file, log, debounceMs: 20, watch: false });
+  t.after(() => m.close());
+  return { file, m, lines };
+}
+
+test('manager: watching started after the load (the sidecar starts it once its listeners serve) still sees an edit made in between', async (t) => {
+  const { file, m, lines } = unwatched(t, denying('before.test'));
+  // The edit lands before the watch exists: no file event will ever report it.
+  writeFileSync(file, denying('between.test'));
+  const seen = nextReload(m);
+  m.watchFiles();
+  assert.equal(await seen, 'success');
+  assert.equal(action(m, 'between.test'), 'deny');
+  assert.equal(action(m, 'before.test'), 'allow');
+  // And later edits are seen through the watch.
+  const again = nextReload(m);
+  writeFileSync(file, denying('after.test'));
+  assert.equal(await again, 'success');
+  assert.equal(action(m, 'after.test'), 'deny');
+  assert.equal(lines.filter(([, msg]) => msg === 'policy reloaded').length, 2);
+});
+
+test('manager: watching started after the load reloads nothing when the files did not change', async (t) => {
+  const { file, m, lines } = unwatched(t, denying('same.test'));
+  let reloads = 0;
+  m.onReload(() => reloads++);
+  m.watchFiles();
+  m.watchFiles(); // once only
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(reloads, 0);
+  assert.deepEqual(lines, []);
+  const seen = nextReload(m);
+  writeFileSync(file, denying('changed.test'));
+  assert.equal(await seen, 'success');
+  assert.equal(action(m, 'changed.test'), 'deny');
+});
