@@ -3,12 +3,14 @@
  * into an exit code. The whole CLI (commands.ts) and the image's sidecar program (sidecar-program.ts) are
  * built on it, so `tenant-dns sidecar` behaves the same from either.
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
+import { commander, isCommanderError } from '../sidecar/commander.ts';
 import { describeError } from '../sidecar/errors.ts';
 import { VERSION } from '../sidecar/main.ts';
 
 /** The program with no command yet: `tenant-dns`, its description and `--version`. */
 export function newProgram(): Command {
+  const { Command } = commander();
   return new Command('tenant-dns')
     .description('Per-pod DNS sidecar for multi-tenant Kubernetes: tenant policy, split DNS, encrypted upstreams, per-tenant telemetry.')
     .version(VERSION)
@@ -23,10 +25,26 @@ export function newProgram(): Command {
 export async function runProgram(build: (setExit: (code: number) => void) => Command, argv: readonly string[]): Promise<number> {
   let code = 0;
   const program = build((c) => (code = c));
-  try {
+  return exitCodeOf(async () => {
     await program.parseAsync([...argv]);
+    return code;
+  });
+}
+
+/**
+ * Runs a command whose options were read without commander (bin/sidecar-program.ts) and resolves with its exit
+ * code, turning a failure into one as {@link runProgram} does.
+ */
+export function runReadCommand(run: () => Promise<number>): Promise<number> {
+  return exitCodeOf(run);
+}
+
+async function exitCodeOf(run: () => Promise<number>): Promise<number> {
+  let code: number;
+  try {
+    code = await run();
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    if (isCommanderError(err)) return err.exitCode;
     process.stderr.write(`tenant-dns: ${describeError(err)}\n`);
     return 1;
   }

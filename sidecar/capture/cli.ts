@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import type { CaptureCommandOptions } from './run.ts';
-import { collect } from '../cli.ts';
+import { collect } from '../cli-args.ts';
 import { CAPTURE_FLAGS, DEFAULT_SIDECAR_UID } from './rules.ts';
 
 /** Adds `capture` to `program`; `setExit` receives the exit code. */
