@@ -10,7 +10,7 @@ import { runWithCodeCache } from '../sidecar/runtime/code-cache.ts';
 
 if (process.argv[2] === 'sidecar') {
   const at = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
-  runWithCodeCache(at('./sidecar.cjs'), at('../cache/sidecar.v8'), { undici: './vendor/undici.cjs', yaml: './vendor/yaml.cjs' });
+  runWithCodeCache(at('./sidecar.cjs'), at('../cache/sidecar.v8'), { undici: './vendor/undici.cjs', yaml: './vendor/yaml.cjs', 'js-yaml': './vendor/js-yaml.cjs' });
 } else {
   // Built by bundle.sh beside this file; it sets process.exitCode itself.
   await import(new URL('./cli.mjs', import.meta.url).href);

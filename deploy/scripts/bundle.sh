@@ -12,9 +12,9 @@
 #   it imports on demand (OUTDIR/dist/*-HASH.mjs; undici, loaded only by a DoH
 #   upstream, is one: code splitting keeps it out of start-up);
 # - OUTDIR/dist/sidecar.cjs, the `sidecar` command alone (bin/sidecar-program.ts)
-#   in one CommonJS file, and OUTDIR/dist/vendor/{undici,yaml}.cjs, which it
-#   requires off its common path (a DoH upstream; a policy the quick YAML path
-#   steps aside from), so their source is not in its file;
+#   in one CommonJS file, and OUTDIR/dist/vendor/{undici,yaml,js-yaml}.cjs,
+#   which it requires off its common path (a DoH upstream; a policy the
+#   line-by-line YAML reader steps aside from), so their source is not in its file;
 # - OUTDIR/package.json (the CLI reads its version from ../package.json
 #   relative to itself).
 # Run from the repository root after `npm ci`.
@@ -67,7 +67,7 @@ rm -rf "$out/dist" && mkdir -p "$out/dist/vendor"
   --out-extension:.js=.mjs \
   --outdir="$out/dist"
 # One CommonJS file: V8's code cache is made for one script after it ran. import() of undici becomes a
-# require (dynamic-import=false), which the loader maps to vendor/undici.cjs, as it maps yaml.
+# require (dynamic-import=false), which the loader maps to vendor/undici.cjs, as it maps yaml and js-yaml.
 # --minify-syntax too (names kept, so stack traces keep them): idle USS of 10 sidecars 11.8, 11.7, 12.0,
 # 11.5 -> 11.4, 11.4, 11.4, 11.5 MiB in alternating runs (test/bench/README.md, "the sidecar's own bundle").
 # The banner and footer wrap the body in the function the loader calls (sidecar/runtime/code-cache.ts,
@@ -80,6 +80,7 @@ rm -rf "$out/dist" && mkdir -p "$out/dist/vendor"
   --supported:dynamic-import=false \
   --external:undici \
   --external:yaml \
+  --external:js-yaml \
   --define:import.meta.url=__tenantDnsImportMetaUrl \
   "--banner:js=(function (exports, require, module, __filename, __dirname, __tenantDnsImportMetaUrl) {" \
   "--footer:js=
@@ -89,7 +90,7 @@ rm -rf "$out/dist" && mkdir -p "$out/dist/vendor"
   --minify-syntax \
   --log-level=warning \
   --outfile="$out/dist/sidecar.cjs"
-for lib in undici yaml; do
+for lib in undici yaml js-yaml; do
   "$esbuild" "$(node -p "require.resolve('$lib')")" --bundle --platform=node --target=node24 --format=cjs \
     --legal-comments=none --minify-whitespace --log-level=warning --outfile="$out/dist/vendor/$lib.cjs"
 done

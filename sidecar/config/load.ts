@@ -18,6 +18,7 @@ import { Value } from './typebox.ts';
 import { ErrorCodes, SidecarError, type ErrorCode } from '../errors.ts';
 import { readFileSync } from '../runtime/builtins.ts';
 import { applyDefaults } from './defaults.ts';
+import { blockYamlValue } from './block-yaml.ts';
 import { quickYamlValue } from './quick-yaml.ts';
 
 let yamlLibrary: typeof import('yaml') | undefined;
@@ -216,7 +217,7 @@ export function parseYaml<S extends TSchema>(text: string, file: string, schema:
  * included.
  */
 export function parseYamlQuick<S extends TSchema>(text: string, schema: S, check?: Checker<Static<S>>): Static<S> | undefined {
-  const parsed = quickYamlValue(text);
+  const parsed = blockYamlValue(text) ?? quickYamlValue(text);
   if (parsed === undefined) return undefined;
   try {
     const value: unknown = applyDefaults(schema, parsed);

@@ -139,7 +139,7 @@ test('image: sidecar --help, its errors and --version from the bundle are those 
   assert.equal(run(['sidecar', '--version']).trim(), pkg.version);
 });
 
-test('image: the bundled sidecar refuses an invalid policy with its file and line (yaml, required from dist/vendor on demand)', () => {
+test('image: the bundled sidecar refuses an invalid policy with its file and line (js-yaml and yaml, required from dist/vendor on demand)', () => {
   const bad = join(out, 'bad-sidecar-policy.yaml');
   writeFileSync(bad, 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: t\nspec:\n  rules:\n    - name: r\n      action: block\n      names: [a.test]\n');
   const r = spawnSync(process.execPath, [...image.nodeFlags, bundle, 'sidecar', '--listen', '127.0.0.1:0', '--policy', bad, '--metrics', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: tmpdir(), env: imageEnv(), encoding: 'utf8', timeout: 15_000 });

@@ -1,8 +1,8 @@
 /**
- * The quick path of configuration loading (sidecar/config/quick-yaml.ts,
- * js-yaml) against the precise one (`yaml`): wherever the quick path returns
- * a value it is the precise path's value, and wherever the two would differ
- * it returns nothing, so load.ts runs the precise path.
+ * The quick paths of configuration loading (sidecar/config/block-yaml.ts, line by line, and
+ * sidecar/config/quick-yaml.ts, js-yaml) against the precise one (`yaml`): wherever a quick path returns
+ * a value it is the precise path's value, and wherever they would differ it returns nothing, so load.ts
+ * runs the next path.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,12 +10,15 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYamlText, stringify } from 'yaml';
 import { parseYaml, parseYamlPrecise, parseYamlQuick } from '../../../sidecar/config/load.ts';
 import { DNSPolicySchema, checkPolicy } from '../../../sidecar/config/policy-schema.ts';
 import { SidecarConfigSchema } from '../../../sidecar/config/schema.ts';
 import { quickYamlValue } from '../../../sidecar/config/quick-yaml.ts';
+import { blockYamlValue } from '../../../sidecar/config/block-yaml.ts';
+import { benchPolicy } from '../../helpers/peers.ts';
 import { repositoryFiles } from '../../helpers/repo-files.ts';
+import { fuzzSeed, pick, prng } from '../../helpers/fuzz.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -30,9 +33,9 @@ function preciseValue(text: string): { value: unknown } | undefined {
   }
 }
 
-/** Asserts the quick path's value of `text` is the precise one, or that it stepped aside; returns whether it took it. */
-function agrees(text: string, what: string): boolean {
-  const quick = quickYamlValue(text);
+/** Asserts a quick path's value of `text` is the precise one, or that it stepped aside; returns whether it took it. */
+function agrees(text: string, what: string, read: (text: string) => unknown = quickYamlValue): boolean {
+  const quick = read(text);
   if (quick === undefined) return false;
   const precise = preciseValue(text);
   assert.ok(precise !== undefined, `${what}: the quick path read a value where yaml finds none: ${JSON.stringify(quick)}`);
@@ -184,4 +187,72 @@ test('quick yaml: loading a valid policy does not load the yaml library', () => 
   ].join('\n');
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   assert.deepEqual(JSON.parse(out), [false, true]);
+});
+
+test('block yaml: every YAML file and README block of the repository reads as yaml reads it, or is left to the next path', () => {
+  let taken = 0;
+  for (const [name, text] of repositoryYaml()) if (agrees(text, `${name} (block)`, blockYamlValue)) taken++;
+  assert.ok(taken >= 30, `the block reader took only ${taken} texts`);
+});
+
+test("block yaml: the bench's policy, the example policies and the policies as the controller writes them are read line by line", () => {
+  const texts = new Map<string, string>([['bench policy', readFileSync(benchPolicy(), 'utf8')]]);
+  for (const f of readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
+    const text = readFileSync(join(ROOT, 'examples', f), 'utf8');
+    const value = preciseValue(text)?.value;
+    if (value === null || typeof value !== 'object') continue;
+    // What the controller writes into a ConfigMap (injector/render.ts): yaml's stringify after a comment line.
+    texts.set(`examples/${f} as rendered`, `# rendered by tenant-dns-controller\n${stringify(value, { lineWidth: 0 })}`);
+  }
+  assert.ok(texts.size >= 6, `only ${texts.size} policies`);
+  for (const [what, text] of texts) assert.ok(agrees(text, what, blockYamlValue), `${what}: left to the next path`);
+});
+
+test('block yaml: tricky scalars as values, list items and keys read as yaml reads them, or are left to the next path', () => {
+  let taken = 0;
+  for (const s of SCALARS) {
+    for (const text of [`k: ${s}\n`, `k:\n  - ${s}\n`, `${s}: v\n`, `k:\n- ${s}\n`, `- k: ${s}\n`, `k: ${s} # c\n`]) if (agrees(text, JSON.stringify(text), blockYamlValue)) taken++;
+  }
+  assert.ok(taken > SCALARS.length, `the block reader took only ${taken} texts`);
+});
+
+test('block yaml: random edits of policies read as yaml reads them, or are left to the next path', () => {
+  const bases = [readFileSync(benchPolicy(), 'utf8'), ...readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml')).map((f) => stringify(parseYamlText(readFileSync(join(ROOT, 'examples', f), 'utf8')), { lineWidth: 0 }))];
+  const pieces = [' ', '  ', '-', '- ', ':', ': ', '#', ' #', '"', "'", '\n', '\n  ', '\n- ', '*', '&', '!', '|', '>', '[', '{', '0', '1.5', '~', 'null', 'x: y', '\\'];
+  const rnd = prng(fuzzSeed(7));
+  const rand = (n: number) => pick(rnd, n);
+  let taken = 0;
+  for (let i = 0; i < 3000; i++) {
+    let text = bases[rand(bases.length)]!;
+    for (let k = 1 + rand(3); k > 0; k--) {
+      const at = rand(text.length + 1);
+      const op = rand(4);
+      if (op === 0) text = text.slice(0, at) + text.slice(at + 1 + rand(3));
+      else if (op === 1) text = text.slice(0, at) + pieces[rand(pieces.length)]! + text.slice(at);
+      else if (op === 2) {
+        const lines = text.split('\n');
+        const j = rand(lines.length);
+        lines.splice(j, 0, lines[rand(lines.length)]!);
+        text = lines.join('\n');
+      } else {
+        const lines = text.split('\n');
+        const j = rand(lines.length);
+        lines[j] = rand(2) === 0 ? ` ${lines[j]}` : lines[j]!.replace(/^ /, '');
+        text = lines.join('\n');
+      }
+    }
+    if (agrees(text, `edit ${i}: ${JSON.stringify(text)}`, blockYamlValue)) taken++;
+  }
+  assert.ok(taken > 300, `the block reader took only ${taken} of 3000 edited texts`);
+});
+
+test('block yaml: what it does not read is left to the next path', () => {
+  const left = [
+    'a: &x 1\nb: *x\n', 'k: !!str 12\n', '%YAML 1.1\n---\nk: yes\n', 'a: 1\n---\nb: 2\n', '---\na: 1\n', '', '# nothing\n', 'a: 1\na: 2\n',
+    '~: v\n', '1: v\n', 'true: v\n', '__proto__:\n  polluted: 1\n', '"k": v\n', '- a\n- b\n', 'just text\n', 'a: [1, 2]\n', 'a: {b: 1}\n',
+    'a:\n\tb: 1\n', 'a: 1\r\nb: 2\r\n', '\ufeffa: 1\n', 'a: |\n  x\n', 'a: >\n  x\n', 'a: "x\\ty"\n', 'a: plain\n  continued\n',
+    'a:\n  - x\n   - y\n', 'a: 0o17\n', 'a: 1.5\n', 'a: .inf\n', 'a: -1\n', 'a: b: c\n', 'a:\n  - - x\n', '? a\n: b\n', 'a: "open\n',
+  ];
+  for (const text of left) assert.equal(blockYamlValue(text), undefined, JSON.stringify(text));
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
