@@ -21,30 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDnsperf } from '../helpers/dnsperf.ts';
 import { benchPolicy, cpuSeconds, HOT_ZONE, MISS_ZONE, startAuthoritative, startTenantDns } from '../helpers/peers.ts';
-
-interface Variant {
-  readonly label: string;
-  readonly app?: string;
-  readonly nodeArgs: string[];
-  readonly env: Record<string, string>;
-}
-
-function parseVariant(text: string): Variant {
-  const [label, ...parts] = text.split('|');
-  let app: string | undefined;
-  let nodeArgs: string[] = [];
-  let env: Record<string, string> = {};
-  for (const part of parts) {
-    const eq = part.indexOf('=');
-    const key = part.slice(0, eq);
-    const value = part.slice(eq + 1);
-    if (key === 'app') app = value;
-    else if (key === 'node') nodeArgs = value.split(/\s+/).filter(Boolean);
-    else if (key === 'env') env = Object.fromEntries(value.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    else throw new Error(`variant ${text}: unknown part ${part} (app=, node= or env=)`);
-  }
-  return { label: label!, app, nodeArgs, env };
-}
+import { parseVariant } from '../helpers/variants.ts';
 
 const { values, positionals } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, quiet: { type: 'string', default: '30' }, saturation: { type: 'boolean', default: false } }, allowPositionals: true });
 const rounds = Number(values.rounds);
