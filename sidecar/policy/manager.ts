@@ -15,7 +15,7 @@ import { ErrorCodes, SidecarError, describeError, errorCode } from '../errors.ts
 import { evaluate } from './evaluate.ts';
 import { compilePolicy, type CompiledPolicy, type PolicyHolder } from './compile.ts';
 import type { FSWatcher } from 'node:fs';
-import { watch } from '../runtime/builtins.ts';
+import { statSync, watch } from '../runtime/builtins.ts';
 
 /** A log function: level, message, structured fields. */
 export type PolicyLogger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -343,7 +343,25 @@ export class PolicyManager implements PolicyHolder {
     if (this.closed || this.watching) return;
     this.watching = true;
     this.startWatching();
-    if (this.textsNow() !== this.lastSignature) this.schedule();
+    if (this.rereadable() && this.textsNow() !== this.lastSignature) this.schedule();
+  }
+
+  /**
+   * Whether every file that exists is a regular file (a ConfigMap's symlinks lead to one). A pipe, as a shell's
+   * `<(…)` gives, cannot be read twice: a second read finds nothing (the labels, and the rules they select, would
+   * go) or, for a named pipe with no writer, never returns. Only SIGHUP and the watch's events read such a file
+   * again, as before.
+   */
+  private rereadable(): boolean {
+    for (const f of [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels]) {
+      if (!f) continue;
+      try {
+        if (!statSync(f).isFile()) return false;
+      } catch {
+        // Missing or unreadable: the read says which (an absent optional tenant file is a text of its own).
+      }
+    }
+    return true;
   }
 
   /** The signature `load` would give the files as they are now, or undefined when one cannot be read. */

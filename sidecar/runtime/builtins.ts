@@ -13,7 +13,7 @@
 const fs = process.getBuiltinModule('node:fs');
 
 /** node:fs functions the sidecar uses. */
-export const { readFileSync, readdirSync, watch, openSync, writeFileSync, fstatSync, closeSync } = fs;
+export const { readFileSync, readdirSync, watch, openSync, writeFileSync, fstatSync, statSync, closeSync } = fs;
 
 /**
  * Reads from `fd` (at its current offset) into the start of `buffer` until `length` bytes or the end;

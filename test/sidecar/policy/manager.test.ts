@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { PolicyManager, parsePodLabels, unquoteGo, type PolicyLogger } from '../
 import { evaluate } from '../../../sidecar/policy/evaluate.ts';
 import { SidecarError } from '../../../sidecar/errors.ts';
 
+const ROOT = join(import.meta.dirname, '../../..');
 const HEAD = 'apiVersion: tenant-dns.io/v1alpha1\nkind: DNSPolicy\nmetadata:\n  name: t\n';
 const denying = (name: string) => `${HEAD}spec:\n  rules:\n    - {name: r, action: deny, names: [${name}]}\n`;
 
@@ -286,4 +288,28 @@ test('manager: watching started after the load reloads nothing when the files di
   writeFileSync(file, denying('changed.test'));
   assert.equal(await seen, 'success');
   assert.equal(action(m, 'changed.test'), 'deny');
+});
+
+test('manager: a file that cannot be read twice (a pipe, as a shell\'s <(…) gives) is not read again when the watch starts', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'policy.yaml'), `${HEAD}spec:\n  rules:\n    - {name: fe, action: deny, names: ["*.com"], podSelector: {matchLabels: {app: frontend}}}\n`);
+  const fifo = join(dir, 'labels');
+  execFileSync('mkfifo', [fifo]);
+  // In a child process: reading the pipe again with no writer blocks its thread for good, which only a
+  // timeout from outside can end.
+  const script = [
+    "import { spawn } from 'node:child_process';",
+    "import { PolicyManager } from './sidecar/policy/manager.ts';",
+    "import { evaluate } from './sidecar/policy/evaluate.ts';",
+    // A writer of its own that writes once and exits, as `echo` behind `<(echo …)` does.
+    `spawn('sh', ${JSON.stringify(['-c', 'printf "%s\\n" "$1" > "$0"', fifo, 'app="frontend"'])}, { stdio: 'ignore' });`,
+    'const reloads = [];',
+    `const m = new PolicyManager({ policy: ${JSON.stringify(join(dir, 'policy.yaml'))}, podLabels: ${JSON.stringify(fifo)}, debounceMs: 20, watch: false, log: (l, msg) => reloads.push(msg) });`,
+    "const before = evaluate(m.current, 'x.com').decision.action;",
+    'm.watchFiles();',
+    "setTimeout(() => { console.log(JSON.stringify([before, evaluate(m.current, 'x.com').decision.action, reloads])); m.close(); }, 300);",
+  ].join('\n');
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 });
+  // Read again, the pipe gives nothing: the labels, and the rule they select, would be gone after a reload.
+  assert.deepEqual(JSON.parse(out), ['deny', 'deny', []]);
 });
