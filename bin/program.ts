@@ -25,21 +25,18 @@ export function newProgram(): Command {
 export async function runProgram(build: (setExit: (code: number) => void) => Command, argv: readonly string[]): Promise<number> {
   let code = 0;
   const program = build((c) => (code = c));
-  return exitCodeOf(async () => {
+  return runReadCommand(async () => {
     await program.parseAsync([...argv]);
     return code;
   });
 }
 
 /**
- * Runs a command whose options were read without commander (bin/sidecar-program.ts) and resolves with its exit
- * code, turning a failure into one as {@link runProgram} does.
+ * Runs a command and resolves with its exit code, turning a failure into one: a commander exit its own code,
+ * anything else 1 with the error on stderr. runProgram runs commander's parse through it; the image's sidecar
+ * program (bin/sidecar-program.ts) a command whose options it read without commander.
  */
-export function runReadCommand(run: () => Promise<number>): Promise<number> {
-  return exitCodeOf(run);
-}
-
-async function exitCodeOf(run: () => Promise<number>): Promise<number> {
+export async function runReadCommand(run: () => Promise<number>): Promise<number> {
   let code: number;
   try {
     code = await run();

@@ -104,9 +104,9 @@ class Reader {
       }
       this.pos++;
       out.push(scalar(content));
-      this.noContinuation(indent);
+      this.nothingDeeper(indent);
     }
-    this.noDeeper(indent);
+    this.nothingDeeper(indent);
     return out;
   }
 
@@ -124,9 +124,9 @@ class Reader {
         continue;
       }
       out[entry.key] = scalar(entry.rest);
-      this.noContinuation(indent);
+      this.nothingDeeper(indent);
     }
-    this.noDeeper(indent);
+    this.nothingDeeper(indent);
     return out;
   }
 
@@ -139,14 +139,11 @@ class Reader {
     return !inSequence && isEntry(next.text) ? this.sequence(indent) : null;
   }
 
-  /** After a scalar value: a deeper line would continue it (a multi-line scalar) or be an error. */
-  private noContinuation(indent: number): void {
-    const next = this.lines[this.pos];
-    if (next !== undefined && next.indent > indent) outside();
-  }
-
-  /** After a block: a line deeper than the block, but not inside one of its entries, is an error. */
-  private noDeeper(indent: number): void {
+  /**
+   * After a scalar value or a whole block at `indent`: a deeper line next would continue the scalar (a
+   * multi-line scalar) or lie inside no entry of the block (an error); either is outside the subset.
+   */
+  private nothingDeeper(indent: number): void {
     const next = this.lines[this.pos];
     if (next !== undefined && next.indent > indent) outside();
   }

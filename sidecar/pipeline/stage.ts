@@ -3,7 +3,6 @@
  * stage itself (DESIGN §3). Stages are onion layers: a stage answers itself
  * or calls `next(ctx)` and may look at what comes back.
  */
-import { monotonicMs } from '../runtime/clock.ts';
 import type { ReplyScan } from '../dns/records.ts';
 import type { ExtendedError } from '../dns/reply.ts';
 import type { ParsedQuery } from '../dns/wire.ts';

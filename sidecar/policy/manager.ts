@@ -213,10 +213,7 @@ export class PolicyManager implements PolicyHolder {
     this.lastTenantText = this.pendingTenantText;
     this.lastGoodAt = this.now();
     this.noteTenantAbsence(first.tenantAbsent, 'info');
-    if (opts.watch ?? true) {
-      this.watching = true;
-      this.startWatching();
-    }
+    if (opts.watch ?? true) this.startWatching();
   }
 
   /**
@@ -341,7 +338,6 @@ export class PolicyManager implements PolicyHolder {
    */
   watchFiles(): void {
     if (this.closed || this.watching) return;
-    this.watching = true;
     this.startWatching();
     if (this.rereadable() && this.textsNow() !== this.lastSignature) this.schedule();
   }
@@ -374,6 +370,7 @@ export class PolicyManager implements PolicyHolder {
   }
 
   private startWatching(): void {
+    this.watching = true;
     const files = [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels].filter((f): f is string => !!f);
     const dirs = new Set(files.map((f) => dirname(resolvePath(f))));
     for (const dir of dirs) {

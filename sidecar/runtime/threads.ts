@@ -7,8 +7,7 @@
  * thread's nice value needs no privilege (setpriority(2)); threads made later
  * keep the main thread's priority. Linux only; elsewhere it does nothing.
  */
-import { osModule } from './builtins.ts';
-import { readdirSync } from './builtins.ts';
+import { osModule, readdirSync } from './builtins.ts';
 
 /** The nice value given to the helper threads (why 10: test/bench/README.md, "Helper threads"). */
 export const HELPER_NICE = 10;
@@ -30,13 +29,13 @@ export function yieldHelperThreads(): HelperThreads {
   } catch {
     return { reniced: 0, failed: 0 }; // no /proc: nothing to do
   }
+  const { getPriority, setPriority } = osModule();
   let reniced = 0;
   let failed = 0;
   for (const t of tids) {
     const tid = Number(t);
     if (tid === process.pid) continue;
     try {
-      const { getPriority, setPriority } = osModule();
       if (getPriority(tid) >= HELPER_NICE) continue; // already as low (a process started under nice): never raise it
       setPriority(tid, HELPER_NICE);
       reniced++;
