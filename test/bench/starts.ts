@@ -14,8 +14,8 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { benchPolicy, startAuthoritative, startCeiling, startDnsdist, startDnsmasq, startKresd, startTenantDns, startUnboundForwarder, type BenchServer } from '../helpers/peers.ts';
-import { parseVariant } from '../helpers/variants.ts';
+import { benchPolicy, startAuthoritative, startCeiling, startDnsdist, startDnsmasq, startKresd, startUnboundForwarder } from '../helpers/peers.ts';
+import { median, tenantDnsStarters, type Starter } from '../helpers/variants.ts';
 
 const { values, positionals } = parseArgs({ options: { rounds: { type: 'string', default: '9' }, peers: { type: 'boolean', default: false } }, allowPositionals: true });
 const rounds = Number(values.rounds);
@@ -27,18 +27,16 @@ const auth = await startAuthoritative({ names: 5000, cpu: '1' });
 const up = auth.upstream;
 const policy = benchPolicy();
 const opts = { cpu: '0' };
-const systems: [string, () => Promise<BenchServer>][] = [
+const systems: Starter[] = [
   ['node-ceiling', () => startCeiling(opts)],
-  ...(positionals.length > 0 ? positionals : ['tenant-dns']).map(parseVariant).map(
-    (v): [string, () => Promise<BenchServer>] => [v.label, () => startTenantDns(up, { ...opts, app: v.app, nodeArgs: v.nodeArgs, env: v.env, extraArgs: ['--policy', policy] })],
-  ),
+  ...tenantDnsStarters(positionals, up, opts, policy),
   ...(values.peers
     ? ([
         ['unbound', () => startUnboundForwarder(up, opts)],
         ['dnsdist', () => startDnsdist(up, opts)],
         ['kresd', () => startKresd(up, opts)],
         ['dnsmasq', () => startDnsmasq(up, opts)],
-      ] as [string, () => Promise<BenchServer>][])
+      ] as Starter[])
     : []),
 ];
 
@@ -60,10 +58,6 @@ try {
   await auth.stop();
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const ceiling = median(starts.get('node-ceiling')!);
 for (const [name, xs] of starts) {
   const m = median(xs);

@@ -3,6 +3,7 @@
  * bundle), or `label|app=DIR|node=--flag --flag|env=K=V,K=V` (any of the parts: a bundle of
  * deploy/scripts/bundle.sh, extra node flags, extra environment).
  */
+import { startTenantDns, type BenchServer, type StartOptions, type Transport, type UpstreamInfo } from './peers.ts';
 
 /** One sidecar variant to compare. */
 export interface Variant {
@@ -30,3 +31,23 @@ export function parseVariant(text: string): Variant {
   return { label: label!, app, nodeArgs, env };
 }
 
+
+/** A system of a comparison script: its label, and how to start a fresh one. */
+export type Starter = [label: string, start: () => Promise<BenchServer>];
+
+/**
+ * The tenant-dns variants named by `texts` (this tree's bundle, labelled `tenant-dns`, when there are none), each
+ * started towards `up` with `opts` and the bench's policy file `policy`.
+ */
+export function tenantDnsStarters(texts: readonly string[], up: UpstreamInfo, opts: StartOptions & { transport?: Transport }, policy: string): Starter[] {
+  return (texts.length > 0 ? texts : ['tenant-dns']).map(parseVariant).map((v): Starter => [
+    v.label,
+    () => startTenantDns(up, { ...opts, app: v.app, nodeArgs: v.nodeArgs, env: v.env, extraArgs: ['--policy', policy] }),
+  ]);
+}
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
