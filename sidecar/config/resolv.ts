@@ -3,10 +3,9 @@
  * sidecar never forwards to itself.
  */
 import { ipFamily } from '../net/ip.ts';
-import { osModule } from '../runtime/builtins.ts';
 import { ErrorCodes, SidecarError } from '../errors.ts';
 import { formatHostPort, type HostPort } from '../listener/address.ts';
-import { readFileSync } from '../runtime/builtins.ts';
+import { osModule, readFileSync } from '../runtime/builtins.ts';
 
 /** Whether an IP literal is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x). */
 export function isLoopback(ip: string): boolean {

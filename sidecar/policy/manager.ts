@@ -349,8 +349,7 @@ export class PolicyManager implements PolicyHolder {
    * again, as before.
    */
   private rereadable(): boolean {
-    for (const f of [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels]) {
-      if (!f) continue;
+    for (const f of this.files()) {
       try {
         if (!statSync(f).isFile()) return false;
       } catch {
@@ -369,10 +368,14 @@ export class PolicyManager implements PolicyHolder {
     }
   }
 
+  /** The files the policy is read from: the tenant's, the platform's and the pod labels, those configured. */
+  private files(): string[] {
+    return [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels].filter((f): f is string => !!f);
+  }
+
   private startWatching(): void {
     this.watching = true;
-    const files = [this.opts.policy, this.opts.platformPolicy, this.opts.podLabels].filter((f): f is string => !!f);
-    const dirs = new Set(files.map((f) => dirname(resolvePath(f))));
+    const dirs = new Set(this.files().map((f) => dirname(resolvePath(f))));
     for (const dir of dirs) {
       const failed = (err: unknown) => this.opts.log?.('warn', 'policy watch failed; reload with SIGHUP', { dir, error: describeError(err) });
       // Watch the directory, not the file: Kubernetes replaces a ConfigMap's

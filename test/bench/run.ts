@@ -45,6 +45,7 @@ import {
   type UpstreamInfo,
 } from '../helpers/peers.ts';
 import { testPki } from '../helpers/tls.ts';
+import { rotate } from '../helpers/variants.ts';
 import { CEILING_SYSTEM, marginalMemory, MEMORY_PEERS, memoryTable, tenantDnsSystem, type MemoryResults } from './memory.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -386,11 +387,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     log(`${signal}: stopping ${live.size} server(s)`);
     void Promise.allSettled([...live].map((s) => s.stop())).then(() => process.exit(130));
   });
-}
-
-function rotate<T>(list: readonly T[], by: number): T[] {
-  const k = by % Math.max(1, list.length);
-  return [...list.slice(k), ...list.slice(0, k)];
 }
 
 function sidecarHasTlsFlags(): boolean {

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchPolicy, startAuthoritative, startCeiling, startDnsdist, startDnsmasq, startKresd, startUnboundForwarder } from '../helpers/peers.ts';
-import { median, tenantDnsStarters, type Starter } from '../helpers/variants.ts';
+import { median, rotate, tenantDnsStarters, type Starter } from '../helpers/variants.ts';
 
 const { values, positionals } = parseArgs({ options: { rounds: { type: 'string', default: '9' }, peers: { type: 'boolean', default: false } }, allowPositionals: true });
 const rounds = Number(values.rounds);
@@ -43,8 +43,7 @@ const systems: Starter[] = [
 const starts = new Map<string, number[]>(systems.map(([name]) => [name, []]));
 try {
   for (let r = 0; r < rounds; r++) {
-    const at = r % systems.length;
-    for (const [name, start] of [...systems.slice(at), ...systems.slice(0, at)]) {
+    for (const [name, start] of rotate(systems, r)) {
       const server = await start();
       try {
         starts.get(name)!.push(server.startMs);

@@ -11,7 +11,8 @@
  *         `label|app=DIR|node=--flag|env=K=V`. --peers adds the Node forwarding floor and kresd (and
  *         unbound over UDP).
  * Output: per system and round, each second's QPS and µs of CPU per answered query; then per system the
- *         median first second, the median of the last three seconds, and their ratio.
+ *         median first second, the median of the last three seconds, their ratio, and the median of the first
+ *         four seconds' mean (a 4 s run from cold, as run.ts's) over the last three.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { runDnsperf } from '../helpers/dnsperf.ts';
 import { benchPolicy, cpuSeconds, MISS_ZONE, startAuthoritative, startForwarder, startKresd, startUnboundForwarder, type Transport } from '../helpers/peers.ts';
 import { testPki } from '../helpers/tls.ts';
-import { median, tenantDnsStarters, type Starter } from '../helpers/variants.ts';
+import { median, rotate, tenantDnsStarters, type Starter } from '../helpers/variants.ts';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -75,8 +76,7 @@ const namesFile = (): string => {
 const results = new Map<string, [number, number][][]>(systems.map(([name]) => [name, []]));
 try {
   for (let r = 0; r < rounds; r++) {
-    const at = r % systems.length;
-    for (const [name, start] of [...systems.slice(at), ...systems.slice(0, at)]) {
+    for (const [name, start] of rotate(systems, r)) {
       const perSecond: [number, number][] = [];
       const queryFiles = Array.from({ length: seconds }, namesFile);
       const server = await start();

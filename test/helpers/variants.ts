@@ -1,7 +1,8 @@
 /**
- * The variants of the bench's comparison scripts (quiet-burst.ts, starts.ts): `label` alone (this tree's
- * bundle), or `label|app=DIR|node=--flag --flag|env=K=V,K=V` (any of the parts: a bundle of
- * deploy/scripts/bundle.sh, extra node flags, extra environment).
+ * What the bench's scripts share: the variants of its comparison scripts (quiet-burst.ts, starts.ts,
+ * warmup.ts), `label` alone (this tree's bundle) or `label|app=DIR|node=--flag --flag|env=K=V,K=V` (any of the
+ * parts: a bundle of deploy/scripts/bundle.sh, extra node flags, extra environment); the rotation of systems
+ * from round to round (those and run.ts); and the median of a sample.
  */
 import { startTenantDns, type BenchServer, type StartOptions, type Transport, type UpstreamInfo } from './peers.ts';
 
@@ -31,7 +32,6 @@ export function parseVariant(text: string): Variant {
   return { label: label!, app, nodeArgs, env };
 }
 
-
 /** A system of a comparison script: its label, and how to start a fresh one. */
 export type Starter = [label: string, start: () => Promise<BenchServer>];
 
@@ -50,4 +50,10 @@ export function tenantDnsStarters(texts: readonly string[], up: UpstreamInfo, op
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** `list` rotated left by `by` (modulo its length): each round starts with another system. */
+export function rotate<T>(list: readonly T[], by: number): T[] {
+  const k = by % Math.max(1, list.length);
+  return [...list.slice(k), ...list.slice(0, k)];
 }
